@@ -1,0 +1,2 @@
+// The cap headers, for Swift.
+#include <sys/capability.h>

@@ -1,0 +1,2 @@
+// The mount headers, for Swift.
+#include <libmount/libmount.h>

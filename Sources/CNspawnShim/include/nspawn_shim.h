@@ -1,0 +1,70 @@
+// C that Swift cannot call directly. Each wrapper says why it exists; everything else is called
+// from Swift through Glibc. No _GNU_SOURCE here: defining it in a header breaks module imports,
+// so it lives in nspawn_shim.c only.
+#ifndef NSPAWN_SHIM_H
+#define NSPAWN_SHIM_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <signal.h>
+
+// Namespace flags: <sched.h> hides them from Swift without _GNU_SOURCE.
+enum {
+    NSP_CLONE_NEWNS = 0x00020000,
+    NSP_CLONE_NEWCGROUP = 0x02000000,
+    NSP_CLONE_NEWUTS = 0x04000000,
+    NSP_CLONE_NEWIPC = 0x08000000,
+    NSP_CLONE_NEWUSER = 0x10000000,
+    NSP_CLONE_NEWPID = 0x20000000,
+    NSP_CLONE_NEWNET = 0x40000000,
+    NSP_CLONE_PARENT = 0x00008000,
+    NSP_CLONE_PIDFD = 0x00001000,
+};
+
+// ioctl request numbers are function-like macros (_IO, _IOR), which Swift does not import.
+extern const unsigned long NSP_TIOCGPTPEER;
+extern const unsigned long NSP_TIOCSPTLCK;
+extern const unsigned long NSP_TIOCGPTN;
+
+/// clone3(2) has no glibc wrapper. Returns like fork(): 0 in the child, the child's pid in the
+/// parent, -1 with errno set on failure. With CLONE_PIDFD the pidfd is stored in *pidfd; with
+/// cgroup_fd >= 0 the child is born in that cgroup (CLONE_INTO_CGROUP).
+pid_t nsp_clone3(uint64_t flags, int exit_signal, int cgroup_fd, int *pidfd);
+
+/// Hidden by the Glibc module (declared only under _GNU_SOURCE).
+int nsp_unshare(int flags);
+int nsp_setns(int fd, int nstype);
+int nsp_execvpe(const char *file, char *const argv[], char *const envp[]);
+int nsp_pipe2(int fds[2], int flags);
+int nsp_dup3(int oldfd, int newfd, int flags);
+
+/// No glibc wrapper in 2.36.
+int nsp_pivot_root(const char *new_root, const char *put_old);
+int nsp_pidfd_open(pid_t pid, unsigned int flags);
+int nsp_pidfd_send_signal(int pidfd, int sig);
+int nsp_close_range(unsigned int first, unsigned int last, unsigned int flags);
+int nsp_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
+
+/// prctl(2) is variadic.
+int nsp_prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5);
+
+/// waitid() fills a siginfo_t whose fields sit in a union Swift cannot reach by name.
+/// Returns 0 and sets *code (CLD_EXITED, CLD_KILLED, CLD_DUMPED) and *status, or -1 with errno.
+int nsp_waitid_pidfd(int pidfd, int options, int *code, int *status);
+
+/// SCM_RIGHTS: CMSG_* are macros. Sends len bytes of data with nfds descriptors.
+ssize_t nsp_send_with_fds(int sock, const void *data, size_t len, const int *fds, int nfds);
+/// Receives at most len bytes and at most max_fds descriptors (made close-on-exec).
+ssize_t nsp_recv_with_fds(int sock, void *data, size_t len, int *fds, int max_fds, int *nfds);
+
+/// Brings an interface up with SIOCSIFFLAGS: struct ifreq is a union of unions.
+int nsp_interface_up(const char *name);
+
+/// WIFEXITED & co. and SIGRTMIN are macros (SIGRTMIN calls a libc function).
+int nsp_sigrtmin(void);
+int nsp_sigrtmax(void);
+
+/// The caller's environment block: `environ` is not imported under strict concurrency.
+char **nsp_environ(void);
+
+#endif

@@ -1,0 +1,2 @@
+// The seccomp headers, for Swift.
+#include <seccomp.h>

@@ -1,0 +1,119 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything the command line said, validated, as plain values. Building it has no side effects:
+/// bad input fails here, before anything exists on the host.
+public struct Configuration: Equatable, Sendable {
+    public var directory: String?
+    public var machineName: String?
+    public var hostname: String?
+    public var uuid: MachineID?
+    public var environment: [String] = []
+    public var workingDirectory: String?
+    public var user: String?
+    public var asPID2 = false
+    public var killSignal: Int32?
+    public var quiet = false
+    public var userNamespace: UserNamespaceMode = .pick
+    public var ownership: OwnershipMode = .map
+    public var privateNetwork = true
+    public var binds: [BindMount] = []
+    public var tmpfs: [TmpfsMount] = []
+    public var readOnly = false
+    public var register: RegisterMode = .auto
+    public var keepUnit = false
+    public var console: ConsoleMode?
+    public var command: [String] = []
+
+    public init() {}
+
+    public init(options o: CommandLineOptions, environment lookup: (String) -> String? = Configuration.processEnvironment) throws(UserError) {
+        if let directory = o.directory {
+            guard !directory.isEmpty else { throw UserError("Directory path given with -D may not be empty.") }
+            self.directory = directory
+        }
+        if let machine = o.machine {
+            guard MachineName.isValid(machine) else { throw UserError("Invalid machine name: \(machine)") }
+            machineName = machine
+        }
+        if let hostname = o.hostname {
+            guard MachineName.isValid(hostname) else { throw UserError("Invalid hostname: \(hostname)") }
+            self.hostname = hostname
+        }
+        if let text = o.uuid {
+            guard let id = MachineID(parsing: text), !id.isNull else { throw UserError("Invalid UUID: \(text)") }
+            uuid = id
+        }
+        for assignment in o.setenv {
+            if let value = try EnvironmentAssignment.parse(assignment, lookup: lookup) { environment.append(value) }
+        }
+        if let directory = o.workingDirectory {
+            guard let normalized = PathName.normalizedAbsolute(directory) else {
+                throw UserError("Working directory \(directory) must be an absolute path without \"..\".")
+            }
+            workingDirectory = normalized
+        }
+        if let user = o.user {
+            guard !user.isEmpty, !user.contains("/"), !user.contains(":") else { throw UserError("Invalid user name: \(user)") }
+            self.user = user
+        }
+        asPID2 = o.asPID2
+        if let text = o.killSignal {
+            guard let signal = SignalName.parse(text) else { throw UserError("Cannot parse signal: \(text)") }
+            killSignal = signal
+        }
+        quiet = o.quiet
+        if o.pickUsers {
+            userNamespace = .pick
+            ownership = .auto
+        }
+        if let mode = o.privateUsers { userNamespace = try UserNamespaceMode.parse(mode) }
+        if let mode = o.privateUsersOwnership { ownership = try OwnershipMode.parse(mode) }
+        privateNetwork = o.privateNetwork
+        binds = try o.binds.map { spec throws(UserError) in try BindMount.parse(spec, readOnly: false) }
+            + o.readOnlyBinds.map { spec throws(UserError) in try BindMount.parse(spec, readOnly: true) }
+        tmpfs = try o.tmpfs.map { spec throws(UserError) in try TmpfsMount.parse(spec) }
+        readOnly = o.readOnly
+        if let mode = o.register { register = try RegisterMode.parse(mode) }
+        keepUnit = o.keepUnit
+        if let mode = o.console {
+            guard let parsed = ConsoleMode(rawValue: mode) else {
+                throw UserError("Unknown console mode: \(mode); known: \(ConsoleMode.allCases.map(\.rawValue).joined(separator: ", ")).")
+            }
+            console = parsed
+        }
+        if o.pipe { console = .pipe }
+        command = try o.payload()
+        try verify()
+    }
+
+    /// Checks between options, as systemd-nspawn's verify_arguments() does.
+    func verify() throws(UserError) {
+        let destinations = binds.map(\.destination) + tmpfs.map(\.destination)
+        if let duplicate = Dictionary(grouping: destinations, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
+            throw UserError("Mount destination \(duplicate) is given more than once.")
+        }
+    }
+
+    /// The machine's mounts sorted by destination, so that a parent is mounted before what goes inside it.
+    public var customMountsInOrder: [CustomMount] {
+        (binds.map(CustomMount.bind) + tmpfs.map(CustomMount.tmpfs)).sorted { $0.destination < $1.destination }
+    }
+
+    public static func processEnvironment(_ name: String) -> String? {
+        getenv(name).map { String(cString: $0) }
+    }
+}
+
+public enum CustomMount: Equatable, Sendable {
+    case bind(BindMount)
+    case tmpfs(TmpfsMount)
+
+    public var destination: String {
+        switch self {
+        case .bind(let b): b.destination
+        case .tmpfs(let t): t.destination
+        }
+    }
+}

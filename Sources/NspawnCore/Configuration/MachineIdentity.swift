@@ -1,0 +1,101 @@
+/// Machine names follow systemd's hostname rules: what `machinectl` and the hostname accept.
+public enum MachineName {
+    public static let maximumLength = 64
+
+    public static func isValid(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        guard !bytes.isEmpty, bytes.count <= maximumLength, bytes.first != UInt8(ascii: "."), bytes.last != UInt8(ascii: ".") else {
+            return false
+        }
+        var previousDot = false
+        for b in bytes {
+            let dot = b == UInt8(ascii: ".")
+            if dot && previousDot { return false }
+            previousDot = dot
+            if !(isAlphanumeric(b) || dot || b == UInt8(ascii: "-") || b == UInt8(ascii: "_")) { return false }
+        }
+        return true
+    }
+
+    /// A name made valid the way systemd's hostname_cleanup() does, for names derived from a directory.
+    public static func cleanup(_ raw: String) -> String {
+        var result: [UInt8] = []
+        var previousDot = true
+        for b in raw.utf8 {
+            if b == UInt8(ascii: ".") {
+                if previousDot { continue }
+                result.append(b)
+                previousDot = true
+            } else if isAlphanumeric(b) || b == UInt8(ascii: "-") || b == UInt8(ascii: "_") {
+                result.append(b)
+                previousDot = false
+            }
+            if result.count == maximumLength { break }
+        }
+        while result.last == UInt8(ascii: ".") { result.removeLast() }
+        return String(decoding: result, as: UTF8.self)
+    }
+
+    private static func isAlphanumeric(_ b: UInt8) -> Bool {
+        (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a)
+    }
+}
+
+/// A 128-bit machine ID, as in /etc/machine-id and $container_uuid.
+public struct MachineID: Equatable, Sendable, CustomStringConvertible {
+    public var bytes: [UInt8]
+
+    public init(bytes: [UInt8]) {
+        precondition(bytes.count == 16)
+        self.bytes = bytes
+    }
+
+    /// Accepts 32 hex digits, with or without the UUID dashes.
+    public init?(parsing text: String) {
+        let hex = text.count == 36 ? text.filter { $0 != "-" } : text
+        if text.count == 36 {
+            let dashes = text.enumerated().filter { $0.element == "-" }.map(\.offset)
+            guard dashes == [8, 13, 18, 23] else { return nil }
+        }
+        guard hex.count == 32 else { return nil }
+        var bytes: [UInt8] = []
+        var index = hex.startIndex
+        while index < hex.endIndex {
+            let next = hex.index(index, offsetBy: 2)
+            guard let b = UInt8(hex[index..<next], radix: 16) else { return nil }
+            bytes.append(b)
+            index = next
+        }
+        self.bytes = bytes
+    }
+
+    public var isNull: Bool { bytes.allSatisfy { $0 == 0 } }
+
+    /// 32 lowercase hex digits, the form of /etc/machine-id.
+    public var hexString: String { bytes.map { hexByte($0) }.joined() }
+
+    /// The dashed UUID form of $container_uuid.
+    public var uuidString: String {
+        let h = hexString
+        func part(_ from: Int, _ to: Int) -> Substring {
+            h[h.index(h.startIndex, offsetBy: from)..<h.index(h.startIndex, offsetBy: to)]
+        }
+        return "\(part(0, 8))-\(part(8, 12))-\(part(12, 16))-\(part(16, 20))-\(part(20, 32))"
+    }
+
+    public var description: String { uuidString }
+
+    /// A random version-4 UUID.
+    public static func random() -> MachineID {
+        var g = SystemRandomNumberGenerator()
+        var bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &g) }
+        bytes[6] = (bytes[6] & 0x0f) | 0x40
+        bytes[8] = (bytes[8] & 0x3f) | 0x80
+        return MachineID(bytes: bytes)
+    }
+
+    private func hexByte(_ b: UInt8) -> String {
+        let digits = Array("0123456789abcdef")
+        return String([digits[Int(b >> 4)], digits[Int(b & 0xf)]])
+    }
+}

@@ -1,0 +1,73 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A file descriptor that this process owns and closes exactly once.
+/// Not Copyable: ownership moves with the value, so a descriptor can never be closed twice.
+public struct OwnedFD: ~Copyable {
+    public let raw: Int32
+
+    public init(_ raw: Int32) { self.raw = raw }
+
+    deinit { if raw >= 0 { Glibc.close(raw) } }
+
+    /// Gives up ownership without closing, for a descriptor handed to exec or another owner.
+    public consuming func release() -> Int32 {
+        let fd = raw
+        discard self
+        return fd
+    }
+}
+
+enum FileSystem {
+    /// open(2) with O_CLOEXEC always added.
+    static func open(_ path: String, _ flags: Int32, mode: mode_t = 0, at dir: Int32 = AT_FDCWD) throws(SyscallError) -> OwnedFD {
+        OwnedFD(try sys("open", path: path) { openat(dir, path, flags | O_CLOEXEC, mode) })
+    }
+
+    static func readAll(fd: Int32, path: String) throws(SyscallError) -> [UInt8] {
+        var result: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = try sys("read", path: path) { buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) } }
+            if n == 0 { return result }
+            result.append(contentsOf: buffer[0..<n])
+        }
+    }
+
+    static func readFile(_ path: String, at dir: Int32 = AT_FDCWD) throws(SyscallError) -> String {
+        let fd = try open(path, O_RDONLY, at: dir)
+        return String(decoding: try readAll(fd: fd.raw, path: path), as: UTF8.self)
+    }
+
+    static func write(_ string: String, to path: String, at dir: Int32 = AT_FDCWD) throws(SyscallError) {
+        let fd = try open(path, O_WRONLY, at: dir)
+        try writeAll(fd: fd.raw, Array(string.utf8), path: path)
+    }
+
+    static func writeAll(fd: Int32, _ bytes: [UInt8], path: String) throws(SyscallError) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = try sys("write", path: path) { bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) } }
+            offset += n
+        }
+    }
+
+    static func stat(_ path: String, followSymlinks: Bool = true) throws(SyscallError) -> Glibc.stat {
+        var st = Glibc.stat()
+        try sys(followSymlinks ? "stat" : "lstat", path: path) {
+            fstatat(AT_FDCWD, path, &st, followSymlinks ? 0 : AT_SYMLINK_NOFOLLOW)
+        }
+        return st
+    }
+
+    static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    static func isDirectory(_ mode: mode_t) -> Bool { mode & S_IFMT == S_IFDIR }
+}
+
+/// Writes a line to standard error with one write(2), so lines from several processes never interleave.
+public func printError(_ line: String) {
+    let bytes = Array((line + "\n").utf8)
+    bytes.withUnsafeBytes { _ = Glibc.write(2, $0.baseAddress, $0.count) }
+}

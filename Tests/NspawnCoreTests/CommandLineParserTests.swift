@@ -1,0 +1,119 @@
+import Testing
+@testable import NspawnCore
+
+@Suite struct CommandLineParserTests {
+    private func configuration(_ args: [String], file: StaticString = #file) throws -> Configuration {
+        switch CommandLineParser.parse(args, environment: { $0 == "FROMHOST" ? "hostvalue" : nil }) {
+        case .run(let c): return c
+        case .exit(let text, let status): throw UserError("expected a run, got status \(status): \(text)")
+        }
+    }
+
+    private func failure(_ args: [String]) -> (String, Int32)? {
+        if case .exit(let text, let status) = CommandLineParser.parse(args) { return (text, status) }
+        return nil
+    }
+
+    @Test func payloadStartsAtFirstNonOption() throws {
+        let c = try configuration(["-D", "/x", "/bin/ls", "-l", "-b", "--help"])
+        #expect(c.directory == "/x")
+        #expect(c.command == ["/bin/ls", "-l", "-b", "--help"])
+    }
+
+    @Test func doubleDashEndsOptions() throws {
+        #expect(try configuration(["-D", "/x", "--", "-weird", "arg"]).command == ["-weird", "arg"])
+    }
+
+    @Test(arguments: [["-h"], ["--help"], ["-D", "/x", "--help"]])
+    func helpExitsZero(args: [String]) throws {
+        let result = try #require(failure(args))
+        #expect(result.1 == 0)
+        #expect(result.0.contains("--directory"))
+    }
+
+    @Test func versionExitsZero() throws {
+        let result = try #require(failure(["--version"]))
+        #expect(result == (Version.string, 0))
+    }
+
+    @Test(arguments: [
+        (["--frobnicate"], "--frobnicate"),
+        (["-D", "/x", "--nope", "/bin/true"], "--nope"),
+        (["-M", "a/b"], "Invalid machine name: a/b"),
+        (["--private-users=65537"], "not a multiple of 65536"),
+        (["--private-users=0:65536"], "overlaps the host's root"),
+        (["--private-users=65536:70000"], "larger than 65536"),
+        (["--private-users=bogus"], "--private-users"),
+        (["--private-users-ownership=chown"], "never rewrites"),
+        (["--kill-signal=SIGNOPE"], "Cannot parse signal"),
+        (["--bind=relative"], "must be absolute"),
+        (["--bind=/a:/b:nosuchopt"], "Unknown mount option"),
+        (["--bind=/a:/"], "may not be the root"),
+        (["--tmpfs=/x:uid=5"], "not allowed"),
+        (["--uuid=nope"], "Invalid UUID"),
+        (["--chdir=tmp"], "absolute"),
+        (["-E", "1BAD=x"], "not valid"),
+        (["--console=loud"], "Unknown console mode"),
+        (["--register=maybe"], "--register"),
+        (["--bind=/a:/x", "--tmpfs=/x"], "more than once"),
+    ])
+    func badInputIsOneLineAndStatusOne(args: [String], expected: String) throws {
+        let result = try #require(failure(args))
+        #expect(result.1 == 1)
+        #expect(result.0.contains(expected), "\(result.0)")
+        #expect(!result.0.contains("\n"))
+    }
+
+    @Test func defaultsAreTheSafeOnes() throws {
+        let c = try configuration([])
+        #expect(c.userNamespace == .pick)
+        #expect(c.ownership == .map)
+        #expect(c.privateNetwork)
+        #expect(c.register == .auto)
+        #expect(c.console == nil)
+    }
+
+    @Test func optionsAreParsed() throws {
+        let c = try configuration([
+            "-D", "/srv/m", "-M", "web", "--hostname=h1", "--uuid=0123456789abcdef0123456789ABCDEF",
+            "-E", "A=1", "-E", "FROMHOST", "-E", "MISSING", "--chdir=/tmp/", "-u", "daemon", "-a",
+            "--kill-signal=SIGRTMIN+3", "-q", "--private-users=131072:65536", "--private-users-ownership=off",
+            "--no-private-network", "--bind=/src:/dst:norbind,noidmap", "--bind-ro=/etc", "--tmpfs=/var",
+            "--read-only", "--register=no", "--keep-unit", "-P", "sh", "-c", "true",
+        ])
+        #expect(c.directory == "/srv/m")
+        #expect(c.machineName == "web")
+        #expect(c.hostname == "h1")
+        #expect(c.uuid?.uuidString == "01234567-89ab-cdef-0123-456789abcdef")
+        #expect(c.environment == ["A=1", "FROMHOST=hostvalue"])
+        #expect(c.workingDirectory == "/tmp")
+        #expect(c.user == "daemon")
+        #expect(c.asPID2)
+        #expect(c.killSignal == SignalName.parse("RTMIN+3"))
+        #expect(c.quiet)
+        #expect(c.userNamespace == .fixed(UIDRange(base: 131072, count: 65536)))
+        #expect(c.ownership == .off)
+        #expect(!c.privateNetwork)
+        #expect(c.binds == [
+            BindMount(source: "/src", destination: "/dst", readOnly: false, recursive: false, idmapped: false),
+            BindMount(source: "/etc", destination: "/etc", readOnly: true),
+        ])
+        #expect(c.tmpfs == [TmpfsMount(destination: "/var", options: "mode=0755")])
+        #expect(c.readOnly)
+        #expect(c.register == .no)
+        #expect(c.keepUnit)
+        #expect(c.console == .pipe)
+        #expect(c.command == ["sh", "-c", "true"])
+    }
+
+    @Test func capitalUMeansPickWithAutoOwnership() throws {
+        let c = try configuration(["-U"])
+        #expect(c.userNamespace == .pick)
+        #expect(c.ownership == .auto)
+    }
+
+    @Test func customMountsAreOrderedParentFirst() throws {
+        let c = try configuration(["--bind=/a:/var/lib/x", "--tmpfs=/var", "--bind-ro=/b:/opt"])
+        #expect(c.customMountsInOrder.map(\.destination) == ["/opt", "/var", "/var/lib/x"])
+    }
+}
