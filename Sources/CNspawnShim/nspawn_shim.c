@@ -12,6 +12,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/fsuid.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,6 +38,8 @@ int nsp_setns(int fd, int nstype) { return setns(fd, nstype); }
 int nsp_execvpe(const char *file, char *const argv[], char *const envp[]) { return execvpe(file, argv, envp); }
 int nsp_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 int nsp_dup3(int oldfd, int newfd, int flags) { return dup3(oldfd, newfd, flags); }
+int nsp_setfsuid(uid_t uid) { return setfsuid(uid); }
+int nsp_setfsgid(gid_t gid) { return setfsgid(gid); }
 
 int nsp_pivot_root(const char *new_root, const char *put_old) {
     return (int)syscall(SYS_pivot_root, new_root, put_old);

@@ -9,17 +9,18 @@
 #include <signal.h>
 
 // Namespace flags: <sched.h> hides them from Swift without _GNU_SOURCE.
-enum {
-    NSP_CLONE_NEWNS = 0x00020000,
-    NSP_CLONE_NEWCGROUP = 0x02000000,
-    NSP_CLONE_NEWUTS = 0x04000000,
-    NSP_CLONE_NEWIPC = 0x08000000,
-    NSP_CLONE_NEWUSER = 0x10000000,
-    NSP_CLONE_NEWPID = 0x20000000,
-    NSP_CLONE_NEWNET = 0x40000000,
-    NSP_CLONE_PARENT = 0x00008000,
-    NSP_CLONE_PIDFD = 0x00001000,
-};
+#define NSP_CLONE_NEWNS 0x00020000
+#define NSP_CLONE_NEWCGROUP 0x02000000
+#define NSP_CLONE_NEWUTS 0x04000000
+#define NSP_CLONE_NEWIPC 0x08000000
+#define NSP_CLONE_NEWUSER 0x10000000
+#define NSP_CLONE_NEWPID 0x20000000
+#define NSP_CLONE_NEWNET 0x40000000
+#define NSP_CLONE_PARENT 0x00008000
+#define NSP_CLONE_PIDFD 0x00001000
+
+// open(2) flag hidden without _GNU_SOURCE.
+#define NSP_O_PATH 010000000
 
 // ioctl request numbers are function-like macros (_IO, _IOR), which Swift does not import.
 extern const unsigned long NSP_TIOCGPTPEER;
@@ -37,6 +38,8 @@ int nsp_setns(int fd, int nstype);
 int nsp_execvpe(const char *file, char *const argv[], char *const envp[]);
 int nsp_pipe2(int fds[2], int flags);
 int nsp_dup3(int oldfd, int newfd, int flags);
+int nsp_setfsuid(uid_t uid);
+int nsp_setfsgid(gid_t gid);
 
 /// No glibc wrapper in 2.36.
 int nsp_pivot_root(const char *new_root, const char *put_old);

@@ -2,20 +2,24 @@
 import Glibc
 #endif
 
-/// A file descriptor that this process owns and closes exactly once.
-/// Not Copyable: ownership moves with the value, so a descriptor can never be closed twice.
-public struct OwnedFD: ~Copyable {
-    public let raw: Int32
+/// A file descriptor that this process owns and closes once, when the last reference goes away
+/// (or earlier, with `close()`).
+public final class OwnedFD {
+    public private(set) var raw: Int32
 
     public init(_ raw: Int32) { self.raw = raw }
 
-    deinit { if raw >= 0 { Glibc.close(raw) } }
+    deinit { close() }
+
+    public func close() {
+        if raw >= 0 { Glibc.close(raw) }
+        raw = -1
+    }
 
     /// Gives up ownership without closing, for a descriptor handed to exec or another owner.
-    public consuming func release() -> Int32 {
-        let fd = raw
-        discard self
-        return fd
+    public func release() -> Int32 {
+        defer { raw = -1 }
+        return raw
     }
 }
 

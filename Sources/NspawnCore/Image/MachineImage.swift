@@ -1,0 +1,74 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CNspawnShim
+
+/// The machine's tree on the host: where it is, what it is called, and whether it can be booted.
+public struct MachineImage: Equatable, Sendable {
+    /// The canonical path, with no symlinks left in it.
+    public var path: String
+    public var name: String
+
+    /// Where -M NAME is looked up when no -D is given, as systemd-nspawn does.
+    public static let searchPath = ["/etc/machines", "/run/machines", "/var/lib/machines", "/usr/local/lib/machines", "/usr/lib/machines"]
+
+    /// Finds the tree the configuration names: -D, else -M in the search path, else the current directory.
+    public static func locate(_ configuration: Configuration) throws -> MachineImage {
+        let given: String
+        if let directory = configuration.directory {
+            given = directory
+        } else if let name = configuration.machineName {
+            guard let found = searchPath.map({ "\($0)/\(name)" }).first(where: FileSystem.exists) else {
+                throw UserError("No image for machine '\(name)' found in \(searchPath.joined(separator: ", ")).")
+            }
+            given = found
+        } else {
+            given = "."
+        }
+        guard let resolved = realpath(given, nil) else {
+            throw UserError("Failed to resolve path \(given): \(SyscallError.last("realpath").errno.message)")
+        }
+        let path = String(cString: resolved)
+        free(resolved)
+
+        let st = try FileSystem.stat(path)
+        guard FileSystem.isDirectory(st.st_mode) else {
+            throw UserError("Path \(path) is not a directory; swift-nspawn boots directory trees.")
+        }
+        guard path != "/" else {
+            throw UserError("Spawning a machine on the root directory is not supported. Refusing.")
+        }
+        // Without an OS tree there is nothing to run; nspawn checks /usr the same way.
+        var usr = Glibc.stat()
+        guard lstat(path + "/usr", &usr) == 0, FileSystem.isDirectory(usr.st_mode) else {
+            throw UserError("Directory \(path) doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.")
+        }
+        let name = configuration.machineName ?? MachineName.cleanup(String(path.split(separator: "/").last ?? ""))
+        guard MachineName.isValid(name) else {
+            throw UserError("Cannot derive a machine name from \(path); name it with -M.")
+        }
+        return MachineImage(path: path, name: name)
+    }
+
+    /// The tree's /etc/machine-id when it holds a valid ID. Read through a no-follow open so that a
+    /// symlink in the tree cannot point us at a host file.
+    public func machineID() -> MachineID? {
+        guard let dir = try? FileSystem.open(path, NSP_O_PATH | O_DIRECTORY),
+            let file = try? PathResolution.open("etc/machine-id", in: dir.raw, flags: O_RDONLY, resolve: .beneath),
+            let bytes = try? FileSystem.readAll(fd: file.raw, path: "etc/machine-id")
+        else { return nil }
+        let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: "\n ")
+        guard let id = MachineID(parsing: text), !id.isNull else { return nil }
+        return id
+    }
+}
+
+extension String {
+    func trimmingCharacters(in set: String) -> String {
+        let chars = Set(set)
+        var s = Substring(self)
+        while let c = s.first, chars.contains(c) { s = s.dropFirst() }
+        while let c = s.last, chars.contains(c) { s = s.dropLast() }
+        return String(s)
+    }
+}

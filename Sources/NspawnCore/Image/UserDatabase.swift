@@ -1,0 +1,54 @@
+/// Entries of passwd(5) and group(5) files, parsed by us: the tree's own files are read as data,
+/// never by running a program inside the machine.
+public struct PasswdEntry: Equatable, Sendable {
+    public var name: String
+    public var uid: UInt32
+    public var gid: UInt32
+    public var home: String
+    public var shell: String
+}
+
+public struct GroupEntry: Equatable, Sendable {
+    public var name: String
+    public var gid: UInt32
+    public var members: [String]
+}
+
+public enum UserDatabase {
+    public static func parsePasswd(_ text: String) -> [PasswdEntry] {
+        records(text, fields: 7).compactMap { f in
+            guard let uid = UInt32(f[2]), let gid = UInt32(f[3]) else { return nil }
+            return PasswdEntry(name: f[0], uid: uid, gid: gid, home: f[5], shell: f[6])
+        }
+    }
+
+    public static func parseGroup(_ text: String) -> [GroupEntry] {
+        records(text, fields: 4).compactMap { f in
+            guard let gid = UInt32(f[2]) else { return nil }
+            return GroupEntry(name: f[0], gid: gid, members: f[3].split(separator: ",").map(String.init))
+        }
+    }
+
+    /// Looks a user up by name, or by number as systemd-nspawn's --user accepts.
+    public static func user(_ nameOrID: String, in entries: [PasswdEntry]) -> PasswdEntry? {
+        entries.first { $0.name == nameOrID } ?? UInt32(nameOrID).flatMap { id in entries.first { $0.uid == id } }
+    }
+
+    /// The supplementary groups of a user, as initgroups(3) computes them, with the primary group first.
+    public static func groups(of user: PasswdEntry, in groups: [GroupEntry]) -> [UInt32] {
+        var result = [user.gid]
+        for group in groups where group.members.contains(user.name) && !result.contains(group.gid) {
+            result.append(group.gid)
+        }
+        return result
+    }
+
+    /// Lines of colon-separated fields; comments, NIS "+"/"-" lines and short lines are skipped.
+    private static func records(_ text: String, fields: Int) -> [[String]] {
+        text.split(separator: "\n").compactMap { line in
+            guard let first = line.first, first != "#", first != "+", first != "-" else { return nil }
+            let parts = line.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+            return parts.count >= fields ? parts : nil
+        }
+    }
+}

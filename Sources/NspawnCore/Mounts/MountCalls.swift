@@ -1,0 +1,64 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CNspawnShim
+
+/// The new mount API (fsopen, fsmount, open_tree, mount_setattr, move_mount): every mount is made
+/// as a detached mount we hold by fd and attached to a target we opened ourselves, so no path is
+/// ever resolved twice.
+enum MountCalls {
+    private static let AT_EMPTY_PATH: UInt32 = 0x1000
+    private static let AT_RECURSIVE: UInt32 = 0x8000
+    private static let OPEN_TREE_CLONE: UInt32 = 1
+    private static let MOVE_MOUNT_F_EMPTY_PATH: UInt32 = 0x04
+    private static let MOVE_MOUNT_T_EMPTY_PATH: UInt32 = 0x40
+    private static let MOUNT_ATTR_IDMAP: UInt64 = 0x0010_0000
+    private static let MOUNT_ATTR_MASK: UInt64 = 0x0f
+
+    /// fsopen + fsconfig + fsmount. Options are "key=value" strings or bare flags.
+    static func newMount(_ type: String, options: [String], attributes: MountAttributes) throws(SyscallError) -> OwnedFD {
+        let context = OwnedFD(try sys("fsopen", path: type) { fsopen(type, UInt32(FSOPEN_CLOEXEC)) })
+        for option in options where !option.isEmpty {
+            if let equals = option.firstIndex(of: "=") {
+                let key = String(option[..<equals])
+                let value = String(option[option.index(after: equals)...])
+                try sys("fsconfig", path: "\(type): \(option)") {
+                    fsconfig(context.raw, FSCONFIG_SET_STRING.rawValue, key, value, 0)
+                }
+            } else {
+                try sys("fsconfig", path: "\(type): \(option)") { fsconfig(context.raw, FSCONFIG_SET_FLAG.rawValue, option, nil, 0) }
+            }
+        }
+        try sys("fsconfig", path: type) { fsconfig(context.raw, FSCONFIG_CMD_CREATE.rawValue, nil, nil, 0) }
+        return OwnedFD(try sys("fsmount", path: type) { fsmount(context.raw, UInt32(FSMOUNT_CLOEXEC), UInt32(attributes.rawValue)) })
+    }
+
+    /// A detached copy of the mount at path (or of the fd itself with an empty path).
+    static func cloneTree(_ path: String, in directory: Int32 = AT_FDCWD, recursive: Bool) throws(SyscallError) -> OwnedFD {
+        var flags = OPEN_TREE_CLONE | UInt32(O_CLOEXEC)
+        if recursive { flags |= AT_RECURSIVE }
+        if path.isEmpty { flags |= AT_EMPTY_PATH }
+        return OwnedFD(try sys("open_tree", path: path) { open_tree(directory, path, flags) })
+    }
+
+    /// Sets exactly the given attributes (clearing the other read-only/nosuid/nodev/noexec bits), and
+    /// an ID mapping to the user namespace behind idmapUserNamespace when given.
+    static func setAttributes(_ mount: Int32, _ attributes: MountAttributes, idmapUserNamespace: Int32? = nil, recursive: Bool, path: String) throws(SyscallError) {
+        var attr = mount_attr()
+        attr.attr_set = attributes.rawValue
+        attr.attr_clr = MOUNT_ATTR_MASK & ~attributes.rawValue
+        if let userns = idmapUserNamespace {
+            attr.attr_set |= MOUNT_ATTR_IDMAP
+            attr.userns_fd = UInt64(userns)
+        }
+        let flags = AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0)
+        try sys("mount_setattr", path: path) { mount_setattr(mount, "", flags, &attr, MemoryLayout<mount_attr>.size) }
+    }
+
+    /// Attaches a detached mount (or moves an attached one) onto the object the target fd refers to.
+    static func attach(_ mount: Int32, onto target: Int32, path: String) throws(SyscallError) {
+        try sys("move_mount", path: path) {
+            move_mount(mount, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+        }
+    }
+}

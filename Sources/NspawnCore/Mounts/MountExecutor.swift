@@ -1,0 +1,224 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CNspawnShim
+
+/// Runs a MountPlan in the outer child: host-privileged, in a mount namespace of its own, with the
+/// machine's tree already attached at `root`. Every target is opened below the root by openat2, and
+/// every file it creates belongs to the machine's root.
+final class MountExecutor {
+    let root: OwnedFD
+    let rootPath: String
+    /// The host UID (and GID) of the machine's root: the base of its range, or 0.
+    let machineRoot: UInt32
+    /// The machine's user namespace, for idmapped binds; nil without one or with ownership off.
+    let idmapUserNamespace: Int32?
+    /// Asked once, when the plan first needs a file system only the machine's PID 1 can make.
+    let receiveAPIMounts: () throws -> [APIFilesystem: OwnedFD]
+
+    private var apiMounts: [APIFilesystem: OwnedFD]?
+    private var inaccessible: OwnedFD?
+    private(set) var consoleMaster: OwnedFD?
+    private(set) var consolePeer: OwnedFD?
+
+    init(root: OwnedFD, rootPath: String, machineRoot: UInt32, idmapUserNamespace: Int32?, receiveAPIMounts: @escaping () throws -> [APIFilesystem: OwnedFD]) {
+        self.root = root
+        self.rootPath = rootPath
+        self.machineRoot = machineRoot
+        self.idmapUserNamespace = idmapUserNamespace
+        self.receiveAPIMounts = receiveAPIMounts
+    }
+
+    func run(_ plan: MountPlan) throws {
+        for operation in plan.operations { try run(operation) }
+    }
+
+    func run(_ operation: MountOperation) throws {
+        switch operation {
+        case .tmpfs(let path, let options, let attributes):
+            let mount = try MountCalls.newMount("tmpfs", options: ownedOptions(options), attributes: attributes)
+            try MountCalls.attach(mount.raw, onto: try target(path, create: .directory).raw, path: path)
+
+        case .devpts(let path):
+            let options = ["newinstance", "ptmxmode=0666", "mode=620", "gid=\(machineRoot + 5)"]
+            let mount = try MountCalls.newMount("devpts", options: options, attributes: [.noSUID, .noExec])
+            try MountCalls.attach(mount.raw, onto: try target(path).raw, path: path)
+
+        case .deviceNodes(let directory, let nodes):
+            let dir = try target(directory)
+            try asMachineRoot { () throws(SyscallError) in
+                for node in nodes {
+                    let dev = dev_t(node.deviceNumber)
+                    try sys("mknod", path: "\(directory)/\(node.name)") { mknodat(dir.raw, node.name, S_IFCHR | 0o666, dev) }
+                }
+            }
+
+        case .symlink(let path, let targetText):
+            let (parent, name) = try parentAndName(path)
+            try asMachineRoot { () throws(SyscallError) in
+                try sys("symlink", path: path) { symlinkat(targetText, parent.raw, name) }
+            }
+
+        case .directory(let path):
+            _ = try target(path, create: .directory)
+
+        case .hostInformation(let path, let files, let osRelease):
+            let mount = try MountCalls.newMount("tmpfs", options: ownedOptions("mode=0755,size=1m,nr_inodes=64"), attributes: [.noSUID, .noDev, .noExec])
+            let dir = try target(path)
+            try MountCalls.attach(mount.raw, onto: dir.raw, path: path)
+            let attached = try target(path)
+            try asMachineRoot { () throws(SyscallError) in
+                for (name, contents) in files.sorted(by: { $0.key < $1.key }) {
+                    let file = OwnedFD(try sys("open", path: "\(path)/\(name)") { openat(attached.raw, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o444) })
+                    try FileSystem.writeAll(fd: file.raw, Array(contents.utf8), path: "\(path)/\(name)")
+                }
+            }
+            if let osRelease {
+                let source = try MountCalls.cloneTree(osRelease, recursive: false)
+                try MountCalls.setAttributes(source.raw, .lockedDown, recursive: false, path: osRelease)
+                try MountCalls.attach(source.raw, onto: try target("\(path)/os-release", create: .file).raw, path: "\(path)/os-release")
+            }
+            try MountCalls.setAttributes(try target(path).raw, .lockedDown, recursive: false, path: path)
+
+        case .bind(let bind):
+            try runBind(bind)
+
+        case .console(let path):
+            try makeConsole(at: path)
+
+        case .api(let filesystem, let path, _):
+            if apiMounts == nil { apiMounts = try receiveAPIMounts() }
+            guard let mount = apiMounts?[filesystem] else {
+                throw UserError("The machine's PID 1 did not hand over its \(filesystem.rawValue) mount.")
+            }
+            try MountCalls.attach(mount.raw, onto: try target(path, scope: .noSymlinks).raw, path: path)
+
+        case .hostBind(let source, let path, let attributes):
+            let mount = try MountCalls.cloneTree(source, recursive: false)
+            try MountCalls.setAttributes(mount.raw, attributes, recursive: false, path: source)
+            try MountCalls.attach(mount.raw, onto: try target(path, scope: .noSymlinks).raw, path: path)
+
+        case .rebind(let path, let attributes, let required):
+            let place: OwnedFD
+            do {
+                place = try target(path, scope: .noSymlinks)
+            } catch let error as SyscallError where error.errno == .noSuchFileOrDirectory && !required {
+                return
+            }
+            let mount = try MountCalls.cloneTree("", in: place.raw, recursive: false)
+            try MountCalls.setAttributes(mount.raw, attributes, recursive: false, path: path)
+            try MountCalls.attach(mount.raw, onto: place.raw, path: path)
+
+        case .mask(let path):
+            let place: OwnedFD
+            do {
+                place = try target(path, scope: .noSymlinks)
+            } catch let error as SyscallError where error.errno == .noSuchFileOrDirectory {
+                return  // nothing there to hide
+            }
+            let mask = try MountCalls.cloneTree("reg", in: try inaccessibleFiles().raw, recursive: false)
+            try MountCalls.setAttributes(mask.raw, .lockedDown, recursive: false, path: path)
+            try MountCalls.attach(mask.raw, onto: place.raw, path: path)
+        }
+    }
+
+    // MARK: Binds
+
+    private func runBind(_ bind: BindMount) throws {
+        let st = try FileSystem.stat(bind.source)
+        let mount = try MountCalls.cloneTree(bind.source, recursive: bind.recursive)
+        let attributes: MountAttributes = bind.readOnly ? [.readOnly] : []
+        let idmap = bind.idmapped ? idmapUserNamespace : nil
+        try MountCalls.setAttributes(mount.raw, attributes, idmapUserNamespace: idmap, recursive: true, path: bind.source)
+        let place = try target(bind.destination, create: FileSystem.isDirectory(st.st_mode) ? .directory : .file, scope: .beneath)
+        try MountCalls.attach(mount.raw, onto: place.raw, path: bind.destination)
+    }
+
+    // MARK: Console
+
+    /// A pty from the machine's own devpts; its peer (opened from the master, never by path) is bound
+    /// over /dev/console. The master goes to the supervisor, the peer to PID 1.
+    private func makeConsole(at path: String) throws {
+        let master = try asMachineRoot { () throws(SyscallError) in
+            try PathResolution.open("dev/pts/ptmx", in: root.raw, flags: O_RDWR | O_NOCTTY, resolve: .noSymlinks)
+        }
+        var unlock: Int32 = 0
+        try sys("ioctl(TIOCSPTLCK)", path: "/dev/pts/ptmx") { ioctl(master.raw, NSP_TIOCSPTLCK, &unlock) }
+        let peer = OwnedFD(try sys("ioctl(TIOCGPTPEER)", path: "/dev/pts/ptmx") { ioctl(master.raw, NSP_TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC) })
+        let mount = try MountCalls.cloneTree("", in: peer.raw, recursive: false)
+        try MountCalls.attach(mount.raw, onto: try target(path, create: .file, scope: .noSymlinks).raw, path: path)
+        consoleMaster = master
+        consolePeer = peer
+    }
+
+    // MARK: Paths
+
+    enum Creation { case directory, file }
+
+    /// Opens a path inside the machine as an O_PATH fd, creating it (and its parents) if asked.
+    func target(_ path: String, create: Creation? = nil, scope: PathResolution.Scope = .noSymlinks) throws -> OwnedFD {
+        let relative = String(path.drop { $0 == "/" })
+        let failure: SyscallError
+        do {
+            return try PathResolution.open(relative, in: root.raw, flags: NSP_O_PATH, resolve: scope)
+        } catch {
+            failure = error
+        }
+        switch failure.errno {
+        case .noSuchFileOrDirectory where create != nil:
+            let (parent, name) = try parentAndName(path, createParents: true, scope: scope)
+            try asMachineRoot { () throws(SyscallError) in
+                if create == .directory {
+                    try sys("mkdir", path: path) { mkdirat(parent.raw, name, 0o755) }
+                } else {
+                    let fd = try sys("open", path: path) { openat(parent.raw, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
+                    Glibc.close(fd)
+                }
+            }
+            return try PathResolution.open(relative, in: root.raw, flags: NSP_O_PATH, resolve: scope)
+        case .improperLink:
+            throw UserError("Mount destination \(path) resolves outside the machine's tree \(rootPath) through a symlink. Refusing.")
+        case .tooManySymbolicLinkLevels:
+            throw UserError("\(path) in the machine's tree \(rootPath) is a symlink. Refusing.")
+        default:
+            throw failure
+        }
+    }
+
+    private func parentAndName(_ path: String, createParents: Bool = false, scope: PathResolution.Scope = .noSymlinks) throws -> (OwnedFD, String) {
+        guard let slash = path.lastIndex(of: "/") else { throw UserError("Not an absolute path: \(path)") }
+        let parent = slash == path.startIndex ? "/" : String(path[..<slash])
+        let name = String(path[path.index(after: slash)...])
+        return (try target(parent, create: createParents ? .directory : nil, scope: scope), name)
+    }
+
+    // MARK: Ownership
+
+    private func ownedOptions(_ options: String) -> [String] {
+        let words = options.split(separator: ",").map(String.init)
+        return machineRoot == 0 ? words : words + ["uid=\(machineRoot)", "gid=\(machineRoot)"]
+    }
+
+    /// Creates files as the machine's root, so they are its own inside and the host's root never owns them.
+    @discardableResult
+    private func asMachineRoot<T>(_ body: () throws(SyscallError) -> T) throws(SyscallError) -> T {
+        guard machineRoot != 0 else { return try body() }
+        nsp_setfsgid(machineRoot)
+        nsp_setfsuid(machineRoot)
+        defer {
+            nsp_setfsuid(0)
+            nsp_setfsgid(0)
+        }
+        return try body()
+    }
+
+    /// A tiny detached tmpfs holding one file nobody may open, the source of every mask.
+    private func inaccessibleFiles() throws -> OwnedFD {
+        if let inaccessible { return inaccessible }
+        let mount = try MountCalls.newMount("tmpfs", options: ["mode=0555", "size=4k", "nr_inodes=4"], attributes: .lockedDown.subtracting(.readOnly))
+        let file = try sys("open", path: "inaccessible/reg") { openat(mount.raw, "reg", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0) }
+        Glibc.close(file)
+        inaccessible = mount
+        return mount
+    }
+}

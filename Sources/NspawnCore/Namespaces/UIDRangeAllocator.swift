@@ -1,0 +1,124 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Chooses and locks the host ID range of a machine, as systemd-nspawn's "pick" does: 64K-aligned,
+/// inside [0x80000, 0x6FFF0000), clear of every ID in the host's passwd and group files, and held
+/// by a lock that no other machine can take while this one runs.
+public enum UIDRangeAllocator {
+    public static let lowestBase: UInt32 = 0x0008_0000
+    public static let highestBase: UInt32 = 0x6FFE_0000
+    public static let lockDirectory = "/run/swift-nspawn/uid-range"
+
+    /// The bases to try, in order: one derived from the machine's name (so a machine keeps its range
+    /// from run to run), then random ones.
+    public static func candidates<G: RandomNumberGenerator>(for name: String, count: Int, using generator: inout G) -> [UInt32] {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in name.utf8 {
+            hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+        }
+        let slots = UInt64((highestBase - lowestBase) / UIDRange.machineSize + 1)
+        func base(_ value: UInt64) -> UInt32 { lowestBase + UInt32(value % slots) * UIDRange.machineSize }
+        return [base(hash)] + (1..<max(count, 1)).map { _ in base(generator.next()) }
+    }
+
+    /// A range may be used when no user or group of the host lives in it.
+    public static func isFree(_ range: UIDRange, hostIDs: Set<UInt32>) -> Bool {
+        !hostIDs.contains { range.contains($0) }
+    }
+
+    /// IDs named in the host's /etc/passwd and /etc/group.
+    public static func hostIDs() -> Set<UInt32> {
+        let passwd = (try? FileSystem.readFile("/etc/passwd")).map(UserDatabase.parsePasswd) ?? []
+        let group = (try? FileSystem.readFile("/etc/group")).map(UserDatabase.parseGroup) ?? []
+        return Set(passwd.flatMap { [$0.uid, $0.gid] } + group.map(\.gid))
+    }
+
+    /// Picks a free range and locks it.
+    public static func pick(for name: String) throws -> (UIDRange, UIDRangeLock) {
+        let ids = hostIDs()
+        var generator = SystemRandomNumberGenerator()
+        for base in candidates(for: name, count: 100, using: &generator) {
+            let range = UIDRange(base: base)
+            guard isFree(range, hostIDs: ids) else { continue }
+            if let lock = try UIDRangeLock.acquire(range) { return (range, lock) }
+        }
+        throw UserError("Failed to find a free UID range for machine \(name) after 100 tries.")
+    }
+
+    /// Locks a range the user asked for, refusing one that a host user or another machine holds.
+    public static func claim(_ range: UIDRange) throws -> UIDRangeLock {
+        guard isFree(range, hostIDs: hostIDs()) else {
+            throw UserError("UID range \(range) overlaps users or groups of the host. Refusing.")
+        }
+        guard let lock = try UIDRangeLock.acquire(range) else {
+            throw UserError("UID range \(range) is in use by another machine. Refusing.")
+        }
+        return lock
+    }
+}
+
+/// The flock on /run/swift-nspawn/uid-range/BASE. Released and its file removed by `release()`;
+/// a SIGKILLed run leaves only an unlocked file, which the next run takes over.
+public final class UIDRangeLock {
+    let path: String
+    private var fd: OwnedFD?
+
+    private init(path: String, fd: OwnedFD) {
+        self.path = path
+        self.fd = fd
+    }
+
+    /// nil when another machine holds the range.
+    static func acquire(_ range: UIDRange) throws -> UIDRangeLock? {
+        try RuntimeDirectory.create(UIDRangeAllocator.lockDirectory)
+        let path = "\(UIDRangeAllocator.lockDirectory)/\(range.base)"
+        while true {
+            let fd = try FileSystem.open(path, O_RDWR | O_CREAT | O_NOFOLLOW, mode: 0o600)
+            if flock(fd.raw, LOCK_EX | LOCK_NB) != 0 {
+                let error = SyscallError.last("flock", path: path)
+                if error.errno == .wouldBlock { return nil }
+                throw error
+            }
+            // The previous holder may have unlinked the file between our open and our lock:
+            // then we hold a lock nobody else can see, so start again.
+            var opened = Glibc.stat()
+            var current = Glibc.stat()
+            if fstat(fd.raw, &opened) == 0, stat(path, &current) == 0, opened.st_ino == current.st_ino {
+                return UIDRangeLock(path: path, fd: fd)
+            }
+        }
+    }
+
+    public func release() {
+        guard let fd else { return }
+        unlink(path)
+        fd.close()
+        self.fd = nil
+        RuntimeDirectory.removeIfEmpty(UIDRangeAllocator.lockDirectory)
+    }
+
+    deinit { release() }
+}
+
+/// Directories under /run/swift-nspawn, made on demand and removed when the last user leaves them empty.
+enum RuntimeDirectory {
+    static let top = "/run/swift-nspawn"
+
+    static func create(_ path: String) throws(SyscallError) {
+        var prefix = ""
+        for part in path.split(separator: "/") {
+            prefix += "/" + part
+            if mkdir(prefix, 0o755) != 0 && Glibc.errno != EEXIST { throw SyscallError.last("mkdir", path: prefix) }
+        }
+    }
+
+    static func removeIfEmpty(_ path: String) {
+        var current = path
+        while current.hasPrefix(top) {
+            guard rmdir(current) == 0 else { return }
+            guard let slash = current.lastIndex(of: "/") else { return }
+            current = String(current[..<slash])
+        }
+    }
+}
