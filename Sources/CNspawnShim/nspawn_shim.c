@@ -38,6 +38,8 @@ int nsp_setns(int fd, int nstype) { return setns(fd, nstype); }
 int nsp_execvpe(const char *file, char *const argv[], char *const envp[]) { return execvpe(file, argv, envp); }
 int nsp_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 int nsp_dup3(int oldfd, int newfd, int flags) { return dup3(oldfd, newfd, flags); }
+int nsp_setresuid(uid_t uid) { return setresuid(uid, uid, uid); }
+int nsp_setresgid(gid_t gid) { return setresgid(gid, gid, gid); }
 int nsp_setfsuid(uid_t uid) { return setfsuid(uid); }
 int nsp_setfsgid(gid_t gid) { return setfsgid(gid); }
 

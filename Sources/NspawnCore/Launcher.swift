@@ -1,4 +1,85 @@
-/// Placeholder replaced below.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// From a valid configuration to an exit status: checks what can be checked before anything is
+/// made, takes the locks, and boots the machine (again, while it reboots).
 public enum Launcher {
-    public static func run(_ configuration: Configuration) -> Int32 { 0 }
+    public static func run(_ configuration: Configuration) -> Int32 {
+        Supervisor.blockSignals()
+        do {
+            return try boot(configuration)
+        } catch is SetupAborted {
+            return 1  // the child that failed has said why
+        } catch {
+            printError("\(error)")
+            return 1
+        }
+    }
+
+    private static func boot(_ c: Configuration) throws -> Int32 {
+        guard geteuid() == 0 else { throw UserError("Need to be root.") }
+        let image = try MachineImage.locate(c)
+        try image.requireMountPoints()
+        for bind in c.binds where !FileSystem.exists(bind.source) {
+            throw UserError("Failed to resolve bind source \(bind.source): \(SyscallError.last("stat").errno.message)")
+        }
+        let treeLock = try ImageLock(image, readOnly: c.readOnly)
+        let (range, rangeLock) = try idRange(c, image: image)
+        defer {
+            rangeLock?.release()
+            _ = treeLock
+        }
+
+        let stdinTTY = isatty(0) != 0, stdoutTTY = isatty(1) != 0
+        let console = (c.console ?? .defaultMode(stdinIsTerminal: stdinTTY, stdoutIsTerminal: stdoutTTY))
+            .resolved(stdinIsTerminal: stdinTTY, stdoutIsTerminal: stdoutTTY)
+        // A valid machine-id in the tree wins over --uuid, as with systemd-nspawn; none is ever written.
+        let machineID = image.machineID() ?? c.uuid ?? .random()
+        let hostOSRelease = ["/etc/os-release", "/usr/lib/os-release"].first(where: FileSystem.exists)
+        let spec = MachineSpec(
+            image: image, hostname: c.hostname ?? image.name, machineID: machineID, idRange: range,
+            ownership: c.ownership, privateNetwork: c.privateNetwork, console: console,
+            plan: MountPlan(configuration: c, machineID: machineID, console: console, hostOSRelease: hostOSRelease),
+            payload: PayloadSpec(
+                command: c.command, environment: c.environment, user: c.user, workingDirectory: c.workingDirectory,
+                asPID2: c.asPID2, machineID: machineID,
+                term: console == .pipe ? Configuration.processEnvironment("TERM") : Configuration.processEnvironment("TERM") ?? "vt220"),
+            killSignal: c.killSignal, keepUnit: c.keepUnit, quiet: c.quiet || console == .pipe)
+
+        if !spec.quiet {
+            printError("Spawning container \(image.name) on \(image.path).")
+            if console == .interactive { printError("Press ^] three times within 1s to kill container.") }
+        }
+        while true {
+            let end = try MachineBoot.run(spec)
+            if !spec.quiet { printError(ExitStatus.message(end, machine: image.name)) }
+            switch ExitStatus.decide(end, keepUnit: c.keepUnit) {
+            case .exit(let status): return status
+            case .reboot: continue
+            }
+        }
+    }
+
+    private static func idRange(_ c: Configuration, image: MachineImage) throws -> (UIDRange?, UIDRangeLock?) {
+        switch c.userNamespace {
+        case .no:
+            return (nil, nil)
+        case .identity:
+            return (UIDRange(base: 0), nil)
+        case .pick:
+            let (range, lock) = try UIDRangeAllocator.pick(for: image.name)
+            return (range, lock)
+        case .fixed(let range):
+            return (range, try UIDRangeAllocator.claim(range))
+        case .fromTree:
+            let st = try FileSystem.stat(image.path)
+            let base = st.st_uid & 0xffff_0000
+            guard st.st_gid & 0xffff_0000 == base else {
+                throw UserError("UID and GID base of \(image.path) don't match. Refusing.")
+            }
+            if base == 0 { return (UIDRange(base: 0), nil) }
+            return (UIDRange(base: base), try UIDRangeAllocator.claim(UIDRange(base: base)))
+        }
+    }
 }

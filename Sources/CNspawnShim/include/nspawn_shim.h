@@ -7,6 +7,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/statfs.h>
+#include <sys/reboot.h>
+#include <sys/epoll.h>
 
 // Namespace flags: <sched.h> hides them from Swift without _GNU_SOURCE.
 #define NSP_CLONE_NEWNS 0x00020000
@@ -38,6 +42,8 @@ int nsp_setns(int fd, int nstype);
 int nsp_execvpe(const char *file, char *const argv[], char *const envp[]);
 int nsp_pipe2(int fds[2], int flags);
 int nsp_dup3(int oldfd, int newfd, int flags);
+int nsp_setresuid(uid_t uid);
+int nsp_setresgid(gid_t gid);
 int nsp_setfsuid(uid_t uid);
 int nsp_setfsgid(gid_t gid);
 

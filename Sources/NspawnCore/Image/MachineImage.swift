@@ -72,3 +72,21 @@ extension String {
         return String(s)
     }
 }
+
+extension MachineImage {
+    /// The directories the machine's API file systems are mounted on. swift-nspawn never creates
+    /// them inside the tree, and a symlink there could aim a host-privileged mount elsewhere.
+    public static let mountPoints = ["/dev", "/proc", "/sys", "/run", "/tmp"]
+
+    public func requireMountPoints() throws {
+        for mountPoint in Self.mountPoints {
+            var st = Glibc.stat()
+            guard lstat(path + mountPoint, &st) == 0 else {
+                throw UserError("Directory \(path) has no \(mountPoint) directory to mount on; create it in the tree. Refusing.")
+            }
+            guard FileSystem.isDirectory(st.st_mode) else {
+                throw UserError("\(mountPoint) in \(path) is not a directory (a symlink?). Refusing.")
+            }
+        }
+    }
+}

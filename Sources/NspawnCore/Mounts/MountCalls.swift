@@ -5,7 +5,7 @@ import CNspawnShim
 
 /// The new mount API (fsopen, fsmount, open_tree, mount_setattr, move_mount): every mount is made
 /// as a detached mount we hold by fd and attached to a target we opened ourselves, so no path is
-/// ever resolved twice.
+/// ever resolved twice. Descriptors are passed as OwnedFD so that each stays open for the whole call.
 enum MountCalls {
     private static let AT_EMPTY_PATH: UInt32 = 0x1000
     private static let AT_RECURSIVE: UInt32 = 0x8000
@@ -34,31 +34,31 @@ enum MountCalls {
     }
 
     /// A detached copy of the mount at path (or of the fd itself with an empty path).
-    static func cloneTree(_ path: String, in directory: Int32 = AT_FDCWD, recursive: Bool) throws(SyscallError) -> OwnedFD {
+    static func cloneTree(_ path: String, in directory: OwnedFD? = nil, recursive: Bool) throws(SyscallError) -> OwnedFD {
         var flags = OPEN_TREE_CLONE | UInt32(O_CLOEXEC)
         if recursive { flags |= AT_RECURSIVE }
         if path.isEmpty { flags |= AT_EMPTY_PATH }
-        return OwnedFD(try sys("open_tree", path: path) { open_tree(directory, path, flags) })
+        return OwnedFD(try sys("open_tree", path: path) { open_tree(directory?.raw ?? AT_FDCWD, path, flags) })
     }
 
     /// Sets exactly the given attributes (clearing the other read-only/nosuid/nodev/noexec bits), and
     /// an ID mapping to the user namespace behind idmapUserNamespace when given.
-    static func setAttributes(_ mount: Int32, _ attributes: MountAttributes, idmapUserNamespace: Int32? = nil, recursive: Bool, path: String) throws(SyscallError) {
+    static func setAttributes(_ mount: OwnedFD, _ attributes: MountAttributes, idmapUserNamespace: OwnedFD? = nil, recursive: Bool, path: String) throws(SyscallError) {
         var attr = mount_attr()
         attr.attr_set = attributes.rawValue
         attr.attr_clr = MOUNT_ATTR_MASK & ~attributes.rawValue
         if let userns = idmapUserNamespace {
             attr.attr_set |= MOUNT_ATTR_IDMAP
-            attr.userns_fd = UInt64(userns)
+            attr.userns_fd = UInt64(userns.raw)
         }
         let flags = AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0)
-        try sys("mount_setattr", path: path) { mount_setattr(mount, "", flags, &attr, MemoryLayout<mount_attr>.size) }
+        try sys("mount_setattr", path: path) { mount_setattr(mount.raw, "", flags, &attr, MemoryLayout<mount_attr>.size) }
     }
 
     /// Attaches a detached mount (or moves an attached one) onto the object the target fd refers to.
-    static func attach(_ mount: Int32, onto target: Int32, path: String) throws(SyscallError) {
+    static func attach(_ mount: OwnedFD, onto target: OwnedFD, path: String) throws(SyscallError) {
         try sys("move_mount", path: path) {
-            move_mount(mount, "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+            move_mount(mount.raw, "", target.raw, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
         }
     }
 }

@@ -12,7 +12,7 @@ final class MountExecutor {
     /// The host UID (and GID) of the machine's root: the base of its range, or 0.
     let machineRoot: UInt32
     /// The machine's user namespace, for idmapped binds; nil without one or with ownership off.
-    let idmapUserNamespace: Int32?
+    let idmapUserNamespace: OwnedFD?
     /// Asked once, when the plan first needs a file system only the machine's PID 1 can make.
     let receiveAPIMounts: () throws -> [APIFilesystem: OwnedFD]
 
@@ -21,7 +21,7 @@ final class MountExecutor {
     private(set) var consoleMaster: OwnedFD?
     private(set) var consolePeer: OwnedFD?
 
-    init(root: OwnedFD, rootPath: String, machineRoot: UInt32, idmapUserNamespace: Int32?, receiveAPIMounts: @escaping () throws -> [APIFilesystem: OwnedFD]) {
+    init(root: OwnedFD, rootPath: String, machineRoot: UInt32, idmapUserNamespace: OwnedFD?, receiveAPIMounts: @escaping () throws -> [APIFilesystem: OwnedFD]) {
         self.root = root
         self.rootPath = rootPath
         self.machineRoot = machineRoot
@@ -37,20 +37,20 @@ final class MountExecutor {
         switch operation {
         case .tmpfs(let path, let options, let attributes):
             let mount = try MountCalls.newMount("tmpfs", options: ownedOptions(options), attributes: attributes)
-            try MountCalls.attach(mount.raw, onto: try target(path, create: .directory).raw, path: path)
+            try MountCalls.attach(mount, onto: try target(path, create: .directory), path: path)
 
         case .devpts(let path):
             let options = ["newinstance", "ptmxmode=0666", "mode=620", "gid=\(machineRoot + 5)"]
             let mount = try MountCalls.newMount("devpts", options: options, attributes: [.noSUID, .noExec])
-            try MountCalls.attach(mount.raw, onto: try target(path).raw, path: path)
+            try MountCalls.attach(mount, onto: try target(path), path: path)
 
         case .deviceNodes(let directory, let nodes):
             let dir = try target(directory)
-            try asMachineRoot { () throws(SyscallError) in
-                for node in nodes {
-                    let dev = dev_t(node.deviceNumber)
-                    try sys("mknod", path: "\(directory)/\(node.name)") { mknodat(dir.raw, node.name, S_IFCHR | 0o666, dev) }
-                }
+            for node in nodes {
+                // As the host's root (CAP_MKNOD is one of the capabilities a non-zero fsuid drops), then given away.
+                let path = "\(directory)/\(node.name)"
+                try sys("mknod", path: path) { mknodat(dir.raw, node.name, S_IFCHR | 0o666, dev_t(node.deviceNumber)) }
+                try sys("chown", path: path) { fchownat(dir.raw, node.name, machineRoot, machineRoot, AT_SYMLINK_NOFOLLOW) }
             }
 
         case .symlink(let path, let targetText):
@@ -65,7 +65,7 @@ final class MountExecutor {
         case .hostInformation(let path, let files, let osRelease):
             let mount = try MountCalls.newMount("tmpfs", options: ownedOptions("mode=0755,size=1m,nr_inodes=64"), attributes: [.noSUID, .noDev, .noExec])
             let dir = try target(path)
-            try MountCalls.attach(mount.raw, onto: dir.raw, path: path)
+            try MountCalls.attach(mount, onto: dir, path: path)
             let attached = try target(path)
             try asMachineRoot { () throws(SyscallError) in
                 for (name, contents) in files.sorted(by: { $0.key < $1.key }) {
@@ -75,10 +75,10 @@ final class MountExecutor {
             }
             if let osRelease {
                 let source = try MountCalls.cloneTree(osRelease, recursive: false)
-                try MountCalls.setAttributes(source.raw, .lockedDown, recursive: false, path: osRelease)
-                try MountCalls.attach(source.raw, onto: try target("\(path)/os-release", create: .file).raw, path: "\(path)/os-release")
+                try MountCalls.setAttributes(source, .lockedDown, recursive: false, path: osRelease)
+                try MountCalls.attach(source, onto: try target("\(path)/os-release", create: .file), path: "\(path)/os-release")
             }
-            try MountCalls.setAttributes(try target(path).raw, .lockedDown, recursive: false, path: path)
+            try MountCalls.setAttributes(try target(path), .lockedDown, recursive: false, path: path)
 
         case .bind(let bind):
             try runBind(bind)
@@ -91,12 +91,12 @@ final class MountExecutor {
             guard let mount = apiMounts?[filesystem] else {
                 throw UserError("The machine's PID 1 did not hand over its \(filesystem.rawValue) mount.")
             }
-            try MountCalls.attach(mount.raw, onto: try target(path, scope: .noSymlinks).raw, path: path)
+            try MountCalls.attach(mount, onto: try target(path, scope: .noSymlinks), path: path)
 
         case .hostBind(let source, let path, let attributes):
             let mount = try MountCalls.cloneTree(source, recursive: false)
-            try MountCalls.setAttributes(mount.raw, attributes, recursive: false, path: source)
-            try MountCalls.attach(mount.raw, onto: try target(path, scope: .noSymlinks).raw, path: path)
+            try MountCalls.setAttributes(mount, attributes, recursive: false, path: source)
+            try MountCalls.attach(mount, onto: try target(path, scope: .noSymlinks), path: path)
 
         case .rebind(let path, let attributes, let required):
             let place: OwnedFD
@@ -105,9 +105,9 @@ final class MountExecutor {
             } catch let error as SyscallError where error.errno == .noSuchFileOrDirectory && !required {
                 return
             }
-            let mount = try MountCalls.cloneTree("", in: place.raw, recursive: false)
-            try MountCalls.setAttributes(mount.raw, attributes, recursive: false, path: path)
-            try MountCalls.attach(mount.raw, onto: place.raw, path: path)
+            let mount = try MountCalls.cloneTree("", in: place, recursive: false)
+            try MountCalls.setAttributes(mount, attributes, recursive: false, path: path)
+            try MountCalls.attach(mount, onto: place, path: path)
 
         case .mask(let path):
             let place: OwnedFD
@@ -116,9 +116,9 @@ final class MountExecutor {
             } catch let error as SyscallError where error.errno == .noSuchFileOrDirectory {
                 return  // nothing there to hide
             }
-            let mask = try MountCalls.cloneTree("reg", in: try inaccessibleFiles().raw, recursive: false)
-            try MountCalls.setAttributes(mask.raw, .lockedDown, recursive: false, path: path)
-            try MountCalls.attach(mask.raw, onto: place.raw, path: path)
+            let mask = try MountCalls.cloneTree("reg", in: try inaccessibleFiles(), recursive: false)
+            try MountCalls.setAttributes(mask, .lockedDown, recursive: false, path: path)
+            try MountCalls.attach(mask, onto: place, path: path)
         }
     }
 
@@ -129,9 +129,9 @@ final class MountExecutor {
         let mount = try MountCalls.cloneTree(bind.source, recursive: bind.recursive)
         let attributes: MountAttributes = bind.readOnly ? [.readOnly] : []
         let idmap = bind.idmapped ? idmapUserNamespace : nil
-        try MountCalls.setAttributes(mount.raw, attributes, idmapUserNamespace: idmap, recursive: true, path: bind.source)
+        try MountCalls.setAttributes(mount, attributes, idmapUserNamespace: idmap, recursive: true, path: bind.source)
         let place = try target(bind.destination, create: FileSystem.isDirectory(st.st_mode) ? .directory : .file, scope: .beneath)
-        try MountCalls.attach(mount.raw, onto: place.raw, path: bind.destination)
+        try MountCalls.attach(mount, onto: place, path: bind.destination)
     }
 
     // MARK: Console
@@ -145,8 +145,8 @@ final class MountExecutor {
         var unlock: Int32 = 0
         try sys("ioctl(TIOCSPTLCK)", path: "/dev/pts/ptmx") { ioctl(master.raw, NSP_TIOCSPTLCK, &unlock) }
         let peer = OwnedFD(try sys("ioctl(TIOCGPTPEER)", path: "/dev/pts/ptmx") { ioctl(master.raw, NSP_TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC) })
-        let mount = try MountCalls.cloneTree("", in: peer.raw, recursive: false)
-        try MountCalls.attach(mount.raw, onto: try target(path, create: .file, scope: .noSymlinks).raw, path: path)
+        let mount = try MountCalls.cloneTree("", in: peer, recursive: false)
+        try MountCalls.attach(mount, onto: try target(path, create: .file, scope: .noSymlinks), path: path)
         consoleMaster = master
         consolePeer = peer
     }

@@ -66,6 +66,8 @@ public enum MountOperation: Equatable, Sendable {
 /// reference §2). Building it makes no system call; the executor runs it in the outer child.
 public struct MountPlan: Equatable, Sendable {
     public var operations: [MountOperation]
+    /// --read-only: the tree itself is mounted read-only (the tmpfs mounts on it stay writable).
+    public var readOnlyRoot = false
 
     /// /proc entries that leak host kernel state or act on the host; an empty unreadable file hides them.
     public static let maskedProcEntries = ["/proc/kallsyms", "/proc/kcore", "/proc/keys", "/proc/sched_debug", "/proc/sysrq-trigger", "/proc/timer_list"]
@@ -120,6 +122,7 @@ public struct MountPlan: Equatable, Sendable {
         ops.append(.api(.cgroup2, path: "/sys/fs/cgroup", attributes: [.noSUID, .noDev, .noExec]))
         ops.append(.api(.mqueue, path: "/dev/mqueue", attributes: [.noSUID, .noDev, .noExec]))
         operations = ops
+        readOnlyRoot = c.readOnly
     }
 
     /// The API file systems the plan needs from the machine's PID 1.

@@ -1,0 +1,98 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CNspawnShim
+
+/// The machine's cgroup, made directly in the host's cgroup2 hierarchy (a host without systemd, or
+/// until delegation over sd-bus takes over). It sits below swift-nspawn's own cgroup, belongs to the
+/// machine's root so the guest can manage its subtree, and is removed, with anything the guest made
+/// below it, when the machine ends.
+public final class MachineCgroup {
+    static let cgroup2Magic: Int = 0x6367_7270
+
+    /// Absolute path on the host, e.g. /sys/fs/cgroup/unified/machine-web.
+    public let path: String
+    /// An O_DIRECTORY fd for clone3(CLONE_INTO_CGROUP): the machine is born in its cgroup.
+    let fd: OwnedFD
+    private var removed = false
+
+    private init(path: String, fd: OwnedFD) {
+        self.path = path
+        self.fd = fd
+    }
+
+    /// Where cgroup2 is mounted: /sys/fs/cgroup on a unified host, /sys/fs/cgroup/unified on a hybrid one.
+    static func hierarchy() throws -> String {
+        for candidate in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+            var fs = statfs()
+            if statfs(candidate, &fs) == 0, Int(fs.f_type) == cgroup2Magic { return candidate }
+        }
+        throw UserError("No cgroup2 hierarchy found at /sys/fs/cgroup or /sys/fs/cgroup/unified; swift-nspawn needs cgroup v2.")
+    }
+
+    /// This process's cgroup2 path, from the "0::" line of /proc/self/cgroup.
+    static func ownPath() throws -> String {
+        let text = try FileSystem.readFile("/proc/self/cgroup")
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("0::") }) else {
+            throw UserError("/proc/self/cgroup has no cgroup2 entry.")
+        }
+        return String(line.dropFirst(3))
+    }
+
+    public static func create(machine name: String, owner: UInt32) throws -> MachineCgroup {
+        let own = try ownPath()
+        let parent = try hierarchy() + (own == "/" ? "" : own)
+        let path = "\(parent)/machine-\(name)"
+        if mkdir(path, 0o755) != 0 {
+            guard Glibc.errno == EEXIST else { throw SyscallError.last("mkdir", path: path) }
+            // A leftover of a run that was SIGKILLed: reuse it only if nothing lives in it.
+            guard !isPopulated(path) else { throw UserError("Machine '\(name)' already exists: its cgroup \(path) is in use.") }
+            removeTree(path)
+            try sys("mkdir", path: path) { mkdir(path, 0o755) }
+        }
+        let cgroup = MachineCgroup(path: path, fd: try FileSystem.open(path, O_RDONLY | O_DIRECTORY))
+        if owner != 0 {
+            // What a delegated subtree needs (cgroups(7), "Delegation"): the directory and the files
+            // that move processes and enable controllers, owned by the delegatee.
+            for entry in [".", "cgroup.procs", "cgroup.subtree_control", "cgroup.threads"] {
+                let file = "\(path)/\(entry)"
+                if chown(file, owner, owner) != 0 {
+                    let error = SyscallError.last("chown", path: file)
+                    cgroup.remove()
+                    throw error
+                }
+            }
+        }
+        return cgroup
+    }
+
+    /// Kills whatever is left, waits (bounded) until the cgroup is empty, and removes it and its children.
+    public func remove() {
+        guard !removed else { return }
+        removed = true
+        _ = try? FileSystem.write("1", to: "\(path)/cgroup.kill")
+        for _ in 0..<500 where Self.isPopulated(path) {
+            usleep(2000)
+        }
+        Self.removeTree(path)
+    }
+
+    static func isPopulated(_ path: String) -> Bool {
+        guard let events = try? FileSystem.readFile("\(path)/cgroup.events") else { return false }
+        return events.split(separator: "\n").contains("populated 1")
+    }
+
+    /// rmdir children before parents; a cgroup's control files vanish with their directory.
+    static func removeTree(_ path: String) {
+        if let dir = opendir(path) {
+            while let entry = readdir(dir) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if entry.pointee.d_type == UInt8(DT_DIR), name != ".", name != ".." { removeTree("\(path)/\(name)") }
+            }
+            closedir(dir)
+        }
+        rmdir(path)
+    }
+
+    deinit { remove() }
+}

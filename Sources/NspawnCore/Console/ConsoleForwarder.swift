@@ -1,0 +1,210 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CNspawnShim
+
+/// Forwards between the host's standard streams and the machine's pty master, on the supervisor's
+/// event loop, in the way systemd's ptyfwd does: edge-triggered readiness flags, read and write
+/// until EAGAIN, a bounded buffer per direction (no busy loop, no lost byte), EIO on the master
+/// (the guest's getty calling vhangup) survived, stdin EOF keeping output flowing.
+final class ConsoleForwarder {
+    static let escape: UInt8 = 0x1d  // ^]
+    static let bufferSize = 64 * 1024
+    /// Nanoseconds in which three ^] kill the machine (systemd's ESCAPE_USEC).
+    static let escapeWindow: UInt64 = 1_000_000_000
+
+    enum Request { case kill, powerOff, reboot }
+
+    private let master: OwnedFD
+    private let input: OwnedFD?
+    private let output: OwnedFD
+    private let terminal: TerminalMode?
+    private let onRequest: (Request) -> Void
+
+    private var toMachine: [UInt8] = []
+    private var toHost: [UInt8] = []
+    private var inputReadable = false, inputEOF = false
+    private var masterReadable = false, masterWritable = false, masterHungUp = false
+    private var outputWritable = false
+    private var escapes: [UInt64] = []
+    private var sources: [EventSource] = []
+
+    /// - Parameters:
+    ///   - forwardInput: false for read-only consoles.
+    init(loop: EventLoop, master: OwnedFD, forwardInput: Bool, onRequest: @escaping (Request) -> Void) throws {
+        self.master = master
+        self.onRequest = onRequest
+        // Our own descriptions of stdin/stdout, so O_NONBLOCK never leaks into the caller's.
+        input = forwardInput ? Self.reopenNonBlocking(0, flags: O_RDONLY) : nil
+        output = Self.reopenNonBlocking(1, flags: O_WRONLY) ?? OwnedFD(dup(1))
+        _ = fcntl(master.raw, F_SETFL, fcntl(master.raw, F_GETFL) | O_NONBLOCK)
+        terminal = forwardInput && isatty(0) != 0 ? TerminalMode(fd: 0) : nil
+        terminal?.makeRaw()
+        resize()
+
+        let edge = UInt32(EPOLLET.rawValue)
+        sources.append(try loop.addIO(master.raw, events: UInt32(EPOLLIN.rawValue | EPOLLOUT.rawValue) | edge) { [unowned self] events in
+            if events & UInt32(EPOLLIN.rawValue | EPOLLHUP.rawValue) != 0 { masterReadable = true }
+            if events & UInt32(EPOLLOUT.rawValue) != 0 { masterWritable = true }
+            shovel()
+        })
+        sources.append(try loop.addIO(output.raw, events: UInt32(EPOLLOUT.rawValue) | edge) { [unowned self] _ in
+            outputWritable = true
+            shovel()
+        })
+        if let input {
+            // epoll refuses regular files; those are always readable, so just read them.
+            if let source = try? loop.addIO(input.raw, events: UInt32(EPOLLIN.rawValue) | edge, { [unowned self] _ in
+                inputReadable = true
+                shovel()
+            }) {
+                sources.append(source)
+            } else {
+                inputReadable = true
+            }
+        }
+    }
+
+    /// Copies the host terminal's size to the machine's (at start and on SIGWINCH).
+    func resize() {
+        guard var size = TerminalMode.windowSize(of: 1) ?? TerminalMode.windowSize(of: 0) else { return }
+        _ = ioctl(master.raw, UInt(TIOCSWINSZ), &size)
+    }
+
+    /// After PID 1 is gone: write out what the machine still had to say, then give the terminal back.
+    func finish() {
+        masterReadable = true
+        outputWritable = true
+        shovel()
+        var spins = 0
+        while !toHost.isEmpty && spins < 100 {
+            var pfd = pollfd(fd: output.raw, events: Int16(POLLOUT), revents: 0)
+            _ = poll(&pfd, 1, 50)
+            outputWritable = true
+            shovel()
+            spins += 1
+        }
+        sources.removeAll()
+        terminal?.restore()
+    }
+
+    private func shovel() {
+        var progress = true
+        while progress {
+            progress = false
+            if let input, inputReadable, !inputEOF, toMachine.count < Self.bufferSize {
+                switch read(input.raw, max: Self.bufferSize - toMachine.count) {
+                case .data(let bytes):
+                    toMachine += filterEscapes(bytes)
+                    progress = true
+                case .end: inputEOF = true
+                case .wait, .hangup: inputReadable = false
+                }
+            }
+            if masterReadable, toHost.count < Self.bufferSize {
+                switch read(master.raw, max: Self.bufferSize - toHost.count) {
+                case .data(let bytes):
+                    toHost += bytes
+                    masterHungUp = false
+                    progress = true
+                case .wait, .end: masterReadable = false
+                case .hangup:
+                    // vhangup() by the guest, or no one has the console open right now: not the end.
+                    masterHungUp = true
+                    masterReadable = false
+                }
+            }
+            if masterWritable, !toMachine.isEmpty {
+                if let n = write(master.raw, toMachine) {
+                    toMachine.removeFirst(n)
+                    progress = true
+                } else {
+                    masterWritable = false
+                }
+            }
+            if outputWritable, !toHost.isEmpty {
+                if let n = write(output.raw, toHost) {
+                    toHost.removeFirst(n)
+                    progress = true
+                } else {
+                    outputWritable = false
+                }
+            }
+        }
+    }
+
+    // MARK: Escape sequences
+
+    /// Three ^] within a second kill the machine; ^] ^] p powers it off and ^] ^] r reboots it.
+    /// Escape bytes never reach the machine.
+    private func filterEscapes(_ bytes: [UInt8]) -> [UInt8] {
+        var passed: [UInt8] = []
+        for byte in bytes {
+            let now = Self.monotonicNow()
+            escapes.removeAll { now - $0 > Self.escapeWindow }
+            if byte == Self.escape {
+                escapes.append(now)
+                if escapes.count == 3 {
+                    escapes.removeAll()
+                    onRequest(.kill)
+                }
+                continue
+            }
+            if escapes.count == 2, byte == UInt8(ascii: "p") || byte == UInt8(ascii: "r") {
+                escapes.removeAll()
+                onRequest(byte == UInt8(ascii: "p") ? .powerOff : .reboot)
+                continue
+            }
+            if !escapes.isEmpty {
+                passed += [UInt8](repeating: Self.escape, count: escapes.count)
+                escapes.removeAll()
+            }
+            passed.append(byte)
+        }
+        return passed
+    }
+
+    // MARK: I/O
+
+    private enum ReadResult {
+        case data([UInt8])
+        case wait, end, hangup
+    }
+
+    private func read(_ fd: Int32, max: Int) -> ReadResult {
+        var buffer = [UInt8](repeating: 0, count: max)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n > 0 { return .data(Array(buffer[0..<n])) }
+            if n == 0 { return .end }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN: return .wait
+            case EIO: return .hangup
+            default: return .end
+            }
+        }
+    }
+
+    /// Bytes written, or nil when the descriptor would block (or failed: then we stop writing to it).
+    private func write(_ fd: Int32, _ bytes: [UInt8]) -> Int? {
+        while true {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n >= 0 { return n }
+            if errno == EINTR { continue }
+            if errno != EAGAIN && errno != EIO { return bytes.count }  // nobody reads: drop, never spin
+            return nil
+        }
+    }
+
+    private static func reopenNonBlocking(_ fd: Int32, flags: Int32) -> OwnedFD? {
+        let reopened = open("/proc/self/fd/\(fd)", flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
+        return reopened >= 0 ? OwnedFD(reopened) : nil
+    }
+
+    static func monotonicNow() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}

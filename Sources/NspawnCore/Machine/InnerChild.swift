@@ -1,0 +1,42 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CNspawnShim
+
+/// The machine's PID 1 before it execs the payload: born in its own user, PID, UTS, IPC and network
+/// namespaces and in its cgroup. It makes the file systems only it can make (they belong to its
+/// namespaces), hands them to the outer child, and joins the finished mount namespace, whose root
+/// is the tree.
+enum InnerChild {
+    static func run(_ spec: MachineSpec, supervisor: SetupChannel, outer: SetupChannel) throws -> Never {
+        _ = try supervisor.receive(.proceed, from: "The supervisor")
+        if spec.idRange != nil {
+            // Become the machine's root: until now we were the host's root, which has no name here.
+            try sys("setresgid") { nsp_setresgid(0) }
+            try sys("setgroups") { setgroups(0, nil) }
+            try sys("setresuid") { nsp_setresuid(0) }
+        }
+        // Entered only now that we sit in the machine's cgroup, so the guest sees that cgroup as "/".
+        try sys("unshare", path: "cgroup") { nsp_unshare(NSP_CLONE_NEWCGROUP) }
+
+        var mounts: [OwnedFD] = []
+        for case .api(let filesystem, _, let attributes) in spec.plan.operations {
+            mounts.append(try MountCalls.newMount(filesystem.rawValue, options: [], attributes: attributes))
+        }
+        try outer.send(.apiMounts, fds: mounts)
+        mounts.removeAll()
+
+        try sys("sethostname", path: spec.hostname) { sethostname(spec.hostname, spec.hostname.utf8.count) }
+        if spec.privateNetwork {
+            try sys("ioctl(SIOCSIFFLAGS)", path: "lo") { nsp_interface_up("lo") }
+        }
+
+        let received = try outer.receive(.mountNamespace, from: "The outer child")
+        guard let namespace = received.first else { throw UserError("The outer child sent no mount namespace.") }
+        // Joining it makes the tree our root and working directory: the outer child pivoted already.
+        try sys("setns", path: "mnt") { nsp_setns(namespace.raw, NSP_CLONE_NEWNS) }
+        namespace.close()
+
+        Payload.start(spec.payload, console: received.count > 1 ? received[1] : nil)
+    }
+}

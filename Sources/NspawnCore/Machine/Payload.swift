@@ -1,0 +1,118 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CNspawnShim
+import SystemPackage
+
+/// The last steps inside the machine: session and console, user, environment, exec.
+enum Payload {
+    static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+    static func start(_ spec: PayloadSpec, console: OwnedFD?) -> Never {
+        do {
+            try prepare(spec, console: console)
+        } catch {
+            printError("\(error)")
+            _exit(1)
+        }
+        let environment = (try? environment(spec)) ?? []
+        if spec.asPID2 {
+            let pid = fork()
+            if pid < 0 {
+                printError("\(SyscallError.last("fork"))")
+                _exit(1)
+            }
+            if pid > 0 { StubInit.run(payload: pid) }
+            _ = setsid()
+            if console != nil { _ = ioctl(0, UInt(TIOCSCTTY), 0) }
+        }
+        exec(spec.command, environment: environment)
+    }
+
+    private static func prepare(_ spec: PayloadSpec, console: OwnedFD?) throws {
+        _ = setsid()
+        if let console {
+            for fd: Int32 in 0...2 { try sys("dup2", path: "/dev/console") { dup2(console.raw, fd) } }
+            try sys("ioctl(TIOCSCTTY)", path: "/dev/console") { ioctl(0, UInt(TIOCSCTTY), 0) }
+            console.close()
+        }
+        if let name = spec.user { try switchUser(name) }
+        if let directory = spec.workingDirectory {
+            try sys("chdir", path: directory) { chdir(directory) }
+        }
+        // Only 0, 1 and 2 reach the payload; the signals we blocked for our own loop are its again.
+        _ = nsp_close_range(3, UInt32.max, 0)
+        var none = sigset_t()
+        sigemptyset(&none)
+        sigprocmask(SIG_SETMASK, &none, nil)
+    }
+
+    /// The environment systemd-nspawn gives its payload, then the -E assignments.
+    static func environment(_ spec: PayloadSpec, user: PasswdEntry? = nil) throws -> [String] {
+        let user = try user ?? spec.user.map(lookUpUser)
+        var env = [
+            "PATH=\(defaultPath)",
+            "container=swift-nspawn",
+            "container_uuid=\(spec.machineID.uuidString)",
+        ]
+        if let term = spec.term { env.append("TERM=\(term)") }
+        env += [
+            "HOME=\(user?.home ?? "/root")",
+            "USER=\(user?.name ?? "root")",
+            "LOGNAME=\(user?.name ?? "root")",
+        ]
+        if let shell = user?.shell { env.append("SHELL=\(shell)") }
+        // Later assignments win, as in systemd's strv_env_merge().
+        for assignment in spec.environment {
+            let name = assignment.prefix { $0 != "=" }
+            env.removeAll { $0.prefix { $0 != "=" } == name }
+            env.append(assignment)
+        }
+        return env
+    }
+
+    static func lookUpUser(_ name: String) throws -> PasswdEntry {
+        let passwd = UserDatabase.parsePasswd((try? FileSystem.readFile("/etc/passwd")) ?? "")
+        guard let entry = UserDatabase.user(name, in: passwd) else {
+            throw UserError("Failed to resolve user \(name): no such user in the machine's /etc/passwd.")
+        }
+        return entry
+    }
+
+    /// setgroups, then setgid before setuid: after setuid we could no longer change groups.
+    private static func switchUser(_ name: String) throws {
+        let user = try lookUpUser(name)
+        let groups = UserDatabase.groups(of: user, in: UserDatabase.parseGroup((try? FileSystem.readFile("/etc/group")) ?? ""))
+        try sys("setgroups", path: name) { groups.map { gid_t($0) }.withUnsafeBufferPointer { setgroups($0.count, $0.baseAddress) } }
+        try sys("setresgid", path: name) { nsp_setresgid(user.gid) }
+        try sys("setresuid", path: name) { nsp_setresuid(user.uid) }
+    }
+
+    /// execvpe of the command, or a login shell when there is none, as systemd-nspawn does.
+    static func exec(_ command: [String], environment: [String]) -> Never {
+        if command.isEmpty {
+            for (path, name) in [("/bin/bash", "-bash"), ("/bin/sh", "-sh")] {
+                _ = execute(path, argv: [name], environment: environment, search: false)
+            }
+            printError("execv(/bin/sh) failed: \(Errno(rawValue: errno).message)")
+            _exit(1)
+        }
+        let error = execute(command[0], argv: command, environment: environment, search: true)
+        printError("execv(\(command[0])) failed: \(Errno(rawValue: error).message)")
+        _exit(1)
+    }
+
+    /// Returns only on failure, with errno.
+    private static func execute(_ path: String, argv: [String], environment: [String], search: Bool) -> Int32 {
+        var cArgs = argv.map { strdup($0) } + [nil]
+        var cEnv = environment.map { strdup($0) } + [nil]
+        if search {
+            _ = nsp_execvpe(path, &cArgs, &cEnv)
+        } else {
+            _ = execve(path, &cArgs, &cEnv)
+        }
+        let error = errno
+        (cArgs + cEnv).forEach { free($0) }
+        return error
+    }
+}

@@ -1,0 +1,90 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CNspawnShim
+
+/// Namespaces a child is born in.
+struct NamespaceSet: OptionSet {
+    let rawValue: UInt64
+    static let mount = NamespaceSet(rawValue: UInt64(NSP_CLONE_NEWNS))
+    static let cgroup = NamespaceSet(rawValue: UInt64(NSP_CLONE_NEWCGROUP))
+    static let uts = NamespaceSet(rawValue: UInt64(NSP_CLONE_NEWUTS))
+    static let ipc = NamespaceSet(rawValue: UInt64(NSP_CLONE_NEWIPC))
+    static let user = NamespaceSet(rawValue: UInt64(NSP_CLONE_NEWUSER))
+    static let pid = NamespaceSet(rawValue: UInt64(NSP_CLONE_NEWPID))
+    static let network = NamespaceSet(rawValue: UInt64(NSP_CLONE_NEWNET))
+}
+
+/// A child process this process made, held by pidfd so that its PID can never be reused under us.
+final class ChildProcess {
+    let pid: pid_t
+    let pidfd: OwnedFD
+    private(set) var reaped = false
+
+    init(pid: pid_t, pidfd: OwnedFD) {
+        self.pid = pid
+        self.pidfd = pidfd
+    }
+
+    /// clone3 straight from this single-threaded process: no exec of ourselves, and the child runs
+    /// Swift with the parent's memory copied. `body` runs in the child and must end in _exit; an error
+    /// it throws is printed and ends the child with status 1.
+    static func clone(namespaces: NamespaceSet, intoCgroup cgroup: Int32? = nil, _ body: () throws -> Never) throws(SyscallError) -> ChildProcess {
+        try ThreadCheck.requireSingleThreaded()
+        var pidfd: Int32 = -1
+        let pid = try sys("clone3") { nsp_clone3(namespaces.rawValue | UInt64(NSP_CLONE_PIDFD), SIGCHLD, cgroup ?? -1, &pidfd) }
+        if pid == 0 {
+            // Die with the parent, so a SIGKILLed supervisor takes its machine along.
+            _ = nsp_prctl(PR_SET_PDEATHSIG, UInt(SIGKILL), 0, 0, 0)
+            do {
+                try body()
+            } catch is SetupAborted {
+                _exit(1)  // the peer that died first has said why
+            } catch {
+                printError("\(error)")
+                _exit(1)
+            }
+        }
+        return ChildProcess(pid: pid, pidfd: OwnedFD(pidfd))
+    }
+
+    func signal(_ signal: Int32) {
+        guard !reaped else { return }
+        _ = nsp_pidfd_send_signal(pidfd.raw, signal)
+    }
+
+    enum Termination: Equatable {
+        case exited(Int32)
+        case killed(Int32)
+    }
+
+    /// Waits for the child to end (blocking), or returns nil at once with `block: false` if it runs on.
+    func wait(block: Bool = true) throws(SyscallError) -> Termination? {
+        var code: Int32 = 0
+        var status: Int32 = 0
+        try sys("waitid") { nsp_waitid_pidfd(pidfd.raw, WEXITED | (block ? 0 : WNOHANG), &code, &status) }
+        if code == 0 { return nil }
+        reaped = true
+        return code == CLD_EXITED ? .exited(status) : .killed(status)
+    }
+
+    /// SIGKILL and reap: for children that must not outlive a failed setup.
+    func kill() {
+        guard !reaped else { return }
+        signal(SIGKILL)
+        _ = try? wait()
+    }
+}
+
+enum ThreadCheck {
+    /// A user namespace cannot be created, nor Swift safely run after clone, in a multithreaded process.
+    static func requireSingleThreaded() throws(SyscallError) {
+        let status = (try? FileSystem.readFile("/proc/self/status")) ?? ""
+        if let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Threads:") }),
+            line.split(separator: "\t").last != "1"
+        {
+            printError("swift-nspawn must be single-threaded before clone(), but /proc/self/status says \(line).")
+            throw SyscallError("clone3", errno: .invalidArgument)
+        }
+    }
+}

@@ -1,0 +1,50 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CNspawnShim
+
+/// One boot of a machine, from clone to PID 1's end. Everything it makes on the host (the cgroup,
+/// the children) is undone when it returns, on every path.
+enum MachineBoot {
+    static func run(_ spec: MachineSpec) throws -> ExitStatus.PID1End {
+        let cgroup = try MachineCgroup.create(machine: spec.image.name, owner: spec.idRange?.base ?? 0)
+        defer { cgroup.remove() }
+
+        let (supervisorToInner, innerFromSupervisor) = try SetupChannel.pair()
+        let (outerToInner, innerFromOuter) = try SetupChannel.pair()
+        let inner = try ChildProcess.clone(namespaces: spec.namespaces, intoCgroup: cgroup.fd.raw) {
+            supervisorToInner.fd.close()
+            outerToInner.fd.close()
+            try InnerChild.run(spec, supervisor: innerFromSupervisor, outer: innerFromOuter)
+        }
+        defer { inner.kill() }
+        innerFromSupervisor.fd.close()
+        innerFromOuter.fd.close()
+
+        var userNamespace: OwnedFD?
+        if let range = spec.idRange {
+            // No "deny" to setgroups: we write the maps as the host's root, with CAP_SETGID.
+            try FileSystem.write(range.mapLine, to: "/proc/\(inner.pid)/uid_map")
+            try FileSystem.write(range.mapLine, to: "/proc/\(inner.pid)/gid_map")
+            userNamespace = try FileSystem.open("/proc/\(inner.pid)/ns/user", O_RDONLY)
+        }
+        try supervisorToInner.send(.proceed)
+
+        let (supervisorToOuter, outerFromSupervisor) = try SetupChannel.pair()
+        let outer = try ChildProcess.clone(namespaces: [.mount]) {
+            supervisorToOuter.fd.close()
+            supervisorToInner.fd.close()
+            try OuterChild.run(spec, userNamespace: userNamespace, supervisor: outerFromSupervisor, inner: outerToInner)
+        }
+        defer { outer.kill() }
+        outerToInner.fd.close()
+        outerFromSupervisor.fd.close()
+        userNamespace?.close()
+
+        let master = try supervisorToOuter.receive(.treeReady, from: "The outer child").first
+        guard try outer.wait() == .exited(0) else { throw SetupAborted(peer: "The outer child") }
+        supervisorToInner.fd.close()
+
+        return try Supervisor(machine: inner, spec: spec, consoleMaster: master).run()
+    }
+}
