@@ -47,14 +47,19 @@ public enum Launcher {
                 term: console == .pipe ? Configuration.processEnvironment("TERM") : Configuration.processEnvironment("TERM") ?? "vt220"),
             killSignal: c.killSignal, keepUnit: c.keepUnit, quiet: c.quiet || console == .pipe)
 
-        if !spec.quiet {
-            printError("Spawning container \(image.name) on \(image.path).")
-            if console == .interactive { printError("Press ^] three times within 1s to kill container.") }
-        }
+        var announced = spec.quiet
         while true {
-            let end = try MachineBoot.run(spec)
-            if !spec.quiet { printError(ExitStatus.message(end, machine: image.name)) }
-            switch ExitStatus.decide(end, keepUnit: c.keepUnit) {
+            let end = try MachineBoot.run(spec) {
+                guard !announced else { return }
+                announced = true
+                printError("Spawning container \(image.name) on \(image.path).")
+                if console == .interactive { printError("Press ^] three times within 1s to kill container.") }
+            }
+            // Killed by anything but poweroff (SIGINT) or reboot (SIGHUP) is an error, said even when quiet.
+            var killedUnexpectedly = false
+            if case .killed(let signal) = end { killedUnexpectedly = signal != SIGINT && signal != SIGHUP }
+            if !spec.quiet || killedUnexpectedly { printError(MachineExitStatus.message(end, machine: image.name)) }
+            switch MachineExitStatus.decide(end, keepUnit: c.keepUnit) {
             case .exit(let status): return status
             case .reboot: continue
             }

@@ -48,12 +48,16 @@ final class ConsoleForwarder {
             if events & UInt32(EPOLLOUT.rawValue) != 0 { masterWritable = true }
             shovel()
         })
-        sources.append(try loop.addIO(output.raw, events: UInt32(EPOLLOUT.rawValue) | edge) { [unowned self] _ in
+        // epoll refuses regular files: those are always ready, so they need no source.
+        if let source = try? loop.addIO(output.raw, events: UInt32(EPOLLOUT.rawValue) | edge, { [unowned self] _ in
             outputWritable = true
             shovel()
-        })
+        }) {
+            sources.append(source)
+        } else {
+            outputWritable = true
+        }
         if let input {
-            // epoll refuses regular files; those are always readable, so just read them.
             if let source = try? loop.addIO(input.raw, events: UInt32(EPOLLIN.rawValue) | edge, { [unowned self] _ in
                 inputReadable = true
                 shovel()

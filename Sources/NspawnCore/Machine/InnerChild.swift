@@ -15,6 +15,7 @@ enum InnerChild {
             try sys("setresgid") { nsp_setresgid(0) }
             try sys("setgroups") { setgroups(0, nil) }
             try sys("setresuid") { nsp_setresuid(0) }
+            ProcessLifetime.dieWithParent()
         }
         // Entered only now that we sit in the machine's cgroup, so the guest sees that cgroup as "/".
         try sys("unshare", path: "cgroup") { nsp_unshare(NSP_CLONE_NEWCGROUP) }

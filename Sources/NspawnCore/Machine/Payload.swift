@@ -36,7 +36,10 @@ enum Payload {
             try sys("ioctl(TIOCSCTTY)", path: "/dev/console") { ioctl(0, UInt(TIOCSCTTY), 0) }
             console.close()
         }
-        if let name = spec.user { try switchUser(name) }
+        if let name = spec.user {
+            try switchUser(name)
+            ProcessLifetime.dieWithParent()
+        }
         if let directory = spec.workingDirectory {
             try sys("chdir", path: directory) { chdir(directory) }
         }

@@ -51,6 +51,7 @@ final class MountExecutor {
                 let path = "\(directory)/\(node.name)"
                 try sys("mknod", path: path) { mknodat(dir.raw, node.name, S_IFCHR | 0o666, dev_t(node.deviceNumber)) }
                 try sys("chown", path: path) { fchownat(dir.raw, node.name, machineRoot, machineRoot, AT_SYMLINK_NOFOLLOW) }
+                try sys("chmod", path: path) { fchmodat(dir.raw, node.name, 0o666, 0) }  // past the umask
             }
 
         case .symlink(let path, let targetText):

@@ -34,8 +34,7 @@ final class ChildProcess {
         var pidfd: Int32 = -1
         let pid = try sys("clone3") { nsp_clone3(namespaces.rawValue | UInt64(NSP_CLONE_PIDFD), SIGCHLD, cgroup ?? -1, &pidfd) }
         if pid == 0 {
-            // Die with the parent, so a SIGKILLed supervisor takes its machine along.
-            _ = nsp_prctl(PR_SET_PDEATHSIG, UInt(SIGKILL), 0, 0, 0)
+            ProcessLifetime.dieWithParent()
             do {
                 try body()
             } catch is SetupAborted {
@@ -86,5 +85,13 @@ enum ThreadCheck {
             printError("swift-nspawn must be single-threaded before clone(), but /proc/self/status says \(line).")
             throw SyscallError("clone3", errno: .invalidArgument)
         }
+    }
+}
+
+enum ProcessLifetime {
+    /// Die with the parent, so a SIGKILLed supervisor takes its machine along. The kernel forgets
+    /// this whenever the credentials change, so it is set again after every setresuid().
+    static func dieWithParent() {
+        _ = nsp_prctl(PR_SET_PDEATHSIG, UInt(SIGKILL), 0, 0, 0)
     }
 }

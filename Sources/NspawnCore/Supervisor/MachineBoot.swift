@@ -6,7 +6,8 @@ import CNspawnShim
 /// One boot of a machine, from clone to PID 1's end. Everything it makes on the host (the cgroup,
 /// the children) is undone when it returns, on every path.
 enum MachineBoot {
-    static func run(_ spec: MachineSpec) throws -> ExitStatus.PID1End {
+    /// `started` runs once the machine's tree is built and its PID 1 is about to exec.
+    static func run(_ spec: MachineSpec, started: () -> Void) throws -> MachineExitStatus.PID1End {
         let cgroup = try MachineCgroup.create(machine: spec.image.name, owner: spec.idRange?.base ?? 0)
         defer { cgroup.remove() }
 
@@ -44,6 +45,7 @@ enum MachineBoot {
         let master = try supervisorToOuter.receive(.treeReady, from: "The outer child").first
         guard try outer.wait() == .exited(0) else { throw SetupAborted(peer: "The outer child") }
         supervisorToInner.fd.close()
+        started()
 
         return try Supervisor(machine: inner, spec: spec, consoleMaster: master).run()
     }

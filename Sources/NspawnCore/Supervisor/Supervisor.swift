@@ -23,7 +23,7 @@ final class Supervisor {
     private var console: ConsoleForwarder?
     private var sources: [EventSource] = []
     private var stopRequests = 0
-    private var end: ExitStatus.PID1End?
+    private var end: MachineExitStatus.PID1End?
 
     init(machine: ChildProcess, spec: MachineSpec, consoleMaster: OwnedFD?) throws {
         self.machine = machine
@@ -45,7 +45,7 @@ final class Supervisor {
         // SIGCHLD and SIGHUP stay blocked and unread: PID 1's end comes through its pidfd.
     }
 
-    func run() throws -> ExitStatus.PID1End {
+    func run() throws -> MachineExitStatus.PID1End {
         try loop.run()
         console?.finish()
         sources.removeAll()

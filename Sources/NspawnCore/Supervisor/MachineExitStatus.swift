@@ -1,7 +1,7 @@
 /// How the end of the machine's PID 1 becomes swift-nspawn's own exit, as systemd-nspawn maps it
 /// (reference §5): a PID namespace's init is killed by SIGINT when the guest powers off and by
 /// SIGHUP when it reboots.
-public enum ExitStatus {
+public enum MachineExitStatus {
     public enum PID1End: Equatable, Sendable {
         case exited(Int32)
         case killed(Int32)

@@ -1,0 +1,154 @@
+import Foundation
+import Testing
+
+/// What the payload sees from inside a machine made with the default options.
+@Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
+struct MachineInsideTests {
+    @Test func payloadIsPID1AndPID2UnderTheStub() throws {
+        let machine = try TestMachine()
+        #expect(try machine.shell("echo $$").stdout == "1\n")
+        #expect(try machine.shell("echo $$", options: ["-a"]).stdout == "2\n")
+    }
+
+    @Test func hostnameIsTheMachineNameUnlessGiven() throws {
+        let machine = try TestMachine()
+        #expect(try machine.run([], ["hostname"]).stdout == "\(machine.name)\n")
+        #expect(try machine.run(["-M", "other"], ["hostname"]).stdout == "other\n")
+        #expect(try machine.run(["-M", "other", "--hostname=third"], ["hostname"]).stdout == "third\n")
+    }
+
+    @Test(arguments: ["mnt", "pid", "net", "ipc", "uts", "user", "cgroup"])
+    func everyNamespaceIsTheMachinesOwn(kind: String) throws {
+        let machine = try TestMachine()
+        let inside = try machine.run([], ["readlink", "/proc/self/ns/\(kind)"])
+        #expect(inside.status == 0)
+        #expect(!inside.stdout.isEmpty)
+        #expect(inside.stdout != namespaceLink(kind) + "\n")
+    }
+
+    @Test func sharedNetworkKeepsTheHostsNetworkNamespace() throws {
+        let machine = try TestMachine()
+        #expect(try machine.run(["--no-private-network"], ["readlink", "/proc/self/ns/net"]).stdout == namespaceLink("net") + "\n")
+    }
+
+    @Test func idsArePickedAlignedAndTheTreeReadsAsRootOwned() throws {
+        let machine = try TestMachine()
+        let result = try machine.shell("cat /proc/self/uid_map; cat /proc/self/gid_map; stat -c '%u:%g' / /etc/passwd; id -u")
+        let lines = result.lines
+        let map = try #require(lines.first).split(separator: " ").compactMap { UInt32($0) }
+        #expect(map.count == 3)
+        #expect(map[0] == 0 && map[2] == 65536)
+        #expect(map[1] >= 0x80000 && map[1] % 65536 == 0, "base \(map[1]) must be 64K-aligned and above the host's users")
+        #expect(lines[1] == lines[0])
+        #expect(Array(lines[2...4]) == ["0:0", "0:0", "0"])
+    }
+
+    @Test func fixedRangeIsUsedAsGiven() throws {
+        let machine = try TestMachine()
+        let map = try machine.run(["--private-users=1310720:65536"], ["cat", "/proc/self/uid_map"]).stdout
+        #expect(map.split(separator: " ").map(String.init) == ["0", "1310720", "65536\n"])
+    }
+
+    @Test func noUserNamespaceMeansTheHostsIDs() throws {
+        let machine = try TestMachine()
+        let map = try machine.run(["--private-users=no"], ["cat", "/proc/self/uid_map"]).stdout
+        #expect(map.split(separator: " ").map(String.init) == ["0", "0", "4294967295\n"])
+    }
+
+    @Test func apiFileSystemsAreMountedAsNspawnMountsThem() throws {
+        let machine = try TestMachine()
+        let mountinfo = try machine.run([], ["cat", "/proc/self/mountinfo"]).lines
+        func options(at point: String) -> (options: [Substring], type: Substring)? {
+            guard let line = mountinfo.first(where: { $0.split(separator: " ")[4] == point }) else { return nil }
+            let fields = line.split(separator: " ")
+            let dash = fields.firstIndex(of: "-")
+            return (fields[5].split(separator: ","), dash.map { fields[$0 + 1] } ?? "")
+        }
+        let root = try #require(options(at: "/"))
+        #expect(root.options.contains("idmapped"))
+        for (point, type, readOnly) in [
+            ("/proc", "proc", false), ("/proc/sys", "proc", true), ("/proc/sys/net", "proc", false),
+            ("/sys", "sysfs", true), ("/sys/fs/cgroup", "cgroup2", false), ("/dev", "tmpfs", false),
+            ("/dev/pts", "devpts", false), ("/dev/shm", "tmpfs", false), ("/dev/mqueue", "mqueue", false),
+            ("/run", "tmpfs", false), ("/tmp", "tmpfs", false), ("/run/host", "tmpfs", true),
+            ("/run/host/os-release", "", true),
+        ] {
+            let mount = try #require(options(at: point), "\(point) is not mounted")
+            if !type.isEmpty { #expect(mount.type == Substring(type), "\(point)") }
+            #expect(mount.options.contains("ro") == readOnly, "\(point): \(mount.options)")
+            if point != "/" { #expect(mount.options.contains("nosuid"), "\(point)") }
+        }
+        #expect(!mountinfo.contains { $0.contains(" - cgroup ") }, "a cgroup v1 hierarchy reached the machine")
+    }
+
+    @Test func kernelKnobsAreReadOnlyButTheMachinesNetworkIsWritable() throws {
+        let machine = try TestMachine()
+        let result = try machine.shell("echo x > /proc/sys/kernel/hostname; echo rc=$?; echo 0 > /proc/sys/net/ipv4/ip_forward; echo rc=$?")
+        #expect(result.lines == ["rc=1", "rc=0"])
+        #expect(result.stderr.contains("Read-only file system"))
+        let shared = try machine.shell("echo 0 > /proc/sys/net/ipv4/ip_forward; echo rc=$?", options: ["--no-private-network"])
+        #expect(shared.lines == ["rc=1"])
+    }
+
+    @Test func maskedProcEntriesCannotBeReadOrUnmasked() throws {
+        let machine = try TestMachine()
+        let present = ["/proc/kallsyms", "/proc/keys", "/proc/timer_list", "/proc/kcore", "/proc/sysrq-trigger", "/proc/sched_debug"]
+            .filter { FileManager.default.fileExists(atPath: $0) }
+        #expect(!present.isEmpty)
+        for entry in present {
+            let read = try machine.shell("cat \(entry) | wc -c; umount \(entry) && echo unmounted")
+            #expect(read.lines == ["0"], "\(entry) leaks: \(read.stdout)")
+        }
+    }
+
+    @Test func onlyTheMachinesNetworkDevicesAreVisible() throws {
+        let machine = try TestMachine()
+        #expect(try machine.run([], ["ls", "/sys/class/net"]).stdout == "lo\n")
+        #expect(try machine.shell("cat /sys/class/net/lo/operstate; cat /sys/class/net/lo/flags").lines.last == "0x9")
+    }
+
+    @Test func devHoldsOnlyTheMinimalSet() throws {
+        let machine = try TestMachine()
+        let listing = try machine.run([], ["ls", "-1", "/dev"]).lines
+        #expect(listing == ["fd", "full", "mqueue", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout", "tty", "urandom", "zero"])
+        let modes = try machine.shell("stat -c '%a %U' /tmp /dev/shm /dev/null").lines
+        #expect(modes == ["1777 root", "1777 root", "666 root"])
+    }
+
+    @Test func theMachinesCgroupIsItsRoot() throws {
+        let machine = try TestMachine()
+        let result = try machine.shell("grep '^0::' /proc/self/cgroup; mkdir /sys/fs/cgroup/child && echo made")
+        #expect(result.lines == ["0::/", "made"])
+    }
+
+    @Test func environmentIsNspawnsThenTheGivenOnes() throws {
+        let machine = try TestMachine()
+        let uuid = "0b0c7d1e-2f3a-4b5c-8d9e-0f1a2b3c4d5e"
+        let env = try machine.run(["--uuid=\(uuid)", "-E", "FOO=bar", "-E", "HOME=/elsewhere"], ["env"]).lines
+        #expect(env.contains("container=swift-nspawn"))
+        #expect(env.contains("container_uuid=\(uuid)"))
+        #expect(env.contains("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"))
+        #expect(env.contains("USER=root") && env.contains("LOGNAME=root"))
+        #expect(env.contains("FOO=bar"))
+        #expect(env.contains("HOME=/elsewhere") && !env.contains("HOME=/root"))
+        #expect(try machine.run([], ["cat", "/run/host/container-manager"]).stdout == "swift-nspawn\n")
+        #expect(try machine.run([], ["cat", "/run/host/os-release"]).stdout == (try String(contentsOfFile: "/etc/os-release", encoding: .utf8)))
+    }
+
+    @Test func machineIDOfTheTreeWinsOverUUID() throws {
+        let id = "00112233445566778899aabbccddeeff"
+        let machine = try TestMachine { try "\(id)\n".write(to: $0.appendingPathComponent("etc/machine-id"), atomically: false, encoding: .utf8) }
+        let env = try machine.run(["--uuid=0b0c7d1e-2f3a-4b5c-8d9e-0f1a2b3c4d5e"], ["env"]).lines
+        #expect(env.contains("container_uuid=00112233-4455-6677-8899-aabbccddeeff"))
+    }
+
+    @Test func chdirAndUserApply() throws {
+        let machine = try TestMachine()
+        #expect(try machine.run(["--chdir=/tmp"], ["pwd"]).stdout == "/tmp\n")
+        let alice = try machine.shell("id -u; id -g; id -G; echo $USER $HOME", options: ["-u", "alice"])
+        #expect(alice.lines == ["1000", "1000", "1000 10", "alice /home/alice"])
+        let unknown = try machine.run(["-u", "mallory"], ["true"])
+        #expect(unknown.status == 1)
+        #expect(unknown.stderr.contains("mallory"))
+    }
+}

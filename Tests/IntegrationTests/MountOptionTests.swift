@@ -1,0 +1,71 @@
+import Foundation
+import Testing
+
+/// --bind, --bind-ro, --tmpfs and --read-only, seen from inside and from the host.
+@Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
+struct MountOptionTests {
+    @Test func readWriteBindOfARootOwnedDirectoryIsTheMachineRootsAndWritesShowOnTheHost() throws {
+        let machine = try TestMachine()
+        let source = machine.directory.appendingPathComponent("shared")
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+        let result = try machine.shell("stat -c %u /mnt/shared; echo hi > /mnt/shared/file && echo wrote", options: ["--bind=\(source.path):/mnt/shared"])
+        #expect(result.lines == ["0", "wrote"])
+        #expect(try String(contentsOf: source.appendingPathComponent("file"), encoding: .utf8) == "hi\n")
+        var st = stat()
+        stat(source.appendingPathComponent("file").path, &st)
+        #expect(st.st_uid == 0, "the machine's root writes as the host's root through the idmapped bind")
+    }
+
+    @Test func noidmapShowsTheRawOwners() throws {
+        let machine = try TestMachine()
+        let source = machine.directory.appendingPathComponent("raw")
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+        #expect(try machine.run(["--bind=\(source.path):/raw:noidmap"], ["stat", "-c", "%u", "/raw"]).stdout == "65534\n")
+    }
+
+    @Test func readOnlyBindRefusesWrites() throws {
+        let machine = try TestMachine()
+        let source = machine.directory.appendingPathComponent("ro")
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+        let result = try machine.shell("touch /ro/x; echo rc=$?; mount -o remount,rw /ro; touch /ro/x; echo rc=$?", options: ["--bind-ro=\(source.path):/ro"])
+        #expect(result.lines == ["rc=1", "rc=1"])
+        #expect(result.stderr.contains("Read-only file system"))
+        #expect(!FileManager.default.fileExists(atPath: source.appendingPathComponent("x").path))
+    }
+
+    @Test func norbindLeavesSubmountsOut() throws {
+        let machine = try TestMachine()
+        let source = machine.directory.appendingPathComponent("src")
+        let sub = source.appendingPathComponent("sub")
+        try FileManager.default.createDirectory(at: sub, withIntermediateDirectories: true)
+        // A mount of the test's own below the source, removed again before the test ends.
+        #expect(mount("tmpfs", sub.path, "tmpfs", 0, nil) == 0)
+        defer { umount2(sub.path, 0) }
+        try "below\n".write(to: sub.appendingPathComponent("f"), atomically: false, encoding: .utf8)
+        #expect(try machine.shell("cat /b/sub/f", options: ["--bind=\(source.path):/b"]).stdout == "below\n")
+        #expect(try machine.shell("ls /b/sub | wc -l", options: ["--bind=\(source.path):/b:norbind"]).stdout == "0\n")
+    }
+
+    @Test func tmpfsLeavesNoTrace() throws {
+        let machine = try TestMachine()
+        let tree = treeFingerprint(machine.path)
+        let result = try machine.shell("touch /var/x && stat -c '%a %u' /var && grep ' /var ' /proc/self/mountinfo | grep -c tmpfs", options: ["--tmpfs=/var"])
+        #expect(result.lines == ["755 0", "1"])
+        #expect(treeFingerprint(machine.path) == tree)
+    }
+
+    @Test func readOnlyRootRefusesWritesButKeepsTmpfsWritable() throws {
+        let machine = try TestMachine()
+        let result = try machine.shell("touch /x; echo rc=$?; touch /tmp/x; echo rc=$?", options: ["--read-only"])
+        #expect(result.lines == ["rc=1", "rc=0"])
+    }
+
+    @Test func readOnlyRunsShareTheTree() throws {
+        let machine = try TestMachine()
+        let first = try BackgroundRun(["-D", machine.path, "-P", "-q", "--read-only", "/bin/sleep", "30"])
+        #expect(first.waitUntil { !HostState.capture().cgroups.isEmpty })
+        #expect(try machine.run(["--read-only", "-M", "second"], ["true"]).status == 0)
+        kill(first.pid, SIGKILL)
+        _ = first.finish()
+    }
+}

@@ -1,0 +1,189 @@
+import Foundation
+import Testing
+
+/// Integration tests drive the built binary as a black box, as root, on trees they build.
+enum TestEnvironment {
+    static let isRoot = getuid() == 0
+    static let rootReason: Comment = "needs root: run the suite with sudo (CI does)"
+
+    /// The swift-nspawn binary next to the test bundle, or $SWIFT_NSPAWN.
+    static let binary: String = {
+        if let path = ProcessInfo.processInfo.environment["SWIFT_NSPAWN"] { return path }
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        return bundle.appendingPathComponent("swift-nspawn").path
+    }()
+}
+
+struct RunResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+    var stderrLines: [String] { stderr.split(separator: "\n").map(String.init) }
+    var lines: [String] { stdout.split(separator: "\n").map(String.init) }
+}
+
+/// A busybox machine in a temporary directory: /usr with a static busybox and its applets, the
+/// mount points, and passwd/group files with root and one user. Removed when the value goes away.
+final class TestMachine {
+    let directory: URL
+    let root: URL
+    var path: String { root.path }
+    var name: String { root.lastPathComponent }
+
+    init(extraSetup: (URL) throws -> Void = { _ in }) throws {
+        let fm = FileManager.default
+        directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("swift-nspawn-test-\(UUID().uuidString.prefix(8))")
+        root = directory.appendingPathComponent("m\(UInt32.random(in: 0...UInt32.max))")
+        for dir in ["usr/bin", "dev", "proc", "sys", "run", "tmp", "etc", "root", "home/alice", "var"] {
+            try fm.createDirectory(at: root.appendingPathComponent(dir), withIntermediateDirectories: true)
+        }
+        try fm.copyItem(atPath: "/bin/busybox", toPath: root.appendingPathComponent("usr/bin/busybox").path)
+        try fm.createSymbolicLink(atPath: root.appendingPathComponent("bin").path, withDestinationPath: "usr/bin")
+        try fm.createSymbolicLink(atPath: root.appendingPathComponent("sbin").path, withDestinationPath: "usr/bin")
+        for applet in [
+            "sh", "cat", "ls", "echo", "true", "false", "id", "hostname", "readlink", "stat", "env", "sleep", "grep",
+            "touch", "mkdir", "mount", "umount", "head", "wc", "pwd", "kill", "stty", "tty", "sort", "tr", "cut",
+            "test", "mknod", "rm", "unshare", "awk", "printf", "ip", "dd", "tail",
+        ] {
+            try fm.createSymbolicLink(atPath: root.appendingPathComponent("usr/bin/\(applet)").path, withDestinationPath: "busybox")
+        }
+        try "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\n"
+            .write(to: root.appendingPathComponent("etc/passwd"), atomically: false, encoding: .utf8)
+        try "root:x:0:\nwheel:x:10:alice\nalice:x:1000:\n"
+            .write(to: root.appendingPathComponent("etc/group"), atomically: false, encoding: .utf8)
+        _ = chown(root.appendingPathComponent("home/alice").path, 1000, 1000)
+        try extraSetup(root)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: directory) }
+
+    /// Runs swift-nspawn on this tree, quiet and in pipe mode, with extra options before the command.
+    func run(_ options: [String] = [], _ command: [String], timeout: TimeInterval = 20) throws -> RunResult {
+        try runNspawn(["-D", path, "-P", "-q"] + options + command, timeout: timeout)
+    }
+
+    /// `sh -c SCRIPT` inside the machine.
+    func shell(_ script: String, options: [String] = []) throws -> RunResult {
+        try run(options, ["/bin/sh", "-c", script])
+    }
+}
+
+/// A swift-nspawn process running in the background, for tests that act on it while it runs.
+final class BackgroundRun {
+    let process = Process()
+    private let errorPipe = Pipe()
+
+    init(_ arguments: [String]) throws {
+        process.executableURL = URL(fileURLWithPath: TestEnvironment.binary)
+        process.arguments = arguments
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = errorPipe
+        try process.run()
+    }
+
+    var pid: pid_t { process.processIdentifier }
+
+    /// Waits (bounded) until the predicate holds.
+    func waitUntil(timeout: TimeInterval = 10, _ predicate: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if predicate() { return true }
+            usleep(10_000)
+        }
+        return predicate()
+    }
+
+    /// Waits (bounded) for the end; SIGKILLs the process if it does not come.
+    func finish(timeout: TimeInterval = 15) -> (status: Int32, stderr: String) {
+        if !waitUntil(timeout: timeout, { !process.isRunning }) {
+            kill(pid, SIGKILL)
+            Issue.record("swift-nspawn did not finish within \(timeout) s")
+        }
+        process.waitUntilExit()
+        let data = errorPipe.fileHandleForReading.readDataToEndOfFile()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+}
+
+/// Runs the binary with a bounded wait; a run that outlives it is killed and fails the test.
+func runNspawn(_ arguments: [String], timeout: TimeInterval = 20, asUser uid: UInt32? = nil) throws -> RunResult {
+    let process = Process()
+    if let uid {
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        process.arguments = ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", TestEnvironment.binary] + arguments
+    } else {
+        process.executableURL = URL(fileURLWithPath: TestEnvironment.binary)
+        process.arguments = arguments
+    }
+    let directory = FileManager.default.temporaryDirectory
+    let outURL = directory.appendingPathComponent("sn-out-\(UUID().uuidString)")
+    let errURL = directory.appendingPathComponent("sn-err-\(UUID().uuidString)")
+    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    defer {
+        try? FileManager.default.removeItem(at: outURL)
+        try? FileManager.default.removeItem(at: errURL)
+    }
+    process.standardOutput = try FileHandle(forWritingTo: outURL)
+    process.standardError = try FileHandle(forWritingTo: errURL)
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    let deadline = Date().addingTimeInterval(timeout)
+    while process.isRunning && Date() < deadline { usleep(2000) }
+    if process.isRunning {
+        kill(process.processIdentifier, SIGKILL)
+        Issue.record("swift-nspawn \(arguments) did not finish within \(timeout) s")
+    }
+    process.waitUntilExit()
+    return RunResult(
+        status: process.terminationStatus,
+        stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
+        stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
+}
+
+/// What a run may leave on the host: mounts, machine cgroups, runtime directories.
+struct HostState: Equatable {
+    var mounts: [String]
+    var cgroups: [String]
+    var runtime: [String]
+
+    static func capture() -> HostState {
+        let mountinfo = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        let mounts = mountinfo.split(separator: "\n").map { String($0.split(separator: " ")[4]) }.sorted()
+        let cgroupRoot = FileManager.default.fileExists(atPath: "/sys/fs/cgroup/unified/cgroup.procs") ? "/sys/fs/cgroup/unified" : "/sys/fs/cgroup"
+        let cgroups = ((try? FileManager.default.subpathsOfDirectory(atPath: cgroupRoot)) ?? []).filter { $0.contains("machine-") }.sorted()
+        let runtime = ((try? FileManager.default.subpathsOfDirectory(atPath: "/run/swift-nspawn")) ?? []).sorted()
+        return HostState(mounts: mounts, cgroups: cgroups, runtime: runtime)
+    }
+}
+
+/// A recursive listing of a tree with owners, modes, sizes and times: equal before and after a
+/// run means the run wrote nothing into it.
+func treeFingerprint(_ root: String) -> [String] {
+    var result: [String] = []
+    let enumerator = FileManager.default.enumerator(atPath: root)
+    while let relative = enumerator?.nextObject() as? String {
+        result.append(fingerprint(root + "/" + relative, name: relative))
+    }
+    result.append(fingerprint(root, name: "."))
+    return result.sorted()
+}
+
+private func fingerprint(_ path: String, name: String) -> String {
+    var st = stat()
+    lstat(path, &st)
+    return "\(name) \(st.st_uid):\(st.st_gid) \(st.st_mode) \(st.st_size) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
+}
+
+/// The inode behind a namespace link such as /proc/self/ns/net: "net:[4026531840]".
+func namespaceLink(_ kind: String, pid: String = "self") -> String {
+    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/\(kind)")) ?? ""
+}
