@@ -61,7 +61,7 @@ struct BadInputTests {
         let result = try second.run(["--private-users=1966080"], ["true"])
         #expect(result.status == 1)
         #expect(result.stderrLines == ["UID range 1966080:65536 is in use by another machine. Refusing."])
-        kill(run.pid, SIGKILL)
+        kill(run.pid, SIGTERM)
         _ = run.finish()
     }
 

@@ -24,7 +24,7 @@ struct LifecycleTests {
         let second = try machine.run([], ["true"])
         #expect(second.status == 1)
         #expect(second.stderrLines == ["Directory tree \(machine.path) is currently busy."])
-        kill(first.pid, SIGKILL)
+        kill(first.pid, SIGTERM)
         _ = first.finish()
     }
 
@@ -76,7 +76,12 @@ struct LifecycleTests {
         kill(run.pid, SIGKILL)
         _ = run.finish()
         #expect(run.waitUntil { kill(payload, 0) != 0 }, "the machine outlived its supervisor")
+        // The next run takes over the dead run's empty cgroup and unlocked ID range, and removes them.
+        let before = HostState.capture()
+        #expect(!before.cgroups.isEmpty)
         #expect(try machine.run([], ["true"]).status == 0)
+        #expect(HostState.capture().cgroups.isEmpty)
+        #expect(HostState.capture().runtime.isEmpty)
     }
 
     @Test func aRunLeavesTheHostAsItWasAndTheTreeUntouched() throws {

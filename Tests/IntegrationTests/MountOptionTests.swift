@@ -65,7 +65,7 @@ struct MountOptionTests {
         let first = try BackgroundRun(["-D", machine.path, "-P", "-q", "--read-only", "/bin/sleep", "30"])
         #expect(first.waitUntil { !HostState.capture().cgroups.isEmpty })
         #expect(try machine.run(["--read-only", "-M", "second"], ["true"]).status == 0)
-        kill(first.pid, SIGKILL)
+        kill(first.pid, SIGTERM)
         _ = first.finish()
     }
 }

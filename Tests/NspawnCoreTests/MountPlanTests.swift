@@ -1,0 +1,86 @@
+import Testing
+@testable import NspawnCore
+
+@Suite struct MountPlanTests {
+    private let id = MachineID(bytes: Array(0..<16))
+
+    private func plan(_ args: [String] = [], console: ConsoleMode = .pipe) throws -> MountPlan {
+        guard case .run(let c) = CommandLineParser.parse(args) else { throw UserError("bad arguments") }
+        return MountPlan(configuration: c, machineID: id, console: console, hostOSRelease: "/etc/os-release")
+    }
+
+    private func index(_ plan: MountPlan, _ match: (MountOperation) -> Bool) throws -> Int {
+        let found = plan.operations.firstIndex(where: match)
+        return try #require(found)
+    }
+
+    @Test func devIsBuiltBeforeWhatGoesInsideIt() throws {
+        let p = try plan()
+        let dev = try index(p) { $0 == .tmpfs(path: "/dev", options: "mode=0755,size=4m,nr_inodes=64k", attributes: [.noSUID]) }
+        let nodes = try index(p) { if case .deviceNodes("/dev", _) = $0 { true } else { false } }
+        let pts = try index(p) { $0 == .devpts(path: "/dev/pts") }
+        let mqueue = try index(p) { if case .api(.mqueue, "/dev/mqueue", _) = $0 { true } else { false } }
+        #expect(dev < nodes && nodes < pts && pts < mqueue)
+    }
+
+    @Test func procIsMountedThenLockedDownThenMasked() throws {
+        let p = try plan()
+        let proc = try index(p) { if case .api(.proc, "/proc", _) = $0 { true } else { false } }
+        let sys = try index(p) { $0 == .rebind(path: "/proc/sys", attributes: .lockedDown, required: true) }
+        let net = try index(p) { if case .rebind("/proc/sys/net", let attributes, true) = $0 { !attributes.contains(.readOnly) } else { false } }
+        #expect(proc < sys && sys < net)
+        for entry in ["/proc/kcore", "/proc/kallsyms", "/proc/keys", "/proc/sysrq-trigger", "/proc/timer_list"] {
+            #expect(try index(p) { $0 == .mask(path: entry) } > proc)
+        }
+        for entry in ["/proc/acpi", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/scsi"] {
+            #expect(p.operations.contains(.rebind(path: entry, attributes: .lockedDown, required: false)))
+        }
+    }
+
+    @Test func sharedNetworkKeepsProcSysNetReadOnlyAndBindsTheHostsSysfs() throws {
+        let p = try plan(["--no-private-network"])
+        #expect(!p.operations.contains { if case .rebind("/proc/sys/net", _, _) = $0 { true } else { false } })
+        #expect(p.operations.contains(.hostBind(source: "/sys", path: "/sys", attributes: .lockedDown)))
+        #expect(p.apiFilesystems == [.proc, .cgroup2, .mqueue])
+    }
+
+    @Test func privateNetworkGetsItsOwnSysfsWithCgroup2Inside() throws {
+        let p = try plan()
+        #expect(p.apiFilesystems == [.proc, .sysfs, .cgroup2, .mqueue])
+        let sysfs = try index(p) { if case .api(.sysfs, "/sys", .lockedDown) = $0 { true } else { false } }
+        let cgroup = try index(p) { if case .api(.cgroup2, "/sys/fs/cgroup", _) = $0 { true } else { false } }
+        #expect(sysfs < cgroup)
+    }
+
+    @Test func consoleOnlyWithAPTY() throws {
+        #expect(!(try plan(console: .pipe)).operations.contains(.console(path: "/dev/console")))
+        #expect(try plan(console: .readOnly).operations.contains(.console(path: "/dev/console")))
+    }
+
+    @Test func customMountsComeAfterRunAndTmpInDestinationOrder() throws {
+        let p = try plan(["--bind=/a:/tmp/x", "--tmpfs=/var", "--bind-ro=/b:/opt:norbind"])
+        let tmp = try index(p) { if case .tmpfs("/tmp", _, _) = $0 { true } else { false } }
+        let opt = try index(p) { $0 == .bind(BindMount(source: "/b", destination: "/opt", readOnly: true, recursive: false)) }
+        let tmpX = try index(p) { $0 == .bind(BindMount(source: "/a", destination: "/tmp/x", readOnly: false)) }
+        let varTmpfs = try index(p) { $0 == .tmpfs(path: "/var", options: "mode=0755", attributes: [.noSUID, .noDev]) }
+        #expect(tmp < opt && opt < tmpX && tmpX < varTmpfs)
+    }
+
+    @Test func hostInformationNamesTheManagerAndUUID() throws {
+        let p = try plan()
+        #expect(p.operations.contains(.hostInformation(
+            path: "/run/host",
+            files: ["container-manager": "swift-nspawn\n", "container-uuid": "00010203-0405-0607-0809-0a0b0c0d0e0f\n"],
+            osRelease: "/etc/os-release")))
+    }
+
+    @Test func readOnlyMarksTheRoot() throws {
+        #expect(try plan(["--read-only"]).readOnlyRoot)
+        #expect(!(try plan()).readOnlyRoot)
+    }
+
+    @Test func deviceNumbersFollowTheKernelsEncoding() {
+        #expect(DeviceNode(name: "null", major: 1, minor: 3).deviceNumber == 0x103)
+        #expect(DeviceNode(name: "big", major: 259, minor: 300).deviceNumber == (UInt64(259) << 8) | 0x2c | (UInt64(0x100) << 12))
+    }
+}
