@@ -44,11 +44,15 @@ public enum UserDatabase {
     }
 
     /// Lines of colon-separated fields; comments, NIS "+"/"-" lines and short lines are skipped.
+    /// Split on bytes, not Characters: these files are read on every start.
     private static func records(_ text: String, fields: Int) -> [[String]] {
-        text.split(separator: "\n").compactMap { line in
-            guard let first = line.first, first != "#", first != "+", first != "-" else { return nil }
-            let parts = line.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-            return parts.count >= fields ? parts : nil
+        let bytes = Array(text.utf8)
+        return bytes.split(separator: UInt8(ascii: "\n")).compactMap { line in
+            guard let first = line.first, first != UInt8(ascii: "#"), first != UInt8(ascii: "+"), first != UInt8(ascii: "-") else {
+                return nil
+            }
+            let parts = line.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)
+            return parts.count >= fields ? parts.map { String(decoding: $0, as: UTF8.self) } : nil
         }
     }
 }

@@ -79,12 +79,9 @@ enum ThreadCheck {
     /// A user namespace cannot be created, nor Swift safely run after clone, in a multithreaded process.
     static func requireSingleThreaded() throws(SyscallError) {
         let status = (try? FileSystem.readFile("/proc/self/status")) ?? ""
-        if let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Threads:") }),
-            line.split(separator: "\t").last != "1"
-        {
-            printError("swift-nspawn must be single-threaded before clone(), but /proc/self/status says \(line).")
-            throw SyscallError("clone3", errno: .invalidArgument)
-        }
+        guard !status.contains("\nThreads:\t1\n") else { return }
+        printError("swift-nspawn must be single-threaded before clone(), but /proc/self/status disagrees.")
+        throw SyscallError("clone3", errno: .invalidArgument)
     }
 }
 

@@ -30,8 +30,9 @@ enum FileSystem {
     }
 
     static func readAll(fd: Int32, path: String) throws(SyscallError) -> [UInt8] {
+        // Small files are the rule here (procfs, cgroupfs, passwd): a page-sized buffer, reused.
         var result: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
+        var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
             let n = try sys("read", path: path) { buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) } }
             if n == 0 { return result }

@@ -4,6 +4,8 @@ import Testing
 /// Integration tests drive the built binary as a black box, as root, on trees they build.
 enum TestEnvironment {
     static let isRoot = getuid() == 0
+    static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
     static let rootReason: Comment = "needs root: run the suite with sudo (CI does)"
 
     /// The swift-nspawn binary next to the test bundle, or $SWIFT_NSPAWN.
@@ -22,8 +24,8 @@ struct RunResult {
     var lines: [String] { stdout.split(separator: "\n").map(String.init) }
 }
 
-/// A busybox machine in a temporary directory: /usr with a static busybox and its applets, the
-/// mount points, and passwd/group files with root and one user. Removed when the value goes away.
+/// A busybox machine in a temporary directory, made by tools/make-busybox-machine, with one more
+/// user (alice, 1000) for --user. Removed when the value goes away.
 final class TestMachine {
     let directory: URL
     let root: URL
@@ -34,19 +36,14 @@ final class TestMachine {
         let fm = FileManager.default
         directory = URL(fileURLWithPath: "/tmp").appendingPathComponent("swift-nspawn-test-\(UUID().uuidString.prefix(8))")
         root = directory.appendingPathComponent("m\(UInt32.random(in: 0...UInt32.max))")
-        for dir in ["usr/bin", "dev", "proc", "sys", "run", "tmp", "etc", "root", "home/alice", "var"] {
-            try fm.createDirectory(at: root.appendingPathComponent(dir), withIntermediateDirectories: true)
-        }
-        try fm.copyItem(atPath: "/bin/busybox", toPath: root.appendingPathComponent("usr/bin/busybox").path)
-        try fm.createSymbolicLink(atPath: root.appendingPathComponent("bin").path, withDestinationPath: "usr/bin")
-        try fm.createSymbolicLink(atPath: root.appendingPathComponent("sbin").path, withDestinationPath: "usr/bin")
-        for applet in [
-            "sh", "cat", "ls", "echo", "true", "false", "id", "hostname", "readlink", "stat", "env", "sleep", "grep",
-            "touch", "mkdir", "mount", "umount", "head", "wc", "pwd", "kill", "stty", "tty", "sort", "tr", "cut",
-            "test", "mknod", "rm", "unshare", "awk", "printf", "ip", "dd", "tail",
-        ] {
-            try fm.createSymbolicLink(atPath: root.appendingPathComponent("usr/bin/\(applet)").path, withDestinationPath: "busybox")
-        }
+        try fm.createDirectory(at: directory, withIntermediateDirectories: true)
+        let maker = Process()
+        maker.executableURL = TestEnvironment.packageRoot.appendingPathComponent("tools/make-busybox-machine")
+        maker.arguments = [root.path]
+        try maker.run()
+        maker.waitUntilExit()
+        guard maker.terminationStatus == 0 else { throw CocoaError(.fileWriteUnknown) }
+        try fm.createDirectory(at: root.appendingPathComponent("home/alice"), withIntermediateDirectories: true)
         try "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\n"
             .write(to: root.appendingPathComponent("etc/passwd"), atomically: false, encoding: .utf8)
         try "root:x:0:\nwheel:x:10:alice\nalice:x:1000:\n"

@@ -1,0 +1,46 @@
+# swift-nspawn: build, test, try, install. Everything that changes the host needs root.
+PREFIX ?= /usr/local
+MACHINES ?= /var/lib/machines
+DEMO ?= busybox
+SWIFT ?= swift
+
+# What building and testing need from Debian (the C libraries, the test trees' busybox, the
+# reference implementations the benchmarks compare with).
+DEB_PACKAGES = pkg-config libsystemd-dev libseccomp-dev libcap-dev libmount-dev busybox-static \
+	systemd-container bubblewrap hyperfine util-linux python3
+
+RELEASE_BINARY = .build/release/swift-nspawn
+
+.PHONY: all deps build check demo install bench clean
+
+all: build
+
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build -c release --static-swift-stdlib
+
+# The whole test suite: unit tests, and as root the integration tests on busybox machines.
+check: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --no-parallel
+
+# Builds, makes a busybox machine in $(MACHINES)/$(DEMO) once, and opens a shell inside it.
+demo: build
+	@[ -d $(MACHINES)/$(DEMO) ] || tools/make-busybox-machine $(MACHINES)/$(DEMO)
+	$(RELEASE_BINARY) -D $(MACHINES)/$(DEMO)
+
+install: build
+	install -D -m 0755 -s $(RELEASE_BINARY) $(DESTDIR)$(PREFIX)/bin/swift-nspawn
+	install -D -m 0644 man/swift-nspawn.1 $(DESTDIR)$(PREFIX)/share/man/man1/swift-nspawn.1
+
+bench: build
+	bench/startup
+
+clean:
+	rm -rf .build
