@@ -111,6 +111,33 @@ ssize_t nsp_recv_with_fds(int sock, void *data, size_t len, int *fds, int max_fd
     return n;
 }
 
+ssize_t nsp_recv_datagram(int sock, void *data, size_t len, pid_t *pid, int *truncated) {
+    struct iovec iov = { .iov_base = data, .iov_len = len };
+    char control[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * 16)];
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof(control) };
+    *pid = -1;
+    *truncated = 0;
+    ssize_t n;
+    do n = recvmsg(sock, &msg, MSG_DONTWAIT | MSG_TRUNC | MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
+    if (n < 0) return n;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET) continue;
+        if (c->cmsg_type == SCM_CREDENTIALS && c->cmsg_len == CMSG_LEN(sizeof(struct ucred))) {
+            struct ucred cred;
+            memcpy(&cred, CMSG_DATA(c), sizeof(cred));
+            *pid = cred.pid;
+        } else if (c->cmsg_type == SCM_RIGHTS) {
+            int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+            int fds[16];
+            if (count > 16) count = 16;
+            memcpy(fds, CMSG_DATA(c), sizeof(int) * (size_t)count);
+            for (int i = 0; i < count; i++) close(fds[i]);
+        }
+    }
+    if ((size_t)n > len || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) *truncated = 1;
+    return n;
+}
+
 int nsp_interface_up(const char *name) {
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;

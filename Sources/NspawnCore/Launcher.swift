@@ -21,6 +21,7 @@ public enum Launcher {
         guard geteuid() == 0 else { throw UserError("Need to be root.") }
         let image = try MachineImage.locate(c)
         try image.requireMountPoints()
+        if c.boot { try image.requireOSRelease() }
         for bind in c.binds where !FileSystem.exists(bind.source) {
             throw UserError("Failed to resolve bind source \(bind.source): \(SyscallError.last("stat").errno.message)")
         }
@@ -32,7 +33,9 @@ public enum Launcher {
         }
 
         let stdinTTY = isatty(0) != 0, stdoutTTY = isatty(1) != 0
-        let console = (c.console ?? .defaultMode(stdinIsTerminal: stdinTTY, stdoutIsTerminal: stdoutTTY))
+        // A boot test shows the boot but takes no input.
+        let defaultConsole: ConsoleMode = c.bootTestTimeout != nil ? .readOnly : .defaultMode(stdinIsTerminal: stdinTTY, stdoutIsTerminal: stdoutTTY)
+        let console = (c.console ?? defaultConsole)
             .resolved(stdinIsTerminal: stdinTTY, stdoutIsTerminal: stdoutTTY)
         // A valid machine-id in the tree wins over --uuid, as with systemd-nspawn; none is ever written.
         let machineID = image.machineID() ?? c.uuid ?? .random()
@@ -43,17 +46,23 @@ public enum Launcher {
             plan: MountPlan(configuration: c, machineID: machineID, console: console, hostOSRelease: hostOSRelease),
             payload: PayloadSpec(
                 command: c.command, environment: c.environment, user: c.user, workingDirectory: c.workingDirectory,
-                asPID2: c.asPID2, machineID: machineID,
+                asPID2: c.asPID2, boot: c.boot, machineID: machineID,
                 term: console == .pipe ? Configuration.processEnvironment("TERM") : Configuration.processEnvironment("TERM") ?? "vt220"),
-            killSignal: c.killSignal, keepUnit: c.keepUnit, quiet: c.quiet || console == .pipe)
+            killSignal: c.killSignal, notifyReady: c.notifyReady, bootTestTimeout: c.bootTestTimeout,
+            keepUnit: c.keepUnit, quiet: c.quiet || console == .pipe)
 
         var announced = spec.quiet
         while true {
-            let end = try MachineBoot.run(spec) {
+            let outcome = try MachineBoot.run(spec) {
                 guard !announced else { return }
                 announced = true
                 printError("Spawning container \(image.name) on \(image.path).")
                 if console == .interactive { printError("Press ^] three times within 1s to kill container.") }
+            }
+            let end = outcome.end
+            if let verdict = outcome.bootTest {
+                printError(verdict.report(machine: image.name, bootSeconds: outcome.bootSeconds))
+                return verdict.exitStatus
             }
             // Killed by anything but poweroff (SIGINT) or reboot (SIGHUP) is an error, said even when quiet.
             var killedUnexpectedly = false

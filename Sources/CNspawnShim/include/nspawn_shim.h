@@ -66,6 +66,11 @@ ssize_t nsp_send_with_fds(int sock, const void *data, size_t len, const int *fds
 /// Receives at most len bytes and at most max_fds descriptors (made close-on-exec).
 ssize_t nsp_recv_with_fds(int sock, void *data, size_t len, int *fds, int max_fds, int *nfds);
 
+/// Receives one datagram without blocking, with the sender's PID from SCM_CREDENTIALS (-1 when the
+/// sender sent none); *truncated is set when the datagram was longer than len. Descriptors that a
+/// sender attached are closed. ucred and the cmsg walk are not reachable from Swift.
+ssize_t nsp_recv_datagram(int sock, void *data, size_t len, pid_t *pid, int *truncated);
+
 /// Brings an interface up with SIOCSIFFLAGS: struct ifreq is a union of unions.
 int nsp_interface_up(const char *name);
 

@@ -32,6 +32,18 @@ public struct CommandLineOptions: ParsableCommand {
     @Option(name: [.customShort("u"), .customLong("user")], help: "Run the command as this user of the machine.")
     var user: String?
 
+    @Flag(name: [.customShort("b"), .customLong("boot")], help: "Boot the tree's init (systemd); the command's arguments go to it.")
+    var boot = false
+
+    @Flag(name: .customLong("boot-test"), help: "Boot, wait until the system is up, report its state, power off.")
+    var bootTest = false
+
+    @Option(name: .customLong("boot-test-timeout"), help: ArgumentHelp("Seconds --boot-test waits for the system to be up (default 120).", valueName: "SECONDS"))
+    var bootTestTimeout: String?
+
+    @Option(name: .customLong("notify-ready"), help: ArgumentHelp("yes: tell the service manager READY=1 when the machine says so; no (default): at exec.", valueName: "BOOL"))
+    var notifyReady: String?
+
     @Flag(name: [.customShort("a"), .customLong("as-pid2")], help: "Run the command as PID 2 under a minimal init.")
     var asPID2 = false
 

@@ -13,6 +13,10 @@ public struct Configuration: Equatable, Sendable {
     public var workingDirectory: String?
     public var user: String?
     public var asPID2 = false
+    public var boot = false
+    /// --boot-test: the seconds to wait for the booted system; nil without a boot test.
+    public var bootTestTimeout: Int?
+    public var notifyReady = false
     public var killSignal: Int32?
     public var quiet = false
     public var userNamespace: UserNamespaceMode = .pick
@@ -59,11 +63,23 @@ public struct Configuration: Equatable, Sendable {
             self.user = user
         }
         asPID2 = o.asPID2
+        boot = o.boot || o.bootTest
+        if o.bootTest || o.bootTestTimeout != nil {
+            guard o.bootTest else { throw UserError("--boot-test-timeout= needs --boot-test.") }
+            let text = o.bootTestTimeout ?? "120"
+            guard let seconds = Int(text), seconds > 0 else { throw UserError("Failed to parse --boot-test-timeout= value: \(text)") }
+            bootTestTimeout = seconds
+        }
+        if let text = o.notifyReady { notifyReady = try Self.parseBoolean(text, option: "--notify-ready") }
         if let text = o.killSignal {
             guard let signal = SignalName.parse(text) else { throw UserError("Cannot parse signal: \(text)") }
             killSignal = signal
         }
         quiet = o.quiet
+        if killSignal == nil && boot {
+            // systemd's manager shuts down cleanly on SIGRTMIN+3, as systemd-nspawn -b relies on.
+            killSignal = SignalName.parse("SIGRTMIN+3")
+        }
         if o.pickUsers {
             userNamespace = .pick
             ownership = .auto
@@ -90,6 +106,7 @@ public struct Configuration: Equatable, Sendable {
 
     /// Checks between options, as systemd-nspawn's verify_arguments() does.
     func verify() throws(UserError) {
+        if boot && asPID2 { throw UserError("--boot and --as-pid2 may not be combined.") }
         let destinations = binds.map(\.destination) + tmpfs.map(\.destination)
         if let duplicate = Dictionary(grouping: destinations, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
             throw UserError("Mount destination \(duplicate) is given more than once.")
@@ -99,6 +116,14 @@ public struct Configuration: Equatable, Sendable {
     /// The machine's mounts sorted by destination, so that a parent is mounted before what goes inside it.
     public var customMountsInOrder: [CustomMount] {
         (binds.map(CustomMount.bind) + tmpfs.map(CustomMount.tmpfs)).sorted { $0.destination < $1.destination }
+    }
+
+    static func parseBoolean(_ text: String, option: String) throws(UserError) -> Bool {
+        switch text {
+        case "yes", "true", "1", "on": return true
+        case "no", "false", "0", "off": return false
+        default: throw UserError("Failed to parse \(option)= value: \(text)")
+        }
     }
 
     public static func processEnvironment(_ name: String) -> String? {

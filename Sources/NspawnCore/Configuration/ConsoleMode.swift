@@ -30,12 +30,8 @@ public enum RegisterMode: String, Equatable, Sendable {
     case yes, no, auto
 
     public static func parse(_ value: String) throws(UserError) -> RegisterMode {
-        switch value {
-        case "yes", "true", "1", "on": return .yes
-        case "no", "false", "0", "off": return .no
-        case "auto": return .auto
-        default: throw UserError("Failed to parse --register= value: \(value)")
-        }
+        if value == "auto" { return .auto }
+        return try Configuration.parseBoolean(value, option: "--register") ? .yes : .no
     }
 }
 

@@ -36,7 +36,7 @@ final class ConsoleForwarder {
         self.onRequest = onRequest
         // Our own descriptions of stdin/stdout, so O_NONBLOCK never leaks into the caller's.
         input = forwardInput ? Self.reopenNonBlocking(0, flags: O_RDONLY) : nil
-        output = Self.reopenNonBlocking(1, flags: O_WRONLY) ?? OwnedFD(dup(1))
+        output = Self.reopenNonBlocking(1, flags: O_WRONLY) ?? OwnedFD(fcntl(1, F_DUPFD_CLOEXEC, 3))
         _ = fcntl(master.raw, F_SETFL, fcntl(master.raw, F_GETFL) | O_NONBLOCK)
         terminal = forwardInput && isatty(0) != 0 ? TerminalMode(fd: 0) : nil
         terminal?.makeRaw()
@@ -201,7 +201,15 @@ final class ConsoleForwarder {
         }
     }
 
+    /// A description of our own for a stream, so O_NONBLOCK never leaks into the caller's. A regular
+    /// file is only dup'ed: a second description would have an offset of its own and overwrite
+    /// what goes to the same file through another descriptor (2>&1).
     private static func reopenNonBlocking(_ fd: Int32, flags: Int32) -> OwnedFD? {
+        var st = stat()
+        if fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG {
+            let copy = fcntl(fd, F_DUPFD_CLOEXEC, 3)
+            return copy >= 0 ? OwnedFD(copy) : nil
+        }
         let reopened = open("/proc/self/fd/\(fd)", flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
         return reopened >= 0 ? OwnedFD(reopened) : nil
     }

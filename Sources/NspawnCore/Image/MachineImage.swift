@@ -89,4 +89,12 @@ extension MachineImage {
             }
         }
     }
+
+    /// With --boot the tree must be an OS: os-release in /etc or /usr/lib, as systemd-nspawn checks.
+    public func requireOSRelease() throws {
+        var st = Glibc.stat()
+        guard lstat(path + "/etc/os-release", &st) == 0 || lstat(path + "/usr/lib/os-release", &st) == 0 else {
+            throw UserError("Directory \(path) doesn't look like an OS root directory (os-release file is missing). Refusing.")
+        }
+    }
 }

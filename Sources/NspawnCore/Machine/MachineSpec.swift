@@ -12,6 +12,9 @@ struct MachineSpec {
     var plan: MountPlan
     var payload: PayloadSpec
     var killSignal: Int32?
+    var notifyReady: Bool
+    /// --boot-test's timeout in seconds; nil without a boot test.
+    var bootTestTimeout: Int?
     var keepUnit: Bool
     var quiet: Bool
 
@@ -30,6 +33,8 @@ struct PayloadSpec {
     var user: String?
     var workingDirectory: String?
     var asPID2: Bool
+    /// Exec the tree's init (systemd) with `command` as its arguments.
+    var boot: Bool
     var machineID: MachineID
     var term: String?
 }

@@ -55,7 +55,7 @@ enum OuterChild {
         // Through the host's procfs, where this process has a PID (the tree's /proc is the machine's).
         let namespace = try FileSystem.open("thread-self/ns/mnt", O_RDONLY, at: hostProc.raw)
         try inner.send(.mountNamespace, fds: [namespace] + [executor.consolePeer].compactMap { $0 })
-        try supervisor.send(.treeReady, fds: [executor.consoleMaster].compactMap { $0 })
+        try supervisor.send(.treeReady, fds: [executor.notify, executor.consoleMaster].compactMap { $0 })
         _exit(0)
     }
 }

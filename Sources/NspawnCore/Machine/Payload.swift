@@ -26,7 +26,20 @@ enum Payload {
             _ = setsid()
             if console != nil { _ = ioctl(0, UInt(TIOCSCTTY), 0) }
         }
+        if spec.boot { bootInit(arguments: spec.command, environment: environment) }
         exec(spec.command, environment: environment)
+    }
+
+    /// Where systemd-nspawn -b looks for init, in this order.
+    static let initPaths = ["/usr/lib/systemd/systemd", "/lib/systemd/systemd", "/sbin/init"]
+
+    private static func bootInit(arguments: [String], environment: [String]) -> Never {
+        var error: Int32 = ENOENT
+        for path in initPaths {
+            error = execute(path, argv: [path] + arguments, environment: environment, search: false)
+        }
+        printError("execv(\(initPaths.joined(separator: ", "))) failed: \(Errno(rawValue: error).message)")
+        _exit(1)
     }
 
     private static func prepare(_ spec: PayloadSpec, console: OwnedFD?) throws {
@@ -57,6 +70,7 @@ enum Payload {
             "PATH=\(defaultPath)",
             "container=swift-nspawn",
             "container_uuid=\(spec.machineID.uuidString)",
+            "NOTIFY_SOCKET=\(MountPlan.notifySocketPath)",
         ]
         if let term = spec.term { env.append("TERM=\(term)") }
         env += [
@@ -106,7 +120,7 @@ enum Payload {
     }
 
     /// Returns only on failure, with errno.
-    private static func execute(_ path: String, argv: [String], environment: [String], search: Bool) -> Int32 {
+    static func execute(_ path: String, argv: [String], environment: [String], search: Bool) -> Int32 {
         var cArgs = argv.map { strdup($0) } + [nil]
         var cEnv = environment.map { strdup($0) } + [nil]
         if search {

@@ -20,6 +20,8 @@ final class MountExecutor {
     private var inaccessible: OwnedFD?
     private(set) var consoleMaster: OwnedFD?
     private(set) var consolePeer: OwnedFD?
+    /// The bound notify socket, for the supervisor.
+    private(set) var notify: OwnedFD?
 
     init(root: OwnedFD, rootPath: String, machineRoot: UInt32, idmapUserNamespace: OwnedFD?, receiveAPIMounts: @escaping () throws -> [APIFilesystem: OwnedFD]) {
         self.root = root
@@ -63,7 +65,7 @@ final class MountExecutor {
         case .directory(let path):
             _ = try target(path, create: .directory)
 
-        case .hostInformation(let path, let files, let osRelease):
+        case .hostInformation(let path, let files, let osRelease, let notifySocket):
             let mount = try MountCalls.newMount("tmpfs", options: ownedOptions("mode=0755,size=1m,nr_inodes=64"), attributes: [.noSUID, .noDev, .noExec])
             let dir = try target(path)
             try MountCalls.attach(mount, onto: dir, path: path)
@@ -74,6 +76,7 @@ final class MountExecutor {
                     try FileSystem.writeAll(fd: file.raw, Array(contents.utf8), path: "\(path)/\(name)")
                 }
             }
+            notify = try makeNotifySocket(named: notifySocket, in: attached, path: "\(path)/\(notifySocket)")
             if let osRelease {
                 let source = try MountCalls.cloneTree(osRelease, recursive: false)
                 try MountCalls.setAttributes(source, .lockedDown, recursive: false, path: osRelease)
@@ -150,6 +153,37 @@ final class MountExecutor {
         try MountCalls.attach(mount, onto: try target(path, create: .file, scope: .noSymlinks), path: path)
         consoleMaster = master
         consolePeer = peer
+    }
+
+    // MARK: Notify socket
+
+    /// A datagram socket bound in the machine's /run/host, owned by the machine's root and writable
+    /// by it alone. SO_PASSCRED makes the kernel attach every sender's PID, which the supervisor checks.
+    private func makeNotifySocket(named name: String, in directory: OwnedFD, path: String) throws -> OwnedFD {
+        let socket = OwnedFD(try sys("socket", path: path) {
+            Glibc.socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        })
+        var on: Int32 = 1
+        try sys("setsockopt(SO_PASSCRED)", path: path) { setsockopt(socket.raw, SOL_SOCKET, SO_PASSCRED, &on, socklen_t(MemoryLayout<Int32>.size)) }
+        // bind() takes a path: name it relative to the directory we hold, never by resolving /run/host again.
+        let saved = try FileSystem.open(".", NSP_O_PATH | O_DIRECTORY)
+        try sys("fchdir", path: path) { fchdir(directory.raw) }
+        defer { _ = fchdir(saved.raw) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, byte) in name.utf8.enumerated() where i < raw.count - 1 { raw[i] = byte }
+        }
+        let previous = umask(0o177)
+        defer { umask(previous) }
+        try asMachineRoot { () throws(SyscallError) in
+            try sys("bind", path: path) {
+                withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(socket.raw, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+                }
+            }
+        }
+        return socket
     }
 
     // MARK: Paths

@@ -47,8 +47,9 @@ public enum MountOperation: Equatable, Sendable {
     case deviceNodes(directory: String, nodes: [DeviceNode])
     case symlink(path: String, target: String)
     case directory(path: String)
-    /// /run/host: a small read-only tmpfs with what the machine may know about its host.
-    case hostInformation(path: String, files: [String: String], osRelease: String?)
+    /// /run/host: a small read-only tmpfs with what the machine may know about its host, and the
+    /// socket the machine's service manager sends its sd_notify messages to.
+    case hostInformation(path: String, files: [String: String], osRelease: String?, notifySocket: String)
     case bind(BindMount)
     /// The machine's console, bound from the pty's peer.
     case console(path: String)
@@ -72,6 +73,9 @@ public struct MountPlan: Equatable, Sendable {
     /// /proc entries that leak host kernel state or act on the host; an empty unreadable file hides them.
     public static let maskedProcEntries = ["/proc/kallsyms", "/proc/kcore", "/proc/keys", "/proc/sched_debug", "/proc/sysrq-trigger", "/proc/timer_list"]
     /// /proc directories whose writable files act on host hardware; they stay readable.
+    /// Where the machine's payload finds the notify socket ($NOTIFY_SOCKET).
+    public static let notifySocketPath = "/run/host/notify"
+
     public static let readOnlyProcEntries = ["/proc/acpi", "/proc/apm", "/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/scsi"]
 
     public init(operations: [MountOperation]) { self.operations = operations }
@@ -96,7 +100,7 @@ public struct MountPlan: Equatable, Sendable {
             .hostInformation(
                 path: "/run/host",
                 files: ["container-manager": "swift-nspawn\n", "container-uuid": machineID.uuidString + "\n"],
-                osRelease: hostOSRelease),
+                osRelease: hostOSRelease, notifySocket: "notify"),
         ]
         for mount in c.customMountsInOrder {
             switch mount {

@@ -37,6 +37,19 @@ final class EventLoop {
         return EventSource(source, box: box)
     }
 
+    /// Calls the handler once, after the given number of seconds (CLOCK_MONOTONIC).
+    func addTimer(after seconds: Double, _ handler: @escaping () -> Void) throws(SyscallError) -> EventSource {
+        let box = EventSource.Box(timer: handler)
+        var source: OpaquePointer?
+        let r = sd_event_add_time_relative(event, &source, CLOCK_MONOTONIC, UInt64(seconds * 1_000_000), 0, { _, _, userdata in
+            guard let userdata else { return 0 }
+            Unmanaged<EventSource.Box>.fromOpaque(userdata).takeUnretainedValue().timer?()
+            return 0
+        }, Unmanaged.passUnretained(box).toOpaque())
+        guard r >= 0, let source else { throw SyscallError("sd_event_add_time_relative", errno: .init(rawValue: -r)) }
+        return EventSource(source, box: box)
+    }
+
     /// The signal must already be blocked (the supervisor blocks its signals before it clones).
     func addSignal(_ signal: Int32, _ handler: @escaping (Int32) -> Void) throws(SyscallError) -> EventSource {
         let box = EventSource.Box(signal: handler)
@@ -56,9 +69,11 @@ final class EventSource {
     final class Box {
         let io: ((UInt32) -> Void)?
         let signal: ((Int32) -> Void)?
-        init(io: ((UInt32) -> Void)? = nil, signal: ((Int32) -> Void)? = nil) {
+        let timer: (() -> Void)?
+        init(io: ((UInt32) -> Void)? = nil, signal: ((Int32) -> Void)? = nil, timer: (() -> Void)? = nil) {
             self.io = io
             self.signal = signal
+            self.timer = timer
         }
     }
 

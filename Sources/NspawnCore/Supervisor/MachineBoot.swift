@@ -7,7 +7,7 @@ import CNspawnShim
 /// the children) is undone when it returns, on every path.
 enum MachineBoot {
     /// `started` runs once the machine's tree is built and its PID 1 is about to exec.
-    static func run(_ spec: MachineSpec, started: () -> Void) throws -> MachineExitStatus.PID1End {
+    static func run(_ spec: MachineSpec, started: () -> Void) throws -> Supervisor.Outcome {
         let cgroup = try MachineCgroup.create(machine: spec.image.name, owner: spec.idRange?.base ?? 0)
         defer { cgroup.remove() }
 
@@ -42,11 +42,13 @@ enum MachineBoot {
         outerFromSupervisor.fd.close()
         userNamespace?.close()
 
-        let master = try supervisorToOuter.receive(.treeReady, from: "The outer child").first
+        let received = try supervisorToOuter.receive(.treeReady, from: "The outer child")
+        guard let notify = received.first else { throw UserError("The outer child sent no notify socket.") }
+        let master = received.count > 1 ? received[1] : nil
         guard try outer.wait() == .exited(0) else { throw SetupAborted(peer: "The outer child") }
         supervisorToInner.fd.close()
         started()
 
-        return try Supervisor(machine: inner, spec: spec, consoleMaster: master).run()
+        return try Supervisor(machine: inner, spec: spec, consoleMaster: master, notifySocket: notify).run()
     }
 }

@@ -4,8 +4,14 @@ import Glibc
 import CNspawnShim
 
 /// Watches a running machine: PID 1's end (through its pidfd), the signals sent to swift-nspawn,
-/// and the console. Returns how PID 1 ended.
+/// the console, and the machine's notify socket. Returns how PID 1 ended.
 final class Supervisor {
+    struct Outcome {
+        var end: MachineExitStatus.PID1End
+        var bootTest: BootTestVerdict?
+        var bootSeconds: Double?
+    }
+
     /// Blocked from the start: the event loop takes them through signalfd, and children unblock them
     /// before exec. SIGPIPE stays blocked so a closed stdout is an EPIPE, not our death.
     static let handledSignals: [Int32] = [SIGCHLD, SIGTERM, SIGINT, SIGWINCH, SIGHUP, SIGPIPE]
@@ -24,8 +30,13 @@ final class Supervisor {
     private var sources: [EventSource] = []
     private var stopRequests = 0
     private var end: MachineExitStatus.PID1End?
+    private var notify: NotifyRelay?
+    private let startTime = ConsoleForwarder.monotonicNow()
+    private var readyTime: UInt64?
+    private var bootTest: BootTestVerdict?
+    private var timers: [EventSource] = []
 
-    init(machine: ChildProcess, spec: MachineSpec, consoleMaster: OwnedFD?) throws {
+    init(machine: ChildProcess, spec: MachineSpec, consoleMaster: OwnedFD?, notifySocket: OwnedFD) throws {
         self.machine = machine
         self.spec = spec
         loop = try EventLoop()
@@ -43,14 +54,51 @@ final class Supervisor {
         }
         sources.append(try loop.addSignal(SIGWINCH) { [unowned self] _ in console?.resize() })
         // SIGCHLD and SIGHUP stay blocked and unread: PID 1's end comes through its pidfd.
+        notify = try NotifyRelay(loop: loop, socket: notifySocket, machinePID: machine.pid) { [unowned self] message in
+            handle(message)
+        }
+        if let seconds = spec.bootTestTimeout {
+            timers.append(try loop.addTimer(after: Double(seconds)) { [unowned self] in
+                finishBootTest(.timedOut(seconds: seconds))
+            })
+        }
+        if !spec.notifyReady { NotifyRelay.tellServiceManager("READY=1\nSTATUS=Container running.") }
     }
 
-    func run() throws -> MachineExitStatus.PID1End {
+    func run() throws -> Outcome {
         try loop.run()
         console?.finish()
         sources.removeAll()
+        timers.removeAll()
+        notify = nil
         guard let end else { throw UserError("The event loop ended before the machine did.") }
-        return end
+        let seconds = readyTime.map { Double($0 - startTime) / 1e9 }
+        if spec.bootTestTimeout != nil && bootTest == nil {
+            bootTest = .failed("the machine ended before its manager was up (\(MachineExitStatus.message(end, machine: spec.image.name)))")
+        }
+        return Outcome(end: end, bootTest: bootTest, bootSeconds: seconds)
+    }
+
+    // MARK: Notify
+
+    private func handle(_ message: [String: String]) {
+        if let status = message["STATUS"] { NotifyRelay.tellServiceManager("STATUS=\(status)") }
+        guard message["READY"] == "1", readyTime == nil else { return }
+        readyTime = ConsoleForwarder.monotonicNow()
+        if spec.notifyReady { NotifyRelay.tellServiceManager("READY=1") }
+        guard spec.bootTestTimeout != nil else { return }
+        let namespaces = spec.namespaces
+        let state = (try? MachineEntry.run(["/bin/systemctl", "is-system-running"], in: machine, namespaces: namespaces, timeout: 30))?.output ?? ""
+        let failed = (try? MachineEntry.run(["/bin/systemctl", "list-units", "--failed", "--plain", "--no-legend", "--no-pager"], in: machine, namespaces: namespaces, timeout: 30))?.output ?? ""
+        finishBootTest(.from(systemState: state, failedUnitsListing: failed))
+    }
+
+    /// Records the verdict and powers the machine off, with SIGKILL if it is not gone in 30 s.
+    private func finishBootTest(_ verdict: BootTestVerdict) {
+        guard bootTest == nil else { return }
+        bootTest = verdict
+        machine.signal(nsp_sigrtmin() + 4)
+        if let timer = try? loop.addTimer(after: 30, { [unowned self] in machine.signal(SIGKILL) }) { timers.append(timer) }
     }
 
     private func reap() {
