@@ -71,7 +71,7 @@ import Testing
         #expect(p.operations.contains(.hostInformation(
             path: "/run/host",
             files: ["container-manager": "swift-nspawn\n", "container-uuid": "00010203-0405-0607-0809-0a0b0c0d0e0f\n"],
-            osRelease: "/etc/os-release")))
+            osRelease: "/etc/os-release", notifySocket: "notify")))
     }
 
     @Test func readOnlyMarksTheRoot() throws {
