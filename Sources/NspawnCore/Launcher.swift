@@ -46,7 +46,7 @@ public enum Launcher {
             plan: MountPlan(configuration: c, machineID: machineID, console: console, hostOSRelease: hostOSRelease),
             payload: PayloadSpec(
                 command: c.command, environment: c.environment, user: c.user, workingDirectory: c.workingDirectory,
-                asPID2: c.asPID2, boot: c.boot, machineID: machineID,
+                asPID2: c.asPID2, boot: c.boot, capabilities: c.capabilities, machineID: machineID,
                 term: console == .pipe ? Configuration.processEnvironment("TERM") : Configuration.processEnvironment("TERM") ?? "vt220"),
             killSignal: c.killSignal, notifyReady: c.notifyReady, bootTestTimeout: c.bootTestTimeout,
             keepUnit: c.keepUnit, quiet: c.quiet || console == .pipe)

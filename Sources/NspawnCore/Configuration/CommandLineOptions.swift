@@ -77,6 +77,18 @@ public struct CommandLineOptions: ParsableCommand {
     @Flag(name: .customLong("read-only"), help: "Mount the root directory read-only.")
     var readOnly = false
 
+    @Option(name: .customLong("capability"), help: ArgumentHelp("Keep these capabilities beyond the default set (\"all\", \"help\").", valueName: "CAP[,CAP…]"))
+    var capabilities: [String] = []
+
+    @Option(name: .customLong("drop-capability"), help: ArgumentHelp("Drop these capabilities from the default set (\"all\", \"help\").", valueName: "CAP[,CAP…]"))
+    var droppedCapabilities: [String] = []
+
+    @Option(name: .customLong("ambient-capability"), help: ArgumentHelp("Pass these capabilities to the command as ambient ones (\"help\").", valueName: "CAP[,CAP…]"))
+    var ambientCapabilities: [String] = []
+
+    @Option(name: .customLong("no-new-privileges"), help: ArgumentHelp("Set the no_new_privs flag for the command (default: no).", valueName: "BOOL"))
+    var noNewPrivileges: String?
+
     @Option(help: ArgumentHelp("Register with systemd-machined: yes, no or auto.", valueName: "MODE"))
     var register: String?
 

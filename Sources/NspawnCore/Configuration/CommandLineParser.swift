@@ -21,8 +21,10 @@ public enum CommandLineParser {
         }
         do {
             return .run(try Configuration(options: options, environment: environment))
+        } catch let request as InformationRequest {
+            return .exit(text: request.text, status: 0)
         } catch {
-            return .exit(text: error.description, status: 1)
+            return .exit(text: "\(error)", status: 1)
         }
     }
 

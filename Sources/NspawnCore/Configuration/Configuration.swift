@@ -22,6 +22,7 @@ public struct Configuration: Equatable, Sendable {
     public var userNamespace: UserNamespaceMode = .pick
     public var ownership: OwnershipMode = .map
     public var privateNetwork = true
+    public var capabilities: CapabilityPolicy = .standard(privateNetwork: true)
     public var binds: [BindMount] = []
     public var tmpfs: [TmpfsMount] = []
     public var readOnly = false
@@ -32,7 +33,8 @@ public struct Configuration: Equatable, Sendable {
 
     public init() {}
 
-    public init(options o: CommandLineOptions, environment lookup: (String) -> String? = Configuration.processEnvironment) throws(UserError) {
+    /// Throws UserError for bad input, InformationRequest for "help" values.
+    public init(options o: CommandLineOptions, environment lookup: (String) -> String? = Configuration.processEnvironment) throws {
         if let directory = o.directory {
             guard !directory.isEmpty else { throw UserError("Directory path given with -D may not be empty.") }
             self.directory = directory
@@ -87,6 +89,19 @@ public struct Configuration: Equatable, Sendable {
         if let mode = o.privateUsers { userNamespace = try UserNamespaceMode.parse(mode) }
         if let mode = o.privateUsersOwnership { ownership = try OwnershipMode.parse(mode) }
         privateNetwork = o.privateNetwork
+        let capabilityLists = [("--capability", o.capabilities), ("--drop-capability", o.droppedCapabilities), ("--ambient-capability", o.ambientCapabilities)]
+        if capabilityLists.contains(where: { $0.1.contains("help") }) { throw InformationRequest(text: CapabilitySet.helpText) }
+        func union(_ option: String, _ lists: [String]) throws(UserError) -> CapabilitySet {
+            var set = CapabilitySet()
+            for list in lists { set.formUnion(try CapabilitySet.parse(list, option: option)) }
+            return set
+        }
+        let ambient = try union("--ambient-capability", o.ambientCapabilities)
+        if !ambient.isEmpty && boot { throw UserError("--ambient-capability= may not be combined with --boot.") }
+        capabilities = try CapabilityPolicy(
+            retain: try union("--capability", o.capabilities), drop: try union("--drop-capability", o.droppedCapabilities),
+            ambient: ambient, privateNetwork: privateNetwork,
+            noNewPrivileges: try o.noNewPrivileges.map { v throws(UserError) in try Self.parseBoolean(v, option: "--no-new-privileges") } ?? false)
         binds = try o.binds.map { spec throws(UserError) in try BindMount.parse(spec, readOnly: false) }
             + o.readOnlyBinds.map { spec throws(UserError) in try BindMount.parse(spec, readOnly: true) }
         tmpfs = try o.tmpfs.map { spec throws(UserError) in try TmpfsMount.parse(spec) }
@@ -129,6 +144,11 @@ public struct Configuration: Equatable, Sendable {
     public static func processEnvironment(_ name: String) -> String? {
         getenv(name).map { String(cString: $0) }
     }
+}
+
+/// An option value that asks for information instead of a run ("--capability=help").
+public struct InformationRequest: Error {
+    public var text: String
 }
 
 public enum CustomMount: Equatable, Sendable {

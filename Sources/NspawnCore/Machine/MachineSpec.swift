@@ -35,6 +35,7 @@ struct PayloadSpec {
     var asPID2: Bool
     /// Exec the tree's init (systemd) with `command` as its arguments.
     var boot: Bool
+    var capabilities: CapabilityPolicy
     var machineID: MachineID
     var term: String?
 }

@@ -49,10 +49,9 @@ enum Payload {
             try sys("ioctl(TIOCSCTTY)", path: "/dev/console") { ioctl(0, UInt(TIOCSCTTY), 0) }
             console.close()
         }
-        if let name = spec.user {
-            try switchUser(name)
-            ProcessLifetime.dieWithParent()
-        }
+        try spec.capabilities.apply(switchingTo: try spec.user.map(resolveUser))
+        // The kernel forgets the parent-death signal when credentials change.
+        ProcessLifetime.dieWithParent()
         if let directory = spec.workingDirectory {
             try sys("chdir", path: directory) { chdir(directory) }
         }
@@ -96,13 +95,11 @@ enum Payload {
         return entry
     }
 
-    /// setgroups, then setgid before setuid: after setuid we could no longer change groups.
-    private static func switchUser(_ name: String) throws {
+    /// The user's IDs and supplementary groups, from the machine's own passwd and group files.
+    private static func resolveUser(_ name: String) throws -> (uid: UInt32, gid: UInt32, groups: [UInt32]) {
         let user = try lookUpUser(name)
         let groups = UserDatabase.groups(of: user, in: UserDatabase.parseGroup((try? FileSystem.readFile("/etc/group")) ?? ""))
-        try sys("setgroups", path: name) { groups.map { gid_t($0) }.withUnsafeBufferPointer { setgroups($0.count, $0.baseAddress) } }
-        try sys("setresgid", path: name) { nsp_setresgid(user.gid) }
-        try sys("setresuid", path: name) { nsp_setresuid(user.uid) }
+        return (user.uid, user.gid, groups)
     }
 
     /// execvpe of the command, or a login shell when there is none, as systemd-nspawn does.
