@@ -1,0 +1,100 @@
+import Foundation
+import Testing
+
+/// Booting Debian with systemd as PID 1: the job swift-nspawn exists for.
+@Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
+struct BootTests {
+    private func debian(customize: (DebianMachine) throws -> Void = { _ in }) throws -> DebianMachine {
+        let machine = try DebianMachine()
+        try customize(machine)
+        return machine
+    }
+
+    @Test func bootsToMultiUserAndShutsDownCleanlyOnSIGTERM() throws {
+        let machine = try debian()
+        let run = try BootRun(["-D", machine.path, "-b", "--console=read-only"], in: machine.directory)
+        #expect(run.waitFor("Reached target") && run.waitFor("multi-user.target"), "\(run.transcript.suffix(2000))")
+        #expect(run.transcript.contains("Welcome to"))
+        let stopped = Date()
+        kill(run.pid, SIGTERM)
+        #expect(run.finish(timeout: 30) == 0, "\(run.stderr)")
+        #expect(Date().timeIntervalSince(stopped) < 20)
+        #expect(run.transcript.contains("System Halt") || run.transcript.contains("Halting") || run.transcript.contains("Reached target"))
+        #expect(run.stderr.contains("Container \(machine.name) has been shut down."))
+        #expect(HostState.capture().cgroups.isEmpty)
+    }
+
+    @Test func rebootInsideBootsAgainInTheSameProcess() throws {
+        let machine = try debian()
+        let run = try BootRun(["-D", machine.path, "-b", "--console=read-only"], in: machine.directory)
+        #expect(run.waitFor("multi-user.target"))
+        // SIGINT to systemd is ctrl-alt-del: a reboot.
+        let pid1 = try #require(run.machinePID1)
+        kill(pid1, SIGINT)
+        #expect(run.waitFor("Welcome to", count: 2), "\(run.transcript.suffix(2000))")
+        #expect(run.waitFor("multi-user.target", count: 2))
+        kill(run.pid, SIGTERM)
+        #expect(run.finish(timeout: 30) == 0)
+        #expect(run.stderr.contains("is being rebooted"))
+    }
+
+    @Test func rebootWithKeepUnitExits133() throws {
+        let machine = try debian()
+        let run = try BootRun(["-D", machine.path, "-b", "--keep-unit", "--console=read-only"], in: machine.directory)
+        #expect(run.waitFor("multi-user.target"))
+        let pid1 = try #require(run.machinePID1)
+        kill(pid1, SIGINT)
+        #expect(run.finish(timeout: 30) == 133)
+    }
+
+    @Test func bootTestReportsARunningSystem() throws {
+        let machine = try debian()
+        let result = try runNspawn(["-D", machine.path, "--boot-test", "--boot-test-timeout=90"], timeout: 120)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stderr.contains("Boot test of \(machine.name): running, up in "))
+        #expect(HostState.capture().cgroups.isEmpty)
+    }
+
+    @Test func bootTestNamesTheFailedUnits() throws {
+        let machine = try debian { try $0.addService("broken.service", "[Service]\nType=oneshot\nExecStart=/bin/false") }
+        let result = try runNspawn(["-D", machine.path, "--boot-test"], timeout: 120)
+        #expect(result.status == 2, "\(result.stderr)")
+        #expect(result.stderr.contains("degraded"))
+        #expect(result.stderr.contains("failed units: broken.service"))
+    }
+
+    @Test func bootTestTimesOut() throws {
+        let machine = try debian {
+            try $0.addService("slow.service", "[Service]\nType=oneshot\nExecStart=/bin/sleep 60")
+        }
+        let started = Date()
+        let result = try runNspawn(["-D", machine.path, "--boot-test", "--boot-test-timeout=3"], timeout: 120)
+        #expect(result.status == 3, "\(result.stderr)")
+        #expect(result.stderr.contains("not up after 3 s"))
+        #expect(Date().timeIntervalSince(started) < 60)
+    }
+
+    @Test func bootRefusesATreeWithoutOSRelease() throws {
+        let machine = try TestMachine { try FileManager.default.removeItem(at: $0.appendingPathComponent("etc/os-release")) }
+        let result = try runNspawn(["-D", machine.path, "-b"])
+        #expect(result.status == 1)
+        #expect(result.stderrLines == ["Directory \(machine.path) doesn't look like an OS root directory (os-release file is missing). Refusing."])
+    }
+
+    @Test func bootAndAsPID2AreExclusive() throws {
+        let result = try runNspawn(["-b", "-a"])
+        #expect(result.status == 1)
+        #expect(result.stderrLines == ["--boot and --as-pid2 may not be combined."])
+    }
+
+    @Test func bootSearchesInitInSystemdsOrder() throws {
+        let machine = try TestMachine {
+            let fake = $0.appendingPathComponent("usr/lib/systemd/systemd")
+            try FileManager.default.createDirectory(at: fake.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try "#!/bin/sh\necho \"init $0 $* pid $$\"\n".write(to: fake, atomically: false, encoding: .utf8)
+            chmod(fake.path, 0o755)
+        }
+        let result = try machine.run(["-b"], ["systemd.unit=test.target"])
+        #expect(result.stdout == "init /usr/lib/systemd/systemd systemd.unit=test.target pid 1\n")
+    }
+}
