@@ -35,7 +35,6 @@ pid_t nsp_clone3(uint64_t flags, int exit_signal, int cgroup_fd, int *pidfd) {
 
 int nsp_unshare(int flags) { return unshare(flags); }
 int nsp_setns(int fd, int nstype) { return setns(fd, nstype); }
-int nsp_execvpe(const char *file, char *const argv[], char *const envp[]) { return execvpe(file, argv, envp); }
 int nsp_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 int nsp_dup3(int oldfd, int newfd, int flags) { return dup3(oldfd, newfd, flags); }
 int nsp_setresuid(uid_t uid) { return setresuid(uid, uid, uid); }

@@ -19,6 +19,9 @@ public enum Launcher {
 
     private static func boot(_ c: Configuration) throws -> Int32 {
         guard geteuid() == 0 else { throw UserError("Need to be root.") }
+        if c.register == .yes {
+            throw UserError("--register=yes: registration with systemd-machined is not supported by this version; use --register=no or auto.")
+        }
         let image = try MachineImage.locate(c)
         try image.requireMountPoints()
         if c.boot { try image.requireOSRelease() }
@@ -37,19 +40,26 @@ public enum Launcher {
         let defaultConsole: ConsoleMode = c.bootTestTimeout != nil ? .readOnly : .defaultMode(stdinIsTerminal: stdinTTY, stdoutIsTerminal: stdoutTTY)
         let console = (c.console ?? defaultConsole)
             .resolved(stdinIsTerminal: stdinTTY, stdoutIsTerminal: stdoutTTY)
+        let quiet = c.quiet || console == .pipe
+        var capabilities = c.capabilities
+        if range == nil {
+            let lost = capabilities.limit(to: CapabilityPolicy.held())
+            if !lost.isEmpty && !quiet { printError("swift-nspawn itself lacks \(lost); the machine does without.") }
+        }
         // A valid machine-id in the tree wins over --uuid, as with systemd-nspawn; none is ever written.
         let machineID = image.machineID() ?? c.uuid ?? .random()
         let hostOSRelease = ["/etc/os-release", "/usr/lib/os-release"].first(where: FileSystem.exists)
         let spec = MachineSpec(
             image: image, hostname: c.hostname ?? image.name, machineID: machineID, idRange: range,
-            ownership: c.ownership, privateNetwork: c.privateNetwork, console: console,
+            // A tree already owned by its range (--private-users=yes) must not be shifted a second time.
+            ownership: c.userNamespace == .fromTree ? .off : c.ownership, privateNetwork: c.privateNetwork, console: console,
             plan: MountPlan(configuration: c, machineID: machineID, console: console, hostOSRelease: hostOSRelease),
             payload: PayloadSpec(
                 command: c.command, environment: c.environment, user: c.user, workingDirectory: c.workingDirectory,
-                asPID2: c.asPID2, boot: c.boot, capabilities: c.capabilities, machineID: machineID,
+                asPID2: c.asPID2, boot: c.boot, capabilities: capabilities, machineID: machineID,
                 term: console == .pipe ? Configuration.processEnvironment("TERM") : Configuration.processEnvironment("TERM") ?? "vt220"),
             killSignal: c.killSignal, notifyReady: c.notifyReady, bootTestTimeout: c.bootTestTimeout,
-            keepUnit: c.keepUnit, quiet: c.quiet || console == .pipe)
+            keepUnit: c.keepUnit, quiet: quiet)
 
         var announced = spec.quiet
         while true {

@@ -69,3 +69,36 @@ struct MountOptionTests {
         _ = first.finish()
     }
 }
+
+/// Regressions found in review: flags of submounts, mounts below API file systems, PATH.
+@Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
+struct MountFlagTests {
+    @Test func submountsOfABindKeepTheirNosuidAndNodev() throws {
+        let machine = try TestMachine()
+        let source = machine.directory.appendingPathComponent("src")
+        let sub = source.appendingPathComponent("sub")
+        try FileManager.default.createDirectory(at: sub, withIntermediateDirectories: true)
+        #expect(mount("tmpfs", sub.path, "tmpfs", UInt(MS_NOSUID | MS_NODEV | MS_RDONLY), nil) == 0)
+        defer { umount2(sub.path, 0) }
+        let line = try machine.shell("grep ' /b/sub ' /proc/self/mountinfo", options: ["--bind=\(source.path):/b"]).stdout
+        let options = line.split(separator: " ")[5].split(separator: ",")
+        #expect(options.contains("nosuid") && options.contains("nodev") && options.contains("ro"), "\(line)")
+    }
+
+    @Test func customMountsBelowProcLandOnTheMachinesProc() throws {
+        let machine = try TestMachine()
+        let result = try machine.shell("grep ' /proc/tty ' /proc/self/mountinfo | grep -c tmpfs", options: ["--tmpfs=/proc/tty"])
+        #expect(result.stdout == "1\n", "\(result.stderr)")
+    }
+
+    @Test func commandsAreLookedUpInTheMachinesPath() throws {
+        let machine = try TestMachine {
+            let tool = $0.appendingPathComponent("opt/tools/hello")
+            try FileManager.default.createDirectory(at: tool.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try "#!/bin/sh\necho hello from opt\n".write(to: tool, atomically: false, encoding: .utf8)
+            chmod(tool.path, 0o755)
+        }
+        #expect(try machine.run(["-E", "PATH=/opt/tools:/bin"], ["hello"]).stdout == "hello from opt\n")
+        #expect(try machine.run([], ["hello"]).stderrLines == ["execv(hello) failed: No such file or directory"])
+    }
+}

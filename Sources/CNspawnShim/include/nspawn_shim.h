@@ -39,7 +39,6 @@ pid_t nsp_clone3(uint64_t flags, int exit_signal, int cgroup_fd, int *pidfd);
 /// Hidden by the Glibc module (declared only under _GNU_SOURCE).
 int nsp_unshare(int flags);
 int nsp_setns(int fd, int nstype);
-int nsp_execvpe(const char *file, char *const argv[], char *const envp[]);
 int nsp_pipe2(int fds[2], int flags);
 int nsp_dup3(int oldfd, int newfd, int flags);
 int nsp_setresuid(uid_t uid);

@@ -99,7 +99,7 @@ final class ConsoleForwarder {
             if let input, inputReadable, !inputEOF, toMachine.count < Self.bufferSize {
                 switch read(input.raw, max: Self.bufferSize - toMachine.count) {
                 case .data(let bytes):
-                    toMachine += filterEscapes(bytes)
+                    toMachine += watchForEscapes(bytes)
                     progress = true
                 case .end: inputEOF = true
                 case .wait, .hangup: inputReadable = false
@@ -140,9 +140,8 @@ final class ConsoleForwarder {
     // MARK: Escape sequences
 
     /// Three ^] within a second kill the machine; ^] ^] p powers it off and ^] ^] r reboots it.
-    /// Escape bytes never reach the machine.
-    private func filterEscapes(_ bytes: [UInt8]) -> [UInt8] {
-        var passed: [UInt8] = []
+    /// Every byte still reaches the machine, as with systemd's ptyfwd: nothing typed is ever lost.
+    private func watchForEscapes(_ bytes: [UInt8]) -> [UInt8] {
         for byte in bytes {
             let now = Self.monotonicNow()
             escapes.removeAll { now - $0 > Self.escapeWindow }
@@ -152,20 +151,14 @@ final class ConsoleForwarder {
                     escapes.removeAll()
                     onRequest(.kill)
                 }
-                continue
-            }
-            if escapes.count == 2, byte == UInt8(ascii: "p") || byte == UInt8(ascii: "r") {
+            } else if escapes.count == 2, byte == UInt8(ascii: "p") || byte == UInt8(ascii: "r") {
                 escapes.removeAll()
                 onRequest(byte == UInt8(ascii: "p") ? .powerOff : .reboot)
-                continue
-            }
-            if !escapes.isEmpty {
-                passed += [UInt8](repeating: Self.escape, count: escapes.count)
+            } else {
                 escapes.removeAll()
             }
-            passed.append(byte)
         }
-        return passed
+        return bytes
     }
 
     // MARK: I/O

@@ -9,14 +9,15 @@ enum Payload {
     static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
     static func start(_ spec: PayloadSpec, console: OwnedFD?) -> Never {
-        do {
-            try prepare(spec, console: console)
-        } catch {
-            printError("\(error)")
-            _exit(1)
+        _ = setsid()
+        if let console {
+            for fd: Int32 in 0...2 { _ = dup2(console.raw, fd) }
+            console.close()
         }
-        let environment = (try? environment(spec)) ?? []
         if spec.asPID2 {
+            // The stub stays the machine's root with its capabilities (it must be able to call
+            // reboot(2)); the payload gets a session of its own, the console as its controlling
+            // terminal, the user and the capability policy.
             let pid = fork()
             if pid < 0 {
                 printError("\(SyscallError.last("fork"))")
@@ -24,7 +25,14 @@ enum Payload {
             }
             if pid > 0 { StubInit.run(payload: pid) }
             _ = setsid()
-            if console != nil { _ = ioctl(0, UInt(TIOCSCTTY), 0) }
+        }
+        let environment: [String]
+        do {
+            try become(spec, controllingTerminal: console != nil)
+            environment = try Self.environment(spec)
+        } catch {
+            printError("\(error)")
+            _exit(1)
         }
         if spec.boot { bootInit(arguments: spec.command, environment: environment) }
         exec(spec.command, environment: environment)
@@ -36,18 +44,16 @@ enum Payload {
     private static func bootInit(arguments: [String], environment: [String]) -> Never {
         var error: Int32 = ENOENT
         for path in initPaths {
-            error = execute(path, argv: [path] + arguments, environment: environment, search: false)
+            error = execute(path, argv: [path] + arguments, environment: environment)
         }
         printError("execv(\(initPaths.joined(separator: ", "))) failed: \(Errno(rawValue: error).message)")
         _exit(1)
     }
 
-    private static func prepare(_ spec: PayloadSpec, console: OwnedFD?) throws {
-        _ = setsid()
-        if let console {
-            for fd: Int32 in 0...2 { try sys("dup2", path: "/dev/console") { dup2(console.raw, fd) } }
+    /// Console, user, capabilities, working directory, descriptors and signal mask of the payload.
+    private static func become(_ spec: PayloadSpec, controllingTerminal: Bool) throws {
+        if controllingTerminal {
             try sys("ioctl(TIOCSCTTY)", path: "/dev/console") { ioctl(0, UInt(TIOCSCTTY), 0) }
-            console.close()
         }
         try spec.capabilities.apply(switchingTo: try spec.user.map(resolveUser))
         // The kernel forgets the parent-death signal when credentials change.
@@ -102,29 +108,38 @@ enum Payload {
         return (user.uid, user.gid, groups)
     }
 
-    /// execvpe of the command, or a login shell when there is none, as systemd-nspawn does.
+    /// The command, looked up in the machine's PATH (the one in its environment, -E included: not
+    /// ours), or a login shell when there is none, as systemd-nspawn does.
     static func exec(_ command: [String], environment: [String]) -> Never {
         if command.isEmpty {
             for (path, name) in [("/bin/bash", "-bash"), ("/bin/sh", "-sh")] {
-                _ = execute(path, argv: [name], environment: environment, search: false)
+                _ = execute(path, argv: [name], environment: environment)
             }
             printError("execv(/bin/sh) failed: \(Errno(rawValue: errno).message)")
             _exit(1)
         }
-        let error = execute(command[0], argv: command, environment: environment, search: true)
+        let path = environment.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? defaultPath
+        var error = ENOENT
+        for candidate in candidates(for: command[0], path: path) {
+            let failure = execute(candidate, argv: command, environment: environment)
+            // As execvp(3): go on past missing files and directories, remember a permission problem.
+            if failure == EACCES { error = EACCES } else if failure != ENOENT && failure != ENOTDIR { error = failure; break }
+        }
         printError("execv(\(command[0])) failed: \(Errno(rawValue: error).message)")
         _exit(1)
     }
 
+    /// Where a command name is looked for: itself when it has a slash, else each PATH directory.
+    static func candidates(for name: String, path: String) -> [String] {
+        if name.contains("/") { return [name] }
+        return path.split(separator: ":", omittingEmptySubsequences: false).map { $0.isEmpty ? name : "\($0)/\(name)" }
+    }
+
     /// Returns only on failure, with errno.
-    static func execute(_ path: String, argv: [String], environment: [String], search: Bool) -> Int32 {
+    static func execute(_ path: String, argv: [String], environment: [String]) -> Int32 {
         var cArgs = argv.map { strdup($0) } + [nil]
         var cEnv = environment.map { strdup($0) } + [nil]
-        if search {
-            _ = nsp_execvpe(path, &cArgs, &cEnv)
-        } else {
-            _ = execve(path, &cArgs, &cEnv)
-        }
+        _ = execve(path, &cArgs, &cEnv)
         let error = errno
         (cArgs + cEnv).forEach { free($0) }
         return error

@@ -19,20 +19,27 @@ enum StubInit {
     }
 
     static func run(payload: pid_t) -> Never {
-        _ = nsp_prctl(PR_SET_NAME, UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(("(sd-stubinit)" as StaticString).utf8Start))), 0, 0, 0)
+        scrubInheritedStrings()
+        _ = nsp_close_range(3, UInt32.max, 0)
         var all = sigset_t()
         sigfillset(&all)
         sigprocmask(SIG_SETMASK, &all, nil)
         var shutdown: Shutdown?
+        var deadline: UInt64 = 0
         var info = siginfo_t()
         while true {
-            var timeout = timespec(tv_sec: 5, tv_nsec: 0)
-            let signal = shutdown == nil ? sigwaitinfo(&all, &info) : sigtimedwait(&all, &info, &timeout)
-            if signal < 0 {
-                // Five seconds after a shutdown request the payload is out of time.
-                if errno == EAGAIN, let pending = shutdown { finish(pending) }
-                continue
+            let signal: Int32
+            if shutdown == nil {
+                signal = sigwaitinfo(&all, &info)
+            } else {
+                // Five seconds from the first shutdown request, however many signals come meanwhile.
+                let now = ConsoleForwarder.monotonicNow()
+                guard now < deadline, let pending = shutdown else { finish(shutdown ?? .poweroff) }
+                var timeout = timespec(tv_sec: Int((deadline - now) / 1_000_000_000), tv_nsec: Int((deadline - now) % 1_000_000_000))
+                signal = sigtimedwait(&all, &info, &timeout)
+                if signal < 0 && errno == EAGAIN { finish(pending) }
             }
+            guard signal > 0 else { continue }
             switch signal {
             case SIGCHLD:
                 var status: Int32 = 0
@@ -49,6 +56,7 @@ enum StubInit {
                 break  // as systemd's stub: PID 1 ignores a plain SIGTERM
             default:
                 if let request = Self.shutdown(for: signal) {
+                    if shutdown == nil { deadline = ConsoleForwarder.monotonicNow() + 5_000_000_000 }
                     shutdown = request
                     kill(payload, SIGTERM)
                     kill(payload, SIGHUP)
@@ -57,6 +65,24 @@ enum StubInit {
                 }
             }
         }
+    }
+
+    /// The stub never execs, so /proc/1/cmdline and /proc/1/environ would show swift-nspawn's own
+    /// argv and environment (the host's) to the machine: blank them, and name the process.
+    private static func scrubInheritedStrings() {
+        var strings: [UnsafeMutablePointer<CChar>] = []
+        if let environ = nsp_environ() {
+            var index = 0
+            while let entry = environ[index] {
+                strings.append(entry)
+                index += 1
+            }
+        }
+        for index in 0..<Int(CommandLine.argc) {
+            if let argument = CommandLine.unsafeArgv[index] { strings.append(argument) }
+        }
+        for string in strings { memset(string, 0, strlen(string)) }
+        _ = nsp_prctl(PR_SET_NAME, UInt(bitPattern: Int(bitPattern: UnsafeRawPointer(("(sd-stubinit)" as StaticString).utf8Start))), 0, 0, 0)
     }
 
     /// reboot(2) in a PID namespace ends it: the supervisor sees PID 1 killed by SIGINT (power off)

@@ -13,7 +13,6 @@ enum MountCalls {
     private static let MOVE_MOUNT_F_EMPTY_PATH: UInt32 = 0x04
     private static let MOVE_MOUNT_T_EMPTY_PATH: UInt32 = 0x40
     private static let MOUNT_ATTR_IDMAP: UInt64 = 0x0010_0000
-    private static let MOUNT_ATTR_MASK: UInt64 = 0x0f
 
     /// fsopen + fsconfig + fsmount. Options are "key=value" strings or bare flags.
     static func newMount(_ type: String, options: [String], attributes: MountAttributes) throws(SyscallError) -> OwnedFD {
@@ -41,16 +40,18 @@ enum MountCalls {
         return OwnedFD(try sys("open_tree", path: path) { open_tree(directory?.raw ?? AT_FDCWD, path, flags) })
     }
 
-    /// Sets exactly the given attributes (clearing the other read-only/nosuid/nodev/noexec bits), and
-    /// an ID mapping to the user namespace behind idmapUserNamespace when given.
-    static func setAttributes(_ mount: OwnedFD, _ attributes: MountAttributes, idmapUserNamespace: OwnedFD? = nil, recursive: Bool, path: String) throws(SyscallError) {
+    /// Adds attributes to a mount (and, recursive, to every mount below it), and clears `clear`.
+    /// Nothing else is cleared: a nosuid, nodev or read-only submount of a bind source stays so.
+    /// An ID mapping to the user namespace behind idmapUserNamespace is set when given.
+    static func setAttributes(_ mount: OwnedFD, _ attributes: MountAttributes, clear: MountAttributes = [], idmapUserNamespace: OwnedFD? = nil, recursive: Bool, path: String) throws(SyscallError) {
         var attr = mount_attr()
         attr.attr_set = attributes.rawValue
-        attr.attr_clr = MOUNT_ATTR_MASK & ~attributes.rawValue
+        attr.attr_clr = clear.rawValue
         if let userns = idmapUserNamespace {
             attr.attr_set |= MOUNT_ATTR_IDMAP
             attr.userns_fd = UInt64(userns.raw)
         }
+        guard attr.attr_set != 0 || attr.attr_clr != 0 else { return }
         let flags = AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0)
         try sys("mount_setattr", path: path) { mount_setattr(mount.raw, "", flags, &attr, MemoryLayout<mount_attr>.size) }
     }

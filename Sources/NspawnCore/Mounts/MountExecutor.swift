@@ -13,6 +13,8 @@ final class MountExecutor {
     let machineRoot: UInt32
     /// The machine's user namespace, for idmapped binds; nil without one or with ownership off.
     let idmapUserNamespace: OwnedFD?
+    /// --private-users-ownership=auto: a bind that cannot be idmapped shows raw owners instead of failing.
+    let ownershipFallback: Bool
     /// Asked once, when the plan first needs a file system only the machine's PID 1 can make.
     let receiveAPIMounts: () throws -> [APIFilesystem: OwnedFD]
 
@@ -23,11 +25,12 @@ final class MountExecutor {
     /// The bound notify socket, for the supervisor.
     private(set) var notify: OwnedFD?
 
-    init(root: OwnedFD, rootPath: String, machineRoot: UInt32, idmapUserNamespace: OwnedFD?, receiveAPIMounts: @escaping () throws -> [APIFilesystem: OwnedFD]) {
+    init(root: OwnedFD, rootPath: String, machineRoot: UInt32, idmapUserNamespace: OwnedFD?, ownershipFallback: Bool, receiveAPIMounts: @escaping () throws -> [APIFilesystem: OwnedFD]) {
         self.root = root
         self.rootPath = rootPath
         self.machineRoot = machineRoot
         self.idmapUserNamespace = idmapUserNamespace
+        self.ownershipFallback = ownershipFallback
         self.receiveAPIMounts = receiveAPIMounts
     }
 
@@ -110,7 +113,8 @@ final class MountExecutor {
                 return
             }
             let mount = try MountCalls.cloneTree("", in: place, recursive: false)
-            try MountCalls.setAttributes(mount, attributes, recursive: false, path: path)
+            // /proc/sys/net is cloned from below the read-only /proc/sys: the one place to clear.
+            try MountCalls.setAttributes(mount, attributes, clear: MountAttributes.lockedDown.subtracting(attributes), recursive: false, path: path)
             try MountCalls.attach(mount, onto: place, path: path)
 
         case .mask(let path):
@@ -133,7 +137,17 @@ final class MountExecutor {
         let mount = try MountCalls.cloneTree(bind.source, recursive: bind.recursive)
         let attributes: MountAttributes = bind.readOnly ? [.readOnly] : []
         let idmap = bind.idmapped ? idmapUserNamespace : nil
-        try MountCalls.setAttributes(mount, attributes, idmapUserNamespace: idmap, recursive: true, path: bind.source)
+        var failure: SyscallError?
+        do {
+            try MountCalls.setAttributes(mount, attributes, idmapUserNamespace: idmap, recursive: true, path: bind.source)
+        } catch {
+            failure = error
+        }
+        if let failure {
+            guard idmap != nil && ownershipFallback else { throw failure }
+            printError("ID mapped mounts are not available for \(bind.source); showing its raw owners.")
+            try MountCalls.setAttributes(mount, attributes, recursive: true, path: bind.source)
+        }
         let place = try target(bind.destination, create: FileSystem.isDirectory(st.st_mode) ? .directory : .file, scope: .beneath)
         try MountCalls.attach(mount, onto: place, path: bind.destination)
     }

@@ -73,10 +73,10 @@ public struct MountPlan: Equatable, Sendable {
     /// /proc entries that leak host kernel state or act on the host; an empty unreadable file hides them.
     public static let maskedProcEntries = ["/proc/kallsyms", "/proc/kcore", "/proc/keys", "/proc/sched_debug", "/proc/sysrq-trigger", "/proc/timer_list"]
     /// /proc directories whose writable files act on host hardware; they stay readable.
+    public static let readOnlyProcEntries = ["/proc/acpi", "/proc/apm", "/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/scsi"]
+
     /// Where the machine's payload finds the notify socket ($NOTIFY_SOCKET).
     public static let notifySocketPath = "/run/host/notify"
-
-    public static let readOnlyProcEntries = ["/proc/acpi", "/proc/apm", "/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/scsi"]
 
     public init(operations: [MountOperation]) { self.operations = operations }
 
@@ -102,12 +102,6 @@ public struct MountPlan: Equatable, Sendable {
                 files: ["container-manager": "swift-nspawn\n", "container-uuid": machineID.uuidString + "\n"],
                 osRelease: hostOSRelease, notifySocket: "notify"),
         ]
-        for mount in c.customMountsInOrder {
-            switch mount {
-            case .bind(let b): ops.append(.bind(b))
-            case .tmpfs(let t): ops.append(.tmpfs(path: t.destination, options: t.options, attributes: [.noSUID, .noDev]))
-            }
-        }
         if console.usesPTY { ops.append(.console(path: "/dev/console")) }
 
         ops.append(.api(.proc, path: "/proc", attributes: [.noSUID, .noDev, .noExec]))
@@ -125,6 +119,13 @@ public struct MountPlan: Equatable, Sendable {
         }
         ops.append(.api(.cgroup2, path: "/sys/fs/cgroup", attributes: [.noSUID, .noDev, .noExec]))
         ops.append(.api(.mqueue, path: "/dev/mqueue", attributes: [.noSUID, .noDev, .noExec]))
+        // Last, so that a mount below /proc, /sys or /dev/mqueue lands on the API file system, not under it.
+        for mount in c.customMountsInOrder {
+            switch mount {
+            case .bind(let b): ops.append(.bind(b))
+            case .tmpfs(let t): ops.append(.tmpfs(path: t.destination, options: t.options, attributes: [.noSUID, .noDev]))
+            }
+        }
         operations = ops
         readOnlyRoot = c.readOnly
     }

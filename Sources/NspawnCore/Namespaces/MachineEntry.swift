@@ -64,7 +64,7 @@ enum MachineEntry {
             var none = sigset_t()
             sigemptyset(&none)
             sigprocmask(SIG_SETMASK, &none, nil)
-            _ = Payload.execute(argv[0], argv: argv, environment: ["PATH=\(Payload.defaultPath)", "SYSTEMD_COLORS=0"], search: false)
+            _ = Payload.execute(argv[0], argv: argv, environment: ["PATH=\(Payload.defaultPath)", "SYSTEMD_COLORS=0"])
             _exit(127)
         }
         var status: Int32 = 0

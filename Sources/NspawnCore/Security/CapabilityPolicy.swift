@@ -34,6 +34,27 @@ public struct CapabilityPolicy: Equatable, Sendable {
         self.noNewPrivileges = noNewPrivileges
     }
 
+    /// The capabilities this process holds (its permitted set).
+    static func held() -> CapabilitySet {
+        guard let caps = cap_get_proc() else { return [] }
+        defer { cap_free(UnsafeMutableRawPointer(caps)) }
+        var held = CapabilitySet()
+        for number in Int32(0)...Int32(CAP_LAST_CAP) {
+            var value: cap_flag_value_t = CAP_CLEAR
+            if cap_get_flag(caps, cap_value_t(number), CAP_PERMITTED, &value) == 0, value == CAP_SET { held.insert(CapabilitySet([number])) }
+        }
+        return held
+    }
+
+    /// The policy within what a machine without a user namespace can get: the supervisor's own
+    /// capabilities (a user namespace starts with all of them). Returns what had to go.
+    mutating func limit(to available: CapabilitySet) -> CapabilitySet {
+        let lost = bounding.subtracting(available)
+        bounding.formIntersection(available)
+        ambient.formIntersection(available)
+        return lost
+    }
+
     /// Applies the policy to this process, switching to `user` on the way (setgroups, then setgid
     /// before setuid), in the only order that works: the bounding set shrinks while we still hold
     /// CAP_SETPCAP, keep-caps carries ambient capabilities across setuid, then the sets are set.

@@ -87,9 +87,11 @@ final class Supervisor {
         readyTime = ConsoleForwarder.monotonicNow()
         if spec.notifyReady { NotifyRelay.tellServiceManager("READY=1") }
         guard spec.bootTestTimeout != nil else { return }
+        // Synchronous, but short: systemctl answers at once once the manager is up, and each call is
+        // bounded (the console and signals wait meanwhile).
         let namespaces = spec.namespaces
-        let state = (try? MachineEntry.run(["/bin/systemctl", "is-system-running"], in: machine, namespaces: namespaces, timeout: 30))?.output ?? ""
-        let failed = (try? MachineEntry.run(["/bin/systemctl", "list-units", "--failed", "--plain", "--no-legend", "--no-pager"], in: machine, namespaces: namespaces, timeout: 30))?.output ?? ""
+        let state = (try? MachineEntry.run(["/bin/systemctl", "is-system-running"], in: machine, namespaces: namespaces, timeout: 10))?.output ?? ""
+        let failed = (try? MachineEntry.run(["/bin/systemctl", "list-units", "--failed", "--plain", "--no-legend", "--no-pager"], in: machine, namespaces: namespaces, timeout: 10))?.output ?? ""
         finishBootTest(.from(systemState: state, failedUnitsListing: failed))
     }
 
