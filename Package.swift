@@ -19,7 +19,7 @@ let package = Package(
         .target(
             name: "NspawnCore",
             dependencies: [
-                "CSystemd", "CCap", "CNspawnShim",
+                "CSystemd", "CCap", "CSeccomp", "CNspawnShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],

@@ -4,7 +4,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <linux/filter.h>
+#include <linux/keyctl.h>
 #include <linux/openat2.h>
+#include <linux/seccomp.h>
 #include <net/if.h>
 #include <sched.h>
 #include <string.h>
@@ -13,6 +16,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/fsuid.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,6 +40,7 @@ pid_t nsp_clone3(uint64_t flags, int exit_signal, int cgroup_fd, int *pidfd) {
 int nsp_unshare(int flags) { return unshare(flags); }
 int nsp_setns(int fd, int nstype) { return setns(fd, nstype); }
 int nsp_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+int nsp_memfd_create(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
 int nsp_dup3(int oldfd, int newfd, int flags) { return dup3(oldfd, newfd, flags); }
 int nsp_setresuid(uid_t uid) { return setresuid(uid, uid, uid); }
 int nsp_setresgid(gid_t gid) { return setresgid(gid, gid, gid); }
@@ -56,6 +61,13 @@ int nsp_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint
     struct open_how how = { .flags = flags, .mode = mode, .resolve = resolve };
     return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
 }
+
+int nsp_seccomp_load(unsigned int flags, const void *program, size_t len) {
+    struct sock_fprog prog = { .len = (unsigned short)(len / sizeof(struct sock_filter)), .filter = (struct sock_filter *)program };
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+}
+
+int nsp_join_session_keyring(void) { return (int)syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL); }
 
 int nsp_prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5) {
     return prctl(option, arg2, arg3, arg4, arg5);

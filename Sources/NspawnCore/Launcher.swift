@@ -46,6 +46,7 @@ public enum Launcher {
             let lost = capabilities.limit(to: CapabilityPolicy.held())
             if !lost.isEmpty && !quiet { printError("swift-nspawn itself lacks \(lost); the machine does without.") }
         }
+        let seccomp = c.seccomp ? try SeccompFilter.load(SeccompPolicy(capabilities: capabilities.bounding, filters: c.systemCallFilters)) : nil
         // A valid machine-id in the tree wins over --uuid, as with systemd-nspawn; none is ever written.
         let machineID = image.machineID() ?? c.uuid ?? .random()
         let hostOSRelease = ["/etc/os-release", "/usr/lib/os-release"].first(where: FileSystem.exists)
@@ -56,7 +57,7 @@ public enum Launcher {
             plan: MountPlan(configuration: c, machineID: machineID, console: console, hostOSRelease: hostOSRelease),
             payload: PayloadSpec(
                 command: c.command, environment: c.environment, user: c.user, workingDirectory: c.workingDirectory,
-                asPID2: c.asPID2, boot: c.boot, capabilities: capabilities, machineID: machineID,
+                asPID2: c.asPID2, boot: c.boot, capabilities: capabilities, seccomp: seccomp, machineID: machineID,
                 term: console == .pipe ? Configuration.processEnvironment("TERM") : Configuration.processEnvironment("TERM") ?? "vt220"),
             killSignal: c.killSignal, notifyReady: c.notifyReady, bootTestTimeout: c.bootTestTimeout,
             keepUnit: c.keepUnit, quiet: quiet)

@@ -40,6 +40,7 @@ pid_t nsp_clone3(uint64_t flags, int exit_signal, int cgroup_fd, int *pidfd);
 int nsp_unshare(int flags);
 int nsp_setns(int fd, int nstype);
 int nsp_pipe2(int fds[2], int flags);
+int nsp_memfd_create(const char *name);
 int nsp_dup3(int oldfd, int newfd, int flags);
 int nsp_setresuid(uid_t uid);
 int nsp_setresgid(gid_t gid);
@@ -52,6 +53,13 @@ int nsp_pidfd_open(pid_t pid, unsigned int flags);
 int nsp_pidfd_send_signal(int pidfd, int sig);
 int nsp_close_range(unsigned int first, unsigned int last, unsigned int flags);
 int nsp_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
+
+/// seccomp(2) has no glibc wrapper: loads a classic BPF program (len bytes of struct sock_filter)
+/// with SECCOMP_SET_MODE_FILTER and the given flags.
+int nsp_seccomp_load(unsigned int flags, const void *program, size_t len);
+
+/// keyctl(2) has no glibc wrapper: a fresh anonymous session keyring for the caller.
+int nsp_join_session_keyring(void);
 
 /// prctl(2) is variadic.
 int nsp_prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5);

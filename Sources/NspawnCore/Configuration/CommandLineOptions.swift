@@ -86,6 +86,9 @@ public struct CommandLineOptions: ParsableCommand {
     @Option(name: .customLong("ambient-capability"), help: ArgumentHelp("Pass these capabilities to the command as ambient ones (\"help\").", valueName: "CAP[,CAP…]"))
     var ambientCapabilities: [String] = []
 
+    @Option(name: .customLong("system-call-filter"), help: ArgumentHelp("Allow these system calls or @groups too; with a leading ~, deny them (\"help\").", valueName: "LIST"))
+    var systemCallFilters: [String] = []
+
     @Option(name: .customLong("no-new-privileges"), help: ArgumentHelp("Set the no_new_privs flag for the command (default: no).", valueName: "BOOL"))
     var noNewPrivileges: String?
 

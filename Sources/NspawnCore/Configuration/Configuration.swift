@@ -23,6 +23,9 @@ public struct Configuration: Equatable, Sendable {
     public var ownership: OwnershipMode = .map
     public var privateNetwork = true
     public var capabilities: CapabilityPolicy = .standard(privateNetwork: true)
+    public var systemCallFilters: [String] = []
+    /// systemd-nspawn's SYSTEMD_SECCOMP=0: no seccomp filter at all (for debugging, never a default).
+    public var seccomp = true
     public var binds: [BindMount] = []
     public var tmpfs: [TmpfsMount] = []
     public var readOnly = false
@@ -96,6 +99,9 @@ public struct Configuration: Equatable, Sendable {
             for list in lists { set.formUnion(try CapabilitySet.parse(list, option: option)) }
             return set
         }
+        if o.systemCallFilters.contains("help") { throw InformationRequest(text: SeccompPolicy.helpText) }
+        systemCallFilters = o.systemCallFilters
+        seccomp = lookup("SYSTEMD_SECCOMP") != "0"
         let ambient = try union("--ambient-capability", o.ambientCapabilities)
         if !ambient.isEmpty && boot { throw UserError("--ambient-capability= may not be combined with --boot.") }
         capabilities = try CapabilityPolicy(

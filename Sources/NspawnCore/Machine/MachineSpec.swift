@@ -36,6 +36,8 @@ struct PayloadSpec {
     /// Exec the tree's init (systemd) with `command` as its arguments.
     var boot: Bool
     var capabilities: CapabilityPolicy
+    /// nil only with SYSTEMD_SECCOMP=0.
+    var seccomp: SeccompFilter?
     var machineID: MachineID
     var term: String?
 }

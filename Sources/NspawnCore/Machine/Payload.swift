@@ -23,7 +23,7 @@ enum Payload {
                 printError("\(SyscallError.last("fork"))")
                 _exit(1)
             }
-            if pid > 0 { StubInit.run(payload: pid) }
+            if pid > 0 { StubInit.run(payload: pid, seccomp: spec.seccomp) }
             _ = setsid()
         }
         let environment: [String]
@@ -55,6 +55,11 @@ enum Payload {
         if controllingTerminal {
             try sys("ioctl(TIOCSCTTY)", path: "/dev/console") { ioctl(0, UInt(TIOCSCTTY), 0) }
         }
+        // Keys are not namespaced: a keyring of its own, then (seccomp) no way to reach others.
+        try sys("keyctl(KEYCTL_JOIN_SESSION_KEYRING)") { nsp_join_session_keyring() }
+        // Installed while we still have CAP_SYS_ADMIN (before a --user switch drops it); what follows
+        // (setgroups, setresuid, capset, prctl, chdir, close_range) is all on the allow-list.
+        try spec.seccomp?.install()
         try spec.capabilities.apply(switchingTo: try spec.user.map(resolveUser))
         // The kernel forgets the parent-death signal when credentials change.
         ProcessLifetime.dieWithParent()

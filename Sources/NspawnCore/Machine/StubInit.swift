@@ -18,8 +18,15 @@ enum StubInit {
         return nil
     }
 
-    static func run(payload: pid_t) -> Never {
+    static func run(payload: pid_t, seccomp: SeccompFilter?) -> Never {
         scrubInheritedStrings()
+        do {
+            try seccomp?.install()
+        } catch {
+            printError("\(error)")
+            kill(payload, SIGKILL)
+            _exit(1)
+        }
         _ = nsp_close_range(3, UInt32.max, 0)
         var all = sigset_t()
         sigfillset(&all)

@@ -105,11 +105,11 @@ public final class UIDRangeLock {
 enum RuntimeDirectory {
     static let top = "/run/swift-nspawn"
 
-    static func create(_ path: String) throws(SyscallError) {
+    static func create(_ path: String, mode: mode_t = 0o755) throws(SyscallError) {
         var prefix = ""
         for part in path.split(separator: "/") {
             prefix += "/" + part
-            if mkdir(prefix, 0o755) != 0 && Glibc.errno != EEXIST { throw SyscallError.last("mkdir", path: prefix) }
+            if mkdir(prefix, mode) != 0 && Glibc.errno != EEXIST { throw SyscallError.last("mkdir", path: prefix) }
         }
     }
 

@@ -1,0 +1,159 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CNspawnShim
+import CSeccomp
+
+/// The payload's seccomp filters as BPF programs, compiled by libseccomp once per policy and then
+/// read from a cache only root can write: systemd-nspawn spends most of its start-up compiling the
+/// same filters on every run. Two programs are loaded, and the kernel applies the stricter answer:
+/// the allow-list, and argument rules that the allow-list cannot carry.
+public struct SeccompFilter: Equatable, Sendable {
+    public static let cacheDirectory = "/var/cache/swift-nspawn/seccomp"
+    /// Filters are compiled for these architectures, so 32-bit binaries meet the same policy.
+    static let architectures = ["x86", "x32"]
+    private static let magic = "swift-nspawn seccomp 1\n"
+    /// Bumped whenever `compile` changes what it produces for the same policy.
+    static let compilerRevision = 2
+
+    /// The BPF programs, each a whole number of 8-byte sock_filter instructions.
+    public var programs: [[UInt8]]
+
+    /// From the cache, or compiled (and cached) when it has none for this policy.
+    public static func load(_ policy: SeccompPolicy) throws -> SeccompFilter {
+        let key = cacheKey(policy)
+        let path = "\(cacheDirectory)/\(fnv1a(key)).bpf"
+        if let cached = readCache(path, key: key) { return cached }
+        let filter = try compile(policy)
+        writeCache(filter, to: path, key: key)
+        return filter
+    }
+
+    static func cacheKey(_ policy: SeccompPolicy) -> String {
+        let version = seccomp_version().map { "\($0.pointee.major).\($0.pointee.minor).\($0.pointee.micro)" } ?? "?"
+        return "\(policy.cacheKey);arch=native,\(architectures.joined(separator: ","));libseccomp=\(version);compiler=\(compilerRevision)"
+    }
+
+    // MARK: Compiling
+
+    static func compile(_ policy: SeccompPolicy) throws -> SeccompFilter {
+        let allowed = policy.allowed()
+        let allowList = try Context(defaultAction: errno(ENOSYS))
+        for name in SeccompPolicy.known.sorted() {
+            allowList.add(allowed.contains(name) ? SCMP_ACT_ALLOW : errno(EPERM), name)
+        }
+        let argumentRules = try Context(defaultAction: SCMP_ACT_ALLOW)
+        for request in [UInt64(TIOCSTI), UInt64(TIOCLINUX)] {
+            // Compared on the low 32 bits only: the kernel ignores the upper half of the request,
+            // so TIOCSTI | 1 << 32 must not slip past (CVE-2019-10063).
+            argumentRules.add(errno(EPERM), "ioctl", [scmp_arg_cmp(arg: 1, op: SCMP_CMP_MASKED_EQ, datum_a: 0xffff_ffff, datum_b: request)])
+        }
+        // The audit subsystem is not namespaced; as systemd-nspawn, make it look absent.
+        argumentRules.add(errno(EAFNOSUPPORT), "socket", [
+            scmp_arg_cmp(arg: 0, op: SCMP_CMP_EQ, datum_a: UInt64(AF_NETLINK), datum_b: 0),
+            scmp_arg_cmp(arg: 2, op: SCMP_CMP_EQ, datum_a: 9, datum_b: 0),  // NETLINK_AUDIT (linux/netlink.h)
+        ])
+        return SeccompFilter(programs: [try allowList.export(), try argumentRules.export()])
+    }
+
+    private static func errno(_ code: Int32) -> UInt32 { 0x0005_0000 | (UInt32(code) & 0xffff) }
+    private static let SCMP_ACT_ALLOW: UInt32 = 0x7fff_0000
+
+    /// A libseccomp filter context for the native architecture and `architectures`.
+    private final class Context {
+        let ctx: scmp_filter_ctx
+
+        init(defaultAction: UInt32) throws {
+            guard let ctx = seccomp_init(defaultAction) else { throw UserError("seccomp_init() failed.") }
+            self.ctx = ctx
+            // Loading is ours to do (seccomp(2) below), without no_new_privs.
+            _ = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0)
+            // A binary tree over the system call numbers: a few comparisons per call instead of a
+            // walk through hundreds of rules, on every system call the machine makes.
+            _ = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2)
+            for name in SeccompFilter.architectures {
+                let arch = seccomp_arch_resolve_name(name)
+                if arch != 0 { _ = seccomp_arch_add(ctx, arch) }
+            }
+        }
+
+        deinit { seccomp_release(ctx) }
+
+        /// Adds a rule; a call an architecture does not have is skipped for it, as systemd does.
+        func add(_ action: UInt32, _ name: String, _ conditions: [scmp_arg_cmp] = []) {
+            let number = seccomp_syscall_resolve_name(name)
+            guard number != __NR_SCMP_ERROR else { return }
+            _ = conditions.withUnsafeBufferPointer { seccomp_rule_add_array(ctx, action, number, UInt32($0.count), $0.baseAddress) }
+        }
+
+        func export() throws -> [UInt8] {
+            let fd = OwnedFD(try sys("memfd_create") { nsp_memfd_create("seccomp") })
+            let r = seccomp_export_bpf(ctx, fd.raw)
+            if r < 0 { throw SyscallError("seccomp_export_bpf", errno: .init(rawValue: -r)) }
+            _ = lseek(fd.raw, 0, SEEK_SET)
+            return try FileSystem.readAll(fd: fd.raw, path: "seccomp")
+        }
+    }
+
+    // MARK: Cache
+
+    /// The cache file: a header naming the full key, then each program's length and bytes. It is
+    /// used only when it and its directory belong to root and nobody else may write them.
+    private static func readCache(_ path: String, key: String) -> SeccompFilter? {
+        guard ownedByRootOnly(cacheDirectory), let fd = try? FileSystem.open(path, O_RDONLY | O_NOFOLLOW) else { return nil }
+        var st = stat()
+        guard fstat(fd.raw, &st) == 0, st.st_uid == 0, st.st_mode & 0o022 == 0,
+            let bytes = try? FileSystem.readAll(fd: fd.raw, path: path)
+        else { return nil }
+        let header = Array((magic + key + "\n").utf8)
+        guard bytes.count > header.count, Array(bytes[0..<header.count]) == header else { return nil }
+        var programs: [[UInt8]] = []
+        var offset = header.count
+        while offset + 4 <= bytes.count {
+            let length = Int(bytes[offset]) | Int(bytes[offset + 1]) << 8 | Int(bytes[offset + 2]) << 16 | Int(bytes[offset + 3]) << 24
+            offset += 4
+            guard length % 8 == 0, length > 0, offset + length <= bytes.count else { return nil }
+            programs.append(Array(bytes[offset..<(offset + length)]))
+            offset += length
+        }
+        return offset == bytes.count && programs.count == 2 ? SeccompFilter(programs: programs) : nil
+    }
+
+    /// Written to a temporary file and renamed, so a reader sees a whole file or none.
+    private static func writeCache(_ filter: SeccompFilter, to path: String, key: String) {
+        guard (try? RuntimeDirectory.create(cacheDirectory, mode: 0o700)) != nil, ownedByRootOnly(cacheDirectory) else { return }
+        var bytes = Array((magic + key + "\n").utf8)
+        for program in filter.programs {
+            let n = UInt32(program.count)
+            bytes += [UInt8(n & 0xff), UInt8(n >> 8 & 0xff), UInt8(n >> 16 & 0xff), UInt8(n >> 24)] + program
+        }
+        let temporary = "\(path).\(getpid()).tmp"
+        guard let fd = try? FileSystem.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600) else { return }
+        if (try? FileSystem.writeAll(fd: fd.raw, bytes, path: temporary)) != nil, fsync(fd.raw) == 0, rename(temporary, path) == 0 { return }
+        unlink(temporary)
+    }
+
+    private static func ownedByRootOnly(_ directory: String) -> Bool {
+        var st = stat()
+        return lstat(directory, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR && st.st_uid == 0 && st.st_mode & 0o022 == 0
+    }
+
+    static func fnv1a(_ text: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        return String(hash, radix: 16)
+    }
+
+    // MARK: Loading
+
+    /// Installs the programs in this process. Called last before exec, while the process still
+    /// has CAP_SYS_ADMIN in its user namespace (no no_new_privs needed). SPEC_ALLOW: the guest does
+    /// not pay the speculative store bypass mitigation that seccomp would force on it.
+    func install() throws {
+        for program in programs {
+            try sys("seccomp(SECCOMP_SET_MODE_FILTER)") {
+                program.withUnsafeBytes { nsp_seccomp_load(UInt32(1 << 2), $0.baseAddress, $0.count) }
+            }
+        }
+    }
+}
