@@ -1,12 +1,16 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CNspawnShim
 
 /// From a valid configuration to an exit status: checks what can be checked before anything is
 /// made, takes the locks, and boots the machine (again, while it reboots).
 public enum Launcher {
     public static func run(_ configuration: Configuration) -> Int32 {
         Supervisor.blockSignals()
+        // Nothing may ptrace us or read our memory through /proc while we hold the machine's secrets
+        // (its descriptors, its maps); the children inherit this until they exec.
+        _ = nsp_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
         do {
             return try boot(configuration)
         } catch is SetupAborted {
@@ -29,6 +33,7 @@ public enum Launcher {
             throw UserError("Failed to resolve bind source \(bind.source): \(SyscallError.last("stat").errno.message)")
         }
         let treeLock = try ImageLock(image, readOnly: c.readOnly)
+        resetLoginUID()
         let (range, rangeLock) = try idRange(c, image: image)
         defer {
             rangeLock?.release()
@@ -53,7 +58,7 @@ public enum Launcher {
         let spec = MachineSpec(
             image: image, hostname: c.hostname ?? image.name, machineID: machineID, idRange: range,
             // A tree already owned by its range (--private-users=yes) must not be shifted a second time.
-            ownership: c.userNamespace == .fromTree ? .off : c.ownership, privateNetwork: c.privateNetwork, console: console,
+            ownership: c.userNamespace == .fromTree ? .off : c.ownership, nestedUserNamespaces: c.nestedUserNamespaces, privateNetwork: c.privateNetwork, console: console,
             plan: MountPlan(configuration: c, machineID: machineID, console: console, hostOSRelease: hostOSRelease),
             payload: PayloadSpec(
                 command: c.command, environment: c.environment, user: c.user, workingDirectory: c.workingDirectory,
@@ -84,6 +89,14 @@ public enum Launcher {
             case .reboot: continue
             }
         }
+    }
+
+    /// The machine's processes must not carry the audit login ID of whoever started swift-nspawn
+    /// (it would attribute the guest's actions to them): unset it, as systemd-nspawn does. Only
+    /// possible where audit is compiled in and we may (CAP_AUDIT_CONTROL); nothing to do otherwise.
+    private static func resetLoginUID() {
+        guard let current = try? FileSystem.readFile("/proc/self/loginuid"), current != "4294967295" else { return }
+        _ = try? FileSystem.write("4294967295", to: "/proc/self/loginuid")
     }
 
     private static func idRange(_ c: Configuration, image: MachineImage) throws -> (UIDRange?, UIDRangeLock?) {

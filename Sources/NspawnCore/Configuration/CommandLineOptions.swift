@@ -89,6 +89,9 @@ public struct CommandLineOptions: ParsableCommand {
     @Option(name: .customLong("system-call-filter"), help: ArgumentHelp("Allow these system calls or @groups too; with a leading ~, deny them (\"help\").", valueName: "LIST"))
     var systemCallFilters: [String] = []
 
+    @Option(name: .customLong("nested-user-namespaces"), help: ArgumentHelp("Whether the machine may make user namespaces of its own (default: yes).", valueName: "BOOL"))
+    var nestedUserNamespaces: String?
+
     @Option(name: .customLong("no-new-privileges"), help: ArgumentHelp("Set the no_new_privs flag for the command (default: no).", valueName: "BOOL"))
     var noNewPrivileges: String?
 

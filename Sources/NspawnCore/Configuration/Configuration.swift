@@ -24,6 +24,9 @@ public struct Configuration: Equatable, Sendable {
     public var privateNetwork = true
     public var capabilities: CapabilityPolicy = .standard(privateNetwork: true)
     public var systemCallFilters: [String] = []
+    /// Whether the machine may create user namespaces (systemd's PrivateUsers= needs them); "no"
+    /// takes away the kernel attack surface they open (CVE-2022-0185, CVE-2023-0386 …).
+    public var nestedUserNamespaces = true
     /// systemd-nspawn's SYSTEMD_SECCOMP=0: no seccomp filter at all (for debugging, never a default).
     public var seccomp = true
     public var binds: [BindMount] = []
@@ -102,6 +105,12 @@ public struct Configuration: Equatable, Sendable {
         if o.systemCallFilters.contains("help") { throw InformationRequest(text: SeccompPolicy.helpText) }
         systemCallFilters = o.systemCallFilters
         seccomp = lookup("SYSTEMD_SECCOMP") != "0"
+        if let text = o.nestedUserNamespaces {
+            nestedUserNamespaces = try Self.parseBoolean(text, option: "--nested-user-namespaces")
+            if !nestedUserNamespaces && userNamespace == .no {
+                throw UserError("--nested-user-namespaces=no needs a user namespace for the machine (not --private-users=no).")
+            }
+        }
         let ambient = try union("--ambient-capability", o.ambientCapabilities)
         if !ambient.isEmpty && boot { throw UserError("--ambient-capability= may not be combined with --boot.") }
         capabilities = try CapabilityPolicy(

@@ -16,6 +16,11 @@ enum InnerChild {
             try sys("setgroups") { setgroups(0, nil) }
             try sys("setresuid") { nsp_setresuid(0) }
             ProcessLifetime.dieWithParent()
+            if !spec.nestedUserNamespaces {
+                // The limit table seen through /proc/sys/user is our user namespace's own (the host's
+                // procfs is still our /proc here), and it bounds every namespace below it.
+                try FileSystem.write("0", to: "/proc/sys/user/max_user_namespaces")
+            }
         }
         // Entered only now that we sit in the machine's cgroup, so the guest sees that cgroup as "/".
         try sys("unshare", path: "cgroup") { nsp_unshare(NSP_CLONE_NEWCGROUP) }

@@ -7,6 +7,7 @@ struct MachineSpec {
     /// The host IDs the machine's 0…65535 map onto; nil without a user namespace.
     var idRange: UIDRange?
     var ownership: OwnershipMode
+    var nestedUserNamespaces: Bool
     var privateNetwork: Bool
     var console: ConsoleMode
     var plan: MountPlan
