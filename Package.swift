@@ -27,7 +27,7 @@ let package = Package(
         ),
         .executableTarget(name: "swift-nspawn", dependencies: ["NspawnCore"]),
         .testTarget(name: "NspawnCoreTests", dependencies: ["NspawnCore"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["NspawnCore", "swift-nspawn"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["NspawnCore", "swift-nspawn"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )
