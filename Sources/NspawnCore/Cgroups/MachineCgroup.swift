@@ -70,16 +70,30 @@ public final class MachineCgroup {
     public func remove() {
         guard !removed else { return }
         removed = true
-        _ = try? FileSystem.write("1", to: "\(path)/cgroup.kill")
-        for _ in 0..<500 where Self.isPopulated(path) {
-            usleep(2000)
+        if Self.isPopulated(path) {
+            _ = try? FileSystem.write("1", to: "\(path)/cgroup.kill")
+            Self.waitUntilEmpty(path, timeoutMilliseconds: 2000)
         }
         Self.removeTree(path)
     }
 
     static func isPopulated(_ path: String) -> Bool {
         guard let events = try? FileSystem.readFile("\(path)/cgroup.events") else { return false }
-        return events.split(separator: "\n").contains("populated 1")
+        return events.contains("populated 1")
+    }
+
+    /// cgroup.events signals POLLPRI when "populated" changes (cgroups(7)): no sleeping in steps.
+    static func waitUntilEmpty(_ path: String, timeoutMilliseconds: Int32) {
+        guard let events = try? FileSystem.open("\(path)/cgroup.events", O_RDONLY) else { return }
+        let deadline = ConsoleForwarder.monotonicNow() + UInt64(timeoutMilliseconds) * 1_000_000
+        while true {
+            _ = lseek(events.raw, 0, SEEK_SET)
+            let text = (try? FileSystem.readAll(fd: events.raw, path: path)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            let now = ConsoleForwarder.monotonicNow()
+            guard text.contains("populated 1"), now < deadline else { return }
+            var pfd = pollfd(fd: events.raw, events: Int16(POLLPRI), revents: 0)
+            _ = poll(&pfd, 1, Int32((deadline - now) / 1_000_000) + 1)
+        }
     }
 
     /// rmdir children before parents; a cgroup's control files vanish with their directory.
