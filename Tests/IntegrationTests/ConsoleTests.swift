@@ -53,6 +53,15 @@ struct ConsoleTests {
         #expect(before == after)
     }
 
+    @Test func escapeThenPPowersTheMachineOff() throws {
+        let machine = try TestMachine()
+        let transcript = try underPTY(
+            "\(TestEnvironment.binary) -D \(machine.path) -a /bin/sleep 60; echo status=$?",
+            input: [(1.0, "\u{1d}\u{1d}p")])
+        #expect(transcript.contains("status=0"), "\(transcript)")
+        #expect(transcript.contains("has been shut down"))
+    }
+
     @Test func readOnlyConsoleIsTheDefaultWithoutATerminal() throws {
         let machine = try TestMachine()
         let result = try runNspawn(["-D", machine.path, "-q", "/bin/sh", "-c", "readlink -f /proc/self/fd/0; echo out"])
