@@ -7,7 +7,6 @@ let package = Package(
         .executable(name: "swift-nspawn", targets: ["swift-nspawn"])
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
@@ -20,7 +19,6 @@ let package = Package(
             name: "NspawnCore",
             dependencies: [
                 "CSystemd", "CCap", "CSeccomp", "CNspawnShim",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: [.enableUpcomingFeature("ExistentialAny")]

@@ -20,6 +20,21 @@ import Testing
         #expect(c.command == ["/bin/ls", "-l", "-b", "--help"])
     }
 
+    @Test func shortOptionsGroupAndTakeAttachedValues() throws {
+        let c = try configuration(["-qPD/srv/m", "-Mweb", "-E", "A=1", "true"])
+        #expect(c.quiet && c.console == .pipe)
+        #expect(c.directory == "/srv/m" && c.machineName == "web" && c.environment == ["A=1"])
+        #expect(c.command == ["true"])
+    }
+
+    @Test func longOptionsTakeValuesAttachedOrNext() throws {
+        #expect(try configuration(["--directory=/a"]).directory == "/a")
+        #expect(try configuration(["--directory", "/b"]).directory == "/b")
+        #expect(failure(["--directory"])?.0 == "Option --directory needs a value.")
+        #expect(failure(["--read-only=yes"])?.0 == "Option --read-only takes no value.")
+        #expect(failure(["-Z"])?.0 == "Unknown option -Z.")
+    }
+
     @Test func doubleDashEndsOptions() throws {
         #expect(try configuration(["-D", "/x", "--", "-weird", "arg"]).command == ["-weird", "arg"])
     }

@@ -1,143 +1,139 @@
-import ArgumentParser
-
-/// swift-nspawn's command line, in systemd-nspawn's syntax: options first, then the payload's argv.
-/// Parsing only collects strings; `Configuration(options:)` validates them.
-public struct CommandLineOptions: ParsableCommand {
-    public static let configuration = CommandConfiguration(
-        commandName: "swift-nspawn",
-        abstract: "Spawn a command or OS in a lightweight machine.",
-        discussion: "Options come first; the first argument that is not an option starts the command to run (default: a shell). See swift-nspawn(1).",
-        version: Version.string,
-        helpNames: []
-    )
-
-    @Option(name: [.customShort("D"), .customLong("directory")], help: "Root directory of the machine.")
+/// swift-nspawn's command line as systemd-nspawn spells it: options first, then the payload's argv.
+/// These are the raw strings; `Configuration(options:)` validates them. Every option is one row of
+/// `OptionTable.options`, from which both the parser and --help are made.
+public struct CommandLineOptions: Equatable, Sendable {
     var directory: String?
-
-    @Option(name: [.customShort("M"), .customLong("machine")], help: "Name of the machine (default: the directory's name).")
     var machine: String?
-
-    @Option(help: "Hostname of the machine (default: its name).")
     var hostname: String?
-
-    @Option(help: "The machine's UUID (used when the tree has no valid /etc/machine-id).")
     var uuid: String?
-
-    @Option(name: [.customShort("E"), .customLong("setenv")], help: ArgumentHelp("Set an environment variable for the command.", valueName: "NAME[=VALUE]"))
     var setenv: [String] = []
-
-    @Option(name: .customLong("chdir"), help: "Working directory of the command, inside the machine.")
     var workingDirectory: String?
-
-    @Option(name: [.customShort("u"), .customLong("user")], help: "Run the command as this user of the machine.")
     var user: String?
-
-    @Flag(name: [.customShort("b"), .customLong("boot")], help: "Boot the tree's init (systemd); the command's arguments go to it.")
     var boot = false
-
-    @Flag(name: .customLong("boot-test"), help: "Boot, wait until the system is up, report its state, power off.")
     var bootTest = false
-
-    @Option(name: .customLong("boot-test-timeout"), help: ArgumentHelp("Seconds --boot-test waits for the system to be up (default 120).", valueName: "SECONDS"))
     var bootTestTimeout: String?
-
-    @Option(name: .customLong("notify-ready"), help: ArgumentHelp("yes: tell the service manager READY=1 when the machine says so; no (default): at exec.", valueName: "BOOL"))
     var notifyReady: String?
-
-    @Flag(name: [.customShort("a"), .customLong("as-pid2")], help: "Run the command as PID 2 under a minimal init.")
     var asPID2 = false
-
-    @Option(name: .customLong("kill-signal"), help: "Signal sent to PID 1 when swift-nspawn is asked to stop.")
     var killSignal: String?
-
-    @Flag(name: [.customShort("q"), .customLong("quiet")], help: "Do not show status messages.")
     var quiet = false
-
-    @Option(name: .customLong("private-users"), help: ArgumentHelp("User namespace: no, yes, pick (default), identity or BASE[:RANGE].", valueName: "MODE"))
     var privateUsers: String?
-
-    @Flag(name: .customShort("U"), help: "Same as --private-users=pick --private-users-ownership=auto.")
     var pickUsers = false
-
-    @Option(name: .customLong("private-users-ownership"), help: ArgumentHelp("How the tree's owners are shown: map (default), auto or off.", valueName: "MODE"))
     var privateUsersOwnership: String?
-
-    @Flag(inversion: .prefixedNo, help: "Private network namespace with only lo (default); --no-private-network shares the host's.")
     var privateNetwork = true
-
-    @Option(name: .customLong("bind"), help: ArgumentHelp("Bind a host path into the machine.", valueName: "SRC[:DST[:OPTIONS]]"))
     var binds: [String] = []
-
-    @Option(name: .customLong("bind-ro"), help: ArgumentHelp("Bind a host path into the machine, read-only.", valueName: "SRC[:DST[:OPTIONS]]"))
     var readOnlyBinds: [String] = []
-
-    @Option(name: .customLong("tmpfs"), help: ArgumentHelp("Mount an empty tmpfs in the machine.", valueName: "PATH[:OPTIONS]"))
     var tmpfs: [String] = []
-
-    @Flag(name: .customLong("read-only"), help: "Mount the root directory read-only.")
     var readOnly = false
-
-    @Option(name: .customLong("capability"), help: ArgumentHelp("Keep these capabilities beyond the default set (\"all\", \"help\").", valueName: "CAP[,CAP…]"))
     var capabilities: [String] = []
-
-    @Option(name: .customLong("drop-capability"), help: ArgumentHelp("Drop these capabilities from the default set (\"all\", \"help\").", valueName: "CAP[,CAP…]"))
     var droppedCapabilities: [String] = []
-
-    @Option(name: .customLong("ambient-capability"), help: ArgumentHelp("Pass these capabilities to the command as ambient ones (\"help\").", valueName: "CAP[,CAP…]"))
     var ambientCapabilities: [String] = []
-
-    @Option(name: .customLong("system-call-filter"), help: ArgumentHelp("Allow these system calls or @groups too; with a leading ~, deny them (\"help\").", valueName: "LIST"))
     var systemCallFilters: [String] = []
-
-    @Option(name: .customLong("nested-user-namespaces"), help: ArgumentHelp("Whether the machine may make user namespaces of its own (default: yes).", valueName: "BOOL"))
     var nestedUserNamespaces: String?
-
-    @Option(name: .customLong("no-new-privileges"), help: ArgumentHelp("Set the no_new_privs flag for the command (default: no).", valueName: "BOOL"))
     var noNewPrivileges: String?
-
-    @Option(help: ArgumentHelp("Register with systemd-machined: yes, no or auto.", valueName: "MODE"))
     var register: String?
-
-    @Flag(name: .customLong("keep-unit"), help: "Use the unit swift-nspawn runs in instead of a new scope.")
     var keepUnit = false
-
-    @Option(help: ArgumentHelp("Console: interactive, read-only, passive, pipe or autopipe.", valueName: "MODE"))
     var console: String?
-
-    @Flag(name: [.customShort("P"), .customLong("pipe")], help: "Same as --console=pipe.")
     var pipe = false
-
-    @Flag(name: [.customShort("h"), .customLong("help")], help: "Show this help.")
     var help = false
-
-    @Flag(name: .customLong("version"), help: "Show the version.")
     var showVersion = false
-
-    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command to run and its arguments.", valueName: "COMMAND"))
+    /// The payload's argv: everything from the first argument that is not an option, or after `--`.
     var command: [String] = []
 
     public init() {}
-
-    /// ArgumentParser's passthrough capture swallows -h and --help into the payload; systemd-nspawn
-    /// shows help for them when they stand where an option may. (Validation may run more than once,
-    /// so it only reads.)
-    public func validate() throws {
-        if help || command.first == "-h" || command.first == "--help" { throw CleanExit.helpRequest(self) }
-        if showVersion { throw CleanExit.message(Version.string) }
-    }
-
-    /// The payload's argv. The capture keeps a leading `--` and takes unknown options as the payload;
-    /// systemd-nspawn drops the former and rejects the latter.
-    func payload() throws(UserError) -> [String] {
-        guard let first = command.first else { return [] }
-        if first == "--" { return Array(command.dropFirst()) }
-        if first.hasPrefix("-") && first.count > 1 { throw UserError("Unknown option \(first).") }
-        return command
-    }
-
-    public func run() throws {}
 }
 
-public enum Version {
-    public static let string = "swift-nspawn 0.1.0"
+/// One option: its names, what it stores, and its line in --help.
+/// @unchecked: key paths are immutable values; the table is built once and never changed.
+struct OptionSpec: @unchecked Sendable {
+    enum Store {
+        case flag(WritableKeyPath<CommandLineOptions, Bool>, value: Bool)
+        case value(WritableKeyPath<CommandLineOptions, String?>)
+        case list(WritableKeyPath<CommandLineOptions, [String]>)
+    }
+
+    var long: String?
+    var short: Character?
+    var store: Store
+    /// The placeholder in --help for options that take a value.
+    var valueName: String?
+    var help: String
+
+    init(long: String?, short: Character? = nil, store: Store, valueName: String? = nil, help: String) {
+        self.long = long
+        self.short = short
+        self.store = store
+        self.valueName = valueName
+        self.help = help
+    }
+
+    var takesValue: Bool {
+        if case .flag = store { false } else { true }
+    }
+}
+
+enum OptionTable {
+    /// In the order --help shows them, grouped as systemd-nspawn's --help groups them.
+    static let options: [(group: String, options: [OptionSpec])] = [
+        ("", [
+            OptionSpec(long: "help", short: "h", store: .flag(\.help, value: true), help: "Show this help"),
+            OptionSpec(long: "version", store: .flag(\.showVersion, value: true), help: "Print the version"),
+            OptionSpec(long: "quiet", short: "q", store: .flag(\.quiet, value: true), help: "Do not show status information"),
+        ]),
+        ("Image", [
+            OptionSpec(long: "directory", short: "D", store: .value(\.directory), valueName: "PATH", help: "Root directory for the machine"),
+            OptionSpec(long: "read-only", store: .flag(\.readOnly, value: true), help: "Mount the root directory read-only"),
+        ]),
+        ("Execution", [
+            OptionSpec(long: "boot", short: "b", store: .flag(\.boot, value: true), help: "Boot up full system (arguments go to init)"),
+            OptionSpec(long: "boot-test", store: .flag(\.bootTest, value: true), help: "Boot, wait for the system to be up, report its state, power off"),
+            OptionSpec(long: "boot-test-timeout", store: .value(\.bootTestTimeout), valueName: "SECONDS", help: "How long --boot-test waits (default: 120)"),
+            OptionSpec(long: "as-pid2", short: "a", store: .flag(\.asPID2, value: true), help: "Run the command as PID 2 under a minimal init"),
+            OptionSpec(long: "chdir", store: .value(\.workingDirectory), valueName: "PATH", help: "Working directory of the command"),
+            OptionSpec(long: "setenv", short: "E", store: .list(\.setenv), valueName: "NAME[=VALUE]", help: "Pass an environment variable to PID 1"),
+            OptionSpec(long: "user", short: "u", store: .value(\.user), valueName: "USER", help: "Run the command as this user of the machine"),
+            OptionSpec(long: "kill-signal", store: .value(\.killSignal), valueName: "SIGNAL", help: "Signal sent to PID 1 when asked to stop"),
+            OptionSpec(long: "notify-ready", store: .value(\.notifyReady), valueName: "BOOL", help: "Say READY=1 when the machine does, not at exec"),
+        ]),
+        ("System identity", [
+            OptionSpec(long: "machine", short: "M", store: .value(\.machine), valueName: "NAME", help: "Name of the machine (default: the directory's)"),
+            OptionSpec(long: "hostname", store: .value(\.hostname), valueName: "NAME", help: "Hostname of the machine (default: its name)"),
+            OptionSpec(long: "uuid", store: .value(\.uuid), valueName: "UUID", help: "Machine UUID, when the tree has no /etc/machine-id"),
+        ]),
+        ("Properties", [
+            OptionSpec(long: "register", store: .value(\.register), valueName: "MODE", help: "Register with systemd-machined: auto (default) or no"),
+            OptionSpec(long: "keep-unit", store: .flag(\.keepUnit, value: true), help: "Stay in the unit we run in; a reboot exits 133"),
+        ]),
+        ("User namespacing", [
+            OptionSpec(long: "private-users", store: .value(\.privateUsers), valueName: "MODE", help: "pick (default), no, yes, identity or BASE[:RANGE]"),
+            OptionSpec(long: "private-users-ownership", store: .value(\.privateUsersOwnership), valueName: "MODE", help: "Show the tree's owners: map (default), auto or off"),
+            OptionSpec(long: "nested-user-namespaces", store: .value(\.nestedUserNamespaces), valueName: "BOOL", help: "May the machine make user namespaces (default: yes)"),
+            OptionSpec(long: nil, short: "U", store: .flag(\.pickUsers, value: true), help: "Same as --private-users=pick --private-users-ownership=auto"),
+        ]),
+        ("Networking", [
+            OptionSpec(long: "private-network", store: .flag(\.privateNetwork, value: true), help: "Own network namespace with only lo (default)"),
+            OptionSpec(long: "no-private-network", store: .flag(\.privateNetwork, value: false), help: "Share the host's network namespace"),
+        ]),
+        ("Security", [
+            OptionSpec(long: "capability", store: .list(\.capabilities), valueName: "CAP,…", help: "Keep these capabilities too (all, help)"),
+            OptionSpec(long: "drop-capability", store: .list(\.droppedCapabilities), valueName: "CAP,…", help: "Drop these capabilities (all, help)"),
+            OptionSpec(long: "ambient-capability", store: .list(\.ambientCapabilities), valueName: "CAP,…", help: "Give the command these as ambient capabilities"),
+            OptionSpec(long: "no-new-privileges", store: .value(\.noNewPrivileges), valueName: "BOOL", help: "Set the no_new_privs flag for the command"),
+            OptionSpec(long: "system-call-filter", store: .list(\.systemCallFilters), valueName: "LIST", help: "Allow (or with ~, deny) system calls and @groups"),
+        ]),
+        ("Mounts", [
+            OptionSpec(long: "bind", store: .list(\.binds), valueName: "SRC[:DST[:OPTS]]", help: "Bind a host path into the machine"),
+            OptionSpec(long: "bind-ro", store: .list(\.readOnlyBinds), valueName: "SRC[:DST[:OPTS]]", help: "Bind a host path into the machine, read-only"),
+            OptionSpec(long: "tmpfs", store: .list(\.tmpfs), valueName: "PATH[:OPTS]", help: "Mount an empty tmpfs in the machine"),
+        ]),
+        ("Input/Output", [
+            OptionSpec(long: "console", store: .value(\.console), valueName: "MODE", help: "interactive, read-only, passive, pipe or autopipe"),
+            OptionSpec(long: "pipe", short: "P", store: .flag(\.pipe, value: true), help: "Same as --console=pipe"),
+        ]),
+    ]
+
+    static let all = options.flatMap(\.options)
+
+    static func long(_ name: Substring) -> OptionSpec? { all.first { $0.long.map { $0 == name } ?? false } }
+
+    static func short(_ character: Character) -> OptionSpec? { all.first { $0.short == character } }
 }

@@ -130,7 +130,7 @@ public struct Configuration: Equatable, Sendable {
             console = parsed
         }
         if o.pipe { console = .pipe }
-        command = try o.payload()
+        command = o.command
         try verify()
     }
 
