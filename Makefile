@@ -1,7 +1,6 @@
 # swift-nspawn: build, test, try, install. Everything that changes the host needs root.
 PREFIX ?= /usr/local
 MACHINES ?= /var/lib/machines
-DEMO ?= busybox
 SWIFT ?= swift
 
 # What building and testing need from Debian (the C libraries, the test trees' busybox, the
@@ -11,7 +10,7 @@ DEB_PACKAGES = pkg-config libsystemd-dev libseccomp-dev libcap-dev libmount-dev 
 
 RELEASE_BINARY = .build/release/swift-nspawn
 
-.PHONY: all deps build check demo install bench clean
+.PHONY: all deps build check demo demo-busybox install bench clean
 
 all: build
 
@@ -30,10 +29,16 @@ check: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --no-parallel
 
-# Builds, makes a busybox machine in $(MACHINES)/$(DEMO) once, and opens a shell inside it.
+# Builds, makes a Debian bookworm machine in $(MACHINES)/debian once (from the host's apt mirror;
+# root has an empty password), and boots it: log in as root at the console.
 demo: build
-	@[ -d $(MACHINES)/$(DEMO) ] || tools/make-busybox-machine $(MACHINES)/$(DEMO)
-	$(RELEASE_BINARY) -D $(MACHINES)/$(DEMO)
+	@[ -d $(MACHINES)/debian ] || tools/make-debian-machine $(MACHINES)/debian
+	$(RELEASE_BINARY) -D $(MACHINES)/debian -b
+
+# The same with a busybox machine and a shell instead of a booted system: seconds, no network.
+demo-busybox: build
+	@[ -d $(MACHINES)/busybox ] || tools/make-busybox-machine $(MACHINES)/busybox
+	$(RELEASE_BINARY) -D $(MACHINES)/busybox
 
 install: build
 	install -D -m 0755 -s $(RELEASE_BINARY) $(DESTDIR)$(PREFIX)/bin/swift-nspawn
@@ -41,6 +46,8 @@ install: build
 
 bench: build
 	bench/startup
+	bench/boot
+	bench/console
 
 clean:
 	rm -rf .build
