@@ -103,6 +103,7 @@ public struct Configuration: Equatable, Sendable {
             return set
         }
         if o.systemCallFilters.contains("help") { throw InformationRequest(text: SeccompPolicy.helpText) }
+        try SeccompPolicy.validate(o.systemCallFilters)
         systemCallFilters = o.systemCallFilters
         seccomp = lookup("SYSTEMD_SECCOMP") != "0"
         if let text = o.nestedUserNamespaces {

@@ -32,7 +32,7 @@ enum OuterChild {
 
         let executor = MountExecutor(
             root: try FileSystem.open(rootPath, NSP_O_PATH | O_DIRECTORY), rootPath: rootPath,
-            machineRoot: spec.idRange?.base ?? 0, idmapUserNamespace: idmap, ownershipFallback: spec.ownership == .auto,
+            machineRoot: spec.idRange?.base ?? 0, idmapUserNamespace: idmap, ownershipFallback: spec.ownership == .auto, quiet: spec.quiet,
             receiveAPIMounts: {
                 let fds = try inner.receive(.apiMounts, from: "The machine's PID 1")
                 return Dictionary(uniqueKeysWithValues: zip(spec.plan.apiFilesystems, fds))

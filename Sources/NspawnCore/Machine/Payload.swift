@@ -23,7 +23,7 @@ enum Payload {
                 printError("\(SyscallError.last("fork"))")
                 _exit(1)
             }
-            if pid > 0 { StubInit.run(payload: pid, seccomp: spec.seccomp) }
+            if pid > 0 { StubInit.run(payload: pid, policy: spec) }
             _ = setsid()
         }
         let environment: [String]
@@ -50,27 +50,32 @@ enum Payload {
         _exit(1)
     }
 
-    /// Console, user, capabilities, working directory, descriptors and signal mask of the payload.
+    /// Console, descriptors, signal mask, seccomp, user and capabilities, working directory of the
+    /// payload, in this order: what the system call filter could deny is done before it is installed
+    /// (so a --system-call-filter can never leave a descriptor open or a signal blocked), and the
+    /// filter is installed while we still have CAP_SYS_ADMIN, before a --user switch drops it.
     private static func become(_ spec: PayloadSpec, controllingTerminal: Bool) throws {
         if controllingTerminal {
             try sys("ioctl(TIOCSCTTY)", path: "/dev/console") { ioctl(0, UInt(TIOCSCTTY), 0) }
         }
-        // Keys are not namespaced: a keyring of its own, then (seccomp) no way to reach others.
-        try sys("keyctl(KEYCTL_JOIN_SESSION_KEYRING)") { nsp_join_session_keyring() }
-        // Installed while we still have CAP_SYS_ADMIN (before a --user switch drops it); what follows
-        // (setgroups, setresuid, capset, prctl, chdir, close_range) is all on the allow-list.
-        try spec.seccomp?.install()
+        try confine(spec)
         try spec.capabilities.apply(switchingTo: try spec.user.map(resolveUser))
         // The kernel forgets the parent-death signal when credentials change.
         ProcessLifetime.dieWithParent()
         if let directory = spec.workingDirectory {
             try sys("chdir", path: directory) { chdir(directory) }
         }
-        // Only 0, 1 and 2 reach the payload; the signals we blocked for our own loop are its again.
-        _ = nsp_close_range(3, UInt32.max, 0)
+    }
+
+    /// What every process that runs the machine's code gets before it does: only descriptors 0-2,
+    /// no blocked signals, a session keyring of its own (keys are not namespaced), the seccomp filter.
+    static func confine(_ spec: PayloadSpec) throws {
+        try sys("close_range") { nsp_close_range(3, UInt32.max, 0) }
         var none = sigset_t()
         sigemptyset(&none)
-        sigprocmask(SIG_SETMASK, &none, nil)
+        try sys("sigprocmask") { sigprocmask(SIG_SETMASK, &none, nil) }
+        try sys("keyctl(KEYCTL_JOIN_SESSION_KEYRING)") { nsp_join_session_keyring() }
+        try spec.seccomp?.install()
     }
 
     /// The environment systemd-nspawn gives its payload, then the -E assignments.

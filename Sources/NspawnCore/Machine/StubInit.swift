@@ -18,16 +18,20 @@ enum StubInit {
         return nil
     }
 
-    static func run(payload: pid_t, seccomp: SeccompFilter?) -> Never {
+    /// The stub keeps its signals blocked (it takes them with sigwaitinfo) but is otherwise held to
+    /// the payload's policy: its bounding set, its system call filter. It stays the machine's root.
+    static func run(payload: pid_t, policy spec: PayloadSpec) -> Never {
         scrubInheritedStrings()
         do {
-            try seccomp?.install()
+            try sys("close_range") { nsp_close_range(3, UInt32.max, 0) }
+            try sys("keyctl(KEYCTL_JOIN_SESSION_KEYRING)") { nsp_join_session_keyring() }
+            try spec.seccomp?.install()
+            try spec.capabilities.apply(switchingTo: nil)
         } catch {
             printError("\(error)")
             kill(payload, SIGKILL)
             _exit(1)
         }
-        _ = nsp_close_range(3, UInt32.max, 0)
         var all = sigset_t()
         sigfillset(&all)
         sigprocmask(SIG_SETMASK, &all, nil)

@@ -15,6 +15,7 @@ final class MountExecutor {
     let idmapUserNamespace: OwnedFD?
     /// --private-users-ownership=auto: a bind that cannot be idmapped shows raw owners instead of failing.
     let ownershipFallback: Bool
+    let quiet: Bool
     /// Asked once, when the plan first needs a file system only the machine's PID 1 can make.
     let receiveAPIMounts: () throws -> [APIFilesystem: OwnedFD]
 
@@ -25,12 +26,13 @@ final class MountExecutor {
     /// The bound notify socket, for the supervisor.
     private(set) var notify: OwnedFD?
 
-    init(root: OwnedFD, rootPath: String, machineRoot: UInt32, idmapUserNamespace: OwnedFD?, ownershipFallback: Bool, receiveAPIMounts: @escaping () throws -> [APIFilesystem: OwnedFD]) {
+    init(root: OwnedFD, rootPath: String, machineRoot: UInt32, idmapUserNamespace: OwnedFD?, ownershipFallback: Bool, quiet: Bool, receiveAPIMounts: @escaping () throws -> [APIFilesystem: OwnedFD]) {
         self.root = root
         self.rootPath = rootPath
         self.machineRoot = machineRoot
         self.idmapUserNamespace = idmapUserNamespace
         self.ownershipFallback = ownershipFallback
+        self.quiet = quiet
         self.receiveAPIMounts = receiveAPIMounts
     }
 
@@ -145,7 +147,7 @@ final class MountExecutor {
         }
         if let failure {
             guard idmap != nil && ownershipFallback else { throw failure }
-            printError("ID mapped mounts are not available for \(bind.source); showing its raw owners.")
+            if !quiet { printError("ID mapped mounts are not available for \(bind.source); showing its raw owners.") }
             try MountCalls.setAttributes(mount, attributes, recursive: true, path: bind.source)
         }
         let place = try target(bind.destination, create: FileSystem.isDirectory(st.st_mode) ? .directory : .file, scope: .beneath)

@@ -3,23 +3,26 @@ import Glibc
 #endif
 import CNspawnShim
 
-/// Runs a program inside a running machine, as its root, and collects what it prints: joins all of
-/// PID 1's namespaces at once through its pidfd (setns(2) with a pidfd, Linux 5.8), then forks once
-/// more so the program is a member of the machine's PID namespace.
+/// Runs a program of the machine's inside the running machine and collects what it prints. The
+/// program is the machine's code, so it is held exactly as the payload is: born in the machine's
+/// cgroup, in all of PID 1's namespaces (setns(2) with a pidfd), a session of its own with
+/// /dev/null as input (never our terminal), only descriptors 0-2, the seccomp filter and the
+/// capability bounding set. A second fork makes it a member of the machine's PID namespace.
 enum MachineEntry {
     struct Result {
         var status: Int32
         var output: String
     }
 
-    static func run(_ argv: [String], in machine: ChildProcess, namespaces: NamespaceSet, timeout: Double) throws -> Result {
+    static func run(_ argv: [String], in machine: ChildProcess, namespaces: NamespaceSet, cgroup: Int32, policy: PayloadSpec, timeout: Double) throws -> Result {
         var pipe: [Int32] = [-1, -1]
         try sys("pipe2") { nsp_pipe2(&pipe, O_CLOEXEC) }
         let reader = OwnedFD(pipe[0]), writer = OwnedFD(pipe[1])
 
-        let pid = fork()
-        if pid < 0 { throw SyscallError.last("fork") }
-        if pid == 0 { enter(argv, machine: machine, namespaces: namespaces, output: writer) }
+        let child = try ChildProcess.clone(namespaces: [], intoCgroup: cgroup) {
+            reader.close()
+            try enter(argv, machine: machine, namespaces: namespaces, policy: policy, output: writer)
+        }
         writer.close()
 
         var output: [UInt8] = []
@@ -33,42 +36,47 @@ enum MachineEntry {
             if n <= 0 { break }
             output += buffer[0..<n]
         }
-        var status: Int32 = 0
-        if ConsoleForwarder.monotonicNow() >= deadline { kill(pid, SIGKILL) }
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-        return Result(status: code, output: String(decoding: output, as: UTF8.self))
+        if ConsoleForwarder.monotonicNow() >= deadline { child.signal(SIGKILL) }
+        let status: Int32
+        switch try child.wait() {
+        case .exited(let code)?: status = code
+        case .killed(let signal)?: status = 128 + signal
+        case nil: status = 255
+        }
+        return Result(status: status, output: String(decoding: output, as: UTF8.self))
     }
 
-    /// In the forked child: never returns.
-    private static func enter(_ argv: [String], machine: ChildProcess, namespaces: NamespaceSet, output: OwnedFD) -> Never {
+    /// In the cloned child: never returns.
+    private static func enter(_ argv: [String], machine: ChildProcess, namespaces: NamespaceSet, policy: PayloadSpec, output: OwnedFD) throws -> Never {
         var joined = namespaces
         joined.insert(.cgroup)
-        if nsp_setns(machine.pidfd.raw, Int32(truncatingIfNeeded: joined.rawValue)) != 0 {
-            printError("\(SyscallError.last("setns", path: "machine"))")
-            _exit(127)
-        }
+        try sys("setns", path: "machine") { nsp_setns(machine.pidfd.raw, Int32(truncatingIfNeeded: joined.rawValue)) }
         if namespaces.contains(.user) {
-            _ = nsp_setresgid(0)
-            _ = setgroups(0, nil)
-            _ = nsp_setresuid(0)
+            try sys("setresgid") { nsp_setresgid(0) }
+            try sys("setgroups") { setgroups(0, nil) }
+            try sys("setresuid") { nsp_setresuid(0) }
         }
-        _ = chdir("/")
-        let child = fork()
-        if child < 0 { _exit(127) }
-        if child == 0 {
+        try sys("chdir", path: "/") { chdir("/") }
+        let pid = try sys("fork") { fork() }
+        if pid == 0 {
             ProcessLifetime.dieWithParent()
-            dup2(output.raw, 1)
-            dup2(output.raw, 2)
-            _ = nsp_close_range(3, UInt32.max, 0)
-            var none = sigset_t()
-            sigemptyset(&none)
-            sigprocmask(SIG_SETMASK, &none, nil)
+            do {
+                _ = setsid()
+                let null = try FileSystem.open("/dev/null", O_RDONLY)
+                try sys("dup2", path: "/dev/null") { dup2(null.raw, 0) }
+                try sys("dup2") { dup2(output.raw, 1) }
+                try sys("dup2") { dup2(output.raw, 2) }
+                try Payload.confine(policy)
+                try policy.capabilities.apply(switchingTo: nil)
+            } catch {
+                printError("\(error)")
+                _exit(127)
+            }
             _ = Payload.execute(argv[0], argv: argv, environment: ["PATH=\(Payload.defaultPath)", "SYSTEMD_COLORS=0"])
             _exit(127)
         }
         var status: Int32 = 0
-        while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         _exit(status & 0x7f == 0 ? (status >> 8) & 0xff : 127)
     }
 }

@@ -10,10 +10,15 @@ public struct SeccompPolicy: Equatable, Sendable {
     public var filters: [String]
 
     public init(capabilities: CapabilitySet, filters: [String] = []) throws(UserError) {
+        try Self.validate(filters)
         self.capabilities = capabilities
         self.filters = filters
+    }
+
+    /// Every name in --system-call-filter= values must be a system call or group systemd knows.
+    public static func validate(_ filters: [String]) throws(UserError) {
         for filter in filters {
-            for word in Self.words(filter) where Self.expand(String(word)).isEmpty {
+            for word in words(filter) where expand(String(word)).isEmpty {
                 throw UserError("Unknown system call or group in --system-call-filter=: \(word) (see --system-call-filter=help).")
             }
         }
@@ -26,15 +31,27 @@ public struct SeccompPolicy: Equatable, Sendable {
         for entry in Self.allowList where entry.capability.map({ capabilities.contains(number: $0) }) ?? true {
             allowed.formUnion(Self.expand(entry.name))
         }
-        for filter in filters {
-            let names = Self.words(filter).reduce(into: Set<String>()) { $0.formUnion(Self.expand(String($1))) }
-            if filter.hasPrefix("~") { allowed.subtract(names) } else { allowed.formUnion(names) }
+        // Additions first, then denials: a call named on both sides is denied, whatever the order.
+        for filter in filters where !filter.hasPrefix("~") {
+            allowed.formUnion(Self.words(filter).reduce(into: Set<String>()) { $0.formUnion(Self.expand(String($1))) })
+        }
+        for filter in filters where filter.hasPrefix("~") {
+            allowed.subtract(Self.words(filter).reduce(into: Set<String>()) { $0.formUnion(Self.expand(String($1))) })
         }
         return allowed
     }
 
     /// Everything the filter knows by name: the complement of `allowed()` in it is denied with EPERM.
-    public static let known: Set<String> = Set(SyscallGroups.all.first { $0.name == "@known" }?.members ?? [])
+    /// @known names other groups too (@obsolete), so it is expanded through the raw table.
+    public static let known: Set<String> = {
+        func members(_ group: String, seen: Set<String>) -> Set<String> {
+            guard !seen.contains(group), let entry = SyscallGroups.all.first(where: { $0.name == group }) else { return [] }
+            return entry.members.reduce(into: Set<String>()) { result, member in
+                if member.hasPrefix("@") { result.formUnion(members(member, seen: seen.union([group]))) } else { result.insert(member) }
+            }
+        }
+        return members("@known", seen: [])
+    }()
 
     /// What identifies the compiled filter: its inputs, and the generated table they are read against.
     public var cacheKey: String {

@@ -21,6 +21,7 @@ public enum BootTestVerdict: Equatable, Sendable {
         let time = bootSeconds.map { " in \(Self.format($0)) s" } ?? ""
         switch self {
         case .running: return "Boot test of \(machine): running, up\(time)."
+        case .degraded(let units) where units.isEmpty: return "Boot test of \(machine): degraded, up\(time)."
         case .degraded(let units): return "Boot test of \(machine): degraded, up\(time); failed units: \(units.joined(separator: " "))."
         case .timedOut(let seconds): return "Boot test of \(machine): not up after \(seconds) s."
         case .failed(let why): return "Boot test of \(machine): failed: \(why)."

@@ -49,6 +49,6 @@ enum MachineBoot {
         supervisorToInner.fd.close()
         started()
 
-        return try Supervisor(machine: inner, spec: spec, consoleMaster: master, notifySocket: notify).run()
+        return try Supervisor(machine: inner, spec: spec, cgroup: cgroup.fd.raw, consoleMaster: master, notifySocket: notify).run()
     }
 }

@@ -36,8 +36,12 @@ final class Supervisor {
     private var bootTest: BootTestVerdict?
     private var timers: [EventSource] = []
 
-    init(machine: ChildProcess, spec: MachineSpec, consoleMaster: OwnedFD?, notifySocket: OwnedFD) throws {
+    /// The machine's cgroup, where programs run inside the machine (the boot test's) are born.
+    private let cgroup: Int32
+
+    init(machine: ChildProcess, spec: MachineSpec, cgroup: Int32, consoleMaster: OwnedFD?, notifySocket: OwnedFD) throws {
         self.machine = machine
+        self.cgroup = cgroup
         self.spec = spec
         loop = try EventLoop()
         if let master = consoleMaster, spec.console == .interactive || spec.console == .readOnly {
@@ -90,8 +94,12 @@ final class Supervisor {
         // Synchronous, but short: systemctl answers at once once the manager is up, and each call is
         // bounded (the console and signals wait meanwhile).
         let namespaces = spec.namespaces
-        let state = (try? MachineEntry.run(["/bin/systemctl", "is-system-running"], in: machine, namespaces: namespaces, timeout: 10))?.output ?? ""
-        let failed = (try? MachineEntry.run(["/bin/systemctl", "list-units", "--failed", "--plain", "--no-legend", "--no-pager"], in: machine, namespaces: namespaces, timeout: 10))?.output ?? ""
+        func systemctl(_ arguments: [String]) -> String {
+            let run = try? MachineEntry.run(["/bin/systemctl"] + arguments, in: machine, namespaces: namespaces, cgroup: cgroup, policy: spec.payload, timeout: 10)
+            return run?.output ?? ""
+        }
+        let state = systemctl(["is-system-running"])
+        let failed = systemctl(["list-units", "--failed", "--plain", "--no-legend", "--no-pager"])
         finishBootTest(.from(systemState: state, failedUnitsListing: failed))
     }
 

@@ -111,8 +111,9 @@ final class BackgroundRun {
 }
 
 /// Runs the binary with a bounded wait; a run that outlives it is killed and fails the test.
-func runNspawn(_ arguments: [String], timeout: TimeInterval = 20, asUser uid: UInt32? = nil) throws -> RunResult {
+func runNspawn(_ arguments: [String], timeout: TimeInterval = 20, asUser uid: UInt32? = nil, environment: [String: String] = [:]) throws -> RunResult {
     let process = Process()
+    if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
     if let uid {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
         process.arguments = ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", TestEnvironment.binary] + arguments
