@@ -11,14 +11,7 @@ struct EscapeTests {
     static let report: Result<[String: (state: String, detail: String)], ProbeFailure> = {
         do {
             let machine = try TestMachine()
-            let probe = machine.root.appendingPathComponent("usr/bin/escape-probe").path
-            let source = TestEnvironment.packageRoot.appendingPathComponent("Tests/IntegrationTests/Fixtures/escape-probe.c").path
-            let cc = Process()
-            cc.executableURL = URL(fileURLWithPath: "/usr/bin/cc")
-            cc.arguments = ["-static", "-O1", "-o", probe, source]
-            try cc.run()
-            cc.waitUntilExit()
-            guard cc.terminationStatus == 0 else { return .failure(ProbeFailure(reason: "cc -static failed (is libc6-dev installed?)")) }
+            try machine.installFixture("escape-probe")
 
             // A host abstract socket that the machine, with its own network namespace, must not reach.
             let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)

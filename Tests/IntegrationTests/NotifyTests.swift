@@ -33,13 +33,7 @@ struct NotifyTests {
 
     private func machineWithProbe() throws -> TestMachine {
         let machine = try TestMachine()
-        let cc = Process()
-        cc.executableURL = URL(fileURLWithPath: "/usr/bin/cc")
-        cc.arguments = ["-static", "-O1", "-o", machine.root.appendingPathComponent("usr/bin/notify-probe").path,
-                        TestEnvironment.packageRoot.appendingPathComponent("Tests/IntegrationTests/Fixtures/notify-probe.c").path]
-        try cc.run()
-        cc.waitUntilExit()
-        try #require(cc.terminationStatus == 0, "cc -static failed")
+        try machine.installFixture("notify-probe")
         return machine
     }
 

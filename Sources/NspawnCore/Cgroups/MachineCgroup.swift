@@ -85,11 +85,11 @@ public final class MachineCgroup {
     /// cgroup.events signals POLLPRI when "populated" changes (cgroups(7)): no sleeping in steps.
     static func waitUntilEmpty(_ path: String, timeoutMilliseconds: Int32) {
         guard let events = try? FileSystem.open("\(path)/cgroup.events", O_RDONLY) else { return }
-        let deadline = ConsoleForwarder.monotonicNow() + UInt64(timeoutMilliseconds) * 1_000_000
+        let deadline = Clock.monotonicNanoseconds() + UInt64(timeoutMilliseconds) * 1_000_000
         while true {
             _ = lseek(events.raw, 0, SEEK_SET)
             let text = (try? FileSystem.readAll(fd: events.raw, path: path)).map { String(decoding: $0, as: UTF8.self) } ?? ""
-            let now = ConsoleForwarder.monotonicNow()
+            let now = Clock.monotonicNanoseconds()
             guard text.contains("populated 1"), now < deadline else { return }
             var pfd = pollfd(fd: events.raw, events: Int16(POLLPRI), revents: 0)
             _ = poll(&pfd, 1, Int32((deadline - now) / 1_000_000) + 1)

@@ -143,7 +143,7 @@ final class ConsoleForwarder {
     /// Every byte still reaches the machine, as with systemd's ptyfwd: nothing typed is ever lost.
     private func watchForEscapes(_ bytes: [UInt8]) -> [UInt8] {
         for byte in bytes {
-            let now = Self.monotonicNow()
+            let now = Clock.monotonicNanoseconds()
             escapes.removeAll { now - $0 > Self.escapeWindow }
             if byte == Self.escape {
                 escapes.append(now)
@@ -205,11 +205,5 @@ final class ConsoleForwarder {
         }
         let reopened = open("/proc/self/fd/\(fd)", flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
         return reopened >= 0 ? OwnedFD(reopened) : nil
-    }
-
-    static func monotonicNow() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 }

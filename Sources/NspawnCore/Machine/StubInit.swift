@@ -44,7 +44,7 @@ enum StubInit {
                 signal = sigwaitinfo(&all, &info)
             } else {
                 // Five seconds from the first shutdown request, however many signals come meanwhile.
-                let now = ConsoleForwarder.monotonicNow()
+                let now = Clock.monotonicNanoseconds()
                 guard now < deadline, let pending = shutdown else { finish(shutdown ?? .poweroff) }
                 var timeout = timespec(tv_sec: Int((deadline - now) / 1_000_000_000), tv_nsec: Int((deadline - now) % 1_000_000_000))
                 signal = sigtimedwait(&all, &info, &timeout)
@@ -59,15 +59,13 @@ enum StubInit {
                     guard pid > 0 else { break }
                     guard pid == payload else { continue }
                     if let pending = shutdown { finish(pending) }
-                    // Exit status as the shell reports it: the code, or 128 + the killing signal.
-                    let exited = status & 0x7f == 0
-                    _exit(exited ? (status >> 8) & 0xff : 128 + (status & 0x7f))
+                    _exit(shellStatus(status))
                 }
             case SIGTERM:
                 break  // as systemd's stub: PID 1 ignores a plain SIGTERM
             default:
                 if let request = Self.shutdown(for: signal) {
-                    if shutdown == nil { deadline = ConsoleForwarder.monotonicNow() + 5_000_000_000 }
+                    if shutdown == nil { deadline = Clock.monotonicNanoseconds() + 5_000_000_000 }
                     shutdown = request
                     kill(payload, SIGTERM)
                     kill(payload, SIGHUP)

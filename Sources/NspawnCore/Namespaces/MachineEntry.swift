@@ -26,17 +26,17 @@ enum MachineEntry {
         writer.close()
 
         var output: [UInt8] = []
-        let deadline = ConsoleForwarder.monotonicNow() + UInt64(timeout * 1e9)
+        let deadline = Clock.monotonicNanoseconds() + UInt64(timeout * 1e9)
         var buffer = [UInt8](repeating: 0, count: 4096)
-        while ConsoleForwarder.monotonicNow() < deadline {
+        while Clock.monotonicNanoseconds() < deadline {
             var pfd = pollfd(fd: reader.raw, events: Int16(POLLIN), revents: 0)
-            let remaining = Int32((deadline - ConsoleForwarder.monotonicNow()) / 1_000_000)
+            let remaining = Int32((deadline - Clock.monotonicNanoseconds()) / 1_000_000)
             guard poll(&pfd, 1, max(remaining, 1)) > 0 else { continue }
             let n = buffer.withUnsafeMutableBytes { read(reader.raw, $0.baseAddress, $0.count) }
             if n <= 0 { break }
             output += buffer[0..<n]
         }
-        if ConsoleForwarder.monotonicNow() >= deadline { child.signal(SIGKILL) }
+        if Clock.monotonicNanoseconds() >= deadline { child.signal(SIGKILL) }
         let status: Int32
         switch try child.wait() {
         case .exited(let code)?: status = code
@@ -77,6 +77,6 @@ enum MachineEntry {
         }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        _exit(status & 0x7f == 0 ? (status >> 8) & 0xff : 127)
+        _exit(shellStatus(status))
     }
 }

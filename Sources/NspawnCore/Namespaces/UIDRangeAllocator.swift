@@ -13,10 +13,7 @@ public enum UIDRangeAllocator {
     /// The bases to try, in order: one derived from the machine's name (so a machine keeps its range
     /// from run to run), then random ones.
     public static func candidates<G: RandomNumberGenerator>(for name: String, count: Int, using generator: inout G) -> [UInt32] {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in name.utf8 {
-            hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
-        }
+        let hash = StableHash.fnv1a(name.utf8)
         let slots = UInt64((highestBase - lowestBase) / UIDRange.machineSize + 1)
         func base(_ value: UInt64) -> UInt32 { lowestBase + UInt32(value % slots) * UIDRange.machineSize }
         return [base(hash)] + (1..<max(count, 1)).map { _ in base(generator.next()) }

@@ -22,7 +22,7 @@ public struct SeccompFilter: Equatable, Sendable {
     /// From the cache, or compiled (and cached) when it has none for this policy.
     public static func load(_ policy: SeccompPolicy) throws -> SeccompFilter {
         let key = cacheKey(policy)
-        let path = "\(cacheDirectory)/\(fnv1a(key)).bpf"
+        let path = "\(cacheDirectory)/\(String(StableHash.fnv1a(key.utf8), radix: 16)).bpf"
         if let cached = readCache(path, key: key) { return cached }
         let filter = try compile(policy)
         writeCache(filter, to: path, key: key)
@@ -136,12 +136,6 @@ public struct SeccompFilter: Equatable, Sendable {
     private static func ownedByRootOnly(_ directory: String) -> Bool {
         var st = stat()
         return lstat(directory, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR && st.st_uid == 0 && st.st_mode & 0o022 == 0
-    }
-
-    static func fnv1a(_ text: String) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in text.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
-        return String(hash, radix: 16)
     }
 
     // MARK: Loading

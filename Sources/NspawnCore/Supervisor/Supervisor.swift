@@ -31,7 +31,7 @@ final class Supervisor {
     private var stopRequests = 0
     private var end: MachineExitStatus.PID1End?
     private var notify: NotifyRelay?
-    private let startTime = ConsoleForwarder.monotonicNow()
+    private let startTime = Clock.monotonicNanoseconds()
     private var readyTime: UInt64?
     private var bootTest: BootTestVerdict?
     private var timers: [EventSource] = []
@@ -88,7 +88,7 @@ final class Supervisor {
     private func handle(_ message: [String: String]) {
         if let status = message["STATUS"] { NotifyRelay.tellServiceManager("STATUS=\(status)") }
         guard message["READY"] == "1", readyTime == nil else { return }
-        readyTime = ConsoleForwarder.monotonicNow()
+        readyTime = Clock.monotonicNanoseconds()
         if spec.notifyReady { NotifyRelay.tellServiceManager("READY=1") }
         guard spec.bootTestTimeout != nil else { return }
         // Synchronous, but short: systemctl answers at once once the manager is up, and each call is

@@ -59,6 +59,17 @@ final class TestMachine {
         try runNspawn(["-D", path, "-P", "-q"] + options + command, timeout: timeout)
     }
 
+    /// Compiles Fixtures/NAME.c statically into the machine's /usr/bin/NAME.
+    func installFixture(_ name: String) throws {
+        let cc = Process()
+        cc.executableURL = URL(fileURLWithPath: "/usr/bin/cc")
+        cc.arguments = ["-static", "-O1", "-o", root.appendingPathComponent("usr/bin/\(name)").path,
+                        TestEnvironment.packageRoot.appendingPathComponent("Tests/IntegrationTests/Fixtures/\(name).c").path]
+        try cc.run()
+        cc.waitUntilExit()
+        guard cc.terminationStatus == 0 else { throw CocoaError(.executableLoad, userInfo: ["reason": "cc -static \(name).c failed (is libc6-dev installed?)"]) }
+    }
+
     /// `sh -c SCRIPT` inside the machine.
     func shell(_ script: String, options: [String] = []) throws -> RunResult {
         try run(options, ["/bin/sh", "-c", script])
