@@ -40,9 +40,17 @@ demo-busybox: build
 	@[ -d $(MACHINES)/busybox ] || tools/make-busybox-machine $(MACHINES)/busybox
 	$(RELEASE_BINARY) -D $(MACHINES)/busybox
 
+# The binary, the man pages, and swift-nspawn@.service (with the binary's path filled in) in
+# /etc/systemd/system, so that `systemctl enable --now swift-nspawn@NAME` works.
+UNITDIR ?= /etc/systemd/system
+
 install: build
 	install -D -m 0755 -s $(RELEASE_BINARY) $(DESTDIR)$(PREFIX)/bin/swift-nspawn
 	install -D -m 0644 man/swift-nspawn.1 $(DESTDIR)$(PREFIX)/share/man/man1/swift-nspawn.1
+	install -D -m 0644 man/swift-nspawn@.service.5 $(DESTDIR)$(PREFIX)/share/man/man5/swift-nspawn@.service.5
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|@bindir@|$(PREFIX)/bin|g' units/swift-nspawn@.service.in > $(DESTDIR)$(UNITDIR)/swift-nspawn@.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/swift-nspawn@.service
 
 bench: build
 	bench/startup

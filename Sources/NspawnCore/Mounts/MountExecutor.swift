@@ -56,7 +56,14 @@ final class MountExecutor {
             for node in nodes {
                 // As the host's root (CAP_MKNOD is one of the capabilities a non-zero fsuid drops), then given away.
                 let path = "\(directory)/\(node.name)"
-                try sys("mknod", path: path) { mknodat(dir.raw, node.name, S_IFCHR | 0o666, dev_t(node.deviceNumber)) }
+                if mknodat(dir.raw, node.name, S_IFCHR | 0o666, dev_t(node.deviceNumber)) != 0 {
+                    let error = SyscallError.last("mknod", path: path)
+                    // Inside a user namespace (swift-nspawn nested in a machine) only the host's own node
+                    // can be had, bound: as systemd-nspawn falls back to.
+                    guard error.errno == .notPermitted else { throw error }
+                    try bindHostNode(node, into: dir, path: path)
+                    continue
+                }
                 try sys("chown", path: path) { fchownat(dir.raw, node.name, machineRoot, machineRoot, AT_SYMLINK_NOFOLLOW) }
                 try sys("chmod", path: path) { fchmodat(dir.raw, node.name, 0o666, 0) }  // past the umask
             }
@@ -152,6 +159,20 @@ final class MountExecutor {
         }
         let place = try target(bind.destination, create: FileSystem.isDirectory(st.st_mode) ? .directory : .file, scope: .beneath)
         try MountCalls.attach(mount, onto: place, path: bind.destination)
+    }
+
+    /// Binds /dev/NAME of the namespace we were started in over an empty file, after checking that
+    /// it is the character device it should be.
+    private func bindHostNode(_ node: DeviceNode, into directory: OwnedFD, path: String) throws {
+        let source = "/dev/\(node.name)"
+        let st = try FileSystem.stat(source, followSymlinks: false)
+        guard st.st_mode & S_IFMT == S_IFCHR, UInt64(st.st_rdev) == node.deviceNumber else {
+            throw UserError("Cannot create \(path) (mknod: Operation not permitted), and \(source) is not the device to bind instead.")
+        }
+        let file = try sys("open", path: path) { openat(directory.raw, node.name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
+        Glibc.close(file)
+        let mount = try MountCalls.cloneTree(source, recursive: false)
+        try MountCalls.attach(mount, onto: try target(path), path: path)
     }
 
     // MARK: Console
