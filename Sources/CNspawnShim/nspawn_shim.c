@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <linux/bpf.h>
 #include <linux/filter.h>
 #include <linux/keyctl.h>
 #include <linux/openat2.h>
@@ -65,6 +66,28 @@ int nsp_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint
 int nsp_seccomp_load(unsigned int flags, const void *program, size_t len) {
     struct sock_fprog prog = { .len = (unsigned short)(len / sizeof(struct sock_filter)), .filter = (struct sock_filter *)program };
     return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+}
+
+int nsp_attach_device_filter(int cgroup_fd, const void *instructions, size_t len) {
+    union bpf_attr load;
+    memset(&load, 0, sizeof(load));
+    load.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+    load.insns = (uint64_t)(uintptr_t)instructions;
+    load.insn_cnt = (uint32_t)(len / sizeof(struct bpf_insn));
+    load.license = (uint64_t)(uintptr_t)"GPL";
+    int prog = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &load, sizeof(load));
+    if (prog < 0) return -1;
+    union bpf_attr attach;
+    memset(&attach, 0, sizeof(attach));
+    attach.target_fd = (uint32_t)cgroup_fd;
+    attach.attach_bpf_fd = (uint32_t)prog;
+    attach.attach_type = BPF_CGROUP_DEVICE;
+    attach.attach_flags = BPF_F_ALLOW_MULTI;
+    int r = (int)syscall(SYS_bpf, BPF_PROG_ATTACH, &attach, sizeof(attach));
+    int saved = errno;
+    close(prog);
+    errno = saved;
+    return r;
 }
 
 int nsp_join_session_keyring(void) { return (int)syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL); }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import NspawnCore
 
 /// The system call filter and the other options of the security policy, seen from inside.
 @Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
@@ -42,5 +43,40 @@ struct SeccompTests {
         let result = try runNspawn(["-D", machine.path, "--register=yes", "--console=pipe", "true"])
         #expect(result.status == 0)
         #expect(result.stderrLines.first?.hasPrefix("--register=yes: registration with systemd-machined is not implemented yet") == true)
+    }
+}
+
+/// The device policy: only swift-nspawn's nodes can be opened or made, whatever the image ships.
+@Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
+struct DevicePolicyTests {
+    /// The first block device of the host, as "major minor".
+    private var hostDisk: (UInt32, UInt32)? {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/sys/dev/block")) ?? []
+        return entries.compactMap { entry -> (UInt32, UInt32)? in
+            let parts = entry.split(separator: ":").compactMap { UInt32(String($0)) }
+            return parts.count == 2 && parts[0] != 7 ? (parts[0], parts[1]) : nil
+        }.first
+    }
+
+    @Test func aRootWithoutUserNamespaceCannotMakeOrOpenAHostDisk() throws {
+        let (major, minor) = try #require(hostDisk)
+        let machine = try TestMachine()
+        let result = try machine.shell(
+            "mknod /dev/disk b \(major) \(minor); echo mknod=$?; cat /dev/null && echo null-ok",
+            options: ["--private-users=no"])
+        #expect(result.lines == ["mknod=1", "null-ok"], "\(result.stdout) \(result.stderr)")
+    }
+
+    @Test func aDeviceNodeInTheImageCannotBeOpened() throws {
+        let (major, minor) = try #require(hostDisk)
+        for mode in ["--private-users=pick", "--private-users=no"] {
+            let machine = try TestMachine { root in
+                let made = mknod(root.appendingPathComponent("opt-disk").path, S_IFBLK | 0o600, dev_t(DeviceNode(name: "disk", major: major, minor: minor).deviceNumber))
+                #expect(made == 0)
+            }
+            let result = try machine.shell("head -c 1 /opt-disk >/dev/null && echo OPENED; echo done", options: [mode])
+            let lines: [String] = result.lines
+            #expect(lines == ["done"], Comment(rawValue: mode))
+        }
     }
 }

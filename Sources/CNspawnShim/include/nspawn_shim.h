@@ -58,6 +58,11 @@ int nsp_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint
 /// with SECCOMP_SET_MODE_FILTER and the given flags.
 int nsp_seccomp_load(unsigned int flags, const void *program, size_t len);
 
+/// bpf(2) has no glibc wrapper, and union bpf_attr is beyond Swift: loads an eBPF program of type
+/// BPF_PROG_TYPE_CGROUP_DEVICE (len bytes of struct bpf_insn) and attaches it to the cgroup
+/// (BPF_F_ALLOW_MULTI: programs below can only restrict further). Returns 0 or -1 with errno.
+int nsp_attach_device_filter(int cgroup_fd, const void *instructions, size_t len);
+
 /// keyctl(2) has no glibc wrapper: a fresh anonymous session keyring for the caller.
 int nsp_join_session_keyring(void);
 

@@ -51,6 +51,13 @@ public final class MachineCgroup {
             try sys("mkdir", path: path) { mkdir(path, 0o755) }
         }
         let cgroup = MachineCgroup(path: path, fd: try FileSystem.open(path, O_RDONLY | O_DIRECTORY))
+        // Before anything lives in it: the only device nodes its processes may open or make.
+        let program = DeviceFilter.closed.bytes
+        if program.withUnsafeBytes({ nsp_attach_device_filter(cgroup.fd.raw, $0.baseAddress, $0.count) }) != 0 {
+            let error = SyscallError.last("bpf(BPF_PROG_ATTACH)", path: path)
+            cgroup.remove()
+            throw error
+        }
         if owner != 0 {
             // What a delegated subtree needs (cgroups(7), "Delegation"): the directory and the files
             // that move processes and enable controllers, owned by the delegatee.

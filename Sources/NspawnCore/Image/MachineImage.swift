@@ -53,11 +53,17 @@ public struct MachineImage: Equatable, Sendable {
     /// The tree's /etc/machine-id when it holds a valid ID. Read through a no-follow open so that a
     /// symlink in the tree cannot point us at a host file.
     public func machineID() -> MachineID? {
+        // A regular file of at most a line: the image could put a FIFO (we would block), a device
+        // (we would open it on the host) or an endless file there.
         guard let dir = try? FileSystem.open(path, NSP_O_PATH | O_DIRECTORY),
-            let file = try? PathResolution.open("etc/machine-id", in: dir.raw, flags: O_RDONLY, resolve: .beneath),
-            let bytes = try? FileSystem.readAll(fd: file.raw, path: "etc/machine-id")
+            let file = try? PathResolution.open("etc/machine-id", in: dir.raw, flags: O_RDONLY | O_NONBLOCK | O_NOCTTY, resolve: .beneath)
         else { return nil }
-        let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: "\n ")
+        var st = Glibc.stat()
+        guard fstat(file.raw, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { return nil }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let n = buffer.withUnsafeMutableBytes { read(file.raw, $0.baseAddress, $0.count) }
+        guard n > 0 else { return nil }
+        let text = String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: "\n ")
         guard let id = MachineID(parsing: text), !id.isNull else { return nil }
         return id
     }

@@ -14,7 +14,9 @@ enum OuterChild {
         try sys("mount", path: "/") { mount(nil, "/", nil, UInt(MS_SLAVE | MS_REC), nil) }
 
         let tree = try MountCalls.cloneTree(rootPath, recursive: true)
-        let attributes: MountAttributes = spec.plan.readOnlyRoot ? [.readOnly] : []
+        // nodev: a device node the image ships must not open a host device (the cgroup's device
+        // filter says the same; this holds where no filter can be attached).
+        let attributes: MountAttributes = spec.plan.readOnlyRoot ? [.readOnly, .noDev] : [.noDev]
         var idmap: OwnedFD? = nil
         if let userNamespace, spec.ownership != .off, let range = spec.idRange, range.base != 0 {
             do {

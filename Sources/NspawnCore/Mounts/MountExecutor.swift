@@ -38,6 +38,8 @@ final class MountExecutor {
 
     func run(_ plan: MountPlan) throws {
         for operation in plan.operations { try run(operation) }
+        // The masks hold the inaccessible file through their mounts; its name can go.
+        if inaccessible != nil, let run = try? target("/run") { unlinkat(run.raw, Self.inaccessibleName, 0) }
     }
 
     func run(_ operation: MountOperation) throws {
@@ -133,7 +135,7 @@ final class MountExecutor {
             } catch let error as SyscallError where error.errno == .noSuchFileOrDirectory {
                 return  // nothing there to hide
             }
-            let mask = try MountCalls.cloneTree("reg", in: try inaccessibleFiles(), recursive: false)
+            let mask = try MountCalls.cloneTree("", in: try inaccessibleFile(), recursive: false)
             try MountCalls.setAttributes(mask, .lockedDown, recursive: false, path: path)
             try MountCalls.attach(mask, onto: place, path: path)
         }
@@ -144,7 +146,7 @@ final class MountExecutor {
     private func runBind(_ bind: BindMount) throws {
         let st = try FileSystem.stat(bind.source)
         let mount = try MountCalls.cloneTree(bind.source, recursive: bind.recursive)
-        let attributes: MountAttributes = bind.readOnly ? [.readOnly] : []
+        let attributes: MountAttributes = bind.readOnly ? [.readOnly, .noDev] : [.noDev]
         let idmap = bind.idmapped ? idmapUserNamespace : nil
         var failure: SyscallError?
         do {
@@ -284,13 +286,20 @@ final class MountExecutor {
         return try body()
     }
 
-    /// A tiny detached tmpfs holding one file nobody may open, the source of every mask.
-    private func inaccessibleFiles() throws -> OwnedFD {
+    static let inaccessibleName = ".swift-nspawn-inaccessible"
+
+    /// The source of every mask: an empty file, mode 0000, owned by the host's root (whom the
+    /// machine cannot act as), made in the machine's /run tmpfs and unlinked when the plan is done.
+    /// It must sit on an attached mount: open_tree() clones from never-attached ones only since Linux 6.15.
+    private func inaccessibleFile() throws -> OwnedFD {
         if let inaccessible { return inaccessible }
-        let mount = try MountCalls.newMount("tmpfs", options: ["mode=0555", "size=4k", "nr_inodes=4"], attributes: .lockedDown.subtracting(.readOnly))
-        let file = try sys("open", path: "inaccessible/reg") { openat(mount.raw, "reg", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0) }
-        Glibc.close(file)
-        inaccessible = mount
-        return mount
+        let run = try target("/run")
+        let fd = try sys("open", path: "/run/\(Self.inaccessibleName)") {
+            openat(run.raw, Self.inaccessibleName, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0)
+        }
+        Glibc.close(fd)
+        let file = try PathResolution.open("run/\(Self.inaccessibleName)", in: root.raw, flags: NSP_O_PATH, resolve: .noSymlinks)
+        inaccessible = file
+        return file
     }
 }
