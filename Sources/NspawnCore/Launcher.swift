@@ -34,7 +34,7 @@ public enum Launcher {
             throw UserError("Failed to resolve bind source \(bind.source): \(SyscallError.last("stat").errno.message)")
         }
         let treeLock = try ImageLock(image, readOnly: c.readOnly)
-        resetLoginUID()
+        try resetLoginUID()
         let (range, rangeLock) = try idRange(c, image: image)
         defer {
             rangeLock?.release()
@@ -94,10 +94,15 @@ public enum Launcher {
 
     /// The machine's processes must not carry the audit login ID of whoever started swift-nspawn
     /// (it would attribute the guest's actions to them): unset it, as systemd-nspawn does. Only
-    /// possible where audit is compiled in and we may (CAP_AUDIT_CONTROL); nothing to do otherwise.
-    private static func resetLoginUID() {
+    /// possible where audit is compiled in and we may (CAP_AUDIT_CONTROL); refuse, as systemd-nspawn
+    /// does, when it is set and cannot be reset.
+    private static func resetLoginUID() throws {
         guard let current = try? FileSystem.readFile("/proc/self/loginuid"), current != "4294967295" else { return }
-        _ = try? FileSystem.write("4294967295", to: "/proc/self/loginuid")
+        do {
+            try FileSystem.write("4294967295", to: "/proc/self/loginuid")
+        } catch {
+            throw UserError("Failed to reset the audit login UID (\(error)); the machine would act in the name of login UID \(current). Refusing.")
+        }
     }
 
     private static func idRange(_ c: Configuration, image: MachineImage) throws -> (UIDRange?, UIDRangeLock?) {

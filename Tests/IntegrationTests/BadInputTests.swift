@@ -75,7 +75,7 @@ struct BadInputTests {
             try expectRefused(["-D", machine.path, "--private-users=0:65536", "true"], saying: "overlaps the host's root")
             return
         }
-        try expectRefused(["-D", machine.path, "--private-users=\(slot)", "true"], saying: "overlaps users or groups of the host")
+        try expectRefused(["-D", machine.path, "--private-users=\(slot)", "true"], saying: "overlaps users, groups or subordinate ID ranges of the host")
     }
 
     @Test func bindSourceThatDoesNotExist() throws {

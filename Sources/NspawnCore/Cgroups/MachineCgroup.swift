@@ -51,6 +51,8 @@ public final class MachineCgroup {
             try sys("mkdir", path: path) { mkdir(path, 0o755) }
         }
         let cgroup = MachineCgroup(path: path, fd: try FileSystem.open(path, O_RDONLY | O_DIRECTORY))
+        // Host-root-owned limits the guest cannot raise: how deep its subtree may go.
+        _ = try? FileSystem.write("\(maximumDepth - 1)", to: "\(path)/cgroup.max.depth")
         // Before anything lives in it: the only device nodes its processes may open or make.
         let program = DeviceFilter.closed.bytes
         if program.withUnsafeBytes({ nsp_attach_device_filter(cgroup.fd.raw, $0.baseAddress, $0.count) }) != 0 {
@@ -103,17 +105,31 @@ public final class MachineCgroup {
         }
     }
 
-    /// rmdir children before parents; a cgroup's control files vanish with their directory.
+    /// rmdir children before parents (a cgroup's control files vanish with their directory), through
+    /// directory descriptors: the guest owns the subtree and may nest it beyond PATH_MAX.
     static func removeTree(_ path: String) {
-        if let dir = opendir(path) {
+        guard let slash = path.lastIndex(of: "/"), let parent = try? FileSystem.open(String(path[..<slash]), O_RDONLY | O_DIRECTORY) else { return }
+        removeTree(named: String(path[path.index(after: slash)...]), in: parent.raw, depth: 0)
+    }
+
+    private static func removeTree(named name: String, in parent: Int32, depth: Int) {
+        if depth < maximumDepth, let dirfd = try? FileSystem.open(name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, at: parent),
+            let dir = fdopendir(dup(dirfd.raw))
+        {
+            var children: [String] = []
             while let entry = readdir(dir) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                if entry.pointee.d_type == UInt8(DT_DIR), name != ".", name != ".." { removeTree("\(path)/\(name)") }
+                let child = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if entry.pointee.d_type == UInt8(DT_DIR), child != ".", child != ".." { children.append(child) }
             }
             closedir(dir)
+            for child in children { removeTree(named: child, in: dirfd.raw, depth: depth + 1) }
         }
-        rmdir(path)
+        unlinkat(parent, name, AT_REMOVEDIR)
     }
+
+    /// The guest may not nest deeper than this (cgroup.max.depth, set before the guest owns the
+    /// cgroup); it also bounds our recursion when removing it.
+    static let maximumDepth = 64
 
     deinit { remove() }
 }

@@ -17,7 +17,10 @@ final class ConsoleForwarder {
 
     private let master: OwnedFD
     private let input: OwnedFD?
-    private let output: OwnedFD
+    /// nil for a passive console: what the machine writes is read and dropped, so it never blocks.
+    private let output: OwnedFD?
+    /// File status flags to put back on a stdout we had to share (a socket cannot be reopened).
+    private var restoreOutputFlags: Int32?
     private let terminal: TerminalMode?
     private let onRequest: (Request) -> Void
 
@@ -26,17 +29,31 @@ final class ConsoleForwarder {
     private var inputReadable = false, inputEOF = false
     private var masterReadable = false, masterWritable = false, masterHungUp = false
     private var outputWritable = false
+    /// Our stdout hung up (EIO, EPIPE): the machine's output is dropped from then on, never left to
+    /// fill the pty and block the machine's console writers.
+    private var outputGone = false
     private var escapes: [UInt64] = []
     private var sources: [EventSource] = []
 
-    /// - Parameters:
-    ///   - forwardInput: false for read-only consoles.
-    init(loop: EventLoop, master: OwnedFD, forwardInput: Bool, onRequest: @escaping (Request) -> Void) throws {
+    /// - Parameter mode: interactive (both ways), read-only (output only) or passive (nothing forwarded).
+    init(loop: EventLoop, master: OwnedFD, mode: ConsoleMode, onRequest: @escaping (Request) -> Void) throws {
         self.master = master
         self.onRequest = onRequest
+        let forwardInput = mode == .interactive
         // Our own descriptions of stdin/stdout, so O_NONBLOCK never leaks into the caller's.
         input = forwardInput ? Self.reopenNonBlocking(0, flags: O_RDONLY) : nil
-        output = Self.reopenNonBlocking(1, flags: O_WRONLY) ?? OwnedFD(fcntl(1, F_DUPFD_CLOEXEC, 3))
+        if mode == .passive {
+            output = nil
+        } else if let reopened = Self.reopenNonBlocking(1, flags: O_WRONLY) {
+            output = reopened
+        } else {
+            // A socket (journald's stream, a CI runner) cannot be reopened: share it, non-blocking
+            // for as long as we forward, so a slow reader never stalls the loop.
+            let shared = OwnedFD(fcntl(1, F_DUPFD_CLOEXEC, 3))
+            let flags = fcntl(shared.raw, F_GETFL)
+            if flags >= 0, fcntl(shared.raw, F_SETFL, flags | O_NONBLOCK) == 0 { restoreOutputFlags = flags }
+            output = shared
+        }
         _ = fcntl(master.raw, F_SETFL, fcntl(master.raw, F_GETFL) | O_NONBLOCK)
         terminal = forwardInput && isatty(0) != 0 ? TerminalMode(fd: 0) : nil
         terminal?.makeRaw()
@@ -49,13 +66,15 @@ final class ConsoleForwarder {
             shovel()
         })
         // epoll refuses regular files: those are always ready, so they need no source.
-        if let source = try? loop.addIO(output.raw, events: UInt32(EPOLLOUT.rawValue) | edge, { [unowned self] _ in
-            outputWritable = true
-            shovel()
-        }) {
-            sources.append(source)
-        } else {
-            outputWritable = true
+        if let output {
+            if let source = try? loop.addIO(output.raw, events: UInt32(EPOLLOUT.rawValue) | edge, { [unowned self] _ in
+                outputWritable = true
+                shovel()
+            }) {
+                sources.append(source)
+            } else {
+                outputWritable = true
+            }
         }
         if let input {
             if let source = try? loop.addIO(input.raw, events: UInt32(EPOLLIN.rawValue) | edge, { [unowned self] _ in
@@ -81,7 +100,7 @@ final class ConsoleForwarder {
         outputWritable = true
         shovel()
         var spins = 0
-        while !toHost.isEmpty && spins < 100 {
+        while let output, !toHost.isEmpty, !outputGone, spins < 100 {
             var pfd = pollfd(fd: output.raw, events: Int16(POLLOUT), revents: 0)
             _ = poll(&pfd, 1, 50)
             outputWritable = true
@@ -89,6 +108,7 @@ final class ConsoleForwarder {
             spins += 1
         }
         sources.removeAll()
+        if let flags = restoreOutputFlags, let output { _ = fcntl(output.raw, F_SETFL, flags) }
         terminal?.restore()
     }
 
@@ -119,19 +139,31 @@ final class ConsoleForwarder {
                 }
             }
             if masterWritable, !toMachine.isEmpty {
-                if let n = write(master.raw, toMachine) {
+                switch write(master.raw, toMachine) {
+                case .wrote(let n):
                     toMachine.removeFirst(n)
                     progress = true
-                } else {
+                case .wouldBlock:
+                    masterWritable = false
+                case .gone:
+                    // The machine side is hung up (vhangup): what was typed meanwhile is dropped.
+                    toMachine.removeAll(keepingCapacity: true)
                     masterWritable = false
                 }
             }
-            if outputWritable, !toHost.isEmpty {
-                if let n = write(output.raw, toHost) {
+            if output == nil || outputGone {
+                progress = progress || !toHost.isEmpty
+                toHost.removeAll(keepingCapacity: true)
+            } else if let output, outputWritable, !toHost.isEmpty {
+                switch write(output.raw, toHost) {
+                case .wrote(let n):
                     toHost.removeFirst(n)
                     progress = true
-                } else {
+                case .wouldBlock:
                     outputWritable = false
+                case .gone:
+                    outputGone = true
+                    progress = true
                 }
             }
         }
@@ -183,14 +215,19 @@ final class ConsoleForwarder {
         }
     }
 
-    /// Bytes written, or nil when the descriptor would block (or failed: then we stop writing to it).
-    private func write(_ fd: Int32, _ bytes: [UInt8]) -> Int? {
+    private enum WriteResult {
+        case wrote(Int)
+        case wouldBlock
+        /// EIO, EPIPE and the like: nobody is there to read.
+        case gone
+    }
+
+    private func write(_ fd: Int32, _ bytes: [UInt8]) -> WriteResult {
         while true {
             let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if n >= 0 { return n }
+            if n >= 0 { return .wrote(n) }
             if errno == EINTR { continue }
-            if errno != EAGAIN && errno != EIO { return bytes.count }  // nobody reads: drop, never spin
-            return nil
+            return errno == EAGAIN ? .wouldBlock : .gone
         }
     }
 

@@ -71,9 +71,15 @@ enum Payload {
     /// no blocked signals, a session keyring of its own (keys are not namespaced), the seccomp filter.
     static func confine(_ spec: PayloadSpec) throws {
         try sys("close_range") { nsp_close_range(3, UInt32.max, 0) }
+        // Ignored signals survive execve: whoever started us (nohup, a shell's &) must not decide
+        // what the machine's processes ignore.
+        for signal in 1..<nsp_sigrtmax() + 1 where signal != SIGKILL && signal != SIGSTOP {
+            Glibc.signal(signal, SIG_DFL)
+        }
         var none = sigset_t()
         sigemptyset(&none)
         try sys("sigprocmask") { sigprocmask(SIG_SETMASK, &none, nil) }
+        umask(0o022)
         try sys("keyctl(KEYCTL_JOIN_SESSION_KEYRING)") { nsp_join_session_keyring() }
         try spec.seccomp?.install()
     }

@@ -282,6 +282,8 @@ final class MountExecutor {
         defer {
             nsp_setfsuid(0)
             nsp_setfsgid(0)
+            // Each fsuid change is a credential change, which makes the kernel forget PDEATHSIG.
+            ProcessLifetime.dieWithParent()
         }
         return try body()
     }

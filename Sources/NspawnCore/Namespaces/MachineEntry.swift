@@ -14,6 +14,8 @@ enum MachineEntry {
         var output: String
     }
 
+    static let maximumOutput = 64 * 1024
+
     static func run(_ argv: [String], in machine: ChildProcess, namespaces: NamespaceSet, cgroup: Int32, policy: PayloadSpec, timeout: Double) throws -> Result {
         var pipe: [Int32] = [-1, -1]
         try sys("pipe2") { nsp_pipe2(&pipe, O_CLOEXEC) }
@@ -25,18 +27,24 @@ enum MachineEntry {
         }
         writer.close()
 
+        // The program is the machine's: what it prints is bounded in size and in time.
         var output: [UInt8] = []
         let deadline = Clock.monotonicNanoseconds() + UInt64(timeout * 1e9)
         var buffer = [UInt8](repeating: 0, count: 4096)
-        while Clock.monotonicNanoseconds() < deadline {
+        var finished = false
+        while true {
+            let now = Clock.monotonicNanoseconds()
+            guard now < deadline else { break }
             var pfd = pollfd(fd: reader.raw, events: Int16(POLLIN), revents: 0)
-            let remaining = Int32((deadline - Clock.monotonicNanoseconds()) / 1_000_000)
-            guard poll(&pfd, 1, max(remaining, 1)) > 0 else { continue }
+            guard poll(&pfd, 1, Int32((deadline - now) / 1_000_000) + 1) > 0 else { continue }
             let n = buffer.withUnsafeMutableBytes { read(reader.raw, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            output += buffer[0..<n]
+            if n <= 0 {
+                finished = true
+                break
+            }
+            if output.count < maximumOutput { output += buffer[0..<min(n, maximumOutput - output.count)] }
         }
-        if Clock.monotonicNanoseconds() >= deadline { child.signal(SIGKILL) }
+        if !finished { child.signal(SIGKILL) }
         let status: Int32
         switch try child.wait() {
         case .exited(let code)?: status = code

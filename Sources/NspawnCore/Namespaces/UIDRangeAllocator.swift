@@ -24,20 +24,44 @@ public enum UIDRangeAllocator {
         !hostIDs.contains { range.contains($0) }
     }
 
-    /// IDs named in the host's /etc/passwd and /etc/group.
-    public static func hostIDs() -> Set<UInt32> {
-        let passwd = (try? FileSystem.readFile("/etc/passwd")).map(UserDatabase.parsePasswd) ?? []
-        let group = (try? FileSystem.readFile("/etc/group")).map(UserDatabase.parseGroup) ?? []
+    /// IDs named in the host's /etc/passwd and /etc/group. A file that cannot be read is an error:
+    /// an empty set would make every range look free.
+    public static func hostIDs() throws -> Set<UInt32> {
+        let passwd = UserDatabase.parsePasswd(try FileSystem.readFile("/etc/passwd"))
+        let group = UserDatabase.parseGroup(try FileSystem.readFile("/etc/group"))
         return Set(passwd.flatMap { [$0.uid, $0.gid] } + group.map(\.gid))
+    }
+
+    /// Ranges handed out in /etc/subuid and /etc/subgid (NAME:START:COUNT): taken, for our purpose.
+    public static func subordinateRanges(_ text: String) -> [UIDRange] {
+        text.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: ":")
+            guard fields.count == 3, let start = UInt32(fields[1]), let count = UInt32(fields[2]), count > 0 else { return nil }
+            return UIDRange(base: start, count: count)
+        }
+    }
+
+    /// Users and groups the files do not list (LDAP, sssd, systemd-homed …) are asked for through
+    /// NSS at the range's first and last ID, as systemd-nspawn does.
+    static func knownToNSS(_ range: UIDRange) -> Bool {
+        [range.base, range.last].contains { getpwuid($0) != nil || getgrgid($0) != nil }
+    }
+
+    static func isAvailable(_ range: UIDRange, hostIDs: Set<UInt32>, subordinate: [UIDRange]) -> Bool {
+        isFree(range, hostIDs: hostIDs) && !subordinate.contains { $0.overlaps(range) } && !knownToNSS(range)
+    }
+
+    private static func subordinate() -> [UIDRange] {
+        ["/etc/subuid", "/etc/subgid"].flatMap { subordinateRanges((try? FileSystem.readFile($0)) ?? "") }
     }
 
     /// Picks a free range and locks it.
     public static func pick(for name: String) throws -> (UIDRange, UIDRangeLock) {
-        let ids = hostIDs()
+        let ids = try hostIDs(), taken = subordinate()
         var generator = SystemRandomNumberGenerator()
         for base in candidates(for: name, count: 100, using: &generator) {
             let range = UIDRange(base: base)
-            guard isFree(range, hostIDs: ids) else { continue }
+            guard isAvailable(range, hostIDs: ids, subordinate: taken) else { continue }
             if let lock = try UIDRangeLock.acquire(range) { return (range, lock) }
         }
         throw UserError("Failed to find a free UID range for machine \(name) after 100 tries.")
@@ -45,8 +69,8 @@ public enum UIDRangeAllocator {
 
     /// Locks a range the user asked for, refusing one that a host user or another machine holds.
     public static func claim(_ range: UIDRange) throws -> UIDRangeLock {
-        guard isFree(range, hostIDs: hostIDs()) else {
-            throw UserError("UID range \(range) overlaps users or groups of the host. Refusing.")
+        guard isAvailable(range, hostIDs: try hostIDs(), subordinate: subordinate()) else {
+            throw UserError("UID range \(range) overlaps users, groups or subordinate ID ranges of the host. Refusing.")
         }
         guard let lock = try UIDRangeLock.acquire(range) else {
             throw UserError("UID range \(range) is in use by another machine. Refusing.")
@@ -68,10 +92,14 @@ public final class UIDRangeLock {
 
     /// nil when another machine holds the range.
     static func acquire(_ range: UIDRange) throws -> UIDRangeLock? {
-        try RuntimeDirectory.create(UIDRangeAllocator.lockDirectory)
         let path = "\(UIDRangeAllocator.lockDirectory)/\(range.base)"
         while true {
-            let fd = try FileSystem.open(path, O_RDWR | O_CREAT | O_NOFOLLOW, mode: 0o600)
+            // Another run may remove the (empty) directory between our mkdir and open: then again.
+            try RuntimeDirectory.create(UIDRangeAllocator.lockDirectory)
+            let opened = openat(AT_FDCWD, path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            if opened < 0 && Glibc.errno == ENOENT { continue }
+            guard opened >= 0 else { throw SyscallError.last("open", path: path) }
+            let fd = OwnedFD(opened)
             if flock(fd.raw, LOCK_EX | LOCK_NB) != 0 {
                 let error = SyscallError.last("flock", path: path)
                 if error.errno == .wouldBlock { return nil }
@@ -79,9 +107,9 @@ public final class UIDRangeLock {
             }
             // The previous holder may have unlinked the file between our open and our lock:
             // then we hold a lock nobody else can see, so start again.
-            var opened = Glibc.stat()
+            var locked = Glibc.stat()
             var current = Glibc.stat()
-            if fstat(fd.raw, &opened) == 0, stat(path, &current) == 0, opened.st_ino == current.st_ino {
+            if fstat(fd.raw, &locked) == 0, stat(path, &current) == 0, locked.st_ino == current.st_ino {
                 return UIDRangeLock(path: path, fd: fd)
             }
         }

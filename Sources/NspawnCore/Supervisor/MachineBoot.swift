@@ -42,10 +42,21 @@ enum MachineBoot {
         outerFromSupervisor.fd.close()
         userNamespace?.close()
 
-        let received = try supervisorToOuter.receive(.treeReady, from: "The outer child")
+        let received: [OwnedFD]
+        do {
+            received = try supervisorToOuter.receive(.treeReady, from: "The outer child")
+        } catch let aborted as SetupAborted {
+            // It said why, unless a signal ended it (the OOM killer, a crash): then we say so.
+            if case .killed(let signal)? = try outer.wait() { throw UserError("The outer child was killed by signal \(SignalName.name(signal)).") }
+            throw aborted
+        }
         guard let notify = received.first else { throw UserError("The outer child sent no notify socket.") }
         let master = received.count > 1 ? received[1] : nil
-        guard try outer.wait() == .exited(0) else { throw SetupAborted(peer: "The outer child") }
+        switch try outer.wait() {
+        case .exited(0)?: break
+        case .killed(let signal)?: throw UserError("The outer child was killed by signal \(SignalName.name(signal)).")
+        default: throw SetupAborted(peer: "The outer child")
+        }
         supervisorToInner.fd.close()
         started()
 

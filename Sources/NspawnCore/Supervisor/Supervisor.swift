@@ -44,20 +44,18 @@ final class Supervisor {
         self.cgroup = cgroup
         self.spec = spec
         loop = try EventLoop()
-        if let master = consoleMaster, spec.console == .interactive || spec.console == .readOnly {
-            console = try ConsoleForwarder(loop: loop, master: master, forwardInput: spec.console == .interactive) { [unowned self] request in
+        if let master = consoleMaster {
+            console = try ConsoleForwarder(loop: loop, master: master, mode: spec.console) { [unowned self] request in
                 handle(request)
             }
-        } else if let master = consoleMaster {
-            // Passive: keep the master open so the console exists, forward nothing.
-            sources.append(try loop.addIO(master.raw, events: 0) { _ in _ = master })
         }
         sources.append(try loop.addIO(machine.pidfd.raw, events: UInt32(EPOLLIN.rawValue)) { [unowned self] _ in reap() })
-        for signal in [SIGTERM, SIGINT] {
+        // SIGHUP too: the terminal we forward to is gone; shut the machine down as for SIGTERM.
+        for signal in [SIGTERM, SIGINT, SIGHUP] {
             sources.append(try loop.addSignal(signal) { [unowned self] _ in requestStop() })
         }
         sources.append(try loop.addSignal(SIGWINCH) { [unowned self] _ in console?.resize() })
-        // SIGCHLD and SIGHUP stay blocked and unread: PID 1's end comes through its pidfd.
+        // SIGCHLD stays blocked and unread: PID 1's end comes through its pidfd.
         notify = try NotifyRelay(loop: loop, socket: notifySocket, machinePID: machine.pid) { [unowned self] message in
             handle(message)
         }
@@ -126,10 +124,18 @@ final class Supervisor {
         stopRequests += 1
         if let signal = spec.killSignal, stopRequests == 1 {
             if !spec.quiet { printError("Trying to halt container. Send SIGTERM again to trigger immediate termination.") }
-            machine.signal(signal)
+            sendRepeatedly(signal)
         } else {
             machine.signal(SIGKILL)
         }
+    }
+
+    /// The kill signal, again every two seconds until PID 1 is gone: a PID namespace's init does not
+    /// get signals it has no handler for, and a stop asked for early (a booting systemd has not set
+    /// its handlers yet) would otherwise be lost.
+    private func sendRepeatedly(_ signal: Int32) {
+        machine.signal(signal)
+        if let timer = try? loop.addTimer(after: 2, { [unowned self] in sendRepeatedly(signal) }) { timers.append(timer) }
     }
 
     private func handle(_ request: ConsoleForwarder.Request) {
