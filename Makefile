@@ -24,8 +24,10 @@ deps:
 build: deps
 	$(SWIFT) build -c release --static-swift-stdlib
 
-# The whole test suite: unit tests, and as root the integration tests on busybox machines.
+# The whole test suite: the layout lint (.swift-format), unit tests, and as root the integration tests
+# on busybox and Debian machines.
 check: deps
+	$(SWIFT) format lint --strict -r Sources Tests Package.swift
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --no-parallel
 

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import CNspawnShim
 
@@ -59,7 +59,8 @@ public enum Launcher {
         let spec = MachineSpec(
             image: image, hostname: c.hostname ?? image.name, machineID: machineID, idRange: range,
             // A tree already owned by its range (--private-users=yes) must not be shifted a second time.
-            ownership: c.userNamespace == .fromTree ? .off : c.ownership, nestedUserNamespaces: c.nestedUserNamespaces, privateNetwork: c.privateNetwork, console: console,
+            ownership: c.userNamespace == .fromTree ? .off : c.ownership, nestedUserNamespaces: c.nestedUserNamespaces, privateNetwork: c.privateNetwork,
+            console: console,
             plan: MountPlan(configuration: c, machineID: machineID, console: console, hostOSRelease: hostOSRelease),
             payload: PayloadSpec(
                 command: c.command, environment: c.environment, user: c.user, workingDirectory: c.workingDirectory,

@@ -69,10 +69,11 @@ struct LifecycleTests {
         let machine = try TestMachine()
         let run = try BackgroundRun(["-D", machine.path, "-P", "-q", "/bin/sleep", "30"])
         var payload: pid_t = 0
-        #expect(run.waitUntil {
-            payload = Self.processes(running: "/bin/sleep 30").first ?? 0
-            return payload != 0
-        })
+        #expect(
+            run.waitUntil {
+                payload = Self.processes(running: "/bin/sleep 30").first ?? 0
+                return payload != 0
+            })
         kill(run.pid, SIGKILL)
         _ = run.finish()
         #expect(run.waitUntil { kill(payload, 0) != 0 }, "the machine outlived its supervisor")

@@ -8,7 +8,8 @@ struct SeccompTests {
     @Test func twoFiltersAreLoadedByDefaultAndNoneWithSystemdSeccompZero() throws {
         let machine = try TestMachine()
         #expect(try machine.shell("grep '^Seccomp:' /proc/self/status").stdout == "Seccomp:\t2\n")
-        let process = try runNspawn(["-D", machine.path, "-P", "-q", "/bin/sh", "-c", "grep '^Seccomp:' /proc/self/status"], environment: ["SYSTEMD_SECCOMP": "0"])
+        let process = try runNspawn(
+            ["-D", machine.path, "-P", "-q", "/bin/sh", "-c", "grep '^Seccomp:' /proc/self/status"], environment: ["SYSTEMD_SECCOMP": "0"])
         #expect(process.stdout == "Seccomp:\t0\n")
     }
 
@@ -71,7 +72,8 @@ struct DevicePolicyTests {
         let (major, minor) = try #require(hostDisk)
         for mode in ["--private-users=pick", "--private-users=no"] {
             let machine = try TestMachine { root in
-                let made = mknod(root.appendingPathComponent("opt-disk").path, S_IFBLK | 0o600, dev_t(DeviceNode(name: "disk", major: major, minor: minor).deviceNumber))
+                let made = mknod(
+                    root.appendingPathComponent("opt-disk").path, S_IFBLK | 0o600, dev_t(DeviceNode(name: "disk", major: major, minor: minor).deviceNumber))
                 #expect(made == 0)
             }
             let result = try machine.shell("head -c 1 /opt-disk >/dev/null && echo OPENED; echo done", options: [mode])

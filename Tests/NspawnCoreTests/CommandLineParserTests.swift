@@ -109,10 +109,11 @@ import Testing
         #expect(c.userNamespace == .fixed(UIDRange(base: 131072, count: 65536)))
         #expect(c.ownership == .off)
         #expect(!c.privateNetwork)
-        #expect(c.binds == [
-            BindMount(source: "/src", destination: "/dst", readOnly: false, recursive: false, idmapped: false),
-            BindMount(source: "/etc", destination: "/etc", readOnly: true),
-        ])
+        #expect(
+            c.binds == [
+                BindMount(source: "/src", destination: "/dst", readOnly: false, recursive: false, idmapped: false),
+                BindMount(source: "/etc", destination: "/etc", readOnly: true),
+            ])
         #expect(c.tmpfs == [TmpfsMount(destination: "/var", options: "mode=0755")])
         #expect(c.readOnly)
         #expect(c.register == .no)

@@ -68,10 +68,12 @@ import Testing
 
     @Test func hostInformationNamesTheManagerAndUUID() throws {
         let p = try plan()
-        #expect(p.operations.contains(.hostInformation(
-            path: "/run/host",
-            files: ["container-manager": "swift-nspawn\n", "container-uuid": "00010203-0405-0607-0809-0a0b0c0d0e0f\n"],
-            osRelease: "/etc/os-release", notifySocket: "notify")))
+        #expect(
+            p.operations.contains(
+                .hostInformation(
+                    path: "/run/host",
+                    files: ["container-manager": "swift-nspawn\n", "container-uuid": "00010203-0405-0607-0809-0a0b0c0d0e0f\n"],
+                    osRelease: "/etc/os-release", notifySocket: "notify")))
     }
 
     @Test func readOnlyMarksTheRoot() throws {
@@ -91,7 +93,9 @@ import Testing
     @Test func defaultsFollowNspawnWithoutUserfaultfd() throws {
         let allowed = try SeccompPolicy(capabilities: caps).allowed()
         for call in ["read", "mount", "setns", "ioctl", "reboot", "ptrace", "capset", "uname"] { #expect(allowed.contains(call), "\(call)") }
-        for call in ["userfaultfd", "bpf", "perf_event_open", "add_key", "keyctl", "kexec_load", "open_by_handle_at", "swapon", "init_module", "clock_settime", "acct"] {
+        for call in [
+            "userfaultfd", "bpf", "perf_event_open", "add_key", "keyctl", "kexec_load", "open_by_handle_at", "swapon", "init_module", "clock_settime", "acct",
+        ] {
             #expect(!allowed.contains(call), "\(call)")
         }
     }

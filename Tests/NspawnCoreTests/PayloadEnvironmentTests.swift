@@ -4,16 +4,21 @@ import Testing
 @Suite struct PayloadEnvironmentTests {
     @Test func environmentIsNspawnsWithLaterAssignmentsWinning() throws {
         let id = MachineID(bytes: Array(repeating: 0xab, count: 16))
-        let spec = PayloadSpec(command: [], environment: ["FOO=1", "PATH=/x", "FOO=2"], user: nil, workingDirectory: nil, asPID2: false, boot: false, capabilities: .standard(privateNetwork: true), seccomp: nil, machineID: id, term: "vt220")
+        let spec = PayloadSpec(
+            command: [], environment: ["FOO=1", "PATH=/x", "FOO=2"], user: nil, workingDirectory: nil, asPID2: false, boot: false,
+            capabilities: .standard(privateNetwork: true), seccomp: nil, machineID: id, term: "vt220")
         let env = try Payload.environment(spec)
-        #expect(env == [
-            "container=swift-nspawn", "container_uuid=abababab-abab-abab-abab-abababababab", "NOTIFY_SOCKET=/run/host/notify", "TERM=vt220",
-            "HOME=/root", "USER=root", "LOGNAME=root", "PATH=/x", "FOO=2",
-        ])
+        #expect(
+            env == [
+                "container=swift-nspawn", "container_uuid=abababab-abab-abab-abab-abababababab", "NOTIFY_SOCKET=/run/host/notify", "TERM=vt220",
+                "HOME=/root", "USER=root", "LOGNAME=root", "PATH=/x", "FOO=2",
+            ])
     }
 
     @Test func userDecidesHomeAndShell() throws {
-        let spec = PayloadSpec(command: [], environment: [], user: "alice", workingDirectory: nil, asPID2: false, boot: false, capabilities: .standard(privateNetwork: true), seccomp: nil, machineID: .random(), term: nil)
+        let spec = PayloadSpec(
+            command: [], environment: [], user: "alice", workingDirectory: nil, asPID2: false, boot: false, capabilities: .standard(privateNetwork: true),
+            seccomp: nil, machineID: .random(), term: nil)
         let env = try Payload.environment(spec, user: PasswdEntry(name: "alice", uid: 1000, gid: 1000, home: "/home/alice", shell: "/bin/zsh"))
         #expect(env.contains("HOME=/home/alice") && env.contains("USER=alice") && env.contains("LOGNAME=alice") && env.contains("SHELL=/bin/zsh"))
         #expect(!env.contains { $0.hasPrefix("TERM=") })

@@ -74,61 +74,98 @@ struct OptionSpec: @unchecked Sendable {
 enum OptionTable {
     /// In the order --help shows them, grouped as systemd-nspawn's --help groups them.
     static let options: [(group: String, options: [OptionSpec])] = [
-        ("", [
-            OptionSpec(long: "help", short: "h", store: .flag(\.help, value: true), help: "Show this help"),
-            OptionSpec(long: "version", store: .flag(\.showVersion, value: true), help: "Print the version"),
-            OptionSpec(long: "quiet", short: "q", store: .flag(\.quiet, value: true), help: "Do not show status information"),
-        ]),
-        ("Image", [
-            OptionSpec(long: "directory", short: "D", store: .value(\.directory), valueName: "PATH", help: "Root directory for the machine"),
-            OptionSpec(long: "read-only", store: .flag(\.readOnly, value: true), help: "Mount the root directory read-only"),
-        ]),
-        ("Execution", [
-            OptionSpec(long: "boot", short: "b", store: .flag(\.boot, value: true), help: "Boot up full system (arguments go to init)"),
-            OptionSpec(long: "boot-test", store: .flag(\.bootTest, value: true), help: "Boot, wait for the system to be up, report its state, power off"),
-            OptionSpec(long: "boot-test-timeout", store: .value(\.bootTestTimeout), valueName: "SECONDS", help: "How long --boot-test waits (default: 120)"),
-            OptionSpec(long: "as-pid2", short: "a", store: .flag(\.asPID2, value: true), help: "Run the command as PID 2 under a minimal init"),
-            OptionSpec(long: "chdir", store: .value(\.workingDirectory), valueName: "PATH", help: "Working directory of the command"),
-            OptionSpec(long: "setenv", short: "E", store: .list(\.setenv), valueName: "NAME[=VALUE]", help: "Pass an environment variable to PID 1"),
-            OptionSpec(long: "user", short: "u", store: .value(\.user), valueName: "USER", help: "Run the command as this user of the machine"),
-            OptionSpec(long: "kill-signal", store: .value(\.killSignal), valueName: "SIGNAL", help: "Signal sent to PID 1 when asked to stop"),
-            OptionSpec(long: "notify-ready", store: .value(\.notifyReady), valueName: "BOOL", help: "Say READY=1 when the machine does, not at exec"),
-        ]),
-        ("System identity", [
-            OptionSpec(long: "machine", short: "M", store: .value(\.machine), valueName: "NAME", help: "Name of the machine (default: the directory's)"),
-            OptionSpec(long: "hostname", store: .value(\.hostname), valueName: "NAME", help: "Hostname of the machine (default: its name)"),
-            OptionSpec(long: "uuid", store: .value(\.uuid), valueName: "UUID", help: "Machine UUID, when the tree has no /etc/machine-id"),
-        ]),
-        ("Properties", [
-            OptionSpec(long: "register", store: .value(\.register), valueName: "MODE", help: "Register with systemd-machined: auto (default) or no"),
-            OptionSpec(long: "keep-unit", store: .flag(\.keepUnit, value: true), help: "Stay in the unit we run in; a reboot exits 133"),
-        ]),
-        ("User namespacing", [
-            OptionSpec(long: "private-users", store: .value(\.privateUsers), valueName: "MODE", help: "pick (default), no, yes, identity or BASE[:RANGE]"),
-            OptionSpec(long: "private-users-ownership", store: .value(\.privateUsersOwnership), valueName: "MODE", help: "Show the tree's owners: map (default), auto or off"),
-            OptionSpec(long: "nested-user-namespaces", store: .value(\.nestedUserNamespaces), valueName: "BOOL", help: "May the machine make user namespaces (default: yes)"),
-            OptionSpec(long: nil, short: "U", store: .flag(\.pickUsers, value: true), help: "Same as --private-users=pick --private-users-ownership=auto"),
-        ]),
-        ("Networking", [
-            OptionSpec(long: "private-network", store: .flag(\.privateNetwork, value: true), help: "Own network namespace with only lo (default)"),
-            OptionSpec(long: "no-private-network", store: .flag(\.privateNetwork, value: false), help: "Share the host's network namespace"),
-        ]),
-        ("Security", [
-            OptionSpec(long: "capability", store: .list(\.capabilities), valueName: "CAP,…", help: "Keep these capabilities too (all, help)"),
-            OptionSpec(long: "drop-capability", store: .list(\.droppedCapabilities), valueName: "CAP,…", help: "Drop these capabilities (all, help)"),
-            OptionSpec(long: "ambient-capability", store: .list(\.ambientCapabilities), valueName: "CAP,…", help: "Give the command these as ambient capabilities"),
-            OptionSpec(long: "no-new-privileges", store: .value(\.noNewPrivileges), valueName: "BOOL", help: "Set the no_new_privs flag for the command"),
-            OptionSpec(long: "system-call-filter", store: .list(\.systemCallFilters), valueName: "LIST", help: "Allow (or with ~, deny) system calls and @groups"),
-        ]),
-        ("Mounts", [
-            OptionSpec(long: "bind", store: .list(\.binds), valueName: "SRC[:DST[:OPTS]]", help: "Bind a host path into the machine"),
-            OptionSpec(long: "bind-ro", store: .list(\.readOnlyBinds), valueName: "SRC[:DST[:OPTS]]", help: "Bind a host path into the machine, read-only"),
-            OptionSpec(long: "tmpfs", store: .list(\.tmpfs), valueName: "PATH[:OPTS]", help: "Mount an empty tmpfs in the machine"),
-        ]),
-        ("Input/Output", [
-            OptionSpec(long: "console", store: .value(\.console), valueName: "MODE", help: "interactive, read-only, passive, pipe or autopipe"),
-            OptionSpec(long: "pipe", short: "P", store: .flag(\.pipe, value: true), help: "Same as --console=pipe"),
-        ]),
+        (
+            "",
+            [
+                OptionSpec(long: "help", short: "h", store: .flag(\.help, value: true), help: "Show this help"),
+                OptionSpec(long: "version", store: .flag(\.showVersion, value: true), help: "Print the version"),
+                OptionSpec(long: "quiet", short: "q", store: .flag(\.quiet, value: true), help: "Do not show status information"),
+            ]
+        ),
+        (
+            "Image",
+            [
+                OptionSpec(long: "directory", short: "D", store: .value(\.directory), valueName: "PATH", help: "Root directory for the machine"),
+                OptionSpec(long: "read-only", store: .flag(\.readOnly, value: true), help: "Mount the root directory read-only"),
+            ]
+        ),
+        (
+            "Execution",
+            [
+                OptionSpec(long: "boot", short: "b", store: .flag(\.boot, value: true), help: "Boot up full system (arguments go to init)"),
+                OptionSpec(long: "boot-test", store: .flag(\.bootTest, value: true), help: "Boot, wait for the system to be up, report its state, power off"),
+                OptionSpec(
+                    long: "boot-test-timeout", store: .value(\.bootTestTimeout), valueName: "SECONDS", help: "How long --boot-test waits (default: 120)"),
+                OptionSpec(long: "as-pid2", short: "a", store: .flag(\.asPID2, value: true), help: "Run the command as PID 2 under a minimal init"),
+                OptionSpec(long: "chdir", store: .value(\.workingDirectory), valueName: "PATH", help: "Working directory of the command"),
+                OptionSpec(long: "setenv", short: "E", store: .list(\.setenv), valueName: "NAME[=VALUE]", help: "Pass an environment variable to PID 1"),
+                OptionSpec(long: "user", short: "u", store: .value(\.user), valueName: "USER", help: "Run the command as this user of the machine"),
+                OptionSpec(long: "kill-signal", store: .value(\.killSignal), valueName: "SIGNAL", help: "Signal sent to PID 1 when asked to stop"),
+                OptionSpec(long: "notify-ready", store: .value(\.notifyReady), valueName: "BOOL", help: "Say READY=1 when the machine does, not at exec"),
+            ]
+        ),
+        (
+            "System identity",
+            [
+                OptionSpec(long: "machine", short: "M", store: .value(\.machine), valueName: "NAME", help: "Name of the machine (default: the directory's)"),
+                OptionSpec(long: "hostname", store: .value(\.hostname), valueName: "NAME", help: "Hostname of the machine (default: its name)"),
+                OptionSpec(long: "uuid", store: .value(\.uuid), valueName: "UUID", help: "Machine UUID, when the tree has no /etc/machine-id"),
+            ]
+        ),
+        (
+            "Properties",
+            [
+                OptionSpec(long: "register", store: .value(\.register), valueName: "MODE", help: "Register with systemd-machined: auto (default) or no"),
+                OptionSpec(long: "keep-unit", store: .flag(\.keepUnit, value: true), help: "Stay in the unit we run in; a reboot exits 133"),
+            ]
+        ),
+        (
+            "User namespacing",
+            [
+                OptionSpec(long: "private-users", store: .value(\.privateUsers), valueName: "MODE", help: "pick (default), no, yes, identity or BASE[:RANGE]"),
+                OptionSpec(
+                    long: "private-users-ownership", store: .value(\.privateUsersOwnership), valueName: "MODE",
+                    help: "Show the tree's owners: map (default), auto or off"),
+                OptionSpec(
+                    long: "nested-user-namespaces", store: .value(\.nestedUserNamespaces), valueName: "BOOL",
+                    help: "May the machine make user namespaces (default: yes)"),
+                OptionSpec(long: nil, short: "U", store: .flag(\.pickUsers, value: true), help: "Same as --private-users=pick --private-users-ownership=auto"),
+            ]
+        ),
+        (
+            "Networking",
+            [
+                OptionSpec(long: "private-network", store: .flag(\.privateNetwork, value: true), help: "Own network namespace with only lo (default)"),
+                OptionSpec(long: "no-private-network", store: .flag(\.privateNetwork, value: false), help: "Share the host's network namespace"),
+            ]
+        ),
+        (
+            "Security",
+            [
+                OptionSpec(long: "capability", store: .list(\.capabilities), valueName: "CAP,…", help: "Keep these capabilities too (all, help)"),
+                OptionSpec(long: "drop-capability", store: .list(\.droppedCapabilities), valueName: "CAP,…", help: "Drop these capabilities (all, help)"),
+                OptionSpec(
+                    long: "ambient-capability", store: .list(\.ambientCapabilities), valueName: "CAP,…", help: "Give the command these as ambient capabilities"),
+                OptionSpec(long: "no-new-privileges", store: .value(\.noNewPrivileges), valueName: "BOOL", help: "Set the no_new_privs flag for the command"),
+                OptionSpec(
+                    long: "system-call-filter", store: .list(\.systemCallFilters), valueName: "LIST", help: "Allow (or with ~, deny) system calls and @groups"),
+            ]
+        ),
+        (
+            "Mounts",
+            [
+                OptionSpec(long: "bind", store: .list(\.binds), valueName: "SRC[:DST[:OPTS]]", help: "Bind a host path into the machine"),
+                OptionSpec(long: "bind-ro", store: .list(\.readOnlyBinds), valueName: "SRC[:DST[:OPTS]]", help: "Bind a host path into the machine, read-only"),
+                OptionSpec(long: "tmpfs", store: .list(\.tmpfs), valueName: "PATH[:OPTS]", help: "Mount an empty tmpfs in the machine"),
+            ]
+        ),
+        (
+            "Input/Output",
+            [
+                OptionSpec(long: "console", store: .value(\.console), valueName: "MODE", help: "interactive, read-only, passive, pipe or autopipe"),
+                OptionSpec(long: "pipe", short: "P", store: .flag(\.pipe, value: true), help: "Same as --console=pipe"),
+            ]
+        ),
     ]
 
     static let all = options.flatMap(\.options)

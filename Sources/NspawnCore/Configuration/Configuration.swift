@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Everything the command line said, validated, as plain values. Building it has no side effects:
@@ -118,7 +118,8 @@ public struct Configuration: Equatable, Sendable {
             retain: try union("--capability", o.capabilities), drop: try union("--drop-capability", o.droppedCapabilities),
             ambient: ambient, privateNetwork: privateNetwork,
             noNewPrivileges: try o.noNewPrivileges.map { v throws(UserError) in try Self.parseBoolean(v, option: "--no-new-privileges") } ?? false)
-        binds = try o.binds.map { spec throws(UserError) in try BindMount.parse(spec, readOnly: false) }
+        binds =
+            try o.binds.map { spec throws(UserError) in try BindMount.parse(spec, readOnly: false) }
             + o.readOnlyBinds.map { spec throws(UserError) in try BindMount.parse(spec, readOnly: true) }
         tmpfs = try o.tmpfs.map { spec throws(UserError) in try TmpfsMount.parse(spec) }
         readOnly = o.readOnly

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import CNspawnShim
 
@@ -60,27 +60,34 @@ final class ConsoleForwarder {
         resize()
 
         let edge = UInt32(EPOLLET.rawValue)
-        sources.append(try loop.addIO(master.raw, events: UInt32(EPOLLIN.rawValue | EPOLLOUT.rawValue) | edge) { [unowned self] events in
-            if events & UInt32(EPOLLIN.rawValue | EPOLLHUP.rawValue) != 0 { masterReadable = true }
-            if events & UInt32(EPOLLOUT.rawValue) != 0 { masterWritable = true }
-            shovel()
-        })
+        sources.append(
+            try loop.addIO(master.raw, events: UInt32(EPOLLIN.rawValue | EPOLLOUT.rawValue) | edge) { [unowned self] events in
+                if events & UInt32(EPOLLIN.rawValue | EPOLLHUP.rawValue) != 0 { masterReadable = true }
+                if events & UInt32(EPOLLOUT.rawValue) != 0 { masterWritable = true }
+                shovel()
+            })
         // epoll refuses regular files: those are always ready, so they need no source.
         if let output {
-            if let source = try? loop.addIO(output.raw, events: UInt32(EPOLLOUT.rawValue) | edge, { [unowned self] _ in
-                outputWritable = true
-                shovel()
-            }) {
+            if let source = try? loop.addIO(
+                output.raw, events: UInt32(EPOLLOUT.rawValue) | edge,
+                { [unowned self] _ in
+                    outputWritable = true
+                    shovel()
+                })
+            {
                 sources.append(source)
             } else {
                 outputWritable = true
             }
         }
         if let input {
-            if let source = try? loop.addIO(input.raw, events: UInt32(EPOLLIN.rawValue) | edge, { [unowned self] _ in
-                inputReadable = true
-                shovel()
-            }) {
+            if let source = try? loop.addIO(
+                input.raw, events: UInt32(EPOLLIN.rawValue) | edge,
+                { [unowned self] _ in
+                    inputReadable = true
+                    shovel()
+                })
+            {
                 sources.append(source)
             } else {
                 inputReadable = true

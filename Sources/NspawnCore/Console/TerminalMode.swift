@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The host terminal in raw mode for the time the console is forwarded, and exactly as it was after.

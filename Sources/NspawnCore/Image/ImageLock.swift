@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A flock(2) on the tree's own directory: nothing is written anywhere to take it, and it goes away

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import CNspawnShim
 
@@ -24,7 +24,9 @@ enum OuterChild {
                 idmap = userNamespace
             } catch {
                 guard spec.ownership == .auto else {
-                    throw UserError("ID mapped mounts are apparently not available for \(rootPath) (\(error)), sorry. Use --private-users-ownership=off to show raw owners.")
+                    throw UserError(
+                        "ID mapped mounts are apparently not available for \(rootPath) (\(error)), sorry. Use --private-users-ownership=off to show raw owners."
+                    )
                 }
                 if !spec.quiet { printError("ID mapped mounts are not available for \(rootPath); showing its raw owners.") }
             }

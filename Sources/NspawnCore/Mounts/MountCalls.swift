@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import CNspawnShim
 
@@ -43,7 +43,9 @@ enum MountCalls {
     /// Adds attributes to a mount (and, recursive, to every mount below it), and clears `clear`.
     /// Nothing else is cleared: a nosuid, nodev or read-only submount of a bind source stays so.
     /// An ID mapping to the user namespace behind idmapUserNamespace is set when given.
-    static func setAttributes(_ mount: OwnedFD, _ attributes: MountAttributes, clear: MountAttributes = [], idmapUserNamespace: OwnedFD? = nil, recursive: Bool, path: String) throws(SyscallError) {
+    static func setAttributes(
+        _ mount: OwnedFD, _ attributes: MountAttributes, clear: MountAttributes = [], idmapUserNamespace: OwnedFD? = nil, recursive: Bool, path: String
+    ) throws(SyscallError) {
         var attr = mount_attr()
         attr.attr_set = attributes.rawValue
         attr.attr_clr = clear.rawValue

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import CNspawnShim
 
@@ -26,7 +26,10 @@ final class MountExecutor {
     /// The bound notify socket, for the supervisor.
     private(set) var notify: OwnedFD?
 
-    init(root: OwnedFD, rootPath: String, machineRoot: UInt32, idmapUserNamespace: OwnedFD?, ownershipFallback: Bool, quiet: Bool, receiveAPIMounts: @escaping () throws -> [APIFilesystem: OwnedFD]) {
+    init(
+        root: OwnedFD, rootPath: String, machineRoot: UInt32, idmapUserNamespace: OwnedFD?, ownershipFallback: Bool, quiet: Bool,
+        receiveAPIMounts: @escaping () throws -> [APIFilesystem: OwnedFD]
+    ) {
         self.root = root
         self.rootPath = rootPath
         self.machineRoot = machineRoot
@@ -199,9 +202,10 @@ final class MountExecutor {
     /// A datagram socket bound in the machine's /run/host, owned by the machine's root and writable
     /// by it alone. SO_PASSCRED makes the kernel attach every sender's PID, which the supervisor checks.
     private func makeNotifySocket(named name: String, in directory: OwnedFD, path: String) throws -> OwnedFD {
-        let socket = OwnedFD(try sys("socket", path: path) {
-            Glibc.socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-        })
+        let socket = OwnedFD(
+            try sys("socket", path: path) {
+                Glibc.socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            })
         var on: Int32 = 1
         try sys("setsockopt(SO_PASSCRED)", path: path) { setsockopt(socket.raw, SOL_SOCKET, SO_PASSCRED, &on, socklen_t(MemoryLayout<Int32>.size)) }
         // bind() takes a path: name it relative to the directory we hold, never by resolving /run/host again.

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import CNspawnShim
 
@@ -16,7 +16,8 @@ enum MachineEntry {
 
     static let maximumOutput = 64 * 1024
 
-    static func run(_ argv: [String], in machine: ChildProcess, namespaces: NamespaceSet, cgroup: Int32, policy: PayloadSpec, timeout: Double) throws -> Result {
+    static func run(_ argv: [String], in machine: ChildProcess, namespaces: NamespaceSet, cgroup: Int32, policy: PayloadSpec, timeout: Double) throws -> Result
+    {
         var pipe: [Int32] = [-1, -1]
         try sys("pipe2") { nsp_pipe2(&pipe, O_CLOEXEC) }
         let reader = OwnedFD(pipe[0]), writer = OwnedFD(pipe[1])

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Chooses and locks the host ID range of a machine, as systemd-nspawn's "pick" does: 64K-aligned,

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import CCap
 import CNspawnShim
@@ -24,7 +24,9 @@ public struct CapabilityPolicy: Equatable, Sendable {
         self.noNewPrivileges = noNewPrivileges
     }
 
-    public init(retain: CapabilitySet = [], drop: CapabilitySet = [], ambient: CapabilitySet = [], privateNetwork: Bool, noNewPrivileges: Bool = false) throws(UserError) {
+    public init(retain: CapabilitySet = [], drop: CapabilitySet = [], ambient: CapabilitySet = [], privateNetwork: Bool, noNewPrivileges: Bool = false)
+        throws(UserError)
+    {
         let bounding = Self.standard(privateNetwork: privateNetwork).bounding.union(retain).subtracting(drop)
         guard ambient.isSubset(of: bounding) else {
             throw UserError("--ambient-capability= names capabilities outside the bounding set: \(ambient.subtracting(bounding)).")

@@ -18,12 +18,13 @@ public struct DeviceFilter: Equatable, Sendable {
     public var rules: [Rule]
 
     /// null, zero, full, random, urandom, tty, ptmx with mknod; the machine's ptys read-write.
-    public static let closed = DeviceFilter(rules: DeviceNode.standard.map {
-        Rule(kind: .character, major: $0.major, minor: $0.minor, access: mknod | read | write)
-    } + [
-        Rule(kind: .character, major: 5, minor: 2, access: mknod | read | write),  // /dev/pts/ptmx
-        Rule(kind: .character, major: 136, minor: nil, access: read | write),  // /dev/pts/N, the console
-    ])
+    public static let closed = DeviceFilter(
+        rules: DeviceNode.standard.map {
+            Rule(kind: .character, major: $0.major, minor: $0.minor, access: mknod | read | write)
+        } + [
+            Rule(kind: .character, major: 5, minor: 2, access: mknod | read | write),  // /dev/pts/ptmx
+            Rule(kind: .character, major: 136, minor: nil, access: read | write),  // /dev/pts/N, the console
+        ])
 
     /// One eBPF instruction: opcode, destination and source registers, offset, immediate.
     struct Instruction: Equatable {
@@ -35,8 +36,10 @@ public struct DeviceFilter: Equatable, Sendable {
 
         var bytes: [UInt8] {
             let off = UInt16(bitPattern: offset), imm = UInt32(bitPattern: immediate)
-            return [code, (src << 4) | dst, UInt8(off & 0xff), UInt8(off >> 8),
-                    UInt8(imm & 0xff), UInt8(imm >> 8 & 0xff), UInt8(imm >> 16 & 0xff), UInt8(imm >> 24)]
+            return [
+                code, (src << 4) | dst, UInt8(off & 0xff), UInt8(off >> 8),
+                UInt8(imm & 0xff), UInt8(imm >> 8 & 0xff), UInt8(imm >> 16 & 0xff), UInt8(imm >> 24),
+            ]
         }
 
         static func loadWord(_ dst: UInt8, from src: UInt8, at offset: Int16) -> Instruction { Instruction(code: 0x61, dst: dst, src: src, offset: offset) }
@@ -44,7 +47,9 @@ public struct DeviceFilter: Equatable, Sendable {
         static func shiftRight(_ dst: UInt8, _ bits: Int32) -> Instruction { Instruction(code: 0x77, dst: dst, immediate: bits) }
         static func move(_ dst: UInt8, register src: UInt8) -> Instruction { Instruction(code: 0xbf, dst: dst, src: src) }
         static func move(_ dst: UInt8, _ value: Int32) -> Instruction { Instruction(code: 0xb7, dst: dst, immediate: value) }
-        static func jumpIfNotEqual(_ dst: UInt8, _ value: Int32, skip: Int16) -> Instruction { Instruction(code: 0x55, dst: dst, offset: skip, immediate: value) }
+        static func jumpIfNotEqual(_ dst: UInt8, _ value: Int32, skip: Int16) -> Instruction {
+            Instruction(code: 0x55, dst: dst, offset: skip, immediate: value)
+        }
         static let exit = Instruction(code: 0x95)
     }
 

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import CNspawnShim
 import CSeccomp
@@ -49,10 +49,12 @@ public struct SeccompFilter: Equatable, Sendable {
             argumentRules.add(errno(EPERM), "ioctl", [scmp_arg_cmp(arg: 1, op: SCMP_CMP_MASKED_EQ, datum_a: 0xffff_ffff, datum_b: request)])
         }
         // The audit subsystem is not namespaced; as systemd-nspawn, make it look absent.
-        argumentRules.add(errno(EAFNOSUPPORT), "socket", [
-            scmp_arg_cmp(arg: 0, op: SCMP_CMP_EQ, datum_a: UInt64(AF_NETLINK), datum_b: 0),
-            scmp_arg_cmp(arg: 2, op: SCMP_CMP_EQ, datum_a: 9, datum_b: 0),  // NETLINK_AUDIT (linux/netlink.h)
-        ])
+        argumentRules.add(
+            errno(EAFNOSUPPORT), "socket",
+            [
+                scmp_arg_cmp(arg: 0, op: SCMP_CMP_EQ, datum_a: UInt64(AF_NETLINK), datum_b: 0),
+                scmp_arg_cmp(arg: 2, op: SCMP_CMP_EQ, datum_a: 9, datum_b: 0),  // NETLINK_AUDIT (linux/netlink.h)
+            ])
         return SeccompFilter(programs: [try allowList.export(), try argumentRules.export()])
     }
 

@@ -63,24 +63,25 @@ public struct SeccompPolicy: Equatable, Sendable {
     }
 
     /// nspawn-seccomp.c's groups and calls, each with the capability that must be kept for it.
-    static let allowList: [(capability: Int32?, name: String)] = [
-        "@aio", "@basic-io", "@chown", "@default", "@file-system", "@io-event", "@ipc", "@mount", "@network-io",
-        "@process", "@resources", "@setuid", "@signal", "@sync", "@timer",
-        "brk", "capget", "capset", "copy_file_range", "fadvise64", "fadvise64_64", "flock", "get_mempolicy",
-        "getcpu", "getpriority", "ioctl", "ioprio_get", "kcmp", "madvise", "mremap", "name_to_handle_at",
-        "oldolduname", "olduname", "personality", "readahead", "readdir", "remap_file_pages",
-        "sched_get_priority_max", "sched_get_priority_min", "sched_getaffinity", "sched_getattr",
-        "sched_getparam", "sched_getscheduler", "sched_rr_get_interval", "sched_rr_get_interval_time64",
-        "sched_yield", "seccomp", "sendfile", "sendfile64", "setdomainname", "setfsgid", "setfsgid32",
-        "setfsuid", "setfsuid32", "sethostname", "setpgid", "setsid", "splice", "sysinfo", "tee", "umask",
-        "uname", "vmsplice",
-        // userfaultfd is left out on purpose: it widens kernel race windows and nothing in a machine needs it.
-    ].map { (nil, $0) } + [
-        (Int32(CAP_SYS_TIME), "@clock"), (Int32(CAP_SYS_MODULE), "@module"), (Int32(CAP_SYS_RAWIO), "@raw-io"),
-        (Int32(CAP_IPC_LOCK), "@memlock"), (Int32(CAP_SYS_PACCT), "acct"), (Int32(CAP_SYS_PTRACE), "process_vm_readv"),
-        (Int32(CAP_SYS_PTRACE), "process_vm_writev"), (Int32(CAP_SYS_PTRACE), "ptrace"), (Int32(CAP_SYS_BOOT), "reboot"),
-        (Int32(CAP_SYSLOG), "syslog"), (Int32(CAP_SYS_TTY_CONFIG), "vhangup"),
-    ]
+    static let allowList: [(capability: Int32?, name: String)] =
+        [
+            "@aio", "@basic-io", "@chown", "@default", "@file-system", "@io-event", "@ipc", "@mount", "@network-io",
+            "@process", "@resources", "@setuid", "@signal", "@sync", "@timer",
+            "brk", "capget", "capset", "copy_file_range", "fadvise64", "fadvise64_64", "flock", "get_mempolicy",
+            "getcpu", "getpriority", "ioctl", "ioprio_get", "kcmp", "madvise", "mremap", "name_to_handle_at",
+            "oldolduname", "olduname", "personality", "readahead", "readdir", "remap_file_pages",
+            "sched_get_priority_max", "sched_get_priority_min", "sched_getaffinity", "sched_getattr",
+            "sched_getparam", "sched_getscheduler", "sched_rr_get_interval", "sched_rr_get_interval_time64",
+            "sched_yield", "seccomp", "sendfile", "sendfile64", "setdomainname", "setfsgid", "setfsgid32",
+            "setfsuid", "setfsuid32", "sethostname", "setpgid", "setsid", "splice", "sysinfo", "tee", "umask",
+            "uname", "vmsplice",
+            // userfaultfd is left out on purpose: it widens kernel race windows and nothing in a machine needs it.
+        ].map { (nil, $0) } + [
+            (Int32(CAP_SYS_TIME), "@clock"), (Int32(CAP_SYS_MODULE), "@module"), (Int32(CAP_SYS_RAWIO), "@raw-io"),
+            (Int32(CAP_IPC_LOCK), "@memlock"), (Int32(CAP_SYS_PACCT), "acct"), (Int32(CAP_SYS_PTRACE), "process_vm_readv"),
+            (Int32(CAP_SYS_PTRACE), "process_vm_writev"), (Int32(CAP_SYS_PTRACE), "ptrace"), (Int32(CAP_SYS_BOOT), "reboot"),
+            (Int32(CAP_SYSLOG), "syslog"), (Int32(CAP_SYS_TTY_CONFIG), "vhangup"),
+        ]
 
     /// A group's system calls (recursively), or the call itself; empty for an unknown name.
     static func expand(_ name: String) -> Set<String> {

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import CSystemd
 
@@ -28,11 +28,13 @@ final class EventLoop {
     func addIO(_ fd: Int32, events: UInt32, _ handler: @escaping (UInt32) -> Void) throws(SyscallError) -> EventSource {
         let box = EventSource.Box(io: handler)
         var source: OpaquePointer?
-        let r = sd_event_add_io(event, &source, fd, events, { _, _, revents, userdata in
-            guard let userdata else { return 0 }
-            Unmanaged<EventSource.Box>.fromOpaque(userdata).takeUnretainedValue().io?(revents)
-            return 0
-        }, Unmanaged.passUnretained(box).toOpaque())
+        let r = sd_event_add_io(
+            event, &source, fd, events,
+            { _, _, revents, userdata in
+                guard let userdata else { return 0 }
+                Unmanaged<EventSource.Box>.fromOpaque(userdata).takeUnretainedValue().io?(revents)
+                return 0
+            }, Unmanaged.passUnretained(box).toOpaque())
         guard r >= 0, let source else { throw SyscallError("sd_event_add_io", errno: .init(rawValue: -r)) }
         return EventSource(source, box: box)
     }
@@ -41,11 +43,13 @@ final class EventLoop {
     func addTimer(after seconds: Double, _ handler: @escaping () -> Void) throws(SyscallError) -> EventSource {
         let box = EventSource.Box(timer: handler)
         var source: OpaquePointer?
-        let r = sd_event_add_time_relative(event, &source, CLOCK_MONOTONIC, UInt64(seconds * 1_000_000), 0, { _, _, userdata in
-            guard let userdata else { return 0 }
-            Unmanaged<EventSource.Box>.fromOpaque(userdata).takeUnretainedValue().timer?()
-            return 0
-        }, Unmanaged.passUnretained(box).toOpaque())
+        let r = sd_event_add_time_relative(
+            event, &source, CLOCK_MONOTONIC, UInt64(seconds * 1_000_000), 0,
+            { _, _, userdata in
+                guard let userdata else { return 0 }
+                Unmanaged<EventSource.Box>.fromOpaque(userdata).takeUnretainedValue().timer?()
+                return 0
+            }, Unmanaged.passUnretained(box).toOpaque())
         guard r >= 0, let source else { throw SyscallError("sd_event_add_time_relative", errno: .init(rawValue: -r)) }
         return EventSource(source, box: box)
     }
@@ -54,11 +58,13 @@ final class EventLoop {
     func addSignal(_ signal: Int32, _ handler: @escaping (Int32) -> Void) throws(SyscallError) -> EventSource {
         let box = EventSource.Box(signal: handler)
         var source: OpaquePointer?
-        let r = sd_event_add_signal(event, &source, signal, { _, info, userdata in
-            guard let userdata, let info else { return 0 }
-            Unmanaged<EventSource.Box>.fromOpaque(userdata).takeUnretainedValue().signal?(Int32(info.pointee.ssi_signo))
-            return 0
-        }, Unmanaged.passUnretained(box).toOpaque())
+        let r = sd_event_add_signal(
+            event, &source, signal,
+            { _, info, userdata in
+                guard let userdata, let info else { return 0 }
+                Unmanaged<EventSource.Box>.fromOpaque(userdata).takeUnretainedValue().signal?(Int32(info.pointee.ssi_signo))
+                return 0
+            }, Unmanaged.passUnretained(box).toOpaque())
         guard r >= 0, let source else { throw SyscallError("sd_event_add_signal", path: SignalName.name(signal), errno: .init(rawValue: -r)) }
         return EventSource(source, box: box)
     }

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import CNspawnShim
 
@@ -60,9 +60,10 @@ final class Supervisor {
             handle(message)
         }
         if let seconds = spec.bootTestTimeout {
-            timers.append(try loop.addTimer(after: Double(seconds)) { [unowned self] in
-                finishBootTest(.timedOut(seconds: seconds))
-            })
+            timers.append(
+                try loop.addTimer(after: Double(seconds)) { [unowned self] in
+                    finishBootTest(.timedOut(seconds: seconds))
+                })
         }
         if !spec.notifyReady { NotifyRelay.tellServiceManager("READY=1\nSTATUS=Container running.") }
     }
@@ -93,7 +94,8 @@ final class Supervisor {
         // bounded (the console and signals wait meanwhile).
         let namespaces = spec.namespaces
         func systemctl(_ arguments: [String]) -> String {
-            let run = try? MachineEntry.run(["/bin/systemctl"] + arguments, in: machine, namespaces: namespaces, cgroup: cgroup, policy: spec.payload, timeout: 10)
+            let run = try? MachineEntry.run(
+                ["/bin/systemctl"] + arguments, in: machine, namespaces: namespaces, cgroup: cgroup, policy: spec.payload, timeout: 10)
             return run?.output ?? ""
         }
         let state = systemctl(["is-system-running"])

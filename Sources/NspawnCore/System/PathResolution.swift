@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import CNspawnShim
 
@@ -28,8 +28,9 @@ enum PathResolution {
         case .noSymlinks: resolve |= RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS
         }
         let path = relative.isEmpty ? "." : relative
-        return OwnedFD(try sys("openat2", path: "/" + relative) {
-            nsp_openat2(directory, path, UInt64(UInt32(bitPattern: flags | O_CLOEXEC)), UInt64(mode), resolve)
-        })
+        return OwnedFD(
+            try sys("openat2", path: "/" + relative) {
+                nsp_openat2(directory, path, UInt64(UInt32(bitPattern: flags | O_CLOEXEC)), UInt64(mode), resolve)
+            })
     }
 }

@@ -63,11 +63,15 @@ final class TestMachine {
     func installFixture(_ name: String) throws {
         let cc = Process()
         cc.executableURL = URL(fileURLWithPath: "/usr/bin/cc")
-        cc.arguments = ["-static", "-O1", "-o", root.appendingPathComponent("usr/bin/\(name)").path,
-                        TestEnvironment.packageRoot.appendingPathComponent("Tests/IntegrationTests/Fixtures/\(name).c").path]
+        cc.arguments = [
+            "-static", "-O1", "-o", root.appendingPathComponent("usr/bin/\(name)").path,
+            TestEnvironment.packageRoot.appendingPathComponent("Tests/IntegrationTests/Fixtures/\(name).c").path,
+        ]
         try cc.run()
         cc.waitUntilExit()
-        guard cc.terminationStatus == 0 else { throw CocoaError(.executableLoad, userInfo: ["reason": "cc -static \(name).c failed (is libc6-dev installed?)"]) }
+        guard cc.terminationStatus == 0 else {
+            throw CocoaError(.executableLoad, userInfo: ["reason": "cc -static \(name).c failed (is libc6-dev installed?)"])
+        }
     }
 
     /// `sh -c SCRIPT` inside the machine.
