@@ -10,9 +10,13 @@ struct BusTests {
     /// A private dbus-daemon for the length of `body`, killed (SIGKILL: the test runner's threads may
     /// hold SIGTERM blocked, and the daemon inherits that) and reaped on every path.
     private func withPrivateBus(_ body: (String) throws -> Void) throws {
+        // Its socket in a directory of ours: a killed daemon cannot remove it itself.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swift-nspawn-bus-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
         let daemon = Process()
         daemon.executableURL = URL(fileURLWithPath: "/usr/bin/dbus-daemon")
-        daemon.arguments = ["--session", "--nofork", "--nopidfile", "--print-address=1"]
+        daemon.arguments = ["--session", "--nofork", "--nopidfile", "--print-address=1", "--address=unix:path=\(directory.path)/bus"]
         let out = Pipe()
         daemon.standardOutput = out
         daemon.standardError = FileHandle.nullDevice
