@@ -2,6 +2,7 @@
     import Glibc
 #endif
 import CNspawnShim
+import CSystemd
 
 /// From a valid configuration to an exit status: checks what can be checked before anything is
 /// made, takes the locks, and boots the machine (again, while it reboots).
@@ -23,9 +24,8 @@ public enum Launcher {
 
     private static func boot(_ c: Configuration) throws -> Int32 {
         guard geteuid() == 0 else { throw UserError("Need to be root.") }
-        if c.register == .yes && !c.quiet {
-            // Accepted, as systemd-nspawn's units pass it; said plainly, so nobody looks for the machine in machinectl.
-            printError("--register=yes: registration with systemd-machined is not implemented yet; the machine runs unregistered.")
+        if c.register == .yes && sd_booted() <= 0 {
+            throw UserError("--register=yes: this host does not run systemd, so there is no systemd-machined to register with; use --register=auto or no.")
         }
         let image = try MachineImage.locate(c)
         try image.requireMountPoints()
@@ -67,7 +67,7 @@ public enum Launcher {
                 asPID2: c.asPID2, boot: c.boot, capabilities: capabilities, seccomp: seccomp, machineID: machineID,
                 term: console == .pipe ? Configuration.processEnvironment("TERM") : Configuration.processEnvironment("TERM") ?? "vt220"),
             killSignal: c.killSignal, notifyReady: c.notifyReady, bootTestTimeout: c.bootTestTimeout,
-            keepUnit: c.keepUnit, quiet: quiet)
+            keepUnit: c.keepUnit, register: c.register, slice: "machine.slice", quiet: quiet)
 
         var announced = spec.quiet
         while true {

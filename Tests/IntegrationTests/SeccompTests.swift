@@ -39,11 +39,13 @@ struct SeccompTests {
         #expect(refused.stderr.contains("No space left on device"))
     }
 
-    @Test func registerYesIsAcceptedWithAWarningUntilRegistrationExists() throws {
+    @Test(.enabled(if: !FileManager.default.fileExists(atPath: "/run/systemd/system"), "this host runs systemd"))
+    func registerYesNeedsMachined() throws {
         let machine = try TestMachine()
-        let result = try runNspawn(["-D", machine.path, "--register=yes", "--console=pipe", "true"])
-        #expect(result.status == 0)
-        #expect(result.stderrLines.first?.hasPrefix("--register=yes: registration with systemd-machined is not implemented yet") == true)
+        let result = try machine.run(["--register=yes"], ["true"])
+        #expect(result.status == 1)
+        #expect(result.stderrLines.first?.hasPrefix("--register=yes: this host does not run systemd") == true)
+        #expect(try machine.run(["--register=auto"], ["true"]).status == 0)
     }
 }
 

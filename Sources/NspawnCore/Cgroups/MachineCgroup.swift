@@ -39,10 +39,15 @@ public final class MachineCgroup {
         return String(line.dropFirst(3))
     }
 
+    /// machine-NAME below our own cgroup: the cgroup of a machine on a host without systemd.
     public static func create(machine name: String, owner: UInt32) throws -> MachineCgroup {
         let own = try ownPath()
-        let parent = try hierarchy() + (own == "/" ? "" : own)
-        let path = "\(parent)/machine-\(name)"
+        return try create(at: try hierarchy() + (own == "/" ? "" : own) + "/machine-\(name)", machine: name, owner: owner)
+    }
+
+    /// A cgroup at an absolute path (the "payload" cgroup in a scope systemd delegated to us), made
+    /// ready for a machine: depth limit, device filter, owned by the machine's root.
+    public static func create(at path: String, machine name: String, owner: UInt32) throws -> MachineCgroup {
         if mkdir(path, 0o755) != 0 {
             guard Glibc.errno == EEXIST else { throw SyscallError.last("mkdir", path: path) }
             // A leftover of a run that was SIGKILLed: reuse it only if nothing lives in it.
@@ -93,6 +98,11 @@ public final class MachineCgroup {
             Self.waitUntilEmpty(path, timeoutMilliseconds: 2000)
         }
         Self.removeTree(path)
+    }
+
+    /// Moves a process in (cgroup.procs): for a machine that could not be born here.
+    func adopt(_ pid: pid_t) throws(SyscallError) {
+        try FileSystem.write("\(pid)", to: "\(path)/cgroup.procs")
     }
 
     static func isPopulated(_ path: String) -> Bool {

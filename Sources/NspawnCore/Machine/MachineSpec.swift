@@ -17,6 +17,9 @@ struct MachineSpec {
     /// --boot-test's timeout in seconds; nil without a boot test.
     var bootTestTimeout: Int?
     var keepUnit: Bool
+    var register: RegisterMode
+    /// The slice of the machine's scope on a systemd host.
+    var slice: String
     var quiet: Bool
 
     var namespaces: NamespaceSet {

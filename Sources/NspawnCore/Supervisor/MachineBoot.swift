@@ -2,18 +2,24 @@
     import Glibc
 #endif
 import CNspawnShim
+import CSystemd
 
 /// One boot of a machine, from clone to PID 1's end. Everything it makes on the host (the cgroup,
 /// the children) is undone when it returns, on every path.
 enum MachineBoot {
     /// `started` runs once the machine's tree is built and its PID 1 is about to exec.
     static func run(_ spec: MachineSpec, started: () -> Void) throws -> Supervisor.Outcome {
-        let cgroup = try MachineCgroup.create(machine: spec.image.name, owner: spec.idRange?.base ?? 0)
-        defer { cgroup.remove() }
+        // On a systemd host the machine's cgroup is systemd's to hand out: a scope (or, with
+        // --keep-unit, our own unit) delegated to us. Elsewhere we make it ourselves.
+        let systemd = sd_booted() > 0
+        let bus = systemd && (!spec.keepUnit || spec.register != .no) ? try Bus.system() : nil
+        let owner = spec.idRange?.base ?? 0
+        let early = systemd ? nil : try MachineCgroup.create(machine: spec.image.name, owner: owner)
+        defer { early?.remove() }
 
         let (supervisorToInner, innerFromSupervisor) = try SetupChannel.pair()
         let (outerToInner, innerFromOuter) = try SetupChannel.pair()
-        let inner = try ChildProcess.clone(namespaces: spec.namespaces, intoCgroup: cgroup.fd.raw) {
+        let inner = try ChildProcess.clone(namespaces: spec.namespaces, intoCgroup: early?.fd.raw) {
             supervisorToInner.fd.close()
             outerToInner.fd.close()
             try InnerChild.run(spec, supervisor: innerFromSupervisor, outer: innerFromOuter)
@@ -21,6 +27,14 @@ enum MachineBoot {
         defer { inner.kill() }
         innerFromSupervisor.fd.close()
         innerFromOuter.fd.close()
+
+        let cgroup: MachineCgroup
+        if let early {
+            cgroup = early
+        } else {
+            cgroup = try placeUnderSystemd(inner, spec: spec, bus: bus, owner: owner)
+        }
+        defer { cgroup.remove() }
 
         var userNamespace: OwnedFD?
         if let range = spec.idRange {
@@ -61,5 +75,32 @@ enum MachineBoot {
         started()
 
         return try Supervisor(machine: inner, spec: spec, cgroup: cgroup.fd.raw, consoleMaster: master, notifySocket: notify).run()
+    }
+
+    /// The machine's PID 1 into a scope of its own (or our unit with --keep-unit), then into the
+    /// "payload" cgroup below it, which the guest gets as its cgroup root (as systemd-nspawn does:
+    /// the scope itself stays systemd's); registered with machined unless --register=no.
+    private static func placeUnderSystemd(_ inner: ChildProcess, spec: MachineSpec, bus: Bus?, owner: UInt32) throws -> MachineCgroup {
+        let name = spec.image.name
+        let unitPath: String
+        if spec.keepUnit {
+            unitPath = try MachineCgroup.ownPath()
+        } else if let bus {
+            unitPath = try SystemdScope.start(bus: bus, unit: "machine-\(name).scope", machine: inner, slice: spec.slice, description: "Container \(name)")
+        } else {
+            throw UserError("No system bus to ask systemd for the machine's scope.")
+        }
+        let cgroup = try MachineCgroup.create(at: try MachineCgroup.hierarchy() + (unitPath == "/" ? "" : unitPath) + "/payload", machine: name, owner: owner)
+        do {
+            try cgroup.adopt(inner.pid)
+            if spec.register != .no, let bus {
+                _ = try MachineRegistration.register(
+                    bus: bus, name: name, id: spec.machineID, leader: inner.pid, root: spec.image.path, required: spec.register == .yes)
+            }
+        } catch {
+            cgroup.remove()
+            throw error
+        }
+        return cgroup
     }
 }

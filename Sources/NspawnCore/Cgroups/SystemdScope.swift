@@ -1,0 +1,101 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The machine's scope unit on a systemd host, as systemd-nspawn allocates it (reference §3):
+/// StartTransientUnit over sd-bus with the machine's PID, Delegate=yes and DevicePolicy=closed,
+/// waiting for the job's JobRemoved signal (subscribed before the call) and checking its result.
+enum SystemdScope {
+    static let manager = (destination: "org.freedesktop.systemd1", path: "/org/freedesktop/systemd1", interface: "org.freedesktop.systemd1.Manager")
+
+    /// StartTransientUnit's arguments: name, mode, properties a(sv), auxiliary units a(sa(sv)).
+    /// `leader` is the PIDFDs property (systemd ≥ 253) or the PIDs one.
+    static func startArguments(unit: String, leader: (name: String, value: BusValue), slice: String, description: String) -> [BusValue] {
+        [
+            .string(unit), .string("fail"),
+            .properties([
+                (leader.name, leader.value),
+                ("Description", .string(description)),
+                ("Slice", .string(slice)),
+                ("Delegate", .bool(true)),
+                ("CollectMode", .string("inactive-or-failed")),
+                // The scope is referenced by our bus connection: when we go (even SIGKILLed), so does it.
+                ("AddRef", .bool(true)),
+                ("DevicePolicy", .string("closed")),
+                ("DeviceAllow", .array(element: "(ss)", [.structure([.string("char-pts"), .string("rw")])])),
+            ]),
+            .array(element: "(sa(sv))", []),
+        ]
+    }
+
+    /// Starts the scope and returns its cgroup path (below the cgroup2 root) once systemd says done.
+    static func start(bus: Bus, unit: String, machine: ChildProcess, slice: String, description: String) throws -> String {
+        let jobs = try bus.subscribe(sender: manager.destination, path: manager.path, interface: manager.interface, member: "JobRemoved")
+        var reply: [BusValue]
+        var failure: BusError?
+        do {
+            reply = try startTransientUnit(
+                bus, unit: unit, leader: ("PIDFDs", .array(element: "h", [.fileDescriptor(machine.pidfd.raw)])), slice: slice, description: description)
+        } catch {
+            reply = []
+            failure = error
+        }
+        if let failure {
+            // systemd before 253 knows only PIDs.
+            guard failure.message.contains("PIDFDs") else { throw failure }
+            reply = try startTransientUnit(
+                bus, unit: unit, leader: ("PIDs", .array(element: "u", [.uint32(UInt32(machine.pid))])), slice: slice, description: description)
+        }
+        guard case .objectPath(let job)? = reply.first else { throw UserError("StartTransientUnit for \(unit) replied \(reply).") }
+        // JobRemoved(u id, o job, s unit, s result)
+        let done = try bus.wait(timeoutSeconds: 25) { jobs.received.contains { $0.count == 4 && $0[1] == .objectPath(job) } }
+        guard done, let signal = jobs.received.first(where: { $0[1] == .objectPath(job) }) else {
+            throw UserError("Timed out waiting for systemd to start \(unit).")
+        }
+        guard signal[3] == .string("done") else {
+            throw UserError("Failed to start \(unit): job \(signal[3].stringValue ?? "?").")
+        }
+        let cgroup = try FileSystem.readFile("/proc/\(machine.pid)/cgroup")
+        guard let line = cgroup.split(separator: "\n").first(where: { $0.hasPrefix("0::") }) else {
+            throw UserError("The machine's PID 1 is in no cgroup2 cgroup after \(unit) started.")
+        }
+        return String(line.dropFirst(3))
+    }
+
+    private static func startTransientUnit(_ bus: Bus, unit: String, leader: (name: String, value: BusValue), slice: String, description: String)
+        throws(BusError) -> [BusValue]
+    {
+        try bus.call(
+            destination: manager.destination, path: manager.path, interface: manager.interface, member: "StartTransientUnit",
+            startArguments(unit: unit, leader: leader, slice: slice, description: description))
+    }
+}
+
+/// Registration with systemd-machined, so machinectl lists the machine (v252's RegisterMachine: the
+/// scope exists already; machined finds it from the leader's cgroup).
+enum MachineRegistration {
+    static let machined = (destination: "org.freedesktop.machine1", path: "/org/freedesktop/machine1", interface: "org.freedesktop.machine1.Manager")
+
+    static func arguments(name: String, id: MachineID, leader: pid_t, root: String) -> [BusValue] {
+        [
+            .string(name), .array(element: "y", id.bytes.map { .byte($0) }), .string("swift-nspawn"), .string("container"),
+            .uint32(UInt32(leader)), .string(root),
+        ]
+    }
+
+    /// Registers, or returns false when machined is not there and `required` is false.
+    static func register(bus: Bus, name: String, id: MachineID, leader: pid_t, root: String, required: Bool) throws -> Bool {
+        var failure: BusError?
+        do {
+            _ = try bus.call(
+                destination: machined.destination, path: machined.path, interface: machined.interface, member: "RegisterMachine",
+                arguments(name: name, id: id, leader: leader, root: root))
+        } catch {
+            failure = error
+        }
+        guard let failure else { return true }
+        let absent = ["org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner"].contains(failure.name ?? "")
+        if absent && !required { return false }
+        throw failure
+    }
+}

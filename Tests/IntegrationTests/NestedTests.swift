@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+
+/// swift-nspawn on a systemd host, without a VM: a Debian machine booted by swift-nspawn is the host
+/// (systemd as PID 1, dbus, machined), and swift-nspawn, bound in read-only, runs there against
+/// that systemd over sd-bus. A unit in the machine runs the checks at boot and writes what it saw
+/// to a directory bound from the test, then powers the machine off.
+@Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
+struct NestedTests {
+    @Test func theInnerMachineGetsADelegatedScopeAndIsRegistered() throws {
+        let host = try DebianMachine()
+        let results = host.directory.appendingPathComponent("results")
+        let inner = host.directory.appendingPathComponent("inner")
+        try FileManager.default.createDirectory(at: results, withIntermediateDirectories: true)
+        let maker = Process()
+        maker.executableURL = TestEnvironment.packageRoot.appendingPathComponent("tools/make-busybox-machine")
+        maker.arguments = [inner.path]
+        try maker.run()
+        maker.waitUntilExit()
+
+        // The inner machine shares the host machine's user namespace: that one has no IDs to spare.
+        let script = """
+            #!/bin/sh
+            exec > /results/log 2>&1
+            /usr/local/bin/swift-nspawn -D /var/lib/machines/inner --private-users=no -P -q /bin/sh -c 'grep ^0:: /proc/self/cgroup; sleep 4' > /results/inner-cgroup &
+            sleep 2
+            systemctl show machine-inner.scope -p ActiveState -p Slice -p Delegate -p DevicePolicy > /results/scope
+            machinectl list --no-legend > /results/machines
+            machinectl show inner -p Leader -p RootDirectory -p Class -p Service > /results/machine
+            wait
+            echo $? > /results/inner-status
+            sleep 1
+            systemctl list-units --all --no-legend 'machine-*' > /results/scopes-after
+            systemctl poweroff
+            """
+        try script.write(to: results.appendingPathComponent("run.sh"), atomically: false, encoding: .utf8)
+        chmod(results.appendingPathComponent("run.sh").path, 0o755)
+        try host.addService("nested-test.service", "[Unit]\nAfter=multi-user.target\n\n[Service]\nType=oneshot\nExecStart=/results/run.sh")
+
+        let binary = TestEnvironment.binary
+        var options = [
+            "-D", host.path, "-b", "--private-users=no", "--console=passive", "-q",
+            "--bind-ro=\(binary):/usr/local/bin/swift-nspawn", "--bind=\(inner.path):/var/lib/machines/inner",
+            "--bind=\(results.path):/results",
+        ]
+        // A debug build finds its Swift runtime there.
+        if FileManager.default.fileExists(atPath: "/opt/swift/usr/lib/swift/linux") { options.append("--bind-ro=/opt/swift/usr/lib/swift/linux") }
+        let run = try runNspawn(options, timeout: 120)
+        #expect(run.status == 0, "\(run.stderr)")
+
+        func read(_ name: String) -> String { (try? String(contentsOf: results.appendingPathComponent(name), encoding: .utf8)) ?? "" }
+        #expect(read("inner-status") == "0\n", "\(read("log"))")
+        #expect(read("inner-cgroup") == "0::/\n")
+        let scope = Set(read("scope").split(separator: "\n"))
+        #expect(scope == ["ActiveState=active", "Slice=machine.slice", "Delegate=yes", "DevicePolicy=closed"], "\(read("log"))")
+        #expect(read("machines").contains("inner container swift-nspawn"), "\(read("machines")) \(read("log"))")
+        let machine = read("machine")
+        #expect(machine.contains("Class=container") && machine.contains("Service=swift-nspawn") && machine.contains("RootDirectory=/var/lib/machines/inner"))
+        #expect(machine.contains("Leader=") && !machine.contains("Leader=0"))
+        #expect(read("scopes-after").isEmpty, "a scope outlived its machine: \(read("scopes-after"))")
+    }
+}
