@@ -115,7 +115,7 @@ enum OptionTable {
         (
             "Properties",
             [
-                OptionSpec(long: "register", store: .value(\.register), valueName: "MODE", help: "Register with systemd-machined: auto (default) or no"),
+                OptionSpec(long: "register", store: .value(\.register), valueName: "MODE", help: "Register with systemd-machined: auto (default), yes or no"),
                 OptionSpec(long: "keep-unit", store: .flag(\.keepUnit, value: true), help: "Stay in the unit we run in; a reboot exits 133"),
             ]
         ),
