@@ -67,7 +67,7 @@ public enum Launcher {
                 asPID2: c.asPID2, boot: c.boot, capabilities: capabilities, seccomp: seccomp, machineID: machineID,
                 term: console == .pipe ? Configuration.processEnvironment("TERM") : Configuration.processEnvironment("TERM") ?? "vt220"),
             killSignal: c.killSignal, notifyReady: c.notifyReady, bootTestTimeout: c.bootTestTimeout,
-            keepUnit: c.keepUnit, register: c.register, slice: "machine.slice", quiet: quiet)
+            keepUnit: c.keepUnit, register: c.register, slice: c.slice, properties: c.properties, quiet: quiet)
 
         var announced = spec.quiet
         while true {

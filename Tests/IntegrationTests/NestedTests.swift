@@ -22,9 +22,12 @@ struct NestedTests {
         let script = """
             #!/bin/sh
             exec > /results/log 2>&1
-            /usr/local/bin/swift-nspawn -D /var/lib/machines/inner --private-users=no -P -q /bin/sh -c 'grep ^0:: /proc/self/cgroup; sleep 4' > /results/inner-cgroup &
+            /usr/local/bin/swift-nspawn -D /var/lib/machines/inner --private-users=no -P -q --property=MemoryMax=64M --property=TasksMax=40 \\
+                /bin/sh -c 'grep ^0:: /proc/self/cgroup; head -c 314572800 /dev/zero | tail > /dev/null; echo hog=$?; for i in $(seq 100); do sleep 6 & done 2>/dev/null; ps | grep -c "sleep 6"; sleep 4' > /results/inner-cgroup &
             sleep 2
             systemctl show machine-inner.scope -p ActiveState -p Slice -p Delegate -p DevicePolicy > /results/scope
+            systemctl show machine-inner.scope -p MemoryMax -p TasksMax > /results/limits
+            cat /sys/fs/cgroup/cgroup.controllers > /results/controllers
             machinectl list --no-legend > /results/machines
             machinectl show inner -p Leader -p RootDirectory -p Class -p Service > /results/machine
             wait
@@ -50,7 +53,14 @@ struct NestedTests {
 
         func read(_ name: String) -> String { (try? String(contentsOf: results.appendingPathComponent(name), encoding: .utf8)) ?? "" }
         #expect(read("inner-status") == "0\n", "\(read("log"))")
-        #expect(read("inner-cgroup") == "0::/\n")
+        let seen = read("inner-cgroup").split(separator: "\n").map(String.init)
+        #expect(seen.first == "0::/" && seen.count == 3, "\(seen)")
+        #expect(Set(read("limits").split(separator: "\n")) == ["MemoryMax=67108864", "TasksMax=40"], "\(read("log"))")
+        // Whether the limits bite depends on the host: a hybrid cgroup host (like the build machine)
+        // has no cgroup2 controllers to delegate, and says so in the machine's cgroup.controllers.
+        let controllers = Set(read("controllers").split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
+        if controllers.contains("memory"), seen.count == 3 { #expect(seen[1] == "hog=137", "the memory hog was not OOM-killed: \(seen)") }
+        if controllers.contains("pids"), seen.count == 3 { #expect((Int(seen[2]) ?? 99) < 40, "the fork bomb outgrew TasksMax: \(seen)") }
         let scope = Set(read("scope").split(separator: "\n"))
         #expect(scope == ["ActiveState=active", "Slice=machine.slice", "Delegate=yes", "DevicePolicy=closed"], "\(read("log"))")
         #expect(read("machines").contains("inner container swift-nspawn"), "\(read("machines")) \(read("log"))")

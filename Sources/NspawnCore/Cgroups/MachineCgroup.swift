@@ -100,6 +100,20 @@ public final class MachineCgroup {
         Self.removeTree(path)
     }
 
+    /// Writes resource settings into the cgroup's own files. A controller the parent does not enable
+    /// for us has no files here: that setting is skipped with a warning, never silently.
+    /// The warning shows even with --quiet: a limit asked for and not in force must not go unsaid.
+    func apply(_ properties: [ResourceProperty]) throws {
+        for property in properties {
+            let (file, value, controller) = property.cgroupFile
+            guard FileSystem.exists("\(path)/\(file)") else {
+                printError("The cgroup controller \(controller) is not enabled for \(path); --property=\(property.busProperty.0)= is not applied.")
+                continue
+            }
+            try FileSystem.write(value, to: "\(path)/\(file)")
+        }
+    }
+
     /// Moves a process in (cgroup.procs): for a machine that could not be born here.
     func adopt(_ pid: pid_t) throws(SyscallError) {
         try FileSystem.write("\(pid)", to: "\(path)/cgroup.procs")

@@ -10,41 +10,46 @@ enum SystemdScope {
 
     /// StartTransientUnit's arguments: name, mode, properties a(sv), auxiliary units a(sa(sv)).
     /// `leader` is the PIDFDs property (systemd ≥ 253) or the PIDs one.
-    static func startArguments(unit: String, leader: (name: String, value: BusValue), slice: String, description: String) -> [BusValue] {
+    static func startArguments(
+        unit: String, leader: (name: String, value: BusValue), slice: String, description: String, properties: [ResourceProperty] = []
+    ) -> [BusValue] {
         [
             .string(unit), .string("fail"),
-            .properties([
-                (leader.name, leader.value),
-                ("Description", .string(description)),
-                ("Slice", .string(slice)),
-                ("Delegate", .bool(true)),
-                ("CollectMode", .string("inactive-or-failed")),
-                // The scope is referenced by our bus connection: when we go (even SIGKILLed), so does it.
-                ("AddRef", .bool(true)),
-                ("DevicePolicy", .string("closed")),
-                ("DeviceAllow", .array(element: "(ss)", [.structure([.string("char-pts"), .string("rw")])])),
-            ]),
+            .properties(
+                [
+                    (leader.name, leader.value),
+                    ("Description", .string(description)),
+                    ("Slice", .string(slice)),
+                    ("Delegate", .bool(true)),
+                    ("CollectMode", .string("inactive-or-failed")),
+                    // The scope is referenced by our bus connection: when we go (even SIGKILLed), so does it.
+                    ("AddRef", .bool(true)),
+                    ("DevicePolicy", .string("closed")),
+                    ("DeviceAllow", .array(element: "(ss)", [.structure([.string("char-pts"), .string("rw")])])),
+                ] + properties.map(\.busProperty)),
             .array(element: "(sa(sv))", []),
         ]
     }
 
     /// Starts the scope and returns its cgroup path (below the cgroup2 root) once systemd says done.
-    static func start(bus: Bus, unit: String, machine: ChildProcess, slice: String, description: String) throws -> String {
+    static func start(bus: Bus, unit: String, machine: ChildProcess, slice: String, description: String, properties: [ResourceProperty]) throws -> String {
         let jobs = try bus.subscribe(sender: manager.destination, path: manager.path, interface: manager.interface, member: "JobRemoved")
-        var reply: [BusValue]
+        func startTransientUnit(_ leader: (name: String, value: BusValue)) throws(BusError) -> [BusValue] {
+            try bus.call(
+                destination: manager.destination, path: manager.path, interface: manager.interface, member: "StartTransientUnit",
+                startArguments(unit: unit, leader: leader, slice: slice, description: description, properties: properties))
+        }
+        var reply: [BusValue] = []
         var failure: BusError?
         do {
-            reply = try startTransientUnit(
-                bus, unit: unit, leader: ("PIDFDs", .array(element: "h", [.fileDescriptor(machine.pidfd.raw)])), slice: slice, description: description)
+            reply = try startTransientUnit(("PIDFDs", .array(element: "h", [.fileDescriptor(machine.pidfd.raw)])))
         } catch {
-            reply = []
             failure = error
         }
         if let failure {
             // systemd before 253 knows only PIDs.
             guard failure.message.contains("PIDFDs") else { throw failure }
-            reply = try startTransientUnit(
-                bus, unit: unit, leader: ("PIDs", .array(element: "u", [.uint32(UInt32(machine.pid))])), slice: slice, description: description)
+            reply = try startTransientUnit(("PIDs", .array(element: "u", [.uint32(UInt32(machine.pid))])))
         }
         guard case .objectPath(let job)? = reply.first else { throw UserError("StartTransientUnit for \(unit) replied \(reply).") }
         // JobRemoved(u id, o job, s unit, s result)
@@ -60,14 +65,6 @@ enum SystemdScope {
             throw UserError("The machine's PID 1 is in no cgroup2 cgroup after \(unit) started.")
         }
         return String(line.dropFirst(3))
-    }
-
-    private static func startTransientUnit(_ bus: Bus, unit: String, leader: (name: String, value: BusValue), slice: String, description: String)
-        throws(BusError) -> [BusValue]
-    {
-        try bus.call(
-            destination: manager.destination, path: manager.path, interface: manager.interface, member: "StartTransientUnit",
-            startArguments(unit: unit, leader: leader, slice: slice, description: description))
     }
 }
 

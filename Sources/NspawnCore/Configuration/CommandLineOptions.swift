@@ -32,6 +32,8 @@ public struct CommandLineOptions: Equatable, Sendable {
     var noNewPrivileges: String?
     var register: String?
     var keepUnit = false
+    var slice: String?
+    var properties: [String] = []
     var console: String?
     var pipe = false
     var help = false
@@ -117,6 +119,10 @@ enum OptionTable {
             [
                 OptionSpec(long: "register", store: .value(\.register), valueName: "MODE", help: "Register with systemd-machined: auto (default), yes or no"),
                 OptionSpec(long: "keep-unit", store: .flag(\.keepUnit, value: true), help: "Stay in the unit we run in; a reboot exits 133"),
+                OptionSpec(
+                    long: "slice", short: "S", store: .value(\.slice), valueName: "SLICE", help: "Slice of the machine's scope (default: machine.slice)"),
+                OptionSpec(
+                    long: "property", store: .list(\.properties), valueName: "NAME=VALUE", help: "Resource setting of the machine's cgroup (MemoryMax=…)"),
             ]
         ),
         (

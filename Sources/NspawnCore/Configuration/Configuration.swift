@@ -34,6 +34,8 @@ public struct Configuration: Equatable, Sendable {
     public var readOnly = false
     public var register: RegisterMode = .auto
     public var keepUnit = false
+    public var slice = "machine.slice"
+    public var properties: [ResourceProperty] = []
     public var console: ConsoleMode?
     public var command: [String] = []
 
@@ -125,6 +127,14 @@ public struct Configuration: Equatable, Sendable {
         readOnly = o.readOnly
         if let mode = o.register { register = try RegisterMode.parse(mode) }
         keepUnit = o.keepUnit
+        if let slice = o.slice {
+            let name = slice.dropLast(".slice".count)
+            guard slice.hasSuffix(".slice"), !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.:@".contains($0) }) else {
+                throw UserError("Invalid slice name: \(slice) (a unit name ending in .slice, such as machine.slice).")
+            }
+            self.slice = slice
+        }
+        properties = try o.properties.map { text throws(UserError) in try ResourceProperty.parse(text) }
         if let mode = o.console {
             guard let parsed = ConsoleMode(rawValue: mode) else {
                 throw UserError("Unknown console mode: \(mode); known: \(ConsoleMode.allCases.map(\.rawValue).joined(separator: ", ")).")

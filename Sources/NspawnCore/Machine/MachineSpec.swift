@@ -20,6 +20,7 @@ struct MachineSpec {
     var register: RegisterMode
     /// The slice of the machine's scope on a systemd host.
     var slice: String
+    var properties: [ResourceProperty]
     var quiet: Bool
 
     var namespaces: NamespaceSet {

@@ -35,6 +35,8 @@ enum MachineBoot {
             cgroup = try placeUnderSystemd(inner, spec: spec, bus: bus, owner: owner)
         }
         defer { cgroup.remove() }
+        // Without a scope of ours (no systemd, or --keep-unit), the settings go on the cgroup itself.
+        if early != nil || spec.keepUnit { try cgroup.apply(spec.properties) }
 
         var userNamespace: OwnedFD?
         if let range = spec.idRange {
@@ -86,7 +88,8 @@ enum MachineBoot {
         if spec.keepUnit {
             unitPath = try MachineCgroup.ownPath()
         } else if let bus {
-            unitPath = try SystemdScope.start(bus: bus, unit: "machine-\(name).scope", machine: inner, slice: spec.slice, description: "Container \(name)")
+            unitPath = try SystemdScope.start(
+                bus: bus, unit: "machine-\(name).scope", machine: inner, slice: spec.slice, description: "Container \(name)", properties: spec.properties)
         } else {
             throw UserError("No system bus to ask systemd for the machine's scope.")
         }
