@@ -70,3 +70,60 @@ struct NestedTests {
         #expect(read("scopes-after").isEmpty, "a scope outlived its machine: \(read("scopes-after"))")
     }
 }
+
+/// swift-nspawn@.service on that nested systemd host: start (Type=notify), machinectl, a reboot
+/// inside restarting the unit through 133, machinectl poweroff, nothing left after.
+@Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
+struct NestedUnitTests {
+    @Test func theTemplateUnitBootsRestartsAndStopsAMachine() throws {
+        let host = try DebianMachine()
+        let inner = try DebianMachine()
+        let results = host.directory.appendingPathComponent("results")
+        try FileManager.default.createDirectory(at: results, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(
+            at: TestEnvironment.packageRoot.appendingPathComponent("units/swift-nspawn@.service.in"), to: results.appendingPathComponent("unit.in"))
+        // As make install writes the unit; the drop-in shares the host machine's user namespace (see NestedTests).
+        let script = """
+            #!/bin/sh
+            exec > /results/log 2>&1
+            sed 's|@bindir@|/usr/local/bin|g' /results/unit.in > /etc/systemd/system/swift-nspawn@.service
+            mkdir -p /etc/systemd/system/swift-nspawn@inner.service.d
+            printf '[Service]\\nExecStart=\\nExecStart=/usr/local/bin/swift-nspawn --quiet --keep-unit --boot --console=passive --private-users=no -M %%i\\n' \\
+                > /etc/systemd/system/swift-nspawn@inner.service.d/nested.conf
+            systemctl daemon-reload
+            timeout 60 systemctl start swift-nspawn@inner
+            systemctl is-active swift-nspawn@inner > /results/active
+            sleep 2
+            machinectl list --no-legend > /results/machines
+            machinectl reboot inner
+            for i in $(seq 60); do [ "$(systemctl show -P NRestarts swift-nspawn@inner)" = 1 ] && break; sleep 0.5; done
+            sleep 2
+            systemctl show swift-nspawn@inner -p NRestarts -p ActiveState > /results/after-reboot
+            machinectl poweroff inner
+            for i in $(seq 60); do systemctl is-active -q swift-nspawn@inner || break; sleep 0.5; done
+            systemctl show swift-nspawn@inner -p ActiveState -p Result > /results/after-poweroff
+            machinectl list --no-legend > /results/machines-after
+            journalctl -u swift-nspawn@inner --no-pager -o cat > /results/journal 2>&1
+            systemctl poweroff
+            """
+        try script.write(to: results.appendingPathComponent("run.sh"), atomically: false, encoding: .utf8)
+        chmod(results.appendingPathComponent("run.sh").path, 0o755)
+        try host.addService("nested-test.service", "[Unit]\nAfter=multi-user.target\n\n[Service]\nType=oneshot\nExecStart=/results/run.sh")
+
+        var options = [
+            "-D", host.path, "-b", "--private-users=no", "--console=passive", "-q",
+            "--bind-ro=\(TestEnvironment.binary):/usr/local/bin/swift-nspawn", "--bind=\(inner.path):/var/lib/machines/inner",
+            "--bind=\(results.path):/results",
+        ]
+        if FileManager.default.fileExists(atPath: "/opt/swift/usr/lib/swift/linux") { options.append("--bind-ro=/opt/swift/usr/lib/swift/linux") }
+        let run = try runNspawn(options, timeout: 240)
+        #expect(run.status == 0, "\(run.stderr)")
+
+        func read(_ name: String) -> String { (try? String(contentsOf: results.appendingPathComponent(name), encoding: .utf8)) ?? "" }
+        #expect(read("active") == "active\n", "\(read("log"))")
+        #expect(read("machines").contains("inner container swift-nspawn"), "\(read("machines")) \(read("log"))")
+        #expect(Set(read("after-reboot").split(separator: "\n")) == ["NRestarts=1", "ActiveState=active"], "\(read("journal"))")
+        #expect(Set(read("after-poweroff").split(separator: "\n")) == ["ActiveState=inactive", "Result=success"], "\(read("log"))")
+        #expect(read("machines-after").isEmpty)
+    }
+}

@@ -114,6 +114,21 @@ public final class MachineCgroup {
         }
     }
 
+    /// Moves this process into a cgroup, making it if needed.
+    static func enter(_ path: String) throws(SyscallError) {
+        if mkdir(path, 0o755) != 0 && Glibc.errno != EEXIST { throw SyscallError.last("mkdir", path: path) }
+        try FileSystem.write("\(getpid())", to: "\(path)/cgroup.procs")
+    }
+
+    /// Enables for the children of a cgroup every controller it has, so the machine's payload (and
+    /// the guest's manager below it) can use them. A controller that cannot be enabled is left out.
+    static func delegateControllers(in path: String) {
+        let available = ((try? FileSystem.readFile("\(path)/cgroup.controllers")) ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" })
+        for controller in available {
+            _ = try? FileSystem.write("+\(controller)", to: "\(path)/cgroup.subtree_control")
+        }
+    }
+
     /// Moves a process in (cgroup.procs): for a machine that could not be born here.
     func adopt(_ pid: pid_t) throws(SyscallError) {
         try FileSystem.write("\(pid)", to: "\(path)/cgroup.procs")

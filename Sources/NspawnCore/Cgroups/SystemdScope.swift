@@ -80,6 +80,12 @@ enum MachineRegistration {
         ]
     }
 
+    /// Forgets the machine at its end, best effort: machined would otherwise still know the name when
+    /// a unit restarts the machine at once (RestartForceExitStatus=133), and refuse it.
+    static func unregister(bus: Bus, name: String) {
+        _ = try? bus.call(destination: machined.destination, path: machined.path, interface: machined.interface, member: "UnregisterMachine", [.string(name)])
+    }
+
     /// Registers, or returns false when machined is not there and `required` is false.
     static func register(bus: Bus, name: String, id: MachineID, leader: pid_t, root: String, required: Bool) throws -> Bool {
         var failure: BusError?

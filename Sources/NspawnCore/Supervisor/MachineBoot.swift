@@ -29,12 +29,14 @@ enum MachineBoot {
         innerFromOuter.fd.close()
 
         let cgroup: MachineCgroup
+        var registered = false
         if let early {
             cgroup = early
         } else {
-            cgroup = try placeUnderSystemd(inner, spec: spec, bus: bus, owner: owner)
+            (cgroup, registered) = try placeUnderSystemd(inner, spec: spec, bus: bus, owner: owner)
         }
         defer { cgroup.remove() }
+        defer { if registered, let bus { MachineRegistration.unregister(bus: bus, name: spec.image.name) } }
         // Without a scope of ours (no systemd, or --keep-unit), the settings go on the cgroup itself.
         if early != nil || spec.keepUnit { try cgroup.apply(spec.properties) }
 
@@ -82,7 +84,8 @@ enum MachineBoot {
     /// The machine's PID 1 into a scope of its own (or our unit with --keep-unit), then into the
     /// "payload" cgroup below it, which the guest gets as its cgroup root (as systemd-nspawn does:
     /// the scope itself stays systemd's); registered with machined unless --register=no.
-    private static func placeUnderSystemd(_ inner: ChildProcess, spec: MachineSpec, bus: Bus?, owner: UInt32) throws -> MachineCgroup {
+    /// Returns the payload cgroup, and whether the machine was registered with machined.
+    private static func placeUnderSystemd(_ inner: ChildProcess, spec: MachineSpec, bus: Bus?, owner: UInt32) throws -> (MachineCgroup, Bool) {
         let name = spec.image.name
         let unitPath: String
         if spec.keepUnit {
@@ -93,17 +96,25 @@ enum MachineBoot {
         } else {
             throw UserError("No system bus to ask systemd for the machine's scope.")
         }
-        let cgroup = try MachineCgroup.create(at: try MachineCgroup.hierarchy() + (unitPath == "/" ? "" : unitPath) + "/payload", machine: name, owner: owner)
+        let unitDirectory = try MachineCgroup.hierarchy() + (unitPath == "/" ? "" : unitPath)
+        if spec.keepUnit {
+            // cgroup2 lets a cgroup with processes pass no controllers down: we leave our unit's
+            // root for "supervisor", as systemd-nspawn does, so the payload can have them.
+            try MachineCgroup.enter(unitDirectory + "/supervisor")
+        }
+        let cgroup = try MachineCgroup.create(at: unitDirectory + "/payload", machine: name, owner: owner)
+        var registered = false
         do {
             try cgroup.adopt(inner.pid)
+            MachineCgroup.delegateControllers(in: unitDirectory)
             if spec.register != .no, let bus {
-                _ = try MachineRegistration.register(
+                registered = try MachineRegistration.register(
                     bus: bus, name: name, id: spec.machineID, leader: inner.pid, root: spec.image.path, required: spec.register == .yes)
             }
         } catch {
             cgroup.remove()
             throw error
         }
-        return cgroup
+        return (cgroup, registered)
     }
 }
