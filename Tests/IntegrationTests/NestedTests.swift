@@ -8,10 +8,8 @@ import Testing
 @Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
 struct NestedTests {
     @Test func theInnerMachineGetsADelegatedScopeAndIsRegistered() throws {
-        let host = try DebianMachine()
-        let results = host.directory.appendingPathComponent("results")
-        let inner = host.directory.appendingPathComponent("inner")
-        try FileManager.default.createDirectory(at: results, withIntermediateDirectories: true)
+        let inner = FileManager.default.temporaryDirectory.appendingPathComponent("swift-nspawn-inner-\(UUID().uuidString.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: inner) }
         let maker = Process()
         maker.executableURL = TestEnvironment.packageRoot.appendingPathComponent("tools/make-busybox-machine")
         maker.arguments = [inner.path]
@@ -36,22 +34,8 @@ struct NestedTests {
             systemctl list-units --all --no-legend 'machine-*' > /results/scopes-after
             systemctl poweroff
             """
-        try script.write(to: results.appendingPathComponent("run.sh"), atomically: false, encoding: .utf8)
-        chmod(results.appendingPathComponent("run.sh").path, 0o755)
-        try host.addService("nested-test.service", "[Unit]\nAfter=multi-user.target\n\n[Service]\nType=oneshot\nExecStart=/results/run.sh")
-
-        let binary = TestEnvironment.binary
-        var options = [
-            "-D", host.path, "-b", "--private-users=no", "--console=passive", "-q",
-            "--bind-ro=\(binary):/usr/local/bin/swift-nspawn", "--bind=\(inner.path):/var/lib/machines/inner",
-            "--bind=\(results.path):/results",
-        ]
-        // A debug build finds its Swift runtime there.
-        if FileManager.default.fileExists(atPath: "/opt/swift/usr/lib/swift/linux") { options.append("--bind-ro=/opt/swift/usr/lib/swift/linux") }
-        let run = try runNspawn(options, timeout: 120)
-        #expect(run.status == 0, "\(run.stderr)")
-
-        func read(_ name: String) -> String { (try? String(contentsOf: results.appendingPathComponent(name), encoding: .utf8)) ?? "" }
+        let nested = try NestedHost(script: script, inner: inner, timeout: 120)
+        let read = nested.read
         #expect(read("inner-status") == "0\n", "\(read("log"))")
         let seen = read("inner-cgroup").split(separator: "\n").map(String.init)
         #expect(seen.first == "0::/" && seen.count == 3, "\(seen)")
@@ -76,12 +60,7 @@ struct NestedTests {
 @Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
 struct NestedUnitTests {
     @Test func theTemplateUnitBootsRestartsAndStopsAMachine() throws {
-        let host = try DebianMachine()
         let inner = try DebianMachine()
-        let results = host.directory.appendingPathComponent("results")
-        try FileManager.default.createDirectory(at: results, withIntermediateDirectories: true)
-        try FileManager.default.copyItem(
-            at: TestEnvironment.packageRoot.appendingPathComponent("units/swift-nspawn@.service.in"), to: results.appendingPathComponent("unit.in"))
         // As make install writes the unit; the drop-in shares the host machine's user namespace (see NestedTests).
         let script = """
             #!/bin/sh
@@ -106,24 +85,43 @@ struct NestedUnitTests {
             journalctl -u swift-nspawn@inner --no-pager -o cat > /results/journal 2>&1
             systemctl poweroff
             """
-        try script.write(to: results.appendingPathComponent("run.sh"), atomically: false, encoding: .utf8)
-        chmod(results.appendingPathComponent("run.sh").path, 0o755)
-        try host.addService("nested-test.service", "[Unit]\nAfter=multi-user.target\n\n[Service]\nType=oneshot\nExecStart=/results/run.sh")
-
-        var options = [
-            "-D", host.path, "-b", "--private-users=no", "--console=passive", "-q",
-            "--bind-ro=\(TestEnvironment.binary):/usr/local/bin/swift-nspawn", "--bind=\(inner.path):/var/lib/machines/inner",
-            "--bind=\(results.path):/results",
-        ]
-        if FileManager.default.fileExists(atPath: "/opt/swift/usr/lib/swift/linux") { options.append("--bind-ro=/opt/swift/usr/lib/swift/linux") }
-        let run = try runNspawn(options, timeout: 240)
-        #expect(run.status == 0, "\(run.stderr)")
-
-        func read(_ name: String) -> String { (try? String(contentsOf: results.appendingPathComponent(name), encoding: .utf8)) ?? "" }
+        let nested = try NestedHost(script: script, inner: inner.root, timeout: 240)
+        let read = nested.read
         #expect(read("active") == "active\n", "\(read("log"))")
         #expect(read("machines").contains("inner container swift-nspawn"), "\(read("machines")) \(read("log"))")
         #expect(Set(read("after-reboot").split(separator: "\n")) == ["NRestarts=1", "ActiveState=active"], "\(read("journal"))")
         #expect(Set(read("after-poweroff").split(separator: "\n")) == ["ActiveState=inactive", "Result=success"], "\(read("log"))")
         #expect(read("machines-after").isEmpty)
     }
+}
+
+/// A Debian machine booted by swift-nspawn as the systemd host of a nested test: at boot a unit
+/// runs `script` (as /results/run.sh), which writes what it sees to /results and powers off.
+struct NestedHost {
+    let host: DebianMachine
+    let results: URL
+
+    init(script: String, inner: URL, timeout: TimeInterval) throws {
+        host = try DebianMachine()
+        results = host.directory.appendingPathComponent("results")
+        try FileManager.default.createDirectory(at: results, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(
+            at: TestEnvironment.packageRoot.appendingPathComponent("units/swift-nspawn@.service.in"), to: results.appendingPathComponent("unit.in"))
+        try script.write(to: results.appendingPathComponent("run.sh"), atomically: false, encoding: .utf8)
+        chmod(results.appendingPathComponent("run.sh").path, 0o755)
+        try host.addService("nested-test.service", "[Unit]\nAfter=multi-user.target\n\n[Service]\nType=oneshot\nExecStart=/results/run.sh")
+        // No user namespace for the host machine: a nested machine with its own could not mount
+        // procfs there (the host machine's /proc is masked, so not "fully visible" to the kernel).
+        var options = [
+            "-D", host.path, "-b", "--private-users=no", "--console=passive", "-q",
+            "--bind-ro=\(TestEnvironment.binary):/usr/local/bin/swift-nspawn", "--bind=\(inner.path):/var/lib/machines/inner",
+            "--bind=\(results.path):/results",
+        ]
+        // A debug build finds its Swift runtime there.
+        if FileManager.default.fileExists(atPath: "/opt/swift/usr/lib/swift/linux") { options.append("--bind-ro=/opt/swift/usr/lib/swift/linux") }
+        let run = try runNspawn(options, timeout: timeout)
+        #expect(run.status == 0, "\(run.stderr)")
+    }
+
+    func read(_ name: String) -> String { (try? String(contentsOf: results.appendingPathComponent(name), encoding: .utf8)) ?? "" }
 }
