@@ -58,6 +58,7 @@ bench: build
 	bench/startup
 	bench/boot
 	bench/console
+	bench/scope
 
 clean:
 	rm -rf .build
