@@ -23,7 +23,6 @@
 
 const unsigned long NSP_TIOCGPTPEER = TIOCGPTPEER;
 const unsigned long NSP_TIOCSPTLCK = TIOCSPTLCK;
-const unsigned long NSP_TIOCGPTN = TIOCGPTN;
 
 pid_t nsp_clone3(uint64_t flags, int exit_signal, int cgroup_fd, int *pidfd) {
     struct clone_args args;
@@ -42,7 +41,6 @@ int nsp_unshare(int flags) { return unshare(flags); }
 int nsp_setns(int fd, int nstype) { return setns(fd, nstype); }
 int nsp_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 int nsp_memfd_create(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
-int nsp_dup3(int oldfd, int newfd, int flags) { return dup3(oldfd, newfd, flags); }
 int nsp_setresuid(uid_t uid) { return setresuid(uid, uid, uid); }
 int nsp_setresgid(gid_t gid) { return setresgid(gid, gid, gid); }
 int nsp_setfsuid(uid_t uid) { return setfsuid(uid); }
@@ -51,7 +49,6 @@ int nsp_setfsgid(gid_t gid) { return setfsgid(gid); }
 int nsp_pivot_root(const char *new_root, const char *put_old) {
     return (int)syscall(SYS_pivot_root, new_root, put_old);
 }
-int nsp_pidfd_open(pid_t pid, unsigned int flags) { return (int)syscall(SYS_pidfd_open, pid, flags); }
 int nsp_pidfd_send_signal(int pidfd, int sig) {
     return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
 }

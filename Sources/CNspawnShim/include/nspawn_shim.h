@@ -20,7 +20,6 @@
 #define NSP_CLONE_NEWUSER 0x10000000
 #define NSP_CLONE_NEWPID 0x20000000
 #define NSP_CLONE_NEWNET 0x40000000
-#define NSP_CLONE_PARENT 0x00008000
 #define NSP_CLONE_PIDFD 0x00001000
 
 // open(2) flag hidden without _GNU_SOURCE.
@@ -29,7 +28,6 @@
 // ioctl request numbers are function-like macros (_IO, _IOR), which Swift does not import.
 extern const unsigned long NSP_TIOCGPTPEER;
 extern const unsigned long NSP_TIOCSPTLCK;
-extern const unsigned long NSP_TIOCGPTN;
 
 /// clone3(2) has no glibc wrapper. Returns like fork(): 0 in the child, the child's pid in the
 /// parent, -1 with errno set on failure. With CLONE_PIDFD the pidfd is stored in *pidfd; with
@@ -41,7 +39,6 @@ int nsp_unshare(int flags);
 int nsp_setns(int fd, int nstype);
 int nsp_pipe2(int fds[2], int flags);
 int nsp_memfd_create(const char *name);
-int nsp_dup3(int oldfd, int newfd, int flags);
 int nsp_setresuid(uid_t uid);
 int nsp_setresgid(gid_t gid);
 int nsp_setfsuid(uid_t uid);
@@ -49,7 +46,6 @@ int nsp_setfsgid(gid_t gid);
 
 /// No glibc wrapper in 2.36.
 int nsp_pivot_root(const char *new_root, const char *put_old);
-int nsp_pidfd_open(pid_t pid, unsigned int flags);
 int nsp_pidfd_send_signal(int pidfd, int sig);
 int nsp_close_range(unsigned int first, unsigned int last, unsigned int flags);
 int nsp_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
