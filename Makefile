@@ -10,7 +10,7 @@ DEB_PACKAGES = pkg-config libsystemd-dev libseccomp-dev libcap-dev libmount-dev 
 
 RELEASE_BINARY = .build/release/swift-nspawn
 
-.PHONY: all deps build check demo demo-busybox install bench clean
+.PHONY: all deps vm-deps build check vm-check demo demo-busybox install bench clean
 
 all: build
 
@@ -19,6 +19,15 @@ deps:
 	if [ -n "$$missing" ]; then \
 		echo "Installing:" $$missing; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+# The VM lab's own needs: qemu without its desktop recommendations.
+VM_PACKAGES = qemu-system-x86 e2fsprogs
+
+vm-deps:
+	@missing=$$(for p in $(VM_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
 build: deps
@@ -30,6 +39,11 @@ check: deps
 	$(SWIFT) format lint --strict -r Sources Tests Package.swift
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --no-parallel
+
+# The systemd-host lab: a Debian VM under qemu (software emulation, several minutes) in which
+# machines get scopes with enforced resource limits, machined and swift-nspawn@.service; see tools/vm-lab.
+vm-check: build vm-deps
+	tools/vm-lab $(RELEASE_BINARY)
 
 # Builds, makes a Debian bookworm machine in $(MACHINES)/debian once (from the host's apt mirror;
 # root has an empty password), and boots it: log in as root at the console.
