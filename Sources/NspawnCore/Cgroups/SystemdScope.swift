@@ -35,9 +35,20 @@ enum SystemdScope {
     static func start(bus: Bus, unit: String, machine: ChildProcess, slice: String, description: String, properties: [ResourceProperty]) throws -> String {
         let jobs = try bus.subscribe(sender: manager.destination, path: manager.path, interface: manager.interface, member: "JobRemoved")
         func startTransientUnit(_ leader: (name: String, value: BusValue)) throws(BusError) -> [BusValue] {
-            try bus.call(
-                destination: manager.destination, path: manager.path, interface: manager.interface, member: "StartTransientUnit",
-                startArguments(unit: unit, leader: leader, slice: slice, description: description, properties: properties))
+            // A machine that rebooted in-process asks for its scope again while systemd may still be
+            // collecting the old one (emptied a moment ago): give that a bounded moment.
+            var attempt = 0
+            while true {
+                do {
+                    return try bus.call(
+                        destination: manager.destination, path: manager.path, interface: manager.interface, member: "StartTransientUnit",
+                        startArguments(unit: unit, leader: leader, slice: slice, description: description, properties: properties))
+                } catch {
+                    attempt += 1
+                    guard error.name == "org.freedesktop.systemd1.UnitExists", attempt < 40 else { throw error }
+                    _ = try bus.wait(timeoutSeconds: 0.05) { false }
+                }
+            }
         }
         var reply: [BusValue] = []
         var failure: BusError?
