@@ -24,8 +24,15 @@ public enum Launcher {
 
     private static func boot(_ c: Configuration) throws -> Int32 {
         guard geteuid() == 0 else { throw UserError("Need to be root.") }
-        if c.register == .yes && sd_booted() <= 0 {
+        var register = c.register
+        if register == .yes && sd_booted() <= 0 {
             throw UserError("--register=yes: this host does not run systemd, so there is no systemd-machined to register with; use --register=auto or no.")
+        }
+        // From a login session, our "unit" is the user's session scope: registering it as the machine
+        // would let machinectl terminate the session (systemd-nspawn refuses the same).
+        if c.keepUnit && sd_booted() > 0 && ((try? MachineCgroup.ownPath())?.hasPrefix("/user.slice/") ?? false) {
+            guard register != .yes else { throw UserError("--keep-unit --register=yes may not be used when invoked from a user session.") }
+            register = .no
         }
         let image = try MachineImage.locate(c)
         try image.requireMountPoints()
@@ -67,7 +74,7 @@ public enum Launcher {
                 asPID2: c.asPID2, boot: c.boot, capabilities: capabilities, seccomp: seccomp, machineID: machineID,
                 term: console == .pipe ? Configuration.processEnvironment("TERM") : Configuration.processEnvironment("TERM") ?? "vt220"),
             killSignal: c.killSignal, notifyReady: c.notifyReady, bootTestTimeout: c.bootTestTimeout,
-            keepUnit: c.keepUnit, register: c.register, slice: c.slice, properties: c.properties, quiet: quiet)
+            keepUnit: c.keepUnit, register: register, slice: c.slice, properties: c.properties, quiet: quiet)
 
         var announced = spec.quiet
         while true {

@@ -164,6 +164,16 @@ import Testing
         #expect(ResourceProperty.memoryMax(nil).cgroupFile == ("memory.max", "max", "memory"))
     }
 
+    @Test func unitNamesAreEscapedAsSystemdEscapesThem() {
+        #expect(SystemdScope.escape("my-box") == "my\\x2dbox")
+        #expect(SystemdScope.escape("web.1") == "web.1")
+        #expect(SystemdScope.escape(".hidden") == "\\x2ehidden")
+    }
+
+    @Test func hugeCPUQuotasAreRefusedNotOverflowed() {
+        #expect(throws: UserError.self) { try ResourceProperty.parse("CPUQuota=9999999999999999%") }
+    }
+
     @Test func scopeArgumentsCarryTheProperties() {
         let arguments = SystemdScope.startArguments(
             unit: "machine-m.scope", leader: ("PIDs", .array(element: "u", [.uint32(7)])), slice: "machine.slice", description: "Container m",

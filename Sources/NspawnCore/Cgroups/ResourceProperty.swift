@@ -32,7 +32,8 @@ public enum ResourceProperty: Equatable, Sendable {
             guard let n = UInt64(value), n > 0 else { throw bad() }
             return .tasksMax(n)
         case "CPUQuota":
-            guard value.hasSuffix("%"), let percent = UInt64(value.dropLast()), percent > 0 else { throw bad() }
+            // Up to 1024 CPUs' worth: beyond, the microsecond arithmetic would overflow.
+            guard value.hasSuffix("%"), let percent = UInt64(value.dropLast()), (1...102_400).contains(percent) else { throw bad() }
             return .cpuQuota(percent)
         case "CPUWeight", "IOWeight":
             guard let weight = UInt64(value), (1...10000).contains(weight) else { throw bad() }

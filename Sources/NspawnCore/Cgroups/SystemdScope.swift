@@ -6,6 +6,24 @@
 /// StartTransientUnit over sd-bus with the machine's PID, Delegate=yes and DevicePolicy=closed,
 /// waiting for the job's JobRemoved signal (subscribed before the call) and checking its result.
 enum SystemdScope {
+    /// systemd's unit_name_escape(): "-" and anything outside [A-Za-z0-9:_.] (and a leading ".")
+    /// become \xNN, so that machine "my-box" gets machine-my\x2dbox.scope as with machined.
+    static func escape(_ name: String) -> String {
+        var result = ""
+        for (index, byte) in name.utf8.enumerated() {
+            let allowed =
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a)
+                || byte == UInt8(ascii: ":") || byte == UInt8(ascii: "_") || (byte == UInt8(ascii: ".") && index > 0)
+            if allowed {
+                result.append(Character(UnicodeScalar(byte)))
+            } else {
+                let hex = Array("0123456789abcdef")
+                result += "\\x" + String(hex[Int(byte >> 4)]) + String(hex[Int(byte & 0xf)])
+            }
+        }
+        return result
+    }
+
     static let manager = (destination: "org.freedesktop.systemd1", path: "/org/freedesktop/systemd1", interface: "org.freedesktop.systemd1.Manager")
 
     /// StartTransientUnit's arguments: name, mode, properties a(sv), auxiliary units a(sa(sv)).
@@ -58,8 +76,9 @@ enum SystemdScope {
             failure = error
         }
         if let failure {
-            // systemd before 253 knows only PIDs.
-            guard failure.message.contains("PIDFDs") else { throw failure }
+            // systemd before 253 knows only PIDs (it says so by name, or in the message).
+            let unknown = ["org.freedesktop.DBus.Error.PropertyReadOnly", "org.freedesktop.DBus.Error.UnknownProperty"].contains(failure.name ?? "")
+            guard unknown || failure.message.contains("PIDFDs") else { throw failure }
             reply = try startTransientUnit(("PIDs", .array(element: "u", [.uint32(UInt32(machine.pid))])))
         }
         guard case .objectPath(let job)? = reply.first else { throw UserError("StartTransientUnit for \(unit) replied \(reply).") }

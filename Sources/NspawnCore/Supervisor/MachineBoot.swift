@@ -92,7 +92,8 @@ enum MachineBoot {
             unitPath = try MachineCgroup.ownPath()
         } else if let bus {
             unitPath = try SystemdScope.start(
-                bus: bus, unit: "machine-\(name).scope", machine: inner, slice: spec.slice, description: "Container \(name)", properties: spec.properties)
+                bus: bus, unit: "machine-\(SystemdScope.escape(name)).scope", machine: inner, slice: spec.slice, description: "Container \(name)",
+                properties: spec.properties)
         } else {
             throw UserError("No system bus to ask systemd for the machine's scope.")
         }
