@@ -25,12 +25,13 @@ public enum Launcher {
     private static func boot(_ c: Configuration) throws -> Int32 {
         guard geteuid() == 0 else { throw UserError("Need to be root.") }
         var register = c.register
-        if register == .yes && sd_booted() <= 0 {
+        let systemdHost = sd_booted() > 0
+        if register == .yes && !systemdHost {
             throw UserError("--register=yes: this host does not run systemd, so there is no systemd-machined to register with; use --register=auto or no.")
         }
         // From a login session, our "unit" is the user's session scope: registering it as the machine
         // would let machinectl terminate the session (systemd-nspawn refuses the same).
-        if c.keepUnit && sd_booted() > 0 && ((try? MachineCgroup.ownPath())?.hasPrefix("/user.slice/") ?? false) {
+        if c.keepUnit && systemdHost && ((try? MachineCgroup.ownPath())?.hasPrefix("/user.slice/") ?? false) {
             guard register != .yes else { throw UserError("--keep-unit --register=yes may not be used when invoked from a user session.") }
             register = .no
         }

@@ -66,32 +66,23 @@ final class ConsoleForwarder {
                 if events & UInt32(EPOLLOUT.rawValue) != 0 { masterWritable = true }
                 shovel()
             })
-        // epoll refuses regular files: those are always ready, so they need no source.
-        if let output {
-            if let source = try? loop.addIO(
-                output.raw, events: UInt32(EPOLLOUT.rawValue) | edge,
-                { [unowned self] _ in
-                    outputWritable = true
-                    shovel()
-                })
-            {
-                sources.append(source)
-            } else {
-                outputWritable = true
-            }
-        }
-        if let input {
-            if let source = try? loop.addIO(
-                input.raw, events: UInt32(EPOLLIN.rawValue) | edge,
-                { [unowned self] _ in
-                    inputReadable = true
-                    shovel()
-                })
-            {
-                sources.append(source)
-            } else {
-                inputReadable = true
-            }
+        if let output { watch(output, events: UInt32(EPOLLOUT.rawValue) | edge, loop: loop) { $0.outputWritable = true } }
+        if let input { watch(input, events: UInt32(EPOLLIN.rawValue) | edge, loop: loop) { $0.inputReadable = true } }
+    }
+
+    /// Marks the stream ready whenever epoll says so, then shovels. epoll refuses regular files:
+    /// those are always ready, so they are marked ready once and need no source.
+    private func watch(_ fd: OwnedFD, events: UInt32, loop: EventLoop, ready: @escaping (ConsoleForwarder) -> Void) {
+        if let source = try? loop.addIO(
+            fd.raw, events: events,
+            { [unowned self] _ in
+                ready(self)
+                shovel()
+            })
+        {
+            sources.append(source)
+        } else {
+            ready(self)
         }
     }
 

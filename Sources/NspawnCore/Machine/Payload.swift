@@ -28,8 +28,10 @@ enum Payload {
         }
         let environment: [String]
         do {
-            try become(spec, controllingTerminal: console != nil)
-            environment = try Self.environment(spec)
+            // Read once from the machine's own files, before the switch: for the IDs and the environment.
+            let user = try spec.user.map(lookUpUser)
+            try become(spec, user: user, controllingTerminal: console != nil)
+            environment = try Self.environment(spec, user: user)
         } catch {
             printError("\(error)")
             _exit(1)
@@ -54,12 +56,12 @@ enum Payload {
     /// payload, in this order: what the system call filter could deny is done before it is installed
     /// (so a --system-call-filter can never leave a descriptor open or a signal blocked), and the
     /// filter is installed while we still have CAP_SYS_ADMIN, before a --user switch drops it.
-    private static func become(_ spec: PayloadSpec, controllingTerminal: Bool) throws {
+    private static func become(_ spec: PayloadSpec, user: PasswdEntry?, controllingTerminal: Bool) throws {
         if controllingTerminal {
             try sys("ioctl(TIOCSCTTY)", path: "/dev/console") { ioctl(0, UInt(TIOCSCTTY), 0) }
         }
         try confine(spec)
-        try spec.capabilities.apply(switchingTo: try spec.user.map(resolveUser))
+        try spec.capabilities.apply(switchingTo: user.map(identity))
         // The kernel forgets the parent-death signal when credentials change.
         ProcessLifetime.dieWithParent()
         if let directory = spec.workingDirectory {
@@ -122,8 +124,7 @@ enum Payload {
     }
 
     /// The user's IDs and supplementary groups, from the machine's own passwd and group files.
-    private static func resolveUser(_ name: String) throws -> (uid: UInt32, gid: UInt32, groups: [UInt32]) {
-        let user = try lookUpUser(name)
+    private static func identity(_ user: PasswdEntry) -> (uid: UInt32, gid: UInt32, groups: [UInt32]) {
         let groups = UserDatabase.groups(of: user, in: UserDatabase.parseGroup((try? FileSystem.readFile("/etc/group")) ?? ""))
         return (user.uid, user.gid, groups)
     }

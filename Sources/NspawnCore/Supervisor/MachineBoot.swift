@@ -60,21 +60,24 @@ enum MachineBoot {
         outerFromSupervisor.fd.close()
         userNamespace?.close()
 
+        // A failed outer child has said why, unless a signal ended it (the OOM killer, a crash).
+        func requireCleanExit() throws {
+            switch try outer.wait() {
+            case .exited(0)?: return
+            case .killed(let signal)?: throw UserError("The outer child was killed by signal \(SignalName.name(signal)).")
+            default: throw SetupAborted(peer: "The outer child")
+            }
+        }
         let received: [OwnedFD]
         do {
             received = try supervisorToOuter.receive(.treeReady, from: "The outer child")
         } catch let aborted as SetupAborted {
-            // It said why, unless a signal ended it (the OOM killer, a crash): then we say so.
-            if case .killed(let signal)? = try outer.wait() { throw UserError("The outer child was killed by signal \(SignalName.name(signal)).") }
+            try requireCleanExit()
             throw aborted
         }
         guard let notify = received.first else { throw UserError("The outer child sent no notify socket.") }
         let master = received.count > 1 ? received[1] : nil
-        switch try outer.wait() {
-        case .exited(0)?: break
-        case .killed(let signal)?: throw UserError("The outer child was killed by signal \(SignalName.name(signal)).")
-        default: throw SetupAborted(peer: "The outer child")
-        }
+        try requireCleanExit()
         supervisorToInner.fd.close()
         started()
 
