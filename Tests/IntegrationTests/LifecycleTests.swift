@@ -28,6 +28,22 @@ struct LifecycleTests {
         _ = first.finish()
     }
 
+    /// The UID range's NSS lookups run in a child that ends before the machine starts, so the
+    /// supervisor never holds an NSS module. Meaningful where nsswitch.conf names a module besides
+    /// files (Debian's default names systemd); the range picked is still free and in use.
+    @Test func theSupervisorNeverLoadsAnNSSModule() throws {
+        let machine = try TestMachine()
+        let nsswitch = (try? String(contentsOfFile: "/etc/nsswitch.conf", encoding: .utf8)) ?? ""
+        let passwdSources = nsswitch.split(separator: "\n").first { $0.hasPrefix("passwd:") }?.split(separator: " ").dropFirst() ?? []
+        let run = try BackgroundRun(["-D", machine.path, "-P", "-q", "/bin/sleep", "30"])
+        #expect(run.waitUntil { !HostState.capture().cgroups.isEmpty })
+        let maps = (try? String(contentsOfFile: "/proc/\(run.pid)/maps", encoding: .utf8)) ?? ""
+        #expect(!maps.isEmpty)
+        #expect(!maps.contains("libnss_"), "passwd sources: \(passwdSources)")
+        kill(run.pid, SIGTERM)
+        _ = run.finish()
+    }
+
     @Test func sigtermWithoutKillSignalKillsThePayload() throws {
         let machine = try TestMachine()
         let run = try BackgroundRun(["-D", machine.path, "-P", "/bin/sleep", "30"])

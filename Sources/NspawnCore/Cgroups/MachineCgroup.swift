@@ -134,9 +134,14 @@ public final class MachineCgroup {
         try FileSystem.write("\(pid)", to: "\(path)/cgroup.procs")
     }
 
+    /// cgroup.events holds "populated 1" while a process is inside (or below).
+    private static func hasPopulatedLine(_ events: String) -> Bool {
+        events.split(separator: "\n").contains("populated 1")
+    }
+
     static func isPopulated(_ path: String) -> Bool {
         guard let events = try? FileSystem.readFile("\(path)/cgroup.events") else { return false }
-        return events.contains("populated 1")
+        return hasPopulatedLine(events)
     }
 
     /// cgroup.events signals POLLPRI when "populated" changes (cgroups(7)): no sleeping in steps.
@@ -147,7 +152,7 @@ public final class MachineCgroup {
             _ = lseek(events.raw, 0, SEEK_SET)
             let text = (try? FileSystem.readAll(fd: events.raw, path: path)).map { String(decoding: $0, as: UTF8.self) } ?? ""
             let now = Clock.monotonicNanoseconds()
-            guard text.contains("populated 1"), now < deadline else { return }
+            guard hasPopulatedLine(text), now < deadline else { return }
             var pfd = pollfd(fd: events.raw, events: Int16(POLLPRI), revents: 0)
             _ = poll(&pfd, 1, Int32((deadline - now) / 1_000_000) + 1)
         }

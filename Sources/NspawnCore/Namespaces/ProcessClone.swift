@@ -79,7 +79,7 @@ enum ThreadCheck {
     /// A user namespace cannot be created, nor Swift safely run after clone, in a multithreaded process.
     static func requireSingleThreaded() throws(SyscallError) {
         let status = (try? FileSystem.readFile("/proc/self/status")) ?? ""
-        guard !status.contains("\nThreads:\t1\n") else { return }
+        guard !status.split(separator: "\n").contains("Threads:\t1") else { return }
         printError("swift-nspawn must be single-threaded before clone(), but /proc/self/status disagrees.")
         throw SyscallError("clone3", errno: .invalidArgument)
     }

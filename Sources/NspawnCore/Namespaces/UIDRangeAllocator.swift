@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import CNspawnShim
 
 /// Chooses and locks the host ID range of a machine, as systemd-nspawn's "pick" does: 64K-aligned,
 /// inside [0x80000, 0x6FFF0000), clear of every ID in the host's passwd and group files, and held
@@ -41,27 +42,21 @@ public enum UIDRangeAllocator {
         }
     }
 
-    /// Users and groups the files do not list (LDAP, sssd, systemd-homed …) are asked for through
-    /// NSS at the range's first and last ID, as systemd-nspawn does.
-    static func knownToNSS(_ range: UIDRange) -> Bool {
-        [range.base, range.last].contains { getpwuid($0) != nil || getgrgid($0) != nil }
-    }
-
-    static func isAvailable(_ range: UIDRange, hostIDs: Set<UInt32>, subordinate: [UIDRange]) -> Bool {
-        isFree(range, hostIDs: hostIDs) && !subordinate.contains { $0.overlaps(range) } && !knownToNSS(range)
-    }
-
-    private static func subordinate() -> [UIDRange] {
-        ["/etc/subuid", "/etc/subgid"].flatMap { subordinateRanges((try? FileSystem.readFile($0)) ?? "") }
+    /// The ranges that neither the files nor /etc/sub[ug]id claim; NSS is asked about them after.
+    static func clearOfFiles(_ ranges: [UIDRange]) throws -> [UIDRange] {
+        let ids = try hostIDs()
+        let taken = ["/etc/subuid", "/etc/subgid"].flatMap { subordinateRanges((try? FileSystem.readFile($0)) ?? "") }
+        return ranges.filter { range in isFree(range, hostIDs: ids) && !taken.contains { $0.overlaps(range) } }
     }
 
     /// Picks a free range and locks it.
     public static func pick(for name: String) throws -> (UIDRange, UIDRangeLock) {
-        let ids = try hostIDs(), taken = subordinate()
         var generator = SystemRandomNumberGenerator()
-        for base in candidates(for: name, count: 100, using: &generator) {
-            let range = UIDRange(base: base)
-            guard isAvailable(range, hostIDs: ids, subordinate: taken) else { continue }
+        let ranges = try clearOfFiles(candidates(for: name, count: 100, using: &generator).map { UIDRange(base: $0) })
+        let nss = try NSSRangeProbe(ranges)
+        defer { nss.finish() }
+        for range in ranges {
+            guard try !nss.nextIsKnown() else { continue }
             if let lock = try UIDRangeLock.acquire(range) { return (range, lock) }
         }
         throw UserError("Failed to find a free UID range for machine \(name) after 100 tries.")
@@ -69,13 +64,63 @@ public enum UIDRangeAllocator {
 
     /// Locks a range the user asked for, refusing one that a host user or another machine holds.
     public static func claim(_ range: UIDRange) throws -> UIDRangeLock {
-        guard isAvailable(range, hostIDs: try hostIDs(), subordinate: subordinate()) else {
+        let nss = try NSSRangeProbe(try clearOfFiles([range]))
+        defer { nss.finish() }
+        guard nss.count == 1, try !nss.nextIsKnown() else {
             throw UserError("UID range \(range) overlaps users, groups or subordinate ID ranges of the host. Refusing.")
         }
         guard let lock = try UIDRangeLock.acquire(range) else {
             throw UserError("UID range \(range) is in use by another machine. Refusing.")
         }
         return lock
+    }
+}
+
+/// Users and groups the files do not list (LDAP, sssd, systemd-homed …) are asked for through NSS at
+/// each range's first and last ID, as systemd-nspawn does, but in a short-lived child: the NSS
+/// modules, and whatever sockets, threads or memory they keep, never enter the supervisor, which
+/// lives as long as its machine (and must stay single-threaded to clone a user namespace). The child
+/// answers one byte per range, in order, as it goes; the first free range usually ends it after
+/// four lookups.
+final class NSSRangeProbe {
+    let count: Int
+    private let answers: OwnedFD
+    private let child: ChildProcess
+
+    static func knownToNSS(_ range: UIDRange) -> Bool {
+        [range.base, range.last].contains { getpwuid($0) != nil || getgrgid($0) != nil }
+    }
+
+    init(_ ranges: [UIDRange]) throws(SyscallError) {
+        var pipe: [Int32] = [-1, -1]
+        try sys("pipe2") { nsp_pipe2(&pipe, O_CLOEXEC) }
+        let reader = OwnedFD(pipe[0]), writer = OwnedFD(pipe[1])
+        child = try ChildProcess.clone(namespaces: []) {
+            reader.close()
+            for range in ranges {
+                var answer: UInt8 = NSSRangeProbe.knownToNSS(range) ? 1 : 0
+                guard Glibc.write(writer.raw, &answer, 1) == 1 else { _exit(0) }  // the supervisor has its range
+            }
+            _exit(0)
+        }
+        writer.close()
+        answers = reader
+        count = ranges.count
+    }
+
+    /// Whether NSS knows an ID of the next range; an error if the child ended without answering.
+    func nextIsKnown() throws -> Bool {
+        var answer: UInt8 = 0
+        guard try sys("read", { Glibc.read(answers.raw, &answer, 1) }) == 1 else {
+            throw UserError("The NSS lookup of host users and groups ended without an answer.")
+        }
+        return answer == 1
+    }
+
+    /// Ends the child, which may be in the middle of a lookup that is no longer needed.
+    func finish() {
+        answers.close()
+        child.kill()
     }
 }
 
