@@ -24,8 +24,8 @@ final class ConsoleForwarder {
     private let terminal: TerminalMode?
     private let onRequest: (Request) -> Void
 
-    private var toMachine: [UInt8] = []
-    private var toHost: [UInt8] = []
+    private var toMachine = ByteQueue(capacity: bufferSize)
+    private var toHost = ByteQueue(capacity: bufferSize)
     private var inputReadable = false, inputEOF = false
     private var masterReadable = false, masterWritable = false, masterHungUp = false
     private var outputWritable = false
@@ -114,19 +114,18 @@ final class ConsoleForwarder {
         var progress = true
         while progress {
             progress = false
-            if let input, inputReadable, !inputEOF, toMachine.count < Self.bufferSize {
-                switch read(input.raw, max: Self.bufferSize - toMachine.count) {
-                case .data(let bytes):
-                    toMachine += watchForEscapes(bytes)
+            if let input, inputReadable, !inputEOF, !toMachine.isFull {
+                switch read(input.raw, into: &toMachine) {
+                case .data(let n):
+                    watchForEscapes(toMachine.suffix(n))
                     progress = true
                 case .end: inputEOF = true
                 case .wait, .hangup: inputReadable = false
                 }
             }
-            if masterReadable, toHost.count < Self.bufferSize {
-                switch read(master.raw, max: Self.bufferSize - toHost.count) {
-                case .data(let bytes):
-                    toHost += bytes
+            if masterReadable, !toHost.isFull {
+                switch read(master.raw, into: &toHost) {
+                case .data:
                     masterHungUp = false
                     progress = true
                 case .wait, .end: masterReadable = false
@@ -137,25 +136,23 @@ final class ConsoleForwarder {
                 }
             }
             if masterWritable, !toMachine.isEmpty {
-                switch write(master.raw, toMachine) {
-                case .wrote(let n):
-                    toMachine.removeFirst(n)
+                switch write(master.raw, from: &toMachine) {
+                case .wrote:
                     progress = true
                 case .wouldBlock:
                     masterWritable = false
                 case .gone:
                     // The machine side is hung up (vhangup): what was typed meanwhile is dropped.
-                    toMachine.removeAll(keepingCapacity: true)
+                    toMachine.removeAll()
                     masterWritable = false
                 }
             }
             if output == nil || outputGone {
                 progress = progress || !toHost.isEmpty
-                toHost.removeAll(keepingCapacity: true)
+                toHost.removeAll()
             } else if let output, outputWritable, !toHost.isEmpty {
-                switch write(output.raw, toHost) {
-                case .wrote(let n):
-                    toHost.removeFirst(n)
+                switch write(output.raw, from: &toHost) {
+                case .wrote:
                     progress = true
                 case .wouldBlock:
                     outputWritable = false
@@ -171,7 +168,7 @@ final class ConsoleForwarder {
 
     /// Three ^] within a second kill the machine; ^] ^] p powers it off and ^] ^] r reboots it.
     /// Every byte still reaches the machine, as with systemd's ptyfwd: nothing typed is ever lost.
-    private func watchForEscapes(_ bytes: [UInt8]) -> [UInt8] {
+    private func watchForEscapes(_ bytes: ArraySlice<UInt8>) {
         for byte in bytes {
             let now = Clock.monotonicNanoseconds()
             escapes.removeAll { now - $0 > Self.escapeWindow }
@@ -188,21 +185,20 @@ final class ConsoleForwarder {
                 escapes.removeAll()
             }
         }
-        return bytes
     }
 
     // MARK: I/O
 
     private enum ReadResult {
-        case data([UInt8])
+        /// This many bytes were added to the queue.
+        case data(Int)
         case wait, end, hangup
     }
 
-    private func read(_ fd: Int32, max: Int) -> ReadResult {
-        var buffer = [UInt8](repeating: 0, count: max)
+    private func read(_ fd: Int32, into queue: inout ByteQueue) -> ReadResult {
         while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n > 0 { return .data(Array(buffer[0..<n])) }
+            let n = queue.read(from: fd)
+            if n > 0 { return .data(n) }
             if n == 0 { return .end }
             switch errno {
             case EINTR: continue
@@ -214,16 +210,16 @@ final class ConsoleForwarder {
     }
 
     private enum WriteResult {
-        case wrote(Int)
+        case wrote
         case wouldBlock
         /// EIO, EPIPE and the like: nobody is there to read.
         case gone
     }
 
-    private func write(_ fd: Int32, _ bytes: [UInt8]) -> WriteResult {
+    private func write(_ fd: Int32, from queue: inout ByteQueue) -> WriteResult {
         while true {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if n >= 0 { return .wrote(n) }
+            let n = queue.write(to: fd)
+            if n >= 0 { return .wrote }
             if errno == EINTR { continue }
             return errno == EAGAIN ? .wouldBlock : .gone
         }
