@@ -64,11 +64,11 @@ public enum UIDRangeAllocator {
 
     /// Locks a range the user asked for, refusing one that a host user or another machine holds.
     public static func claim(_ range: UIDRange) throws -> UIDRangeLock {
-        let nss = try NSSRangeProbe(try clearOfFiles([range]))
+        let taken = UserError("UID range \(range) overlaps users, groups or subordinate ID ranges of the host. Refusing.")
+        guard try !clearOfFiles([range]).isEmpty else { throw taken }
+        let nss = try NSSRangeProbe([range])
         defer { nss.finish() }
-        guard nss.count == 1, try !nss.nextIsKnown() else {
-            throw UserError("UID range \(range) overlaps users, groups or subordinate ID ranges of the host. Refusing.")
-        }
+        guard try !nss.nextIsKnown() else { throw taken }
         guard let lock = try UIDRangeLock.acquire(range) else {
             throw UserError("UID range \(range) is in use by another machine. Refusing.")
         }
@@ -83,7 +83,6 @@ public enum UIDRangeAllocator {
 /// answers one byte per range, in order, as it goes; the first free range usually ends it after
 /// four lookups.
 final class NSSRangeProbe {
-    let count: Int
     private let answers: OwnedFD
     private let child: ChildProcess
 
@@ -105,7 +104,6 @@ final class NSSRangeProbe {
         }
         writer.close()
         answers = reader
-        count = ranges.count
     }
 
     /// Whether NSS knows an ID of the next range; an error if the child ended without answering.
