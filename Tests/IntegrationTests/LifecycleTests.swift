@@ -30,7 +30,7 @@ struct LifecycleTests {
 
     /// The UID range's NSS lookups run in a child that ends before the machine starts, so the
     /// supervisor never holds an NSS module. Meaningful where nsswitch.conf names a module besides
-    /// files (Debian's default names systemd); the range picked is still free and in use.
+    /// files (Debian's default names systemd); the sources are printed when it fails.
     @Test func theSupervisorNeverLoadsAnNSSModule() throws {
         let machine = try TestMachine()
         let nsswitch = (try? String(contentsOfFile: "/etc/nsswitch.conf", encoding: .utf8)) ?? ""
