@@ -2,7 +2,6 @@
     import Glibc
 #endif
 import CNspawnShim
-import CSystemd
 
 /// From a valid configuration to an exit status: checks what can be checked before anything is
 /// made, takes the locks, and boots the machine (again, while it reboots).
@@ -24,66 +23,29 @@ public enum Launcher {
 
     private static func boot(_ c: Configuration) throws -> Int32 {
         guard geteuid() == 0 else { throw UserError("Need to be root.") }
-        var register = c.register
-        let systemdHost = sd_booted() > 0
-        if register == .yes && !systemdHost {
-            throw UserError("--register=yes: this host does not run systemd, so there is no systemd-machined to register with; use --register=auto or no.")
-        }
-        // From a login session, our "unit" is the user's session scope: registering it as the machine
-        // would let machinectl terminate the session (systemd-nspawn refuses the same).
-        if c.keepUnit && systemdHost && ((try? MachineCgroup.ownPath())?.hasPrefix("/user.slice/") ?? false) {
-            guard register != .yes else { throw UserError("--keep-unit --register=yes may not be used when invoked from a user session.") }
-            register = .no
-        }
+        let host = HostFacts.probe()
         let image = try MachineImage.locate(c)
         try image.requireMountPoints()
         if c.boot { try image.requireOSRelease() }
-        for bind in c.binds where !FileSystem.exists(bind.source) {
-            throw UserError("Failed to resolve bind source \(bind.source): \(SyscallError.last("stat").errno.message)")
-        }
         let treeLock = try ImageLock(image, readOnly: c.readOnly)
         try resetLoginUID()
-        let (range, rangeLock) = try idRange(c, image: image)
+        let (range, rangeLock) = try idRange(c, image: image, host: host)
         defer {
             rangeLock?.release()
             _ = treeLock
         }
+        let plan = try MachinePlan(
+            configuration: c, host: host, image: image, treeMachineID: image.machineID(), idRange: range, randomID: .random())
+        for warning in plan.warnings { printError(warning) }
+        let seccomp = try plan.payload.seccomp.map(SeccompFilter.load)
 
-        let stdinTTY = isatty(0) != 0, stdoutTTY = isatty(1) != 0
-        // A boot test shows the boot but takes no input.
-        let defaultConsole: ConsoleMode = c.bootTestTimeout != nil ? .readOnly : .defaultMode(stdinIsTerminal: stdinTTY, stdoutIsTerminal: stdoutTTY)
-        let console = (c.console ?? defaultConsole)
-            .resolved(stdinIsTerminal: stdinTTY, stdoutIsTerminal: stdoutTTY)
-        let quiet = c.quiet || console == .pipe
-        var capabilities = c.capabilities
-        if range == nil {
-            let lost = capabilities.limit(to: CapabilityPolicy.held())
-            if !lost.isEmpty && !quiet { printError("swift-nspawn itself lacks \(lost); the machine does without.") }
-        }
-        let seccomp = c.seccomp ? try SeccompFilter.load(SeccompPolicy(capabilities: capabilities.bounding, filters: c.systemCallFilters)) : nil
-        // A valid machine-id in the tree wins over --uuid, as with systemd-nspawn; none is ever written.
-        let machineID = image.machineID() ?? c.uuid ?? .random()
-        let hostOSRelease = ["/etc/os-release", "/usr/lib/os-release"].first(where: FileSystem.exists)
-        let spec = MachineSpec(
-            image: image, hostname: c.hostname ?? image.name, machineID: machineID, idRange: range,
-            // A tree already owned by its range (--private-users=yes) must not be shifted a second time.
-            ownership: c.userNamespace == .fromTree ? .off : c.ownership, nestedUserNamespaces: c.nestedUserNamespaces, privateNetwork: c.privateNetwork,
-            console: console,
-            plan: MountPlan(configuration: c, machineID: machineID, console: console, hostOSRelease: hostOSRelease),
-            payload: PayloadSpec(
-                command: c.command, environment: c.environment, user: c.user, workingDirectory: c.workingDirectory,
-                asPID2: c.asPID2, boot: c.boot, capabilities: capabilities, seccomp: seccomp, machineID: machineID,
-                term: console == .pipe ? Configuration.processEnvironment("TERM") : Configuration.processEnvironment("TERM") ?? "vt220"),
-            killSignal: c.killSignal, notifyReady: c.notifyReady, bootTestTimeout: c.bootTestTimeout,
-            keepUnit: c.keepUnit, register: register, slice: c.slice, properties: c.properties, quiet: quiet)
-
-        var announced = spec.quiet
+        var announced = plan.quiet
         while true {
-            let outcome = try MachineBoot.run(spec) {
+            let outcome = try MachineBoot.run(plan, seccomp: seccomp) {
                 guard !announced else { return }
                 announced = true
                 printError("Spawning container \(image.name) on \(image.path).")
-                if console == .interactive { printError("Press ^] three times within 1s to kill container.") }
+                if plan.console == .interactive { printError("Press ^] three times within 1s to kill container.") }
             }
             let end = outcome.end
             if let verdict = outcome.bootTest {
@@ -93,8 +55,8 @@ public enum Launcher {
             // Killed by anything but poweroff (SIGINT) or reboot (SIGHUP) is an error, said even when quiet.
             var killedUnexpectedly = false
             if case .killed(let signal) = end { killedUnexpectedly = signal != SIGINT && signal != SIGHUP }
-            if !spec.quiet || killedUnexpectedly { printError(MachineExitStatus.message(end, machine: image.name)) }
-            switch MachineExitStatus.decide(end, keepUnit: c.keepUnit) {
+            if !plan.quiet || killedUnexpectedly { printError(MachineExitStatus.message(end, machine: image.name)) }
+            switch MachineExitStatus.decide(end, keepUnit: plan.keepUnit) {
             case .exit(let status): return status
             case .reboot: continue
             }
@@ -114,14 +76,14 @@ public enum Launcher {
         }
     }
 
-    private static func idRange(_ c: Configuration, image: MachineImage) throws -> (UIDRange?, UIDRangeLock?) {
+    private static func idRange(_ c: Configuration, image: MachineImage, host: HostFacts) throws -> (UIDRange?, UIDRangeLock?) {
         switch c.userNamespace {
         case .no:
             return (nil, nil)
         case .identity:
             return (UIDRange(base: 0), nil)
         case .pick:
-            let (range, lock) = try UIDRangeAllocator.pick(for: image.name)
+            let (range, lock) = try UIDRangeAllocator.pick(for: image.name, size: MachinePlan.pickedRangeSize(c), within: host.mappedIDs)
             return (range, lock)
         case .fixed(let range):
             return (range, try UIDRangeAllocator.claim(range))

@@ -70,6 +70,65 @@ struct MountOptionTests {
     }
 }
 
+/// Which mounts the guest owns: its init unmounts /tmp and the user's binds and tmpfs mounts at
+/// shutdown, while the host's protections stay locked (mount_namespaces(7)).
+@Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
+struct GuestMountTests {
+    @Test func theGuestMayUnmountTmpBindsAndTmpfsButNeverAHostProtection() throws {
+        let machine = try TestMachine()
+        let source = machine.directory.appendingPathComponent("src")
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+        let script = """
+            for m in /tmp /srv/rw /srv/ro /var/t; do umount $m 2>/dev/null && echo "$m unmounted" || echo "$m kept"; done
+            for m in /proc/sys /proc/sys/net /proc/timer_list /proc/keys /proc/bus /sys /run/host /dev; do umount $m 2>/dev/null && echo "$m unmounted" || echo "$m kept"; done
+            """
+        let result = try machine.shell(
+            script, options: ["--bind=\(source.path):/srv/rw", "--bind-ro=\(source.path):/srv/ro", "--tmpfs=/var/t"])
+        #expect(
+            result.lines == [
+                "/tmp unmounted", "/srv/rw unmounted", "/srv/ro unmounted", "/var/t unmounted", "/proc/sys kept", "/proc/sys/net kept",
+                "/proc/timer_list kept", "/proc/keys kept", "/proc/bus kept", "/sys kept", "/run/host kept", "/dev kept",
+            ], "\(result.stderr)")
+    }
+
+    @Test func aReadOnlyBindStaysReadOnlyThoughTheGuestMayUnmountIt() throws {
+        let machine = try TestMachine()
+        let source = machine.directory.appendingPathComponent("ro")
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+        let result = try machine.shell(
+            "mount -o remount,rw,bind /ro 2>/dev/null; echo remount=$?; touch /ro/x 2>/dev/null; echo touch=$?", options: ["--bind-ro=\(source.path):/ro"])
+        #expect(result.lines == ["remount=1", "touch=1"])
+        #expect(!FileManager.default.fileExists(atPath: source.appendingPathComponent("x").path))
+    }
+
+    @Test func aSubmountOfABindStaysLockedOverWhatItHides() throws {
+        let machine = try TestMachine()
+        let source = machine.directory.appendingPathComponent("src")
+        let sub = source.appendingPathComponent("sub")
+        try FileManager.default.createDirectory(at: sub, withIntermediateDirectories: true)
+        try "hidden\n".write(to: sub.appendingPathComponent("below"), atomically: false, encoding: .utf8)
+        // A mount of the test's own over the source's secret, removed again before the test ends.
+        #expect(mount("tmpfs", sub.path, "tmpfs", 0, nil) == 0)
+        defer { umount2(sub.path, 0) }
+        let result = try machine.shell(
+            "umount /b/sub 2>/dev/null; echo umount=$?; cat /b/sub/below 2>/dev/null || echo hidden-stays-hidden", options: ["--bind=\(source.path):/b"])
+        #expect(result.lines == ["umount=1", "hidden-stays-hidden"])
+    }
+
+    @Test func aBindDestinationFollowsTheTreesSymlinksInsideTheTree() throws {
+        let machine = try TestMachine {
+            try FileManager.default.createSymbolicLink(atPath: $0.appendingPathComponent("escape").path, withDestinationPath: "/etc")
+            try FileManager.default.createSymbolicLink(atPath: $0.appendingPathComponent("up").path, withDestinationPath: "../../../..")
+        }
+        let source = machine.directory.appendingPathComponent("src")
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+        try "bound\n".write(to: source.appendingPathComponent("f"), atomically: false, encoding: .utf8)
+        let result = try machine.shell("cat /etc/x/f /run/y/f", options: ["--bind=\(source.path):/escape/x", "--bind=\(source.path):/up/run/y"])
+        #expect(result.lines == ["bound", "bound"], "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "/etc/x") && !FileManager.default.fileExists(atPath: "/run/y"))
+    }
+}
+
 /// Regressions found in review: flags of submounts, mounts below API file systems, PATH.
 @Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
 struct MountFlagTests {

@@ -4,7 +4,7 @@ import Testing
 @Suite struct PayloadEnvironmentTests {
     @Test func environmentIsNspawnsWithLaterAssignmentsWinning() throws {
         let id = MachineID(bytes: Array(repeating: 0xab, count: 16))
-        let spec = PayloadSpec(
+        let spec = PayloadPlan(
             command: [], environment: ["FOO=1", "PATH=/x", "FOO=2"], user: nil, workingDirectory: nil, asPID2: false, boot: false,
             capabilities: .standard(privateNetwork: true), seccomp: nil, machineID: id, term: "vt220")
         let env = try Payload.environment(spec)
@@ -16,7 +16,7 @@ import Testing
     }
 
     @Test func userDecidesHomeAndShell() throws {
-        let spec = PayloadSpec(
+        let spec = PayloadPlan(
             command: [], environment: [], user: "alice", workingDirectory: nil, asPID2: false, boot: false, capabilities: .standard(privateNetwork: true),
             seccomp: nil, machineID: .random(), term: nil)
         let env = try Payload.environment(spec, user: PasswdEntry(name: "alice", uid: 1000, gid: 1000, home: "/home/alice", shell: "/bin/zsh"))

@@ -22,12 +22,11 @@ public final class MachineCgroup {
     }
 
     /// Where cgroup2 is mounted: /sys/fs/cgroup on a unified host, /sys/fs/cgroup/unified on a hybrid one.
-    static func hierarchy() throws -> String {
-        for candidate in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+    static func findHierarchy() -> String? {
+        ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"].first { candidate in
             var fs = statfs()
-            if statfs(candidate, &fs) == 0, Int(fs.f_type) == cgroup2Magic { return candidate }
+            return statfs(candidate, &fs) == 0 && Int(fs.f_type) == cgroup2Magic
         }
-        throw UserError("No cgroup2 hierarchy found at /sys/fs/cgroup or /sys/fs/cgroup/unified; swift-nspawn needs cgroup v2.")
     }
 
     /// This process's cgroup2 path, from the "0::" line of /proc/self/cgroup.
@@ -37,12 +36,6 @@ public final class MachineCgroup {
             throw UserError("/proc/self/cgroup has no cgroup2 entry.")
         }
         return String(line.dropFirst(3))
-    }
-
-    /// machine-NAME below our own cgroup: the cgroup of a machine on a host without systemd.
-    public static func create(machine name: String, owner: UInt32) throws -> MachineCgroup {
-        let own = try ownPath()
-        return try create(at: try hierarchy() + (own == "/" ? "" : own) + "/machine-\(name)", machine: name, owner: owner)
     }
 
     /// A cgroup at an absolute path (the "payload" cgroup in a scope systemd delegated to us), made

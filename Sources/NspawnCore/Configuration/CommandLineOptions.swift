@@ -29,6 +29,7 @@ public struct CommandLineOptions: Equatable, Sendable {
     var ambientCapabilities: [String] = []
     var systemCallFilters: [String] = []
     var nestedUserNamespaces: String?
+    var nesting: String?
     var noNewPrivileges: String?
     var register: String?
     var keepUnit = false
@@ -135,6 +136,9 @@ enum OptionTable {
                 OptionSpec(
                     long: "nested-user-namespaces", store: .value(\.nestedUserNamespaces), valueName: "BOOL",
                     help: "May the machine make user namespaces (default: yes)"),
+                OptionSpec(
+                    long: "nesting", store: .value(\.nesting), valueName: "BOOL",
+                    help: "Let the machine run containers: /proc without masks (default: no)"),
                 OptionSpec(long: nil, short: "U", store: .flag(\.pickUsers, value: true), help: "Same as --private-users=pick --private-users-ownership=auto"),
             ]
         ),

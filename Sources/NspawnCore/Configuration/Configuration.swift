@@ -27,6 +27,8 @@ public struct Configuration: Equatable, Sendable {
     /// Whether the machine may create user namespaces (systemd's PrivateUsers= needs them); "no"
     /// takes away the kernel attack surface they open (CVE-2022-0185, CVE-2023-0386 …).
     public var nestedUserNamespaces = true
+    /// --nesting: the machine may run containers of its own (their procfs needs a fully visible one).
+    public var nesting = false
     /// systemd-nspawn's SYSTEMD_SECCOMP=0: no seccomp filter at all (for debugging, never a default).
     public var seccomp = true
     public var binds: [BindMount] = []
@@ -112,6 +114,13 @@ public struct Configuration: Equatable, Sendable {
             nestedUserNamespaces = try Self.parseBoolean(text, option: "--nested-user-namespaces")
             if !nestedUserNamespaces && userNamespace == .no {
                 throw UserError("--nested-user-namespaces=no needs a user namespace for the machine (not --private-users=no).")
+            }
+        }
+        if let text = o.nesting {
+            nesting = try Self.parseBoolean(text, option: "--nesting")
+            if nesting && !nestedUserNamespaces { throw UserError("--nesting=yes and --nested-user-namespaces=no contradict each other.") }
+            if nesting && userNamespace == .no {
+                throw UserError("--nesting=yes needs a user namespace for the machine (not --private-users=no): without one its root is the host's root.")
             }
         }
         let ambient = try union("--ambient-capability", o.ambientCapabilities)

@@ -50,13 +50,13 @@ public enum UserNamespaceMode: Equatable, Sendable {
             }
             count = parsed
         }
-        // One machine owns one aligned 64K slot: that is what makes a per-slot lock detect overlaps
-        // between machines, and what keeps a machine's files apart from its neighbours'.
+        // A machine owns whole aligned 64K slots: that is what makes the per-slot locks detect
+        // overlaps between machines, and what keeps a machine's files apart from its neighbours'.
         guard base % UIDRange.machineSize == 0 else {
             throw UserError("UID base \(base) in --private-users= is not a multiple of 65536.")
         }
-        guard count <= UIDRange.machineSize else {
-            throw UserError("UID range \(count) in --private-users= is larger than 65536.")
+        guard count <= UIDRange.machineSize || count % UIDRange.machineSize == 0 else {
+            throw UserError("UID range \(count) in --private-users= is larger than 65536 and not a multiple of it.")
         }
         guard base > 0 else {
             throw UserError("UID range \(value) in --private-users= overlaps the host's root; use --private-users=identity to mean that.")

@@ -8,15 +8,11 @@ import CNspawnShim
 /// namespaces), hands them to the outer child, and joins the finished mount namespace, whose root
 /// is the tree.
 enum InnerChild {
-    static func run(_ spec: MachineSpec, supervisor: SetupChannel, outer: SetupChannel) throws -> Never {
+    static func run(_ plan: MachinePlan, seccomp: SeccompFilter?, supervisor: SetupChannel, outer: SetupChannel) throws -> Never {
         _ = try supervisor.receive(.proceed, from: "The supervisor")
-        if spec.idRange != nil {
-            // Become the machine's root: until now we were the host's root, which has no name here.
-            try sys("setresgid") { nsp_setresgid(0) }
-            try sys("setgroups") { setgroups(0, nil) }
-            try sys("setresuid") { nsp_setresuid(0) }
-            ProcessLifetime.dieWithParent()
-            if !spec.nestedUserNamespaces {
+        if plan.idRange != nil {
+            try MachineRoot.become()
+            if !plan.nestedUserNamespaces {
                 // The limit table seen through /proc/sys/user is our user namespace's own (the host's
                 // procfs is still our /proc here), and it bounds every namespace below it.
                 try FileSystem.write("0", to: "/proc/sys/user/max_user_namespaces")
@@ -26,14 +22,14 @@ enum InnerChild {
         try sys("unshare", path: "cgroup") { nsp_unshare(NSP_CLONE_NEWCGROUP) }
 
         var mounts: [OwnedFD] = []
-        for case .api(let filesystem, _, let attributes) in spec.plan.operations {
+        for (filesystem, attributes) in plan.mounts.apiFilesystems {
             mounts.append(try MountCalls.newMount(filesystem.rawValue, options: [], attributes: attributes))
         }
         try outer.send(.apiMounts, fds: mounts)
         mounts.removeAll()
 
-        try sys("sethostname", path: spec.hostname) { sethostname(spec.hostname, spec.hostname.utf8.count) }
-        if spec.privateNetwork {
+        try sys("sethostname", path: plan.hostname) { sethostname(plan.hostname, plan.hostname.utf8.count) }
+        if plan.privateNetwork {
             try sys("ioctl(SIOCSIFFLAGS)", path: "lo") { nsp_interface_up("lo") }
         }
 
@@ -43,6 +39,8 @@ enum InnerChild {
         try sys("setns", path: "mnt") { nsp_setns(namespace.raw, NSP_CLONE_NEWNS) }
         namespace.close()
 
-        Payload.start(spec.payload, console: received.count > 1 ? received[1] : nil)
+        Payload.start(
+            plan.payload, confinement: PayloadConfinement(capabilities: plan.payload.capabilities, seccomp: seccomp),
+            console: received.count > 1 ? received[1] : nil)
     }
 }

@@ -4,11 +4,18 @@
 import CNspawnShim
 import SystemPackage
 
+/// What every process that runs the machine's code is held to: the capability policy and the
+/// compiled seccomp filter (nil only with SYSTEMD_SECCOMP=0).
+struct PayloadConfinement {
+    var capabilities: CapabilityPolicy
+    var seccomp: SeccompFilter?
+}
+
 /// The last steps inside the machine: session and console, user, environment, exec.
 enum Payload {
     static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-    static func start(_ spec: PayloadSpec, console: OwnedFD?) -> Never {
+    static func start(_ spec: PayloadPlan, confinement: PayloadConfinement, console: OwnedFD?) -> Never {
         _ = setsid()
         if let console {
             for fd: Int32 in 0...2 { _ = dup2(console.raw, fd) }
@@ -23,14 +30,14 @@ enum Payload {
                 printError("\(SyscallError.last("fork"))")
                 _exit(1)
             }
-            if pid > 0 { StubInit.run(payload: pid, policy: spec) }
+            if pid > 0 { StubInit.run(payload: pid, confinement: confinement) }
             _ = setsid()
         }
         let environment: [String]
         do {
             // Read once from the machine's own files, before the switch: for the IDs and the environment.
             let user = try spec.user.map(lookUpUser)
-            try become(spec, user: user, controllingTerminal: console != nil)
+            try become(spec, confinement: confinement, user: user, controllingTerminal: console != nil)
             environment = try Self.environment(spec, user: user)
         } catch {
             printError("\(error)")
@@ -56,12 +63,12 @@ enum Payload {
     /// payload, in this order: what the system call filter could deny is done before it is installed
     /// (so a --system-call-filter can never leave a descriptor open or a signal blocked), and the
     /// filter is installed while we still have CAP_SYS_ADMIN, before a --user switch drops it.
-    private static func become(_ spec: PayloadSpec, user: PasswdEntry?, controllingTerminal: Bool) throws {
+    private static func become(_ spec: PayloadPlan, confinement: PayloadConfinement, user: PasswdEntry?, controllingTerminal: Bool) throws {
         if controllingTerminal {
             try sys("ioctl(TIOCSCTTY)", path: "/dev/console") { ioctl(0, UInt(TIOCSCTTY), 0) }
         }
-        try confine(spec)
-        try spec.capabilities.apply(switchingTo: user.map(identity))
+        try confine(confinement)
+        try confinement.capabilities.apply(switchingTo: user.map(identity))
         // The kernel forgets the parent-death signal when credentials change.
         ProcessLifetime.dieWithParent()
         if let directory = spec.workingDirectory {
@@ -71,7 +78,7 @@ enum Payload {
 
     /// What every process that runs the machine's code gets before it does: only descriptors 0-2,
     /// no blocked signals, a session keyring of its own (keys are not namespaced), the seccomp filter.
-    static func confine(_ spec: PayloadSpec) throws {
+    static func confine(_ confinement: PayloadConfinement) throws {
         try sys("close_range") { nsp_close_range(3, UInt32.max, 0) }
         // Ignored signals survive execve: whoever started us (nohup, a shell's &) must not decide
         // what the machine's processes ignore.
@@ -87,11 +94,11 @@ enum Payload {
         if nsp_join_session_keyring() < 0 && errno != EPERM && errno != ENOSYS {
             throw SyscallError.last("keyctl(KEYCTL_JOIN_SESSION_KEYRING)")
         }
-        try spec.seccomp?.install()
+        try confinement.seccomp?.install()
     }
 
     /// The environment systemd-nspawn gives its payload, then the -E assignments.
-    static func environment(_ spec: PayloadSpec, user: PasswdEntry? = nil) throws -> [String] {
+    static func environment(_ spec: PayloadPlan, user: PasswdEntry? = nil) throws -> [String] {
         let user = try user ?? spec.user.map(lookUpUser)
         var env = [
             "PATH=\(defaultPath)",

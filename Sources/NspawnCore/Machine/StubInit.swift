@@ -20,13 +20,13 @@ enum StubInit {
 
     /// The stub keeps its signals blocked (it takes them with sigwaitinfo) but is otherwise held to
     /// the payload's policy: its bounding set, its system call filter. It stays the machine's root.
-    static func run(payload: pid_t, policy spec: PayloadSpec) -> Never {
+    static func run(payload: pid_t, confinement: PayloadConfinement) -> Never {
         scrubInheritedStrings()
         do {
             try sys("close_range") { nsp_close_range(3, UInt32.max, 0) }
             _ = nsp_join_session_keyring()  // as in Payload.confine: refused only where keyrings are out of reach anyway
-            try spec.seccomp?.install()
-            try spec.capabilities.apply(switchingTo: nil)
+            try confinement.seccomp?.install()
+            try confinement.capabilities.apply(switchingTo: nil)
         } catch {
             printError("\(error)")
             kill(payload, SIGKILL)

@@ -32,12 +32,13 @@ enum MountCalls {
         return OwnedFD(try sys("fsmount", path: type) { fsmount(context.raw, UInt32(FSMOUNT_CLOEXEC), UInt32(attributes.rawValue)) })
     }
 
-    /// A detached copy of the mount at path (or of the fd itself with an empty path).
-    static func cloneTree(_ path: String, in directory: OwnedFD? = nil, recursive: Bool) throws(SyscallError) -> OwnedFD {
+    /// A detached copy of the mount at path (or of the fd itself with an empty path); `name` is what
+    /// an error calls it.
+    static func cloneTree(_ path: String, in directory: OwnedFD? = nil, recursive: Bool, name: String? = nil) throws(SyscallError) -> OwnedFD {
         var flags = OPEN_TREE_CLONE | UInt32(O_CLOEXEC)
         if recursive { flags |= AT_RECURSIVE }
         if path.isEmpty { flags |= AT_EMPTY_PATH }
-        return OwnedFD(try sys("open_tree", path: path) { open_tree(directory?.raw ?? AT_FDCWD, path, flags) })
+        return OwnedFD(try sys("open_tree", path: name ?? path) { open_tree(directory?.raw ?? AT_FDCWD, path, flags) })
     }
 
     /// Adds attributes to a mount (and, recursive, to every mount below it), and clears `clear`.

@@ -3,19 +3,20 @@
 #endif
 import CNspawnShim
 
-/// Runs a MountPlan in the outer child: host-privileged, in a mount namespace of its own, with the
-/// machine's tree already attached at `root`. Every target is opened below the root by openat2, and
-/// every file it creates belongs to the machine's root.
+/// Carries out mount operations in the outer child, with the machine's tree attached at `root`.
+/// Every target is opened below the root by openat2, and every file it creates belongs to the
+/// machine's root.
 final class MountExecutor {
     let root: OwnedFD
     let rootPath: String
-    /// The host UID (and GID) of the machine's root: the base of its range, or 0.
+    /// The host UID (and GID) of the machine's root when acting as the host's root: the base of its
+    /// range, or 0 (also once we act as the machine's root itself, inside its user namespace).
     let machineRoot: UInt32
-    /// The machine's user namespace, for idmapped binds; nil without one or with ownership off.
+    /// The machine's user namespace, for idmapped binds; nil without one.
     let idmapUserNamespace: OwnedFD?
-    /// --private-users-ownership=auto: a bind that cannot be idmapped shows raw owners instead of failing.
-    let ownershipFallback: Bool
     let quiet: Bool
+    /// The binds' sources, opened before anything was mounted.
+    let bindSources: BindSources?
     /// Asked once, when the plan first needs a file system only the machine's PID 1 can make.
     let receiveAPIMounts: () throws -> [APIFilesystem: OwnedFD]
 
@@ -27,29 +28,28 @@ final class MountExecutor {
     private(set) var notify: OwnedFD?
 
     init(
-        root: OwnedFD, rootPath: String, machineRoot: UInt32, idmapUserNamespace: OwnedFD?, ownershipFallback: Bool, quiet: Bool,
-        receiveAPIMounts: @escaping () throws -> [APIFilesystem: OwnedFD]
+        root: OwnedFD, rootPath: String, machineRoot: UInt32, idmapUserNamespace: OwnedFD?, quiet: Bool, bindSources: BindSources? = nil,
+        receiveAPIMounts: @escaping () throws -> [APIFilesystem: OwnedFD] = { [:] }
     ) {
         self.root = root
+        self.bindSources = bindSources
         self.rootPath = rootPath
         self.machineRoot = machineRoot
         self.idmapUserNamespace = idmapUserNamespace
-        self.ownershipFallback = ownershipFallback
         self.quiet = quiet
         self.receiveAPIMounts = receiveAPIMounts
     }
 
-    func run(_ plan: MountPlan) throws {
-        for operation in plan.operations { try run(operation) }
-        // The masks hold the inaccessible file through their mounts; its name can go.
+    /// After the last operation: the masks hold the inaccessible file through their mounts; its name can go.
+    func finish() {
         if inaccessible != nil, let run = try? target("/run") { unlinkat(run.raw, Self.inaccessibleName, 0) }
     }
 
     func run(_ operation: MountOperation) throws {
         switch operation {
-        case .tmpfs(let path, let options, let attributes):
-            let mount = try MountCalls.newMount("tmpfs", options: ownedOptions(options), attributes: attributes)
-            try MountCalls.attach(mount, onto: try target(path, create: .directory), path: path)
+        case .tmpfs, .bind:
+            let (mount, creation) = try detachedMount(operation)
+            try attach(mount, for: operation, creating: creation)
 
         case .devpts(let path):
             let options = ["newinstance", "ptmxmode=0666", "mode=620", "gid=\(machineRoot + 5)"]
@@ -101,9 +101,6 @@ final class MountExecutor {
             }
             try MountCalls.setAttributes(try target(path), .lockedDown, recursive: false, path: path)
 
-        case .bind(let bind):
-            try runBind(bind)
-
         case .console(let path):
             try makeConsole(at: path)
 
@@ -144,26 +141,74 @@ final class MountExecutor {
         }
     }
 
-    // MARK: Binds
+    // MARK: The guest's mounts
 
-    private func runBind(_ bind: BindMount) throws {
-        let st = try FileSystem.stat(bind.source)
-        let mount = try MountCalls.cloneTree(bind.source, recursive: bind.recursive)
-        let attributes: MountAttributes = bind.readOnly ? [.readOnly, .noDev] : [.noDev]
-        let idmap = bind.idmapped ? idmapUserNamespace : nil
-        var failure: SyscallError?
+    /// Makes a tmpfs or bind operation's mount and attaches it at `name` in the staging directory
+    /// instead of its place in the tree; returns what its mount point in the tree must be.
+    func stage(_ operation: MountOperation, in directory: OwnedFD, name: String, path: String) throws -> Creation {
+        let (mount, creation) = try detachedMount(operation)
+        if creation == .directory {
+            try sys("mkdir", path: path) { mkdirat(directory.raw, name, 0o700) }
+        } else {
+            Glibc.close(try sys("open", path: path) { openat(directory.raw, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600) })
+        }
+        let place = try PathResolution.open(name, in: directory.raw, flags: NSP_O_PATH, resolve: .noSymlinks)
+        try MountCalls.attach(mount, onto: place, path: path)
+        return creation
+    }
+
+    /// Attaches a tmpfs or bind operation's mount at its place in the tree, making the mount point.
+    func attach(_ mount: OwnedFD, for operation: MountOperation, creating creation: Creation) throws {
+        switch operation {
+        case .tmpfs(let path, _, _, let resolution):
+            try MountCalls.attach(mount, onto: try target(path, create: creation, scope: resolution), path: path)
+        case .bind(let bind):
+            try MountCalls.attach(mount, onto: try target(bind.path, create: creation, scope: .inRoot), path: bind.path)
+        default:
+            preconditionFailure("only tmpfs and bind mounts are the guest's")
+        }
+    }
+
+    /// The detached mount a tmpfs or bind operation attaches, and what its mount point must be.
+    /// A bind's source is opened once, following symlinks as systemd-nspawn does, and everything
+    /// after uses that descriptor.
+    func detachedMount(_ operation: MountOperation) throws -> (OwnedFD, Creation) {
+        switch operation {
+        case .tmpfs(_, let options, let attributes, _):
+            return (try MountCalls.newMount("tmpfs", options: ownedOptions(options), attributes: attributes), .directory)
+        case .bind(let bind):
+            guard let bindSources else { preconditionFailure("binds need their sources opened") }
+            let source = try bindSources.descriptor(for: bind.source)
+            var st = Glibc.stat()
+            try sys("fstat", path: bind.source) { fstat(source.raw, &st) }
+            let mount = try MountCalls.cloneTree("", in: source, recursive: bind.recursive, name: bind.source)
+            try Self.setAttributes(
+                mount, bind.attributes, idmap: bind.idmap, userNamespace: idmapUserNamespace, recursive: true, path: bind.source, quiet: quiet)
+            return (mount, FileSystem.isDirectory(st.st_mode) ? .directory : .file)
+        default:
+            preconditionFailure("only tmpfs and bind mounts are the guest's")
+        }
+    }
+
+    /// Sets a mount's attributes, ID-mapped to the machine's user namespace as `idmap` says: a file
+    /// system that cannot be ID-mapped fails the start (required) or shows its raw owners (preferred).
+    static func setAttributes(
+        _ mount: OwnedFD, _ attributes: MountAttributes, idmap: IDMapping, userNamespace: OwnedFD?, recursive: Bool, path: String, quiet: Bool
+    ) throws {
+        guard idmap != .none, let userNamespace else {
+            try MountCalls.setAttributes(mount, attributes, recursive: recursive, path: path)
+            return
+        }
         do {
-            try MountCalls.setAttributes(mount, attributes, idmapUserNamespace: idmap, recursive: true, path: bind.source)
+            try MountCalls.setAttributes(mount, attributes, idmapUserNamespace: userNamespace, recursive: recursive, path: path)
         } catch {
-            failure = error
+            guard idmap == .preferred else {
+                throw UserError(
+                    "ID mapped mounts are apparently not available for \(path) (\(error)), sorry. Use --private-users-ownership=off to show raw owners.")
+            }
+            if !quiet { printError("ID mapped mounts are not available for \(path); showing its raw owners.") }
+            try MountCalls.setAttributes(mount, attributes, recursive: recursive, path: path)
         }
-        if let failure {
-            guard idmap != nil && ownershipFallback else { throw failure }
-            if !quiet { printError("ID mapped mounts are not available for \(bind.source); showing its raw owners.") }
-            try MountCalls.setAttributes(mount, attributes, recursive: true, path: bind.source)
-        }
-        let place = try target(bind.destination, create: FileSystem.isDirectory(st.st_mode) ? .directory : .file, scope: .beneath)
-        try MountCalls.attach(mount, onto: place, path: bind.destination)
     }
 
     /// Binds /dev/NAME of the namespace we were started in over an empty file, after checking that

@@ -16,13 +16,14 @@ enum MachineEntry {
 
     static let maximumOutput = 64 * 1024
 
-    static func run(_ argv: [String], in machine: ChildProcess, namespaces: NamespaceSet, cgroup: Int32, policy: PayloadSpec, timeout: Double) throws -> Result
+    static func run(_ argv: [String], in machine: ChildProcess, namespaces: NamespaceSet, cgroup: Int32, policy: PayloadConfinement, timeout: Double) throws
+        -> Result
     {
         var pipe: [Int32] = [-1, -1]
         try sys("pipe2") { nsp_pipe2(&pipe, O_CLOEXEC) }
         let reader = OwnedFD(pipe[0]), writer = OwnedFD(pipe[1])
 
-        let child = try ChildProcess.clone(namespaces: [], intoCgroup: cgroup) {
+        let child = try ChildProcess.clone(namespaces: [], intoCgroup: cgroup, role: "A process in the machine") {
             reader.close()
             try enter(argv, machine: machine, namespaces: namespaces, policy: policy, output: writer)
         }
@@ -56,15 +57,11 @@ enum MachineEntry {
     }
 
     /// In the cloned child: never returns.
-    private static func enter(_ argv: [String], machine: ChildProcess, namespaces: NamespaceSet, policy: PayloadSpec, output: OwnedFD) throws -> Never {
+    private static func enter(_ argv: [String], machine: ChildProcess, namespaces: NamespaceSet, policy: PayloadConfinement, output: OwnedFD) throws -> Never {
         var joined = namespaces
         joined.insert(.cgroup)
         try sys("setns", path: "machine") { nsp_setns(machine.pidfd.raw, Int32(truncatingIfNeeded: joined.rawValue)) }
-        if namespaces.contains(.user) {
-            try sys("setresgid") { nsp_setresgid(0) }
-            try sys("setgroups") { setgroups(0, nil) }
-            try sys("setresuid") { nsp_setresuid(0) }
-        }
+        if namespaces.contains(.user) { try MachineRoot.become() }
         try sys("chdir", path: "/") { chdir("/") }
         let pid = try sys("fork") { fork() }
         if pid == 0 {

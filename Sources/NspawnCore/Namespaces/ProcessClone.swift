@@ -19,20 +19,24 @@ struct NamespaceSet: OptionSet {
 final class ChildProcess {
     let pid: pid_t
     let pidfd: OwnedFD
+    /// What the child is, for messages: "The outer child".
+    let role: String
     private(set) var reaped = false
 
-    init(pid: pid_t, pidfd: OwnedFD) {
+    init(pid: pid_t, pidfd: OwnedFD, role: String) {
         self.pid = pid
         self.pidfd = pidfd
+        self.role = role
     }
 
     /// clone3 straight from this single-threaded process: no exec of ourselves, and the child runs
     /// Swift with the parent's memory copied. `body` runs in the child and must end in _exit; an error
     /// it throws is printed and ends the child with status 1.
-    static func clone(namespaces: NamespaceSet, intoCgroup cgroup: Int32? = nil, _ body: () throws -> Never) throws(SyscallError) -> ChildProcess {
-        try ThreadCheck.requireSingleThreaded()
+    static func clone(namespaces: NamespaceSet, intoCgroup cgroup: Int32? = nil, role: String, _ body: () throws -> Never) throws(UserError) -> ChildProcess {
+        try ThreadCheck.requireSingleThreaded(before: role)
         var pidfd: Int32 = -1
-        let pid = try sys("clone3") { nsp_clone3(namespaces.rawValue | UInt64(NSP_CLONE_PIDFD), SIGCHLD, cgroup ?? -1, &pidfd) }
+        let pid = nsp_clone3(namespaces.rawValue | UInt64(NSP_CLONE_PIDFD), SIGCHLD, cgroup ?? -1, &pidfd)
+        guard pid >= 0 else { throw UserError("Failed to start \(role.lowercasedFirst): \(SyscallError.last("clone3"))") }
         if pid == 0 {
             ProcessLifetime.dieWithParent()
             do {
@@ -44,7 +48,7 @@ final class ChildProcess {
                 _exit(1)
             }
         }
-        return ChildProcess(pid: pid, pidfd: OwnedFD(pidfd))
+        return ChildProcess(pid: pid, pidfd: OwnedFD(pidfd), role: role)
     }
 
     func signal(_ signal: Int32) {
@@ -67,6 +71,16 @@ final class ChildProcess {
         return code == CLD_EXITED ? .exited(status) : .killed(status)
     }
 
+    /// For a child that must succeed: one that failed has said why itself (SetupAborted); one that a
+    /// signal ended (the OOM killer, a crash) could not, so that is said here.
+    func requireCleanExit() throws {
+        switch try wait() {
+        case .exited(0)?: return
+        case .killed(let signal)?: throw UserError("\(role) was killed by signal \(SignalName.name(signal)).")
+        default: throw SetupAborted(peer: role)
+        }
+    }
+
     /// SIGKILL and reap: for children that must not outlive a failed setup.
     func kill() {
         guard !reaped else { return }
@@ -77,12 +91,16 @@ final class ChildProcess {
 
 enum ThreadCheck {
     /// A user namespace cannot be created, nor Swift safely run after clone, in a multithreaded process.
-    static func requireSingleThreaded() throws(SyscallError) {
+    static func requireSingleThreaded(before role: String) throws(UserError) {
         let status = (try? FileSystem.readFile("/proc/self/status")) ?? ""
         guard !status.split(separator: "\n").contains("Threads:\t1") else { return }
-        printError("swift-nspawn must be single-threaded before clone(), but /proc/self/status disagrees.")
-        throw SyscallError("clone3", errno: .invalidArgument)
+        throw UserError("Refusing to start \(role.lowercasedFirst): swift-nspawn must be single-threaded before clone3(), but /proc/self/status disagrees.")
     }
+}
+
+extension String {
+    /// "The outer child" → "the outer child", for the middle of a sentence.
+    var lowercasedFirst: String { prefix(1).lowercased() + dropFirst() }
 }
 
 enum ProcessLifetime {

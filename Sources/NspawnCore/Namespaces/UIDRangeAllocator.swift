@@ -12,11 +12,32 @@ public enum UIDRangeAllocator {
     public static let lockDirectory = "/run/swift-nspawn/uid-range"
 
     /// The bases to try, in order: one derived from the machine's name (so a machine keeps its range
-    /// from run to run), then random ones.
-    public static func candidates<G: RandomNumberGenerator>(for name: String, count: Int, using generator: inout G) -> [UInt32] {
+    /// from run to run), then random ones. Every range of `size` IDs from them lies inside one of the
+    /// `mapped` ranges (what this process's user namespace maps: inside a machine, only its own IDs).
+    public static func candidates<G: RandomNumberGenerator>(
+        for name: String, count: Int, size: UInt32 = UIDRange.machineSize, within mapped: [UIDRange] = [UIDRange(base: 0, count: UInt32.max)],
+        using generator: inout G
+    ) -> [UInt32] {
+        // The 64K-aligned bases that fit, as [first, last] windows.
+        let slot = UInt64(UIDRange.machineSize)
+        let windows: [(first: UInt64, last: UInt64)] = mapped.compactMap { range in
+            let first = max(UInt64(lowestBase), (UInt64(range.base) + slot - 1) / slot * slot)
+            let end = min(UInt64(highestBase) + slot, UInt64(range.base) + UInt64(range.count))
+            guard end >= first + UInt64(size) else { return nil }
+            return (first, (end - UInt64(size)) / slot * slot)
+        }
+        let slots = windows.reduce(0) { $0 + ($1.last - $1.first) / slot + 1 }
+        guard slots > 0 else { return [] }
+        func base(_ value: UInt64) -> UInt32 {
+            var index = value % slots
+            for window in windows {
+                let inWindow = (window.last - window.first) / slot + 1
+                if index < inWindow { return UInt32(window.first + index * slot) }
+                index -= inWindow
+            }
+            return UInt32(windows[0].first)
+        }
         let hash = StableHash.fnv1a(name.utf8)
-        let slots = UInt64((highestBase - lowestBase) / UIDRange.machineSize + 1)
-        func base(_ value: UInt64) -> UInt32 { lowestBase + UInt32(value % slots) * UIDRange.machineSize }
         return [base(hash)] + (1..<max(count, 1)).map { _ in base(generator.next()) }
     }
 
@@ -49,10 +70,16 @@ public enum UIDRangeAllocator {
         return ranges.filter { range in isFree(range, hostIDs: ids) && !taken.contains { $0.overlaps(range) } }
     }
 
-    /// Picks a free range and locks it.
-    public static func pick(for name: String) throws -> (UIDRange, UIDRangeLock) {
+    /// Picks a free range of `size` IDs among those `mapped` here, and locks it.
+    static func pick(for name: String, size: UInt32, within mapped: [UIDRange]) throws -> (UIDRange, UIDRangeLock) {
         var generator = SystemRandomNumberGenerator()
-        let ranges = try clearOfFiles(candidates(for: name, count: 100, using: &generator).map { UIDRange(base: $0) })
+        let bases = candidates(for: name, count: 100, size: size, within: mapped, using: &generator)
+        guard !bases.isEmpty else {
+            throw UserError(
+                "No range of \(size) IDs at or above \(lowestBase) is mapped in this user namespace (\(mapped.map(\.description).joined(separator: ", "))); use --private-users=no, or give this machine's host more IDs (--nesting=yes)."
+            )
+        }
+        let ranges = try clearOfFiles(bases.map { UIDRange(base: $0, count: size) })
         let nss = try NSSRangeProbe(ranges)
         defer { nss.finish() }
         for range in ranges {
@@ -90,11 +117,11 @@ final class NSSRangeProbe {
         [range.base, range.last].contains { getpwuid($0) != nil || getgrgid($0) != nil }
     }
 
-    init(_ ranges: [UIDRange]) throws(SyscallError) {
+    init(_ ranges: [UIDRange]) throws {
         var pipe: [Int32] = [-1, -1]
         try sys("pipe2") { nsp_pipe2(&pipe, O_CLOEXEC) }
         let reader = OwnedFD(pipe[0]), writer = OwnedFD(pipe[1])
-        child = try ChildProcess.clone(namespaces: []) {
+        child = try ChildProcess.clone(namespaces: [], role: "The NSS lookup of host users") {
             reader.close()
             for range in ranges {
                 var answer: UInt8 = NSSRangeProbe.knownToNSS(range) ? 1 : 0
@@ -122,20 +149,29 @@ final class NSSRangeProbe {
     }
 }
 
-/// The flock on /run/swift-nspawn/uid-range/BASE. Released and its file removed by `release()`;
-/// a SIGKILLed run leaves only an unlocked file, which the next run takes over.
+/// The flocks on /run/swift-nspawn/uid-range/BASE, one for each 64K slot the range covers, so that
+/// two machines' ranges never overlap whatever their sizes. Released and the files removed by
+/// `release()`; a SIGKILLed run leaves only unlocked files, which the next run takes over.
 public final class UIDRangeLock {
-    let path: String
-    private var fd: OwnedFD?
+    private var held: [(path: String, fd: OwnedFD)]
 
-    private init(path: String, fd: OwnedFD) {
-        self.path = path
-        self.fd = fd
+    private init(held: [(path: String, fd: OwnedFD)]) { self.held = held }
+
+    /// nil when another machine holds any slot of the range.
+    static func acquire(_ range: UIDRange) throws -> UIDRangeLock? {
+        let lock = UIDRangeLock(held: [])
+        let firstSlot = range.base / UIDRange.machineSize * UIDRange.machineSize
+        for slot in stride(from: UInt64(firstSlot), through: UInt64(range.last), by: Int(UIDRange.machineSize)) {
+            guard let fd = try lockSlot("\(UIDRangeAllocator.lockDirectory)/\(slot)") else {
+                lock.release()
+                return nil
+            }
+            lock.held.append(fd)
+        }
+        return lock
     }
 
-    /// nil when another machine holds the range.
-    static func acquire(_ range: UIDRange) throws -> UIDRangeLock? {
-        let path = "\(UIDRangeAllocator.lockDirectory)/\(range.base)"
+    private static func lockSlot(_ path: String) throws -> (path: String, fd: OwnedFD)? {
         while true {
             // Another run may remove the (empty) directory between our mkdir and open: then again.
             try RuntimeDirectory.create(UIDRangeAllocator.lockDirectory)
@@ -153,16 +189,18 @@ public final class UIDRangeLock {
             var locked = Glibc.stat()
             var current = Glibc.stat()
             if fstat(fd.raw, &locked) == 0, stat(path, &current) == 0, locked.st_ino == current.st_ino {
-                return UIDRangeLock(path: path, fd: fd)
+                return (path, fd)
             }
         }
     }
 
     public func release() {
-        guard let fd else { return }
-        unlink(path)
-        fd.close()
-        self.fd = nil
+        guard !held.isEmpty else { return }
+        for (path, fd) in held {
+            unlink(path)
+            fd.close()
+        }
+        held = []
         RuntimeDirectory.removeIfEmpty(UIDRangeAllocator.lockDirectory)
     }
 

@@ -24,7 +24,9 @@ final class Supervisor {
     }
 
     private let machine: ChildProcess
-    private let spec: MachineSpec
+    private let plan: MachinePlan
+    /// What programs run inside the machine (the boot test's systemctl) are held to.
+    private let confinement: PayloadConfinement
     private let loop: EventLoop
     private var console: ConsoleForwarder?
     private var sources: [EventSource] = []
@@ -39,13 +41,14 @@ final class Supervisor {
     /// The machine's cgroup, where programs run inside the machine (the boot test's) are born.
     private let cgroup: Int32
 
-    init(machine: ChildProcess, spec: MachineSpec, cgroup: Int32, consoleMaster: OwnedFD?, notifySocket: OwnedFD) throws {
+    init(machine: ChildProcess, plan: MachinePlan, confinement: PayloadConfinement, cgroup: Int32, consoleMaster: OwnedFD?, notifySocket: OwnedFD) throws {
         self.machine = machine
         self.cgroup = cgroup
-        self.spec = spec
+        self.plan = plan
+        self.confinement = confinement
         loop = try EventLoop()
         if let master = consoleMaster {
-            console = try ConsoleForwarder(loop: loop, master: master, mode: spec.console) { [unowned self] request in
+            console = try ConsoleForwarder(loop: loop, master: master, mode: plan.console) { [unowned self] request in
                 handle(request)
             }
         }
@@ -59,13 +62,13 @@ final class Supervisor {
         notify = try NotifyRelay(loop: loop, socket: notifySocket, machinePID: machine.pid) { [unowned self] message in
             handle(message)
         }
-        if let seconds = spec.bootTestTimeout {
+        if let seconds = plan.bootTestTimeout {
             timers.append(
                 try loop.addTimer(after: Double(seconds)) { [unowned self] in
                     finishBootTest(.timedOut(seconds: seconds))
                 })
         }
-        if !spec.notifyReady { NotifyRelay.tellServiceManager("READY=1\nSTATUS=Container running.") }
+        if !plan.notifyReady { NotifyRelay.tellServiceManager("READY=1\nSTATUS=Container running.") }
     }
 
     func run() throws -> Outcome {
@@ -76,8 +79,8 @@ final class Supervisor {
         notify = nil
         guard let end else { throw UserError("The event loop ended before the machine did.") }
         let seconds = readyTime.map { Double($0 - startTime) / 1e9 }
-        if spec.bootTestTimeout != nil && bootTest == nil {
-            bootTest = .failed("the machine ended before its manager was up (\(MachineExitStatus.message(end, machine: spec.image.name)))")
+        if plan.bootTestTimeout != nil && bootTest == nil {
+            bootTest = .failed("the machine ended before its manager was up (\(MachineExitStatus.message(end, machine: plan.name)))")
         }
         return Outcome(end: end, bootTest: bootTest, bootSeconds: seconds)
     }
@@ -88,14 +91,14 @@ final class Supervisor {
         if let status = message["STATUS"] { NotifyRelay.tellServiceManager("STATUS=\(status)") }
         guard message["READY"] == "1", readyTime == nil else { return }
         readyTime = Clock.monotonicNanoseconds()
-        if spec.notifyReady { NotifyRelay.tellServiceManager("READY=1") }
-        guard spec.bootTestTimeout != nil else { return }
+        if plan.notifyReady { NotifyRelay.tellServiceManager("READY=1") }
+        guard plan.bootTestTimeout != nil else { return }
         // Synchronous, but short: systemctl answers at once once the manager is up, and each call is
         // bounded (the console and signals wait meanwhile).
-        let namespaces = spec.namespaces
+        let namespaces = plan.namespaces
         func systemctl(_ arguments: [String]) -> String {
             let run = try? MachineEntry.run(
-                ["/bin/systemctl"] + arguments, in: machine, namespaces: namespaces, cgroup: cgroup, policy: spec.payload, timeout: 10)
+                ["/bin/systemctl"] + arguments, in: machine, namespaces: namespaces, cgroup: cgroup, policy: confinement, timeout: 10)
             return run?.output ?? ""
         }
         let state = systemctl(["is-system-running"])
@@ -124,8 +127,8 @@ final class Supervisor {
     /// time, SIGKILL (systemd-nspawn's behaviour).
     private func requestStop() {
         stopRequests += 1
-        if let signal = spec.killSignal, stopRequests == 1 {
-            if !spec.quiet { printError("Trying to halt container. Send SIGTERM again to trigger immediate termination.") }
+        if let signal = plan.killSignal, stopRequests == 1 {
+            if !plan.quiet { printError("Trying to halt container. Send SIGTERM again to trigger immediate termination.") }
             sendRepeatedly(signal)
         } else {
             machine.signal(SIGKILL)

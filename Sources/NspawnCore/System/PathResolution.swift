@@ -6,7 +6,7 @@ import CNspawnShim
 /// Paths inside the machine's tree are resolved by the kernel with openat2(2), so a symlink in the
 /// tree can never lead a host-privileged process out of it.
 enum PathResolution {
-    enum Scope {
+    enum Scope: Equatable, Sendable {
         /// Fail with EXDEV on any step that would leave the directory (absolute symlinks included).
         case beneath
         /// Resolve as if the directory were "/": what the machine itself will see.

@@ -1,0 +1,77 @@
+/// Where the machine's cgroup comes from, and what goes on it: decided from the host facts before
+/// anything is made.
+struct CgroupPlan: Equatable, Sendable {
+    enum Backend: Equatable, Sendable {
+        /// No systemd: machine-NAME below swift-nspawn's own cgroup, made by swift-nspawn, the
+        /// machine born in it (CLONE_INTO_CGROUP).
+        case direct(path: String)
+        /// systemd: a transient scope, delegated to us over sd-bus; the machine's PID 1 moves into
+        /// its "payload" cgroup, which the guest gets as its cgroup root (as systemd-nspawn does).
+        case scope(unit: String, slice: String, description: String)
+        /// --keep-unit on systemd: the unit we run in; we leave its root for "supervisor" (cgroup2
+        /// lets a cgroup with processes pass no controllers down) and the machine gets "payload".
+        case ownUnit(path: String)
+    }
+
+    /// Whether the machine is registered with systemd-machined, and whether failing to is an error.
+    enum Registration: Equatable, Sendable {
+        case no, ifAvailable, required
+    }
+
+    var backend: Backend
+    /// The cgroup2 mount point on the host, to which the unit paths above are relative.
+    var hierarchy: String
+    /// The host UID that owns the machine's cgroup (its root's): the guest manages its subtree.
+    var owner: UInt32
+    var properties: [ResourceProperty]
+    var registration: Registration
+
+    /// Without a scope of ours to carry them (no systemd, or --keep-unit), --property settings are
+    /// written into the cgroup's own files.
+    var propertiesOnCgroup: Bool {
+        if case .scope = backend { false } else { true }
+    }
+
+    /// The system bus is needed for a scope, and for machined.
+    var needsBus: Bool {
+        if case .scope = backend { return true }
+        return registration != .no
+    }
+
+    init(
+        host: HostFacts, machine name: String, owner: UInt32, keepUnit: Bool, register: RegisterMode, slice: String, properties: [ResourceProperty]
+    ) throws(UserError) {
+        guard let hierarchy = host.cgroupHierarchy else {
+            throw UserError("No cgroup2 hierarchy found at /sys/fs/cgroup or /sys/fs/cgroup/unified; swift-nspawn needs cgroup v2.")
+        }
+        self.hierarchy = hierarchy
+        self.owner = owner
+        self.properties = properties
+        func ownDirectory() throws(UserError) -> String {
+            guard let own = host.ownCgroup else { throw UserError("/proc/self/cgroup has no cgroup2 entry.") }
+            return own == "/" ? "" : own
+        }
+        guard host.systemd else {
+            if register == .yes {
+                throw UserError("--register=yes: this host does not run systemd, so there is no systemd-machined to register with; use --register=auto or no.")
+            }
+            backend = .direct(path: "\(try ownDirectory())/machine-\(name)")
+            registration = .no
+            return
+        }
+        var registration: Registration = register == .yes ? .required : register == .auto ? .ifAvailable : .no
+        if keepUnit {
+            // From a login session, our "unit" is the user's session scope: registering it as the
+            // machine would let machinectl terminate the session (systemd-nspawn refuses the same).
+            let own = try ownDirectory()
+            if own.hasPrefix("/user.slice/") {
+                guard register != .yes else { throw UserError("--keep-unit --register=yes may not be used when invoked from a user session.") }
+                registration = .no
+            }
+            backend = .ownUnit(path: own)
+        } else {
+            backend = .scope(unit: "machine-\(SystemdScope.escape(name)).scope", slice: slice, description: "Container \(name)")
+        }
+        self.registration = registration
+    }
+}

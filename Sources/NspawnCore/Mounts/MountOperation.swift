@@ -1,0 +1,99 @@
+/// The file systems the machine's PID 1 mounts in its own namespaces and hands over as detached
+/// mounts: procfs for its PID namespace, sysfs for its network namespace, cgroup2 rooted at its
+/// cgroup namespace, mqueue for its IPC namespace.
+enum APIFilesystem: String, CaseIterable, Sendable {
+    case proc, sysfs, cgroup2, mqueue
+}
+
+/// Mount attributes, as MOUNT_ATTR_* bits of mount_setattr(2)/fsmount(2).
+struct MountAttributes: OptionSet, Equatable, Sendable {
+    let rawValue: UInt64
+    init(rawValue: UInt64) { self.rawValue = rawValue }
+
+    static let readOnly = MountAttributes(rawValue: 0x01)
+    static let noSUID = MountAttributes(rawValue: 0x02)
+    static let noDev = MountAttributes(rawValue: 0x04)
+    static let noExec = MountAttributes(rawValue: 0x08)
+
+    /// What systemd-nspawn's "+ro" follow-up sets on API file systems.
+    static let lockedDown: MountAttributes = [.readOnly, .noSUID, .noDev, .noExec]
+}
+
+/// A character device the machine gets in its /dev. Numbers are the kernel's fixed ones (devices.txt).
+struct DeviceNode: Equatable, Sendable {
+    var name: String
+    var major: UInt32
+    var minor: UInt32
+
+    /// makedev(3), which is a macro.
+    var deviceNumber: UInt64 {
+        let major = UInt64(major), minor = UInt64(minor)
+        return ((major & 0xffff_f000) << 32) | ((major & 0xfff) << 8) | ((minor & 0xffff_ff00) << 12) | (minor & 0xff)
+    }
+
+    static let standard = [
+        DeviceNode(name: "null", major: 1, minor: 3), DeviceNode(name: "zero", major: 1, minor: 5),
+        DeviceNode(name: "full", major: 1, minor: 7), DeviceNode(name: "random", major: 1, minor: 8),
+        DeviceNode(name: "urandom", major: 1, minor: 9), DeviceNode(name: "tty", major: 5, minor: 0),
+    ]
+}
+
+/// Whether a mount is made with the machine's user namespace as its ID mapping.
+enum IDMapping: Equatable, Sendable {
+    /// Raw owners.
+    case none
+    /// Mapped, or the start fails (--private-users-ownership=map).
+    case required
+    /// Mapped where the file system can, raw owners with a warning elsewhere (=auto).
+    case preferred
+}
+
+/// A bind of a host path into the machine, with everything about it decided.
+struct BindOperation: Equatable, Sendable {
+    var source: String
+    /// Found as the machine will resolve it, with the tree as "/" (RESOLVE_IN_ROOT), as
+    /// systemd-nspawn resolves it: --bind=…:/var/run/x lands in /run/x when /var/run → /run.
+    var path: String
+    var attributes: MountAttributes
+    /// rbind: the mounts below the source come along.
+    var recursive: Bool
+    var idmap: IDMapping
+}
+
+/// One step of building the machine's file system tree. Paths are inside the machine.
+enum MountOperation: Equatable, Sendable {
+    /// A new tmpfs owned by the machine's root. Its place is found with no symlink followed (the
+    /// API file systems' places, which the tree has no business redirecting), or, for the user's
+    /// --tmpfs, as the machine will resolve it (in root).
+    case tmpfs(path: String, options: String, attributes: MountAttributes, resolution: PathResolution.Scope)
+    /// A private devpts instance; its ptmx is the machine's /dev/ptmx.
+    case devpts(path: String)
+    case deviceNodes(directory: String, nodes: [DeviceNode])
+    case symlink(path: String, target: String)
+    case directory(path: String)
+    /// /run/host: a small read-only tmpfs with what the machine may know about its host, and the
+    /// socket the machine's service manager sends its sd_notify messages to.
+    case hostInformation(path: String, files: [String: String], osRelease: String?, notifySocket: String)
+    case bind(BindOperation)
+    /// The machine's console, bound from the pty's peer.
+    case console(path: String)
+    case api(APIFilesystem, path: String, attributes: MountAttributes)
+    /// The host's own file system bound in (sysfs when the network is shared: a user namespace may
+    /// not mount a sysfs for a network namespace it does not own). Submounts stay out.
+    case hostBind(source: String, path: String, attributes: MountAttributes)
+    /// A subtree of an earlier mount bound over itself with other attributes.
+    case rebind(path: String, attributes: MountAttributes, required: Bool)
+    /// An entry made unreadable by an inaccessible file bound over it.
+    case mask(path: String)
+
+    /// Where the mount lands in the machine (nil for steps that mount nothing).
+    var path: String? {
+        switch self {
+        case .tmpfs(let path, _, _, _), .devpts(let path), .console(let path), .api(_, let path, _), .hostBind(_, let path, _), .rebind(let path, _, _),
+            .mask(let path), .hostInformation(let path, _, _, _):
+            path
+        case .bind(let bind): bind.path
+        case .deviceNodes, .symlink, .directory: nil
+        }
+    }
+}

@@ -1,0 +1,65 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import CSystemd
+
+/// What the host is, asked once, in one place, before anything is planned: the plan itself makes
+/// no system call, so everything it depends on about the host is here.
+struct HostFacts: Equatable, Sendable {
+    /// systemd is PID 1 (sd_booted): the machine's cgroup is a scope systemd delegates, and machined exists.
+    var systemd = false
+    /// Where cgroup2 is mounted: /sys/fs/cgroup on a unified host, /sys/fs/cgroup/unified on a hybrid one.
+    var cgroupHierarchy: String?
+    /// swift-nspawn's own cgroup2 path, from the "0::" line of /proc/self/cgroup.
+    var ownCgroup: String?
+    /// The host's os-release, shown to the machine as /run/host/os-release.
+    var osRelease: String?
+    var stdinIsTerminal = false
+    var stdoutIsTerminal = false
+    var term: String?
+    /// The capabilities swift-nspawn holds: all a machine without a user namespace can have.
+    var heldCapabilities = CapabilitySet()
+    /// The IDs this process's user namespace maps (uid_map and gid_map both): a machine's range must
+    /// lie inside them. The whole ID space on a host; less inside a machine.
+    var mappedIDs: [UIDRange] = [UIDRange(base: 0, count: UInt32.max)]
+
+    static func probe() -> HostFacts {
+        var facts = HostFacts()
+        facts.systemd = sd_booted() > 0
+        facts.cgroupHierarchy = MachineCgroup.findHierarchy()
+        facts.ownCgroup = try? MachineCgroup.ownPath()
+        facts.osRelease = ["/etc/os-release", "/usr/lib/os-release"].first(where: FileSystem.exists)
+        facts.stdinIsTerminal = isatty(0) != 0
+        facts.stdoutIsTerminal = isatty(1) != 0
+        facts.term = Configuration.processEnvironment("TERM")
+        facts.heldCapabilities = CapabilityPolicy.held()
+        let uids = IDMap.parse((try? FileSystem.readFile("/proc/self/uid_map")) ?? "")
+        let gids = IDMap.parse((try? FileSystem.readFile("/proc/self/gid_map")) ?? "")
+        if !uids.isEmpty && !gids.isEmpty { facts.mappedIDs = IDMap.intersection(uids, gids) }
+        return facts
+    }
+}
+
+/// /proc/PID/uid_map and gid_map: "INSIDE OUTSIDE COUNT" lines; what matters here is which IDs
+/// of this namespace (INSIDE) are mapped at all.
+enum IDMap {
+    static func parse(_ text: String) -> [UIDRange] {
+        text.split(separator: "\n").compactMap { line in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard fields.count == 3, let inside = UInt32(fields[0]), let count = UInt32(fields[2]), count > 0 else { return nil }
+            return UIDRange(base: inside, count: count)
+        }
+    }
+
+    /// The IDs both lists map, as ranges.
+    static func intersection(_ a: [UIDRange], _ b: [UIDRange]) -> [UIDRange] {
+        var result: [UIDRange] = []
+        for x in a {
+            for y in b where x.overlaps(y) {
+                let base = max(x.base, y.base)
+                result.append(UIDRange(base: base, count: min(x.last, y.last) - base + 1))
+            }
+        }
+        return result.sorted { $0.base < $1.base }
+    }
+}

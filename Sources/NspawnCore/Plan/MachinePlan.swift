@@ -1,0 +1,117 @@
+/// Every decision about one machine, made before anything exists: from the configuration (what the
+/// user asked), the host facts (what the host is, probed once), the tree's own facts and the ID range
+/// the launcher locked. Building it makes no system call, so every decision is unit-tested without
+/// root; the supervisor, the outer child, PID 1 and the payload only carry it out.
+struct MachinePlan: Equatable, Sendable {
+    var name: String
+    var hostname: String
+    var machineID: MachineID
+    /// The host IDs the machine's IDs map onto (uid_map and gid_map); nil without a user namespace.
+    var idRange: UIDRange?
+    /// Whether the machine may create user namespaces of its own; "no" writes 0 to its
+    /// /proc/sys/user/max_user_namespaces.
+    var nestedUserNamespaces: Bool
+    var privateNetwork: Bool
+    var cgroup: CgroupPlan
+    var mounts: MountPlan
+    var payload: PayloadPlan
+    var console: ConsoleMode
+    var quiet: Bool
+    /// The signal that asks PID 1 to stop (SIGTERM and SIGINT to swift-nspawn); nil: SIGKILL.
+    var killSignal: Int32?
+    var notifyReady: Bool
+    /// --boot-test's timeout in seconds; nil without a boot test.
+    var bootTestTimeout: Int?
+    /// A reboot ends swift-nspawn with 133 instead of booting again in-process (--keep-unit).
+    var keepUnit: Bool
+    /// What the user should know before the machine starts.
+    var warnings: [String] = []
+
+    /// How many IDs a picked range has: 64K, or with --nesting 16 × 64K, so that the machine's own
+    /// machines find free 64K ranges among its IDs (at 0x80000 and above, as everywhere).
+    static func pickedRangeSize(_ c: Configuration) -> UInt32 {
+        c.nesting ? 16 * UIDRange.machineSize : UIDRange.machineSize
+    }
+
+    /// The namespaces PID 1 is born in.
+    var namespaces: NamespaceSet {
+        var set: NamespaceSet = [.mount, .pid, .uts, .ipc]
+        if idRange != nil { set.insert(.user) }
+        if privateNetwork { set.insert(.network) }
+        return set
+    }
+
+    /// - Parameters:
+    ///   - image: where the tree is and the machine's name.
+    ///   - treeMachineID: the tree's own /etc/machine-id, if valid.
+    ///   - idRange: the range the launcher locked (nil with --private-users=no).
+    ///   - randomID: the machine ID when neither the tree nor --uuid has one.
+    init(
+        configuration c: Configuration, host: HostFacts, image: MachineImage, treeMachineID: MachineID?, idRange: UIDRange?, randomID: MachineID
+    ) throws(UserError) {
+        name = image.name
+        hostname = c.hostname ?? image.name
+        // A valid machine-id in the tree wins over --uuid, as with systemd-nspawn; none is ever written.
+        machineID = treeMachineID ?? c.uuid ?? randomID
+        self.idRange = idRange
+        nestedUserNamespaces = c.nestedUserNamespaces
+        privateNetwork = c.privateNetwork
+        cgroup = try CgroupPlan(
+            host: host, machine: image.name, owner: idRange?.base ?? 0, keepUnit: c.keepUnit, register: c.register, slice: c.slice,
+            properties: c.properties)
+
+        // A boot test shows the boot but takes no input.
+        let defaultConsole: ConsoleMode =
+            c.bootTestTimeout != nil ? .readOnly : .defaultMode(stdinIsTerminal: host.stdinIsTerminal, stdoutIsTerminal: host.stdoutIsTerminal)
+        console = (c.console ?? defaultConsole).resolved(stdinIsTerminal: host.stdinIsTerminal, stdoutIsTerminal: host.stdoutIsTerminal)
+        quiet = c.quiet || console == .pipe
+
+        // The tree is shifted by an idmapped mount, unless it is already owned by its range
+        // (--private-users=yes) or the range starts at 0 (identity): nothing to shift then.
+        var idMapping = IDMapping.none
+        if let idRange, idRange.base != 0, c.userNamespace != .fromTree {
+            switch c.ownership {
+            case .map: idMapping = .required
+            case .auto: idMapping = .preferred
+            case .off: idMapping = .none
+            }
+        }
+        mounts = MountPlan(
+            configuration: c, rootPath: image.path, machineID: machineID, console: console, hostOSRelease: host.osRelease, userNamespace: idRange != nil,
+            idMapping: idMapping, nesting: c.nesting)
+
+        var capabilities = c.capabilities
+        if idRange == nil {
+            // Without a user namespace the machine's capabilities are the host's: it can have no
+            // more than we hold.
+            let lost = capabilities.limit(to: host.heldCapabilities)
+            if !lost.isEmpty && !quiet { warnings.append("swift-nspawn itself lacks \(lost); the machine does without.") }
+        }
+        payload = PayloadPlan(
+            command: c.command, environment: c.environment, user: c.user, workingDirectory: c.workingDirectory, asPID2: c.asPID2, boot: c.boot,
+            capabilities: capabilities,
+            seccomp: c.seccomp ? try SeccompPolicy(capabilities: capabilities.bounding, filters: c.systemCallFilters) : nil,
+            machineID: machineID, term: console == .pipe ? host.term : host.term ?? "vt220")
+        killSignal = c.killSignal
+        notifyReady = c.notifyReady
+        bootTestTimeout = c.bootTestTimeout
+        keepUnit = c.keepUnit
+    }
+}
+
+/// What PID 1 (or PID 2 with --as-pid2) runs, as whom, and held how.
+struct PayloadPlan: Equatable, Sendable {
+    var command: [String]
+    /// The -E assignments, applied over the environment systemd-nspawn gives its payload.
+    var environment: [String]
+    var user: String?
+    var workingDirectory: String?
+    var asPID2: Bool
+    /// Exec the tree's init (systemd) with `command` as its arguments.
+    var boot: Bool
+    var capabilities: CapabilityPolicy
+    /// nil only with SYSTEMD_SECCOMP=0.
+    var seccomp: SeccompPolicy?
+    var machineID: MachineID
+    var term: String?
+}

@@ -1,0 +1,179 @@
+import CCap
+import Testing
+@testable import NspawnCore
+
+/// A host, a tree and a range to plan against: no system call, no root.
+enum PlanFixture {
+    static let image = MachineImage(path: "/var/lib/machines/web", name: "web")
+    static let range = UIDRange(base: 0x1234_0000)
+    static let randomID = MachineID(bytes: Array(0..<16))
+
+    /// A host without systemd (like the build machine): hybrid cgroups, run from the root cgroup, no terminal.
+    static var host: HostFacts {
+        var host = HostFacts()
+        host.cgroupHierarchy = "/sys/fs/cgroup/unified"
+        host.ownCgroup = "/"
+        host.osRelease = "/etc/os-release"
+        host.term = "xterm"
+        host.heldCapabilities = CapabilitySet.nspawnDefault.union(CapabilitySet([Int32(CAP_NET_ADMIN)]))
+        return host
+    }
+
+    static var systemdHost: HostFacts {
+        var host = host
+        host.systemd = true
+        host.cgroupHierarchy = "/sys/fs/cgroup"
+        host.ownCgroup = "/system.slice/build.service"
+        return host
+    }
+
+    static func configuration(_ args: [String]) throws -> Configuration {
+        guard case .run(let c) = CommandLineParser.parse(args) else { throw UserError("bad arguments: \(args)") }
+        return c
+    }
+
+    /// The plan for these arguments, with the range the launcher would lock for them.
+    static func plan(_ args: [String], host: HostFacts = host, treeMachineID: MachineID? = nil) throws -> MachinePlan {
+        let c = try configuration(args)
+        let idRange: UIDRange?
+        switch c.userNamespace {
+        case .no: idRange = nil
+        case .identity: idRange = UIDRange(base: 0)
+        case .fixed(let fixed): idRange = fixed
+        case .pick, .fromTree: idRange = UIDRange(base: range.base, count: MachinePlan.pickedRangeSize(c))
+        }
+        return try MachinePlan(configuration: c, host: host, image: image, treeMachineID: treeMachineID, idRange: idRange, randomID: randomID)
+    }
+}
+
+@Suite struct MachinePlanTests {
+    @Test func theDefaultsAreTheSafeOnes() throws {
+        let plan = try PlanFixture.plan([])
+        #expect(plan.namespaces == [.mount, .pid, .uts, .ipc, .user, .network])
+        #expect(plan.idRange == PlanFixture.range)
+        #expect(plan.nestedUserNamespaces && plan.privateNetwork)
+        #expect(plan.mounts.root.idmap == .required && plan.mounts.copiedIntoUserNamespace)
+        #expect(plan.payload.capabilities == .standard(privateNetwork: true))
+        #expect(plan.payload.seccomp == (try SeccompPolicy(capabilities: CapabilityPolicy.standard(privateNetwork: true).bounding)))
+        #expect(plan.console == .readOnly && !plan.quiet)
+        #expect(plan.hostname == "web" && plan.machineID == PlanFixture.randomID)
+        #expect(plan.killSignal == nil && !plan.keepUnit && plan.warnings.isEmpty)
+        #expect(plan.payload.term == "xterm")
+    }
+
+    // MARK: Namespaces and IDs
+
+    @Test func namespacesFollowTheOptions() throws {
+        let cases: [([String], NamespaceSet)] = [
+            (["--private-users=no"], [.mount, .pid, .uts, .ipc, .network]),
+            (["--no-private-network"], [.mount, .pid, .uts, .ipc, .user]),
+            (["--private-users=no", "--no-private-network"], [.mount, .pid, .uts, .ipc]),
+        ]
+        for (args, expected) in cases { #expect(try PlanFixture.plan(args).namespaces == expected, "\(args)") }
+    }
+
+    @Test func aNestingMachineGetsSixteenSlotsOfIDs() throws {
+        let c = try PlanFixture.configuration(["--nesting=yes"])
+        #expect(MachinePlan.pickedRangeSize(c) == 16 * 65536)
+        #expect(MachinePlan.pickedRangeSize(try PlanFixture.configuration([])) == 65536)
+        #expect(try PlanFixture.plan(["--nesting=yes"]).idRange?.mapLine == "0 \(PlanFixture.range.base) 1048576\n")
+    }
+
+    @Test func nestingNeedsAUserNamespace() {
+        #expect(throws: UserError.self) { try PlanFixture.configuration(["--nesting=yes", "--private-users=no"]) }
+        #expect(throws: UserError.self) { try PlanFixture.configuration(["--nesting=yes", "--nested-user-namespaces=no"]) }
+    }
+
+    // MARK: The cgroup
+
+    @Test func withoutSystemdTheCgroupIsOurOwnBelowOurs() throws {
+        let cgroup = try PlanFixture.plan([]).cgroup
+        #expect(cgroup.backend == .direct(path: "/machine-web"))
+        #expect(cgroup.hierarchy == "/sys/fs/cgroup/unified" && cgroup.owner == PlanFixture.range.base)
+        #expect(cgroup.registration == .no && !cgroup.needsBus && cgroup.propertiesOnCgroup)
+        var nested = PlanFixture.host
+        nested.ownCgroup = "/ci/job"
+        #expect(try PlanFixture.plan([], host: nested).cgroup.backend == .direct(path: "/ci/job/machine-web"))
+    }
+
+    @Test func onSystemdTheMachineGetsAScopeAndIsRegistered() throws {
+        let cgroup = try PlanFixture.plan(["-S", "test.slice", "--property=MemoryMax=1M"], host: PlanFixture.systemdHost).cgroup
+        #expect(cgroup.backend == .scope(unit: "machine-web.scope", slice: "test.slice", description: "Container web"))
+        #expect(cgroup.registration == .ifAvailable && cgroup.needsBus && !cgroup.propertiesOnCgroup)
+        #expect(cgroup.properties == [.memoryMax(1 << 20)])
+        #expect(try PlanFixture.plan(["--register=yes"], host: PlanFixture.systemdHost).cgroup.registration == .required)
+        #expect(!(try PlanFixture.plan(["--register=no"], host: PlanFixture.systemdHost).cgroup.needsBus) == false)
+    }
+
+    @Test func keepUnitUsesOurOwnUnitAndNeverASessionScope() throws {
+        let unit = try PlanFixture.plan(["--keep-unit"], host: PlanFixture.systemdHost).cgroup
+        #expect(unit.backend == .ownUnit(path: "/system.slice/build.service") && unit.registration == .ifAvailable && unit.propertiesOnCgroup)
+        var session = PlanFixture.systemdHost
+        session.ownCgroup = "/user.slice/user-1000.slice/session-2.scope"
+        #expect(try PlanFixture.plan(["--keep-unit"], host: session).cgroup.registration == .no)
+        #expect(throws: UserError.self) { try PlanFixture.plan(["--keep-unit", "--register=yes"], host: session) }
+        #expect(!(try PlanFixture.plan(["--keep-unit", "--register=no"], host: PlanFixture.systemdHost)).cgroup.needsBus)
+    }
+
+    @Test func registerYesNeedsSystemd() {
+        #expect(throws: UserError.self) { try PlanFixture.plan(["--register=yes"]) }
+    }
+
+    @Test func noCgroup2IsRefusedBeforeAnythingStarts() {
+        var host = PlanFixture.host
+        host.cgroupHierarchy = nil
+        #expect(throws: UserError.self) { try PlanFixture.plan([], host: host) }
+    }
+
+    // MARK: Identity, console, payload
+
+    @Test func theTreesMachineIDWinsOverUUID() throws {
+        let tree = MachineID(bytes: Array(repeating: 7, count: 16))
+        let given = "--uuid=0f0e0d0c-0b0a-0908-0706-050403020100"
+        #expect(try PlanFixture.plan([given], treeMachineID: tree).machineID == tree)
+        #expect(try PlanFixture.plan([given]).machineID.uuidString == "0f0e0d0c-0b0a-0908-0706-050403020100")
+        #expect(try PlanFixture.plan([given]).payload.machineID == (try PlanFixture.plan([given])).machineID)
+    }
+
+    @Test func bootStopsWithSystemdsSignalAndBootTestOnlyWatches() throws {
+        let boot = try PlanFixture.plan(["-b"])
+        #expect(boot.payload.boot && boot.killSignal == SignalName.parse("SIGRTMIN+3"))
+        var terminal = PlanFixture.host
+        terminal.stdinIsTerminal = true
+        terminal.stdoutIsTerminal = true
+        #expect(try PlanFixture.plan(["-b"], host: terminal).console == .interactive)
+        let test = try PlanFixture.plan(["--boot-test"], host: terminal)
+        #expect(test.console == .readOnly && test.bootTestTimeout == 120 && test.payload.boot)
+    }
+
+    @Test func pipeIsQuietAndPassesTERMOnlyIfSet() throws {
+        let pipe = try PlanFixture.plan(["-P"])
+        #expect(pipe.console == .pipe && pipe.quiet && pipe.payload.term == "xterm")
+        var bare = PlanFixture.host
+        bare.term = nil
+        #expect(try PlanFixture.plan(["-P"], host: bare).payload.term == nil)
+        #expect(try PlanFixture.plan([], host: bare).payload.term == "vt220")
+    }
+
+    @Test func withoutAUserNamespaceTheMachineGetsOnlyWhatWeHold() throws {
+        var host = PlanFixture.host
+        host.heldCapabilities = CapabilitySet.nspawnDefault
+        let plan = try PlanFixture.plan(["--private-users=no"], host: host)
+        #expect(plan.payload.capabilities.bounding == CapabilitySet.nspawnDefault)
+        #expect(plan.warnings == ["swift-nspawn itself lacks CAP_NET_ADMIN; the machine does without."])
+        #expect(try PlanFixture.plan([], host: host).payload.capabilities.bounding.contains(number: Int32(CAP_NET_ADMIN)))
+    }
+
+    @Test func seccompFollowsTheBoundingSetAndTheFilters() throws {
+        let plan = try PlanFixture.plan(["--drop-capability=CAP_SYS_BOOT", "--system-call-filter=~uname"])
+        let policy = try #require(plan.payload.seccomp)
+        #expect(!policy.allowed().contains("reboot") && !policy.allowed().contains("uname"))
+    }
+
+    @Test func thePayloadIsWhatTheCommandLineSays() throws {
+        let plan = try PlanFixture.plan(["-u", "app", "--chdir=/srv", "-E", "A=1", "-a", "/bin/app", "x"])
+        #expect(plan.payload.user == "app" && plan.payload.workingDirectory == "/srv" && plan.payload.environment == ["A=1"])
+        #expect(plan.payload.asPID2 && plan.payload.command == ["/bin/app", "x"] && !plan.payload.boot)
+        #expect(try PlanFixture.plan(["--hostname=front"]).hostname == "front")
+    }
+}

@@ -1,0 +1,38 @@
+import Testing
+@testable import NspawnCore
+
+@Suite struct SeccompPolicyTests {
+    private let caps = CapabilitySet.nspawnDefault
+
+    @Test func defaultsFollowNspawnWithoutUserfaultfd() throws {
+        let allowed = try SeccompPolicy(capabilities: caps).allowed()
+        for call in ["read", "mount", "setns", "ioctl", "reboot", "ptrace", "capset", "uname"] { #expect(allowed.contains(call), "\(call)") }
+        for call in [
+            "userfaultfd", "bpf", "perf_event_open", "add_key", "keyctl", "kexec_load", "open_by_handle_at", "swapon", "init_module", "clock_settime", "acct",
+        ] {
+            #expect(!allowed.contains(call), "\(call)")
+        }
+    }
+
+    @Test func capabilitiesGateTheirCalls() throws {
+        let withTime = try SeccompPolicy(capabilities: caps.union(CapabilitySet([25]))).allowed()  // CAP_SYS_TIME
+        #expect(withTime.contains("clock_settime"))
+        let withoutBoot = try SeccompPolicy(capabilities: caps.subtracting(CapabilitySet([22]))).allowed()  // CAP_SYS_BOOT
+        #expect(!withoutBoot.contains("reboot"))
+    }
+
+    @Test func knownCoversNestedGroups() {
+        #expect(SeccompPolicy.known.contains("uselib"))  // only reachable through @obsolete
+        #expect(!SeccompPolicy.known.contains { $0.hasPrefix("@") })
+    }
+
+    @Test func groupsWithHyphensExpand() throws {
+        #expect(SeccompPolicy.expand("@system-service").contains("read"))  // through @basic-io
+    }
+
+    @Test func cacheKeyFollowsTheInputs() throws {
+        let a = try SeccompPolicy(capabilities: caps), b = try SeccompPolicy(capabilities: caps, filters: ["~uname"])
+        #expect(a.cacheKey != b.cacheKey)
+        #expect(SeccompFilter.cacheKey(a) != SeccompFilter.cacheKey(b))
+    }
+}
