@@ -87,6 +87,31 @@ struct BootTests {
         #expect(Date().timeIntervalSince(started) < 60)
     }
 
+    /// The boot test asks systemctl in the machine through the event loop: a systemctl that hangs
+    /// does not keep swift-nspawn from hearing SIGTERM (the old synchronous calls held it 20 s).
+    @Test func aHangingSystemctlDoesNotBlockTheSupervisor() throws {
+        let machine = try TestMachine {
+            let initPath = $0.appendingPathComponent("usr/lib/systemd/systemd")
+            try FileManager.default.createDirectory(at: initPath.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try "#!/bin/sh\nexec notify-probe --sleep 300 READY=1\n".write(to: initPath, atomically: false, encoding: .utf8)
+            try "#!/bin/sh\nexec sleep 60\n".write(to: $0.appendingPathComponent("bin/systemctl"), atomically: false, encoding: .utf8)
+            for path in [initPath.path, $0.appendingPathComponent("bin/systemctl").path] { chmod(path, 0o755) }
+        }
+        try machine.installFixture("notify-probe")
+        let run = try BackgroundRun(["-D", machine.path, "--boot-test", "-q"])
+        // systemctl (the sleep) runs once the machine's cgroup holds PID 1, the entering process and it.
+        let procs = "\(HostState.cgroupRoot)/machine-\(machine.name)/cgroup.procs"
+        #expect(run.waitUntil { ((try? String(contentsOfFile: procs, encoding: .utf8)) ?? "").split(separator: "\n").count >= 3 })
+        let stopped = Date()
+        kill(run.pid, SIGTERM)
+        usleep(300_000)
+        kill(run.pid, SIGTERM)
+        let (status, stderr) = run.finish()
+        #expect(Date().timeIntervalSince(stopped) < 5, "SIGTERM waited for systemctl")
+        #expect(status == 4, "\(status) \(stderr)")
+        #expect(HostState.capture().cgroups.isEmpty)
+    }
+
     @Test func bootRefusesATreeWithoutOSRelease() throws {
         let machine = try TestMachine { try FileManager.default.removeItem(at: $0.appendingPathComponent("etc/os-release")) }
         let result = try runNspawn(["-D", machine.path, "-b"])

@@ -1,3 +1,4 @@
+import CSeccomp
 import Testing
 @testable import NspawnCore
 
@@ -34,5 +35,22 @@ import Testing
         let a = try SeccompPolicy(capabilities: caps), b = try SeccompPolicy(capabilities: caps, filters: ["~uname"])
         #expect(a.cacheKey != b.cacheKey)
         #expect(SeccompFilter.cacheKey(a) != SeccompFilter.cacheKey(b))
+    }
+}
+
+@Suite struct SeccompFilterTests {
+    @Test func aRuleLibseccompRefusesFailsTheFilterInsteadOfVanishing() throws {
+        let context = try SeccompFilter.Context(defaultAction: SeccompFilter.SCMP_ACT_ALLOW)
+        // Argument 6 does not exist (system calls have six, 0…5): libseccomp answers EINVAL.
+        let impossible = scmp_arg_cmp(arg: 6, op: SCMP_CMP_EQ, datum_a: 0, datum_b: 0)
+        #expect(throws: SyscallError.self) { try context.add(SeccompFilter.errno(1), "ioctl", [impossible]) }
+        // The default action again is refused too: such a rule would do nothing.
+        #expect(throws: SyscallError.self) { try context.add(SeccompFilter.SCMP_ACT_ALLOW, "uname") }
+        try context.add(SeccompFilter.errno(1), "uname")
+    }
+
+    @Test func theDefaultPolicyCompiles() throws {
+        let filter = try SeccompFilter.compile(try SeccompPolicy(capabilities: CapabilitySet.nspawnDefault))
+        #expect(filter.programs.count == 2 && filter.programs.allSatisfy { !$0.isEmpty && $0.count % 8 == 0 })
     }
 }

@@ -9,51 +9,52 @@ import CNspawnShim
 /// /dev/null as input (never our terminal), only descriptors 0-2, the seccomp filter and the
 /// capability bounding set. A second fork makes it a member of the machine's PID namespace.
 enum MachineEntry {
-    struct Result {
-        var status: Int32
-        var output: String
-    }
-
     static let maximumOutput = 64 * 1024
 
-    static func run(_ argv: [String], in machine: ChildProcess, namespaces: NamespaceSet, cgroup: Int32, policy: PayloadConfinement, timeout: Double) throws
-        -> Result
-    {
+    /// A program started in the machine. The supervisor's event loop reads its output as it comes
+    /// (`read()` when `output` is readable) and reaps it when its pidfd says it ended: nothing here
+    /// blocks, so the console and signals keep flowing meanwhile.
+    final class Running {
+        let child: ChildProcess
+        /// The read end of its stdout and stderr, non-blocking.
+        let output: OwnedFD
+        /// What it printed, at most `maximumOutput` bytes: the program is the machine's.
+        private(set) var printed: [UInt8] = []
+
+        fileprivate init(child: ChildProcess, output: OwnedFD) {
+            self.child = child
+            self.output = output
+        }
+
+        /// Reads what is there; true once the program has closed its output (or it failed).
+        func read() -> Bool {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let n = buffer.withUnsafeMutableBytes { Glibc.read(output.raw, $0.baseAddress, $0.count) }
+                if n > 0 {
+                    if printed.count < maximumOutput { printed += buffer[0..<min(n, maximumOutput - printed.count)] }
+                    continue
+                }
+                if n < 0 && errno == EINTR { continue }
+                return !(n < 0 && errno == EAGAIN)
+            }
+        }
+
+        var text: String { String(decoding: printed, as: UTF8.self) }
+    }
+
+    static func start(_ argv: [String], in machine: ChildProcess, namespaces: NamespaceSet, cgroup: Int32, policy: PayloadConfinement) throws -> Running {
         var pipe: [Int32] = [-1, -1]
         try sys("pipe2") { nsp_pipe2(&pipe, O_CLOEXEC) }
         let reader = OwnedFD(pipe[0]), writer = OwnedFD(pipe[1])
-
+        // Only our end: the program writes as it always does.
+        try sys("fcntl(F_SETFL)") { fcntl(reader.raw, F_SETFL, O_NONBLOCK) }
         let child = try ChildProcess.clone(namespaces: [], intoCgroup: cgroup, role: "A process in the machine") {
             reader.close()
             try enter(argv, machine: machine, namespaces: namespaces, policy: policy, output: writer)
         }
         writer.close()
-
-        // The program is the machine's: what it prints is bounded in size and in time.
-        var output: [UInt8] = []
-        let deadline = Clock.monotonicNanoseconds() + UInt64(timeout * 1e9)
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        var finished = false
-        while true {
-            let now = Clock.monotonicNanoseconds()
-            guard now < deadline else { break }
-            var pfd = pollfd(fd: reader.raw, events: Int16(POLLIN), revents: 0)
-            guard poll(&pfd, 1, Int32((deadline - now) / 1_000_000) + 1) > 0 else { continue }
-            let n = buffer.withUnsafeMutableBytes { read(reader.raw, $0.baseAddress, $0.count) }
-            if n <= 0 {
-                finished = true
-                break
-            }
-            if output.count < maximumOutput { output += buffer[0..<min(n, maximumOutput - output.count)] }
-        }
-        if !finished { child.signal(SIGKILL) }
-        let status: Int32
-        switch try child.wait() {
-        case .exited(let code)?: status = code
-        case .killed(let signal)?: status = 128 + signal
-        case nil: status = 255
-        }
-        return Result(status: status, output: String(decoding: output, as: UTF8.self))
+        return Running(child: child, output: reader)
     }
 
     /// In the cloned child: never returns.
@@ -82,7 +83,7 @@ enum MachineEntry {
             _exit(127)
         }
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        _ = try? sys("waitpid") { waitpid(pid, &status, 0) }
         _exit(shellStatus(status))
     }
 }

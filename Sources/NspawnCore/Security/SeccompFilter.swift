@@ -40,16 +40,16 @@ public struct SeccompFilter: Equatable, Sendable {
         let allowed = policy.allowed()
         let allowList = try Context(defaultAction: errno(ENOSYS))
         for name in SeccompPolicy.known.sorted() {
-            allowList.add(allowed.contains(name) ? SCMP_ACT_ALLOW : errno(EPERM), name)
+            try allowList.add(allowed.contains(name) ? SCMP_ACT_ALLOW : errno(EPERM), name)
         }
         let argumentRules = try Context(defaultAction: SCMP_ACT_ALLOW)
         for request in [UInt64(TIOCSTI), UInt64(TIOCLINUX)] {
             // Compared on the low 32 bits only: the kernel ignores the upper half of the request,
             // so TIOCSTI | 1 << 32 must not slip past (CVE-2019-10063).
-            argumentRules.add(errno(EPERM), "ioctl", [scmp_arg_cmp(arg: 1, op: SCMP_CMP_MASKED_EQ, datum_a: 0xffff_ffff, datum_b: request)])
+            try argumentRules.add(errno(EPERM), "ioctl", [scmp_arg_cmp(arg: 1, op: SCMP_CMP_MASKED_EQ, datum_a: 0xffff_ffff, datum_b: request)])
         }
         // The audit subsystem is not namespaced; as systemd-nspawn, make it look absent.
-        argumentRules.add(
+        try argumentRules.add(
             errno(EAFNOSUPPORT), "socket",
             [
                 scmp_arg_cmp(arg: 0, op: SCMP_CMP_EQ, datum_a: UInt64(AF_NETLINK), datum_b: 0),
@@ -58,34 +58,47 @@ public struct SeccompFilter: Equatable, Sendable {
         return SeccompFilter(programs: [try allowList.export(), try argumentRules.export()])
     }
 
-    private static func errno(_ code: Int32) -> UInt32 { 0x0005_0000 | (UInt32(code) & 0xffff) }
-    private static let SCMP_ACT_ALLOW: UInt32 = 0x7fff_0000
+    static func errno(_ code: Int32) -> UInt32 { 0x0005_0000 | (UInt32(code) & 0xffff) }
+    static let SCMP_ACT_ALLOW: UInt32 = 0x7fff_0000
 
-    /// A libseccomp filter context for the native architecture and `architectures`.
-    private final class Context {
+    /// A libseccomp filter context for the native architecture and `architectures`. Every
+    /// libseccomp call is checked: a rule that cannot be added fails the start, it never vanishes.
+    final class Context {
         let ctx: scmp_filter_ctx
 
         init(defaultAction: UInt32) throws {
             guard let ctx = seccomp_init(defaultAction) else { throw UserError("seccomp_init() failed.") }
             self.ctx = ctx
             // Loading is ours to do (seccomp(2) below), without no_new_privs.
-            _ = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0)
+            try Self.check("seccomp_attr_set(SCMP_FLTATR_CTL_NNP)") { seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0) }
             // A binary tree over the system call numbers: a few comparisons per call instead of a
             // walk through hundreds of rules, on every system call the machine makes.
-            _ = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2)
+            try Self.check("seccomp_attr_set(SCMP_FLTATR_CTL_OPTIMIZE)") { seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2) }
             for name in SeccompFilter.architectures {
                 let arch = seccomp_arch_resolve_name(name)
-                if arch != 0 { _ = seccomp_arch_add(ctx, arch) }
+                guard arch != 0 else { throw UserError("libseccomp does not know the architecture \(name).") }
+                // EEXIST: the native architecture is already in the filter.
+                try Self.check("seccomp_arch_add", path: name, tolerating: [EEXIST]) { seccomp_arch_add(ctx, arch) }
             }
         }
 
         deinit { seccomp_release(ctx) }
 
-        /// Adds a rule; a call an architecture does not have is skipped for it, as systemd does.
-        func add(_ action: UInt32, _ name: String, _ conditions: [scmp_arg_cmp] = []) {
+        /// Adds a rule. A call an architecture does not have is skipped for it (EDOM), as systemd
+        /// does; any other failure is an error.
+        func add(_ action: UInt32, _ name: String, _ conditions: [scmp_arg_cmp] = []) throws {
             let number = seccomp_syscall_resolve_name(name)
             guard number != __NR_SCMP_ERROR else { return }
-            _ = conditions.withUnsafeBufferPointer { seccomp_rule_add_array(ctx, action, number, UInt32($0.count), $0.baseAddress) }
+            try Self.check("seccomp_rule_add", path: name, tolerating: [EDOM]) {
+                conditions.withUnsafeBufferPointer { seccomp_rule_add_array(ctx, action, number, UInt32($0.count), $0.baseAddress) }
+            }
+        }
+
+        /// libseccomp returns -errno.
+        private static func check(_ call: String, path: String? = nil, tolerating: [Int32] = [], _ body: () -> Int32) throws(SyscallError) {
+            let r = body()
+            guard r < 0, !tolerating.contains(-r) else { return }
+            throw SyscallError(call, path: path, errno: .init(rawValue: -r))
         }
 
         func export() throws -> [UInt8] {

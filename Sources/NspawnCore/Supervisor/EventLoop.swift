@@ -92,6 +92,12 @@ final class EventSource {
     }
 
     func setEvents(_ events: UInt32) { sd_event_source_set_io_events(source, events) }
+
+    /// A timer source fires once more, `seconds` from now: one source serves a repeating timer.
+    func rearm(after seconds: Double) {
+        sd_event_source_set_time_relative(source, UInt64(seconds * 1_000_000))
+        sd_event_source_set_enabled(source, Int32(SD_EVENT_ONESHOT))
+    }
     func disable() { sd_event_source_set_enabled(source, Int32(SD_EVENT_OFF)) }
 
     deinit {

@@ -37,6 +37,9 @@ final class Supervisor {
     private var readyTime: UInt64?
     private var bootTest: BootTestVerdict?
     private var timers: [EventSource] = []
+    private var resendTimer: EventSource?
+    /// The boot test's systemctl runs; kept until the loop ends (a source may not free itself from its handler).
+    private var queries: [MachineQuery] = []
 
     /// The machine's cgroup, where programs run inside the machine (the boot test's) are born.
     private let cgroup: Int32
@@ -76,6 +79,8 @@ final class Supervisor {
         console?.finish()
         sources.removeAll()
         timers.removeAll()
+        resendTimer = nil
+        queries.removeAll()
         notify = nil
         guard let end else { throw UserError("The event loop ended before the machine did.") }
         let seconds = readyTime.map { Double($0 - startTime) / 1e9 }
@@ -93,17 +98,25 @@ final class Supervisor {
         readyTime = Clock.monotonicNanoseconds()
         if plan.notifyReady { NotifyRelay.tellServiceManager("READY=1") }
         guard plan.bootTestTimeout != nil else { return }
-        // Synchronous, but short: systemctl answers at once once the manager is up, and each call is
-        // bounded (the console and signals wait meanwhile).
-        let namespaces = plan.namespaces
-        func systemctl(_ arguments: [String]) -> String {
-            let run = try? MachineEntry.run(
-                ["/bin/systemctl"] + arguments, in: machine, namespaces: namespaces, cgroup: cgroup, policy: confinement, timeout: 10)
-            return run?.output ?? ""
+        ask(
+            [["is-system-running"], ["list-units", "--failed", "--plain", "--no-legend", "--no-pager"]], answers: []
+        ) { [unowned self] answers in
+            finishBootTest(.from(systemState: answers[0], failedUnitsListing: answers[1]))
         }
-        let state = systemctl(["is-system-running"])
-        let failed = systemctl(["list-units", "--failed", "--plain", "--no-legend", "--no-pager"])
-        finishBootTest(.from(systemState: state, failedUnitsListing: failed))
+    }
+
+    /// Runs systemctl in the machine with each argument list in turn, through the event loop (the
+    /// console and signals keep flowing), each bounded to ten seconds; then `done` with what each
+    /// printed (empty for one that could not run).
+    private func ask(_ questions: [[String]], answers: [String], done: @escaping ([String]) -> Void) {
+        guard let arguments = questions.first else { return done(answers) }
+        let next = { [unowned self] (answer: String) in ask(Array(questions.dropFirst()), answers: answers + [answer], done: done) }
+        do {
+            let running = try MachineEntry.start(["/bin/systemctl"] + arguments, in: machine, namespaces: plan.namespaces, cgroup: cgroup, policy: confinement)
+            queries.append(try MachineQuery(running, loop: loop, timeout: 10, done: next))
+        } catch {
+            next("")
+        }
     }
 
     /// Records the verdict and powers the machine off, with SIGKILL if it is not gone in 30 s.
@@ -137,10 +150,14 @@ final class Supervisor {
 
     /// The kill signal, again every two seconds until PID 1 is gone: a PID namespace's init does not
     /// get signals it has no handler for, and a stop asked for early (a booting systemd has not set
-    /// its handlers yet) would otherwise be lost.
+    /// its handlers yet) would otherwise be lost. One timer, re-armed each time.
     private func sendRepeatedly(_ signal: Int32) {
         machine.signal(signal)
-        if let timer = try? loop.addTimer(after: 2, { [unowned self] in sendRepeatedly(signal) }) { timers.append(timer) }
+        guard resendTimer == nil else { return }
+        resendTimer = try? loop.addTimer(after: 2) { [unowned self] in
+            machine.signal(signal)
+            resendTimer?.rearm(after: 2)
+        }
     }
 
     private func handle(_ request: ConsoleForwarder.Request) {

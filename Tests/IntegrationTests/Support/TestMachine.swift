@@ -168,10 +168,12 @@ struct HostState: Equatable {
     var cgroups: [String]
     var runtime: [String]
 
+    /// Where the cgroup2 hierarchy is: /sys/fs/cgroup/unified on a hybrid host like the build machine.
+    static let cgroupRoot = FileManager.default.fileExists(atPath: "/sys/fs/cgroup/unified/cgroup.procs") ? "/sys/fs/cgroup/unified" : "/sys/fs/cgroup"
+
     static func capture() -> HostState {
         let mountinfo = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
         let mounts = mountinfo.split(separator: "\n").map { String($0.split(separator: " ")[4]) }.sorted()
-        let cgroupRoot = FileManager.default.fileExists(atPath: "/sys/fs/cgroup/unified/cgroup.procs") ? "/sys/fs/cgroup/unified" : "/sys/fs/cgroup"
         let cgroups = ((try? FileManager.default.subpathsOfDirectory(atPath: cgroupRoot)) ?? []).filter { $0.contains("machine-") }.sorted()
         let runtime = ((try? FileManager.default.subpathsOfDirectory(atPath: "/run/swift-nspawn")) ?? []).sorted()
         return HostState(mounts: mounts, cgroups: cgroups, runtime: runtime)
