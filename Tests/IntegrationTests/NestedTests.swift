@@ -101,7 +101,8 @@ struct NestedHost {
     let host: DebianMachine
     let results: URL
 
-    init(script: String, inner: URL, timeout: TimeInterval) throws {
+    /// `machineOptions`: how the host machine itself is run (by default without a user namespace).
+    init(script: String, inner: URL, timeout: TimeInterval, machineOptions: [String] = ["--private-users=no"]) throws {
         host = try DebianMachine()
         results = host.directory.appendingPathComponent("results")
         try FileManager.default.createDirectory(at: results, withIntermediateDirectories: true)
@@ -110,13 +111,15 @@ struct NestedHost {
         try script.write(to: results.appendingPathComponent("run.sh"), atomically: false, encoding: .utf8)
         chmod(results.appendingPathComponent("run.sh").path, 0o755)
         try host.addService("nested-test.service", "[Unit]\nAfter=multi-user.target\n\n[Service]\nType=oneshot\nExecStart=/results/run.sh")
-        // No user namespace for the host machine: a nested machine with its own could not mount
-        // procfs there (the host machine's /proc is masked, so not "fully visible" to the kernel).
-        var options = [
-            "-D", host.path, "-b", "--private-users=no", "--console=passive", "-q",
-            "--bind-ro=\(TestEnvironment.binary):/usr/local/bin/swift-nspawn", "--bind=\(inner.path):/var/lib/machines/inner",
-            "--bind=\(results.path):/results",
-        ]
+        // By default no user namespace for the host machine: its /proc is masked and locked, so not
+        // "fully visible" to the kernel, and a nested machine could not mount a procfs of its own
+        // (--nesting=yes is the other way, see NestingTests).
+        var options =
+            ["-D", host.path, "-b"] + machineOptions + [
+                "--console=passive", "-q",
+                "--bind-ro=\(TestEnvironment.binary):/usr/local/bin/swift-nspawn", "--bind=\(inner.path):/var/lib/machines/inner",
+                "--bind=\(results.path):/results",
+            ]
         // A debug build finds its Swift runtime there.
         if FileManager.default.fileExists(atPath: "/opt/swift/usr/lib/swift/linux") { options.append("--bind-ro=/opt/swift/usr/lib/swift/linux") }
         let run = try runNspawn(options, timeout: timeout)
@@ -124,4 +127,66 @@ struct NestedHost {
     }
 
     func read(_ name: String) -> String { (try? String(contentsOf: results.appendingPathComponent(name), encoding: .utf8)) ?? "" }
+}
+
+/// --nesting=yes: a machine with its own user namespace (the default) runs machines and containers
+/// of its own, each with its defaults; without it the machine's locked /proc masks refuse them.
+@Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
+struct NestingTests {
+    /// Run in the host machine: an inner swift-nspawn and `crun run` of a busybox bundle, both with
+    /// their defaults. The inner tree goes on a tmpfs the machine mounts itself, which it may
+    /// ID-map (the tree it was booted from is an ID-mapped mount already, which cannot be mapped again).
+    private static let script = """
+        #!/bin/sh
+        exec > /results/log 2>&1
+        cat /proc/self/uid_map > /results/outer-map
+        mount -t tmpfs -o mode=0755 tmpfs /srv
+        cp -a /var/lib/machines/inner /srv/inner
+        /usr/local/bin/swift-nspawn -D /srv/inner -q -P /bin/sh -c 'cat /proc/self/uid_map' > /results/inner-out
+        echo $? > /results/inner-status
+        /usr/local/bin/swift-nspawn -D /srv/inner -q -P --private-users=no /bin/true
+        echo $? > /results/inner-shared-status
+        mkdir -p /srv/bundle && cp -a /var/lib/machines/inner /srv/bundle/rootfs
+        cd /srv/bundle && crun spec && sed -i 's/"terminal": true/"terminal": false/; s/"sh"$/"\\/bin\\/sh", "-c", "echo crun-ok"/' config.json
+        crun run --bundle /srv/bundle nested > /results/crun-out
+        echo $? > /results/crun-status
+        systemctl poweroff
+        """
+
+    private func innerTree() throws -> URL {
+        let inner = FileManager.default.temporaryDirectory.appendingPathComponent("swift-nspawn-inner-\(UUID().uuidString.prefix(8))")
+        let maker = Process()
+        maker.executableURL = TestEnvironment.packageRoot.appendingPathComponent("tools/make-busybox-machine")
+        maker.arguments = [inner.path]
+        try maker.run()
+        maker.waitUntilExit()
+        return inner
+    }
+
+    @Test func aNestingMachineRunsSwiftNspawnAndCrunWithTheirDefaults() throws {
+        let inner = try innerTree()
+        defer { try? FileManager.default.removeItem(at: inner) }
+        let nested = try NestedHost(script: Self.script, inner: inner, timeout: 120, machineOptions: ["--nesting=yes"])
+        let read = nested.read
+        // The machine has 16 × 64K IDs, and the inner machine picked a 64K range among them.
+        #expect(read("outer-map").split(separator: " ").last == "1048576\n", "\(read("outer-map"))")
+        #expect(read("inner-status") == "0\n", "\(read("log"))")
+        let innerMap = read("inner-out").split(separator: "\n").first?.split(separator: " ").map(String.init) ?? []
+        #expect(innerMap.count == 3 && innerMap[0] == "0" && (UInt32(innerMap[1]) ?? 0) >= 0x80000 && innerMap[2] == "65536", "\(read("inner-out"))")
+        #expect(read("inner-shared-status") == "0\n", "\(read("log"))")
+        #expect(read("crun-status") == "0\n" && read("crun-out") == "crun-ok\n", "\(read("log"))")
+    }
+
+    @Test func withoutNestingTheMachinesLockedMasksRefuseANestedProc() throws {
+        let inner = try innerTree()
+        defer { try? FileManager.default.removeItem(at: inner) }
+        let nested = try NestedHost(script: Self.script, inner: inner, timeout: 120, machineOptions: [])
+        let read = nested.read
+        #expect(read("outer-map").split(separator: " ").last == "65536\n", "\(read("outer-map"))")
+        // No 64K range to pick among 64K IDs; and in the machine's own user namespace, procfs is refused.
+        #expect(read("inner-status") == "1\n", "\(read("log"))")
+        #expect(read("log").contains("No range of 65536 IDs"), "\(read("log"))")
+        #expect(read("inner-shared-status") == "1\n", "\(read("log"))")
+        #expect(read("crun-status") != "0\n" && read("crun-status") != "", "\(read("log"))")
+    }
 }

@@ -54,3 +54,15 @@ import Testing
         #expect(filter.programs.count == 2 && filter.programs.allSatisfy { !$0.isEmpty && $0.count % 8 == 0 })
     }
 }
+
+@Suite struct NestingPolicyTests {
+    @Test func aNestingMachineGetsKeyringsAbsentNotForbidden() throws {
+        let plan = try PlanFixture.plan(["--nesting=yes"])
+        #expect(plan.payload.seccomp?.keyringsAbsent == true)
+        #expect(try PlanFixture.plan([]).payload.seccomp?.keyringsAbsent == false)
+        let absent = try #require(plan.payload.seccomp)
+        #expect(absent.allowed().isDisjoint(with: SeccompPolicy.keyringCalls))
+        #expect(absent.cacheKey != (try PlanFixture.plan([])).payload.seccomp?.cacheKey)
+        #expect(try SeccompFilter.compile(absent).programs.count == 2)
+    }
+}

@@ -90,7 +90,7 @@ struct MachinePlan: Equatable, Sendable {
         payload = PayloadPlan(
             command: c.command, environment: c.environment, user: c.user, workingDirectory: c.workingDirectory, asPID2: c.asPID2, boot: c.boot,
             capabilities: capabilities,
-            seccomp: c.seccomp ? try SeccompPolicy(capabilities: capabilities.bounding, filters: c.systemCallFilters) : nil,
+            seccomp: c.seccomp ? try SeccompPolicy(capabilities: capabilities.bounding, filters: c.systemCallFilters, keyringsAbsent: c.nesting) : nil,
             machineID: machineID, term: console == .pipe ? host.term : host.term ?? "vt220")
         killSignal = c.killSignal
         notifyReady = c.notifyReady

@@ -14,7 +14,7 @@ public struct SeccompFilter: Equatable, Sendable {
     static let architectures = ["x86", "x32"]
     private static let magic = "swift-nspawn seccomp 1\n"
     /// Bumped whenever `compile` changes what it produces for the same policy.
-    static let compilerRevision = 2
+    static let compilerRevision = 3
 
     /// The BPF programs, each a whole number of 8-byte sock_filter instructions.
     public var programs: [[UInt8]]
@@ -40,6 +40,8 @@ public struct SeccompFilter: Equatable, Sendable {
         let allowed = policy.allowed()
         let allowList = try Context(defaultAction: errno(ENOSYS))
         for name in SeccompPolicy.known.sorted() {
+            // A keyring call the policy makes absent gets the default answer, ENOSYS: no rule.
+            if !allowed.contains(name) && policy.keyringsAbsent && SeccompPolicy.keyringCalls.contains(name) { continue }
             try allowList.add(allowed.contains(name) ? SCMP_ACT_ALLOW : errno(EPERM), name)
         }
         let argumentRules = try Context(defaultAction: SCMP_ACT_ALLOW)

@@ -8,12 +8,20 @@ public struct SeccompPolicy: Equatable, Sendable {
     public var capabilities: CapabilitySet
     /// --system-call-filter= values: names and @groups to allow, or with "~" to deny.
     public var filters: [String]
+    /// The keyring calls fail with ENOSYS, as on a kernel without keys, rather than EPERM: container
+    /// runtimes (crun, runc) then do without a session keyring of their own instead of failing, as
+    /// they do under LXD, whose policy answers the same. For machines that run containers (--nesting).
+    public var keyringsAbsent: Bool
 
-    public init(capabilities: CapabilitySet, filters: [String] = []) throws(UserError) {
+    public init(capabilities: CapabilitySet, filters: [String] = [], keyringsAbsent: Bool = false) throws(UserError) {
         try Self.validate(filters)
         self.capabilities = capabilities
         self.filters = filters
+        self.keyringsAbsent = keyringsAbsent
     }
+
+    /// The calls `keyringsAbsent` answers with ENOSYS when they are not allowed.
+    public static let keyringCalls: Set<String> = ["add_key", "keyctl", "request_key"]
 
     /// Every name in --system-call-filter= values must be a system call or group systemd knows.
     public static func validate(_ filters: [String]) throws(UserError) {
@@ -55,7 +63,7 @@ public struct SeccompPolicy: Equatable, Sendable {
 
     /// What identifies the compiled filter: its inputs, and the generated table they are read against.
     public var cacheKey: String {
-        "caps=\(String(capabilities.rawValue, radix: 16));filters=\(filters.joined(separator: "|"));groups=\(SyscallGroups.fingerprint)"
+        "caps=\(String(capabilities.rawValue, radix: 16));filters=\(filters.joined(separator: "|"));keyrings=\(keyringsAbsent ? "absent" : "denied");groups=\(SyscallGroups.fingerprint)"
     }
 
     private static func words(_ filter: String) -> [Substring] {
