@@ -186,15 +186,3 @@ public struct Configuration: Equatable, Sendable {
 public struct InformationRequest: Error {
     public var text: String
 }
-
-public enum CustomMount: Equatable, Sendable {
-    case bind(BindMount)
-    case tmpfs(TmpfsMount)
-
-    public var destination: String {
-        switch self {
-        case .bind(let b): b.destination
-        case .tmpfs(let t): t.destination
-        }
-    }
-}

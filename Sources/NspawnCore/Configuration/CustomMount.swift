@@ -1,92 +1,12 @@
-/// Lexical path handling for paths given on the command line. Nothing here touches the file system.
-public enum PathName {
-    /// Collapses "//", "/./" and a trailing "/"; nil for a relative path or one with "..".
-    public static func normalizedAbsolute(_ path: String) -> String? {
-        guard path.hasPrefix("/") else { return nil }
-        var parts: [Substring] = []
-        for part in path.split(separator: "/") where part != "." {
-            if part == ".." { return nil }
-            parts.append(part)
-        }
-        return "/" + parts.joined(separator: "/")
-    }
-}
+/// A mount the user asked for: --bind, --bind-ro or --tmpfs.
+public enum CustomMount: Equatable, Sendable {
+    case bind(BindMount)
+    case tmpfs(TmpfsMount)
 
-/// --bind= and --bind-ro=: SRC[:DST[:OPTIONS]].
-public struct BindMount: Equatable, Sendable {
-    public var source: String
-    public var destination: String
-    public var readOnly: Bool
-    /// rbind (default) also binds the mounts below the source; norbind only the source itself.
-    public var recursive: Bool
-    /// Under a user namespace the bind is idmapped like the root, so the host's root shows as the
-    /// machine's root; noidmap shows the raw owners.
-    public var idmapped: Bool
-
-    public init(source: String, destination: String, readOnly: Bool, recursive: Bool = true, idmapped: Bool = true) {
-        self.source = source
-        self.destination = destination
-        self.readOnly = readOnly
-        self.recursive = recursive
-        self.idmapped = idmapped
-    }
-
-    public static func parse(_ spec: String, readOnly: Bool) throws(UserError) -> BindMount {
-        let option = readOnly ? "--bind-ro" : "--bind"
-        let parts = spec.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-        guard (1...3).contains(parts.count) else {
-            throw UserError("Failed to parse \(option)= argument: \(spec)")
+    public var destination: String {
+        switch self {
+        case .bind(let b): b.destination
+        case .tmpfs(let t): t.destination
         }
-        guard let source = PathName.normalizedAbsolute(parts[0]) else {
-            throw UserError("Source path in \(option)=\(spec) must be absolute and may not contain \"..\".")
-        }
-        let rawDestination = parts.count >= 2 && !parts[1].isEmpty ? parts[1] : parts[0]
-        guard let destination = PathName.normalizedAbsolute(rawDestination) else {
-            throw UserError("Destination path in \(option)=\(spec) must be absolute and may not contain \"..\".")
-        }
-        guard destination != "/" else {
-            throw UserError("Destination path in \(option)=\(spec) may not be the root directory.")
-        }
-        var bind = BindMount(source: source, destination: destination, readOnly: readOnly)
-        if parts.count == 3 {
-            for word in parts[2].split(separator: ",", omittingEmptySubsequences: true) {
-                switch word {
-                case "rbind": bind.recursive = true
-                case "norbind": bind.recursive = false
-                case "idmap": bind.idmapped = true
-                case "noidmap": bind.idmapped = false
-                default: throw UserError("Unknown mount option \"\(word)\" in \(option)=\(spec); known: rbind, norbind, idmap, noidmap.")
-                }
-            }
-        }
-        return bind
-    }
-}
-
-/// --tmpfs=PATH[:OPTIONS]: an empty tmpfs, owned by the machine's root, mode 0755 unless the options say.
-public struct TmpfsMount: Equatable, Sendable {
-    public var destination: String
-    public var options: String
-
-    public static func parse(_ spec: String) throws(UserError) -> TmpfsMount {
-        let path: Substring
-        let options: Substring
-        if let colon = spec.firstIndex(of: ":") {
-            path = spec[..<colon]
-            options = spec[spec.index(after: colon)...]
-        } else {
-            path = Substring(spec)
-            options = ""
-        }
-        guard let destination = PathName.normalizedAbsolute(String(path)), destination != "/" else {
-            throw UserError("Path in --tmpfs=\(spec) must be absolute, not the root, and may not contain \"..\".")
-        }
-        let words = options.split(separator: ",").map(String.init)
-        // "uid=" and "gid=" would escape the ID shift that makes the tmpfs the machine root's.
-        if let bad = words.first(where: { $0.hasPrefix("uid=") || $0.hasPrefix("gid=") }) {
-            throw UserError("Option \"\(bad)\" in --tmpfs=\(spec) is not allowed: the tmpfs belongs to the machine's root.")
-        }
-        let all = words.contains { $0.hasPrefix("mode=") } ? words : ["mode=0755"] + words
-        return TmpfsMount(destination: destination, options: all.joined(separator: ","))
     }
 }

@@ -1,24 +1,3 @@
-/// A range of host UIDs (and the same GIDs) that a machine's IDs 0…count-1 map onto.
-public struct UIDRange: Equatable, Sendable, CustomStringConvertible {
-    public static let machineSize: UInt32 = 0x10000
-
-    public var base: UInt32
-    public var count: UInt32
-
-    public init(base: UInt32, count: UInt32 = UIDRange.machineSize) {
-        self.base = base
-        self.count = count
-    }
-
-    public var last: UInt32 { base + (count - 1) }
-    public func contains(_ id: UInt32) -> Bool { id >= base && id <= last }
-    public func overlaps(_ other: UIDRange) -> Bool { base <= other.last && other.base <= last }
-
-    /// The line written to /proc/PID/uid_map and gid_map.
-    public var mapLine: String { "0 \(base) \(count)\n" }
-    public var description: String { "\(base):\(count)" }
-}
-
 /// --private-users=.
 public enum UserNamespaceMode: Equatable, Sendable {
     /// No user namespace: the machine's root is the host's root.
@@ -65,25 +44,5 @@ public enum UserNamespaceMode: Equatable, Sendable {
             throw UserError("UID range \(value) in --private-users= exceeds the UID space.")
         }
         return .fixed(UIDRange(base: base, count: count))
-    }
-}
-
-/// --private-users-ownership=. There is no "chown": swift-nspawn never writes into the tree.
-public enum OwnershipMode: String, Equatable, Sendable, CaseIterable {
-    /// Idmapped mount; refuse to start where the file system cannot do it.
-    case map
-    /// Idmapped mount where possible, otherwise the raw owners (with a warning).
-    case auto
-    /// The raw owners, unmapped (files show as nobody inside).
-    case off
-
-    public static func parse(_ value: String) throws(UserError) -> OwnershipMode {
-        if value == "chown" {
-            throw UserError("--private-users-ownership=chown is not supported: swift-nspawn never rewrites the tree's owners; use map.")
-        }
-        guard let mode = OwnershipMode(rawValue: value) else {
-            throw UserError("Failed to parse --private-users-ownership= value: \(value)")
-        }
-        return mode
     }
 }

@@ -1,2 +1,0 @@
-// The mount headers, for Swift.
-#include <libmount/libmount.h>

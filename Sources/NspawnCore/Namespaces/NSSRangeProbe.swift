@@ -1,0 +1,50 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import CNspawnShim
+
+/// Users and groups the files do not list (LDAP, sssd, systemd-homed …) are asked for through NSS at
+/// each range's first and last ID, as systemd-nspawn does, but in a short-lived child: the NSS
+/// modules, and whatever sockets, threads or memory they keep, never enter the supervisor, which
+/// lives as long as its machine (and must stay single-threaded to clone a user namespace). The child
+/// answers one byte per range, in order, as it goes; the first free range usually ends it after
+/// four lookups.
+final class NSSRangeProbe {
+    private let answers: OwnedFD
+    private let child: ChildProcess
+
+    static func knownToNSS(_ range: UIDRange) -> Bool {
+        [range.base, range.last].contains { getpwuid($0) != nil || getgrgid($0) != nil }
+    }
+
+    init(_ ranges: [UIDRange]) throws {
+        var pipe: [Int32] = [-1, -1]
+        try sys("pipe2") { nsp_pipe2(&pipe, O_CLOEXEC) }
+        let reader = OwnedFD(pipe[0]), writer = OwnedFD(pipe[1])
+        child = try ChildProcess.clone(namespaces: [], role: "The NSS lookup of host users") {
+            reader.close()
+            for range in ranges {
+                var answer: UInt8 = NSSRangeProbe.knownToNSS(range) ? 1 : 0
+                guard Glibc.write(writer.raw, &answer, 1) == 1 else { _exit(0) }  // the supervisor has its range
+            }
+            _exit(0)
+        }
+        writer.close()
+        answers = reader
+    }
+
+    /// Whether NSS knows an ID of the next range; an error if the child ended without answering.
+    func nextIsKnown() throws -> Bool {
+        var answer: UInt8 = 0
+        guard try sys("read", { Glibc.read(answers.raw, &answer, 1) }) == 1 else {
+            throw UserError("The NSS lookup of host users and groups ended without an answer.")
+        }
+        return answer == 1
+    }
+
+    /// Ends the child, which may be in the middle of a lookup that is no longer needed.
+    func finish() {
+        answers.close()
+        child.kill()
+    }
+}

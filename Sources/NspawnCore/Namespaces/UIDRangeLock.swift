@@ -1,0 +1,61 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The flocks on /run/swift-nspawn/uid-range/BASE, one for each 64K slot the range covers, so that
+/// two machines' ranges never overlap whatever their sizes. Released and the files removed by
+/// `release()`; a SIGKILLed run leaves only unlocked files, which the next run takes over.
+public final class UIDRangeLock {
+    private var held: [(path: String, fd: OwnedFD)]
+
+    private init(held: [(path: String, fd: OwnedFD)]) { self.held = held }
+
+    /// nil when another machine holds any slot of the range.
+    static func acquire(_ range: UIDRange) throws -> UIDRangeLock? {
+        let lock = UIDRangeLock(held: [])
+        let firstSlot = range.base / UIDRange.machineSize * UIDRange.machineSize
+        for slot in stride(from: UInt64(firstSlot), through: UInt64(range.last), by: Int(UIDRange.machineSize)) {
+            guard let fd = try lockSlot("\(UIDRangeAllocator.lockDirectory)/\(slot)") else {
+                lock.release()
+                return nil
+            }
+            lock.held.append(fd)
+        }
+        return lock
+    }
+
+    private static func lockSlot(_ path: String) throws -> (path: String, fd: OwnedFD)? {
+        while true {
+            // Another run may remove the (empty) directory between our mkdir and open: then again.
+            try RuntimeDirectory.create(UIDRangeAllocator.lockDirectory)
+            let opened = openat(AT_FDCWD, path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+            if opened < 0 && Glibc.errno == ENOENT { continue }
+            guard opened >= 0 else { throw SyscallError.last("open", path: path) }
+            let fd = OwnedFD(opened)
+            if flock(fd.raw, LOCK_EX | LOCK_NB) != 0 {
+                let error = SyscallError.last("flock", path: path)
+                if error.errno == .wouldBlock { return nil }
+                throw error
+            }
+            // The previous holder may have unlinked the file between our open and our lock:
+            // then we hold a lock nobody else can see, so start again.
+            var locked = Glibc.stat()
+            var current = Glibc.stat()
+            if fstat(fd.raw, &locked) == 0, stat(path, &current) == 0, locked.st_ino == current.st_ino {
+                return (path, fd)
+            }
+        }
+    }
+
+    public func release() {
+        guard !held.isEmpty else { return }
+        for (path, fd) in held {
+            unlink(path)
+            fd.close()
+        }
+        held = []
+        RuntimeDirectory.removeIfEmpty(UIDRangeAllocator.lockDirectory)
+    }
+
+    deinit { release() }
+}
