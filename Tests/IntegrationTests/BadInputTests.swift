@@ -4,9 +4,9 @@ import Testing
 /// Each bad input gives one line on stderr and status 1, and leaves nothing on the host.
 @Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
 struct BadInputTests {
-    private func expectRefused(_ arguments: [String], saying expected: String, asUser uid: UInt32? = nil) throws {
+    private func expectRefused(_ arguments: [String], saying expected: String, asUser uid: UInt32? = nil, prefix: [String] = []) throws {
         let before = HostState.capture()
-        let result = try runNspawn(arguments, asUser: uid)
+        let result = try runNspawn(arguments, asUser: uid, prefix: prefix)
         #expect(result.status == 1, "\(arguments): status \(result.status)")
         #expect(result.stderrLines.count == 1, "\(arguments): \(result.stderr)")
         #expect(result.stderr.contains(expected), "\(arguments): \(result.stderr)")
@@ -40,18 +40,9 @@ struct BadInputTests {
         try expectRefused(["-D", "/", "true"], saying: "root directory is not supported")
     }
 
-    @Test func invalidMachineName() throws {
-        try expectRefused(["-M", "a/b", "true"], saying: "Invalid machine name: a/b")
-    }
-
     @Test func callerWhoIsNotRoot() throws {
         let machine = try TestMachine()
         try expectRefused(["-D", machine.path, "true"], saying: "Need to be root.", asUser: 65534)
-    }
-
-    @Test func misalignedRange() throws {
-        let machine = try TestMachine()
-        try expectRefused(["-D", machine.path, "--private-users=100000:65536", "true"], saying: "not a multiple of 65536")
     }
 
     @Test func rangeHeldByAnotherMachine() throws {
@@ -65,25 +56,26 @@ struct BadInputTests {
         _ = run.finish()
     }
 
+    /// A host user in the range asked for: the host's /etc/passwd as swift-nspawn reads it gets one,
+    /// in a mount namespace of the test's own (the real file is never touched).
     @Test func rangeOverlappingHostUsers() throws {
         let machine = try TestMachine()
-        // nobody (65534) lives in the range 0…65535 of "identity"-like fixed ranges; 65536 is the
-        // first aligned base, so take the host's own highest-numbered user's slot.
-        let passwd = try String(contentsOfFile: "/etc/passwd", encoding: .utf8)
-        let ids = passwd.split(separator: "\n").compactMap { UInt32($0.split(separator: ":", omittingEmptySubsequences: false)[2]) }
-        guard let slot = ids.map({ $0 & 0xffff_0000 }).first(where: { $0 > 0 }) else {
-            try expectRefused(["-D", machine.path, "--private-users=0:65536", "true"], saying: "overlaps the host's root")
-            return
-        }
-        try expectRefused(["-D", machine.path, "--private-users=\(slot)", "true"], saying: "overlaps users, groups or subordinate ID ranges of the host")
+        let passwd = machine.directory.appendingPathComponent("passwd")
+        let host = try String(contentsOfFile: "/etc/passwd", encoding: .utf8)
+        try (host + "ranged:x:1966090:1966090::/nonexistent:/usr/sbin/nologin\n").write(to: passwd, atomically: false, encoding: .utf8)
+        let withUser = [
+            "/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", "mount --bind \"$0\" /etc/passwd && exec \"$@\"", passwd.path,
+        ]
+        try expectRefused(
+            ["-D", machine.path, "--private-users=1966080", "true"],
+            saying: "UID range 1966080:65536 overlaps users, groups or subordinate ID ranges of the host",
+            prefix: withUser)
+        // The same range is free with the host's own file.
+        #expect(try machine.run(["--private-users=1966080"], ["true"]).status == 0)
     }
 
     @Test func bindSourceThatDoesNotExist() throws {
         let machine = try TestMachine()
         try expectRefused(["-D", machine.path, "--bind=/nonexistent/src:/mnt", "true"], saying: "Failed to resolve bind source /nonexistent/src")
-    }
-
-    @Test func unknownOption() throws {
-        try expectRefused(["--no-such-option", "true"], saying: "--no-such-option")
     }
 }

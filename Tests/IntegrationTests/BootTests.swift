@@ -119,12 +119,6 @@ struct BootTests {
         #expect(result.stderrLines == ["Directory \(machine.path) doesn't look like an OS root directory (os-release file is missing). Refusing."])
     }
 
-    @Test func bootAndAsPID2AreExclusive() throws {
-        let result = try runNspawn(["-b", "-a"])
-        #expect(result.status == 1)
-        #expect(result.stderrLines == ["--boot and --as-pid2 may not be combined."])
-    }
-
     @Test func bootSearchesInitInSystemdsOrder() throws {
         let machine = try TestMachine {
             let fake = $0.appendingPathComponent("usr/lib/systemd/systemd")

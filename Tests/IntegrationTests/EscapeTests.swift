@@ -53,7 +53,7 @@ struct EscapeTests {
         "processes-outside-visible", "pid1-root-and-cwd", "stray-fds-at-exec", "inheritable-ambient-caps",
         "core-pattern-write", "sysrq-trigger", "fresh-procfs-core-pattern", "read-kcore", "read-kallsyms",
         "read-keys", "read-timer-list", "mknod-host-disk", "remount-readonly-rw", "unmount-mask/kallsyms",
-        "unmount-mask/keys", "unmount-mask/timer_list", "unmount-readonly-proc-sys", "open-by-handle-at",
+        "unmount-mask/keys", "unmount-mask/timer_list", "unmount-mask/kcore", "unmount-mask/sched_debug", "unmount-readonly-proc-sys", "open-by-handle-at",
         "add-key", "keyctl", "bpf", "perf-event-open", "userfaultfd", "init-module", "kexec-load", "swapon",
         "clock-settime", "acct", "tiocsti", "tiocsti-64bit", "tioclinux", "cgroup-v1-release-agent",
         "host-abstract-socket", "open/mem", "open/kmem", "open/port", "open/kmsg", "netlink-audit",
@@ -65,6 +65,7 @@ struct EscapeTests {
         switch attempt {
         case "sysrq-trigger": hostHasIt = FileManager.default.fileExists(atPath: "/proc/sysrq-trigger")
         case "read-kcore", "unmount-mask/kcore": hostHasIt = FileManager.default.fileExists(atPath: "/proc/kcore")
+        case "unmount-mask/sched_debug": hostHasIt = FileManager.default.fileExists(atPath: "/proc/sched_debug")
         default: hostHasIt = true
         }
         let entry = try #require(report[attempt], "the probe did not report \(attempt)")

@@ -71,6 +71,10 @@ import Testing
         (["--console=loud"], "Unknown console mode"),
         (["--register=maybe"], "--register"),
         (["--bind=/a:/x", "--tmpfs=/x"], "more than once"),
+        (["-b", "-a"], "--boot and --as-pid2 may not be combined."),
+        (["--nesting=maybe"], "Failed to parse --nesting= value: maybe"),
+        (["--nesting=yes", "--private-users=no"], "--nesting=yes needs a user namespace"),
+        (["--private-users=131072:65537"], "larger than 65536 and not a multiple of it"),
     ])
     func badInputIsOneLineAndStatusOne(args: [String], expected: String) throws {
         let result = try #require(failure(args))

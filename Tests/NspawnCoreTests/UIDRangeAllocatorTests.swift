@@ -39,4 +39,26 @@ import Testing
         #expect(!UIDRange(base: 65536).overlaps(UIDRange(base: 131072)))
         #expect(UIDRange(base: 131072).mapLine == "0 131072 65536\n")
     }
+
+    @Test func insideAMachineCandidatesStayAmongItsMappedIDs() {
+        // A nesting machine maps 0…0xFFFFF: the 64K slots from 0x80000 up, eight of them.
+        var generator = Fixed(value: 12345)
+        let bases = UIDRangeAllocator.candidates(for: "inner", count: 50, within: [UIDRange(base: 0, count: 0x10_0000)], using: &generator)
+        #expect(!bases.isEmpty && bases.allSatisfy { $0 >= 0x8_0000 && $0 <= 0xF_0000 && $0 % 65536 == 0 })
+        #expect(Set(bases).count > 1)
+        // A 16-slot range needs 16 free slots in one mapped stretch.
+        let wide = UIDRangeAllocator.candidates(
+            for: "outer", count: 20, size: 16 * 65536, within: [UIDRange(base: 0x8_0000, count: 0x20_0000)], using: &generator)
+        #expect(wide.allSatisfy { $0 >= 0x8_0000 && UInt64($0) + 16 * 65536 <= 0x28_0000 })
+        // A machine with 64K IDs has no room for one of its own.
+        #expect(UIDRangeAllocator.candidates(for: "inner", count: 5, within: [UIDRange(base: 0, count: 65536)], using: &generator).isEmpty)
+    }
+
+    @Test func idMapsAreReadAndIntersected() {
+        let uids = IDMap.parse("         0     983040      65536\n     65536    2000000     100\n")
+        #expect(uids == [UIDRange(base: 0, count: 65536), UIDRange(base: 65536, count: 100)])
+        let gids = IDMap.parse("0 983040 65546\n")
+        #expect(IDMap.intersection(uids, gids) == [UIDRange(base: 0, count: 65536), UIDRange(base: 65536, count: 10)])
+        #expect(IDMap.parse("0 0 4294967295\n") == [UIDRange(base: 0, count: UInt32.max)])
+    }
 }

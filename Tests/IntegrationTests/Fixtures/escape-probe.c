@@ -99,11 +99,11 @@ static void remount_proc_sys(void) {
 }
 
 static void unmount_masks(void) {
-    const char *masks[] = { "/proc/kallsyms", "/proc/keys", "/proc/timer_list", "/proc/kcore" };
+    const char *masks[] = { "/proc/kallsyms", "/proc/keys", "/proc/timer_list", "/proc/kcore", "/proc/sched_debug" };
     for (unsigned i = 0; i < sizeof(masks) / sizeof(masks[0]); i++) {
-        if (access(masks[i], F_OK) != 0) continue;
         char name[64];
         snprintf(name, sizeof(name), "unmount-mask%s", masks[i] + 5);
+        if (access(masks[i], F_OK) != 0 && errno == ENOENT) { printf("%s absent %s\n", name, masks[i]); continue; }
         long r = umount2(masks[i], MNT_DETACH);
         int fd = r == 0 ? open(masks[i], O_RDONLY | O_CLOEXEC) : -1;
         char buf[16];

@@ -8,6 +8,17 @@ enum TestEnvironment {
         .deletingLastPathComponent().deletingLastPathComponent()
     static let rootReason: Comment = "needs root: run the suite with sudo (CI does)"
 
+    /// The host's cgroup2 root offers the memory and pids controllers, so a machine's MemoryMax= and
+    /// TasksMax= can bite (not on a hybrid host like the build machine, whose cgroup2 has none).
+    static let hostDelegatesMemoryAndPids: Bool = {
+        let root = FileManager.default.fileExists(atPath: "/sys/fs/cgroup/unified/cgroup.procs") ? "/sys/fs/cgroup/unified" : "/sys/fs/cgroup"
+        let text = (try? String(contentsOfFile: root + "/cgroup.controllers", encoding: .utf8)) ?? ""
+        let controllers = Set(text.split(whereSeparator: { $0 == " " || $0 == "\n" }))
+        return controllers.contains("memory") && controllers.contains("pids")
+    }()
+    static let noControllersReason: Comment =
+        "this host's cgroup2 has no memory and pids controllers to delegate (hybrid layout); the VM lab (make vm-check) proves the limits"
+
     /// The swift-nspawn binary next to the test bundle, or $SWIFT_NSPAWN.
     static let binary: String = {
         if let path = ProcessInfo.processInfo.environment["SWIFT_NSPAWN"] { return path }
@@ -126,16 +137,18 @@ final class BackgroundRun {
 }
 
 /// Runs the binary with a bounded wait; a run that outlives it is killed and fails the test.
-func runNspawn(_ arguments: [String], timeout: TimeInterval = 20, asUser uid: UInt32? = nil, environment: [String: String] = [:]) throws -> RunResult {
+/// `prefix`: a command that runs swift-nspawn (its path and arguments follow), such as one that
+/// gives it a private mount namespace with other host files.
+func runNspawn(
+    _ arguments: [String], timeout: TimeInterval = 20, asUser uid: UInt32? = nil, environment: [String: String] = [:], prefix: [String] = []
+) throws -> RunResult {
     let process = Process()
     if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-    if let uid {
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-        process.arguments = ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", TestEnvironment.binary] + arguments
-    } else {
-        process.executableURL = URL(fileURLWithPath: TestEnvironment.binary)
-        process.arguments = arguments
-    }
+    var command = [TestEnvironment.binary] + arguments
+    if let uid { command = ["/usr/bin/setpriv", "--reuid=\(uid)", "--regid=\(uid)", "--clear-groups"] + command }
+    command = prefix + command
+    process.executableURL = URL(fileURLWithPath: command[0])
+    process.arguments = Array(command.dropFirst())
     let directory = FileManager.default.temporaryDirectory
     let outURL = directory.appendingPathComponent("sn-out-\(UUID().uuidString)")
     let errURL = directory.appendingPathComponent("sn-err-\(UUID().uuidString)")
