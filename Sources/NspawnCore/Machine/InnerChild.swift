@@ -21,9 +21,10 @@ enum InnerChild {
         // Entered only now that we sit in the machine's cgroup, so the guest sees that cgroup as "/".
         try sys("unshare", path: "cgroup") { nsp_unshare(NSP_CLONE_NEWCGROUP) }
 
+        let kernel = LinuxKernel()
         var mounts: [OwnedFD] = []
         for (filesystem, attributes) in plan.mounts.apiFilesystems {
-            mounts.append(try MountCalls.newMount(filesystem.rawValue, options: [], attributes: attributes))
+            mounts.append(try kernel.newMount(filesystem.rawValue, options: [], attributes: attributes))
         }
         try outer.send(.apiMounts, fds: mounts)
         mounts.removeAll()

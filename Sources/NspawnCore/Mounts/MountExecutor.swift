@@ -7,6 +7,7 @@ import CNspawnShim
 /// Every target is opened below the root by openat2, and every file it creates belongs to the
 /// machine's root.
 final class MountExecutor {
+    let kernel: any Kernel
     let root: OwnedFD
     let rootPath: String
     /// The host UID (and GID) of the machine's root when acting as the host's root: the base of its
@@ -28,9 +29,10 @@ final class MountExecutor {
     private(set) var notify: OwnedFD?
 
     init(
-        root: OwnedFD, rootPath: String, machineRoot: UInt32, idmapUserNamespace: OwnedFD?, quiet: Bool, bindSources: BindSources? = nil,
-        receiveAPIMounts: @escaping () throws -> [APIFilesystem: OwnedFD] = { [:] }
+        kernel: any Kernel, root: OwnedFD, rootPath: String, machineRoot: UInt32, idmapUserNamespace: OwnedFD?, quiet: Bool,
+        bindSources: BindSources? = nil, receiveAPIMounts: @escaping () throws -> [APIFilesystem: OwnedFD] = { [:] }
     ) {
+        self.kernel = kernel
         self.root = root
         self.bindSources = bindSources
         self.rootPath = rootPath
@@ -42,7 +44,9 @@ final class MountExecutor {
 
     /// After the last operation: the masks hold the inaccessible file through their mounts; its name can go.
     func finish() {
-        if inaccessible != nil, let run = try? target("/run") { unlinkat(run.raw, Self.inaccessibleName, 0) }
+        if inaccessible != nil, let run = try? target("/run") {
+            try? kernel.remove(Self.inaccessibleName, in: run, directory: false, path: "/run/\(Self.inaccessibleName)")
+        }
     }
 
     func run(_ operation: MountOperation) throws {
@@ -53,53 +57,61 @@ final class MountExecutor {
 
         case .devpts(let path):
             let options = ["newinstance", "ptmxmode=0666", "mode=620", "gid=\(machineRoot + 5)"]
-            let mount = try MountCalls.newMount("devpts", options: options, attributes: [.noSUID, .noExec])
-            try MountCalls.attach(mount, onto: try target(path), path: path)
+            let mount = try kernel.newMount("devpts", options: options, attributes: [.noSUID, .noExec])
+            try kernel.moveMount(mount, onto: try target(path), name: path)
 
         case .deviceNodes(let directory, let nodes):
             let dir = try target(directory)
             for node in nodes {
                 // As the host's root (CAP_MKNOD is one of the capabilities a non-zero fsuid drops), then given away.
                 let path = "\(directory)/\(node.name)"
-                if mknodat(dir.raw, node.name, S_IFCHR | 0o666, dev_t(node.deviceNumber)) != 0 {
-                    let error = SyscallError.last("mknod", path: path)
+                var refused: SyscallError?
+                do {
+                    try kernel.makeCharacterDevice(node.name, in: dir, mode: 0o666, device: node.deviceNumber, path: path)
+                } catch {
+                    refused = error
+                }
+                if let refused {
                     // Inside a user namespace (swift-nspawn nested in a machine) only the host's own node
                     // can be had, bound: as systemd-nspawn falls back to.
-                    guard error.errno == .notPermitted else { throw error }
+                    guard refused.errno == .notPermitted else { throw refused }
                     try bindHostNode(node, into: dir, path: path)
                     continue
                 }
-                try sys("chown", path: path) { fchownat(dir.raw, node.name, machineRoot, machineRoot, AT_SYMLINK_NOFOLLOW) }
-                try sys("chmod", path: path) { fchmodat(dir.raw, node.name, 0o666, 0) }  // past the umask
+                try kernel.changeOwner(node.name, in: dir, uid: machineRoot, gid: machineRoot, path: path)
+                try kernel.changeMode(node.name, in: dir, mode: 0o666, path: path)  // past the umask
             }
 
         case .symlink(let path, let targetText):
             let (parent, name) = try parentAndName(path)
             try asMachineRoot { () throws(SyscallError) in
-                try sys("symlink", path: path) { symlinkat(targetText, parent.raw, name) }
+                try kernel.makeSymlink(name, in: parent, target: targetText, path: path)
             }
 
         case .directory(let path):
             _ = try target(path, create: .directory)
 
         case .hostInformation(let path, let files, let osRelease, let notifySocket):
-            let mount = try MountCalls.newMount("tmpfs", options: ownedOptions("mode=0755,size=1m,nr_inodes=64"), attributes: [.noSUID, .noDev, .noExec])
-            let dir = try target(path)
-            try MountCalls.attach(mount, onto: dir, path: path)
+            let mount = try kernel.newMount("tmpfs", options: ownedOptions("mode=0755,size=1m,nr_inodes=64"), attributes: [.noSUID, .noDev, .noExec])
+            try kernel.moveMount(mount, onto: try target(path), name: path)
             let attached = try target(path)
             try asMachineRoot { () throws(SyscallError) in
                 for (name, contents) in files.sorted(by: { $0.key < $1.key }) {
-                    let file = OwnedFD(try sys("open", path: "\(path)/\(name)") { openat(attached.raw, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o444) })
-                    try FileSystem.writeAll(fd: file.raw, Array(contents.utf8), path: "\(path)/\(name)")
+                    let file = try kernel.open(name, in: attached, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o444)
+                    try kernel.write(Array(contents.utf8), to: file, name: "\(path)/\(name)")
                 }
             }
-            notify = try makeNotifySocket(named: notifySocket, in: attached, path: "\(path)/\(notifySocket)")
-            if let osRelease {
-                let source = try MountCalls.cloneTree(osRelease, recursive: false)
-                try MountCalls.setAttributes(source, .lockedDown, recursive: false, path: osRelease)
-                try MountCalls.attach(source, onto: try target("\(path)/os-release", create: .file), path: "\(path)/os-release")
+            // Owned by the machine's root and writable by it alone; SO_PASSCRED makes the kernel
+            // attach every sender's PID, which the supervisor checks.
+            notify = try asMachineRoot { () throws(SyscallError) in
+                try kernel.bindDatagramSocket(notifySocket, in: attached, path: "\(path)/\(notifySocket)")
             }
-            try MountCalls.setAttributes(try target(path), .lockedDown, recursive: false, path: path)
+            if let osRelease {
+                let source = try kernel.cloneMount(osRelease, in: nil, recursive: false, name: osRelease)
+                try kernel.setMountAttributes(source, .lockedDown, recursive: false, name: osRelease)
+                try kernel.moveMount(source, onto: try target("\(path)/os-release", create: .file), name: "\(path)/os-release")
+            }
+            try kernel.setMountAttributes(try target(path), .lockedDown, recursive: false, name: path)
 
         case .console(let path):
             try makeConsole(at: path)
@@ -109,12 +121,12 @@ final class MountExecutor {
             guard let mount = apiMounts?[filesystem] else {
                 throw UserError("The machine's PID 1 did not hand over its \(filesystem.rawValue) mount.")
             }
-            try MountCalls.attach(mount, onto: try target(path, scope: .noSymlinks), path: path)
+            try kernel.moveMount(mount, onto: try target(path, scope: .noSymlinks), name: path)
 
         case .hostBind(let source, let path, let attributes):
-            let mount = try MountCalls.cloneTree(source, recursive: false)
-            try MountCalls.setAttributes(mount, attributes, recursive: false, path: source)
-            try MountCalls.attach(mount, onto: try target(path, scope: .noSymlinks), path: path)
+            let mount = try kernel.cloneMount(source, in: nil, recursive: false, name: source)
+            try kernel.setMountAttributes(mount, attributes, recursive: false, name: source)
+            try kernel.moveMount(mount, onto: try target(path, scope: .noSymlinks), name: path)
 
         case .rebind(let path, let attributes, let required):
             let place: OwnedFD
@@ -123,10 +135,11 @@ final class MountExecutor {
             } catch let error as SyscallError where error.errno == .noSuchFileOrDirectory && !required {
                 return
             }
-            let mount = try MountCalls.cloneTree("", in: place, recursive: false)
+            let mount = try kernel.cloneMount("", in: place, recursive: false, name: path)
             // /proc/sys/net is cloned from below the read-only /proc/sys: the one place to clear.
-            try MountCalls.setAttributes(mount, attributes, clear: MountAttributes.lockedDown.subtracting(attributes), recursive: false, path: path)
-            try MountCalls.attach(mount, onto: place, path: path)
+            try kernel.setMountAttributes(
+                mount, set: attributes, clear: MountAttributes.lockedDown.subtracting(attributes), idmap: nil, recursive: false, name: path)
+            try kernel.moveMount(mount, onto: place, name: path)
 
         case .mask(let path):
             let place: OwnedFD
@@ -135,9 +148,9 @@ final class MountExecutor {
             } catch let error as SyscallError where error.errno == .noSuchFileOrDirectory {
                 return  // nothing there to hide
             }
-            let mask = try MountCalls.cloneTree("", in: try inaccessibleFile(), recursive: false)
-            try MountCalls.setAttributes(mask, .lockedDown, recursive: false, path: path)
-            try MountCalls.attach(mask, onto: place, path: path)
+            let mask = try kernel.cloneMount("", in: try inaccessibleFile(), recursive: false, name: path)
+            try kernel.setMountAttributes(mask, .lockedDown, recursive: false, name: path)
+            try kernel.moveMount(mask, onto: place, name: path)
         }
     }
 
@@ -148,12 +161,11 @@ final class MountExecutor {
     func stage(_ operation: MountOperation, in directory: OwnedFD, name: String, path: String) throws -> Creation {
         let (mount, creation) = try detachedMount(operation)
         if creation == .directory {
-            try sys("mkdir", path: path) { mkdirat(directory.raw, name, 0o700) }
+            try kernel.makeDirectory(name, in: directory, mode: 0o700, path: path)
         } else {
-            Glibc.close(try sys("open", path: path) { openat(directory.raw, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600) })
+            try kernel.makeFile(name, in: directory, mode: 0o600, path: path)
         }
-        let place = try PathResolution.open(name, in: directory.raw, flags: NSP_O_PATH, resolve: .noSymlinks)
-        try MountCalls.attach(mount, onto: place, path: path)
+        try kernel.moveMount(mount, onto: try kernel.openBeneath(name, in: directory, flags: NSP_O_PATH, resolve: .noSymlinks), name: path)
         return creation
     }
 
@@ -161,9 +173,9 @@ final class MountExecutor {
     func attach(_ mount: OwnedFD, for operation: MountOperation, creating creation: Creation) throws {
         switch operation {
         case .tmpfs(let path, _, _, let resolution):
-            try MountCalls.attach(mount, onto: try target(path, create: creation, scope: resolution), path: path)
+            try kernel.moveMount(mount, onto: try target(path, create: creation, scope: resolution), name: path)
         case .bind(let bind):
-            try MountCalls.attach(mount, onto: try target(bind.path, create: creation, scope: .inRoot), path: bind.path)
+            try kernel.moveMount(mount, onto: try target(bind.path, create: creation, scope: .inRoot), name: bind.path)
         default:
             preconditionFailure("only tmpfs and bind mounts are the guest's")
         }
@@ -175,54 +187,32 @@ final class MountExecutor {
     func detachedMount(_ operation: MountOperation) throws -> (OwnedFD, Creation) {
         switch operation {
         case .tmpfs(_, let options, let attributes, _):
-            return (try MountCalls.newMount("tmpfs", options: ownedOptions(options), attributes: attributes), .directory)
+            return (try kernel.newMount("tmpfs", options: ownedOptions(options), attributes: attributes), .directory)
         case .bind(let bind):
             guard let bindSources else { preconditionFailure("binds need their sources opened") }
             let source = try bindSources.descriptor(for: bind.source)
-            var st = Glibc.stat()
-            try sys("fstat", path: bind.source) { fstat(source.raw, &st) }
-            let mount = try MountCalls.cloneTree("", in: source, recursive: bind.recursive, name: bind.source)
-            try Self.setAttributes(
-                mount, bind.attributes, idmap: bind.idmap, userNamespace: idmapUserNamespace, recursive: true, path: bind.source, quiet: quiet)
+            let st = try kernel.status(source, name: bind.source)
+            let mount = try kernel.cloneMount("", in: source, recursive: bind.recursive, name: bind.source)
+            try kernel.setMountAttributes(
+                mount, bind.attributes, idmap: bind.idmap, userNamespace: idmapUserNamespace, recursive: true, name: bind.source, quiet: quiet)
             return (mount, FileSystem.isDirectory(st.st_mode) ? .directory : .file)
         default:
             preconditionFailure("only tmpfs and bind mounts are the guest's")
         }
     }
 
-    /// Sets a mount's attributes, ID-mapped to the machine's user namespace as `idmap` says: a file
-    /// system that cannot be ID-mapped fails the start (required) or shows its raw owners (preferred).
-    static func setAttributes(
-        _ mount: OwnedFD, _ attributes: MountAttributes, idmap: IDMapping, userNamespace: OwnedFD?, recursive: Bool, path: String, quiet: Bool
-    ) throws {
-        guard idmap != .none, let userNamespace else {
-            try MountCalls.setAttributes(mount, attributes, recursive: recursive, path: path)
-            return
-        }
-        do {
-            try MountCalls.setAttributes(mount, attributes, idmapUserNamespace: userNamespace, recursive: recursive, path: path)
-        } catch {
-            guard idmap == .preferred else {
-                throw UserError(
-                    "ID mapped mounts are apparently not available for \(path) (\(error)), sorry. Use --private-users-ownership=off to show raw owners.")
-            }
-            if !quiet { printError("ID mapped mounts are not available for \(path); showing its raw owners.") }
-            try MountCalls.setAttributes(mount, attributes, recursive: recursive, path: path)
-        }
-    }
-
     /// Binds /dev/NAME of the namespace we were started in over an empty file, after checking that
-    /// it is the character device it should be.
+    /// it is the character device it should be (the node itself, opened once without following).
     private func bindHostNode(_ node: DeviceNode, into directory: OwnedFD, path: String) throws {
         let source = "/dev/\(node.name)"
-        let st = try FileSystem.stat(source, followSymlinks: false)
+        let hostNode = try kernel.open(source, in: nil, flags: NSP_O_PATH | O_NOFOLLOW, mode: 0)
+        let st = try kernel.status(hostNode, name: source)
         guard st.st_mode & S_IFMT == S_IFCHR, UInt64(st.st_rdev) == node.deviceNumber else {
             throw UserError("Cannot create \(path) (mknod: Operation not permitted), and \(source) is not the device to bind instead.")
         }
-        let file = try sys("open", path: path) { openat(directory.raw, node.name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
-        Glibc.close(file)
-        let mount = try MountCalls.cloneTree(source, recursive: false)
-        try MountCalls.attach(mount, onto: try target(path), path: path)
+        try kernel.makeFile(node.name, in: directory, mode: 0o644, path: path)
+        let mount = try kernel.cloneMount("", in: hostNode, recursive: false, name: source)
+        try kernel.moveMount(mount, onto: try target(path), name: path)
     }
 
     // MARK: Console
@@ -231,47 +221,13 @@ final class MountExecutor {
     /// over /dev/console. The master goes to the supervisor, the peer to PID 1.
     private func makeConsole(at path: String) throws {
         let master = try asMachineRoot { () throws(SyscallError) in
-            try PathResolution.open("dev/pts/ptmx", in: root.raw, flags: O_RDWR | O_NOCTTY, resolve: .noSymlinks)
+            try kernel.openBeneath("dev/pts/ptmx", in: root, flags: O_RDWR | O_NOCTTY, resolve: .noSymlinks)
         }
-        var unlock: Int32 = 0
-        try sys("ioctl(TIOCSPTLCK)", path: "/dev/pts/ptmx") { ioctl(master.raw, NSP_TIOCSPTLCK, &unlock) }
-        let peer = OwnedFD(try sys("ioctl(TIOCGPTPEER)", path: "/dev/pts/ptmx") { ioctl(master.raw, NSP_TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC) })
-        let mount = try MountCalls.cloneTree("", in: peer, recursive: false)
-        try MountCalls.attach(mount, onto: try target(path, create: .file, scope: .noSymlinks), path: path)
+        let peer = try kernel.openPTYPeer(master, name: "/dev/pts/ptmx")
+        let mount = try kernel.cloneMount("", in: peer, recursive: false, name: path)
+        try kernel.moveMount(mount, onto: try target(path, create: .file, scope: .noSymlinks), name: path)
         consoleMaster = master
         consolePeer = peer
-    }
-
-    // MARK: Notify socket
-
-    /// A datagram socket bound in the machine's /run/host, owned by the machine's root and writable
-    /// by it alone. SO_PASSCRED makes the kernel attach every sender's PID, which the supervisor checks.
-    private func makeNotifySocket(named name: String, in directory: OwnedFD, path: String) throws -> OwnedFD {
-        let socket = OwnedFD(
-            try sys("socket", path: path) {
-                Glibc.socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-            })
-        var on: Int32 = 1
-        try sys("setsockopt(SO_PASSCRED)", path: path) { setsockopt(socket.raw, SOL_SOCKET, SO_PASSCRED, &on, socklen_t(MemoryLayout<Int32>.size)) }
-        // bind() takes a path: name it relative to the directory we hold, never by resolving /run/host again.
-        let saved = try FileSystem.open(".", NSP_O_PATH | O_DIRECTORY)
-        try sys("fchdir", path: path) { fchdir(directory.raw) }
-        defer { _ = fchdir(saved.raw) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, byte) in name.utf8.enumerated() where i < raw.count - 1 { raw[i] = byte }
-        }
-        let previous = umask(0o177)
-        defer { umask(previous) }
-        try asMachineRoot { () throws(SyscallError) in
-            try sys("bind", path: path) {
-                withUnsafePointer(to: &address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(socket.raw, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-                }
-            }
-        }
-        return socket
     }
 
     // MARK: Paths
@@ -283,7 +239,7 @@ final class MountExecutor {
         let relative = String(path.drop { $0 == "/" })
         let failure: SyscallError
         do {
-            return try PathResolution.open(relative, in: root.raw, flags: NSP_O_PATH, resolve: scope)
+            return try kernel.openBeneath(relative, in: root, flags: NSP_O_PATH, resolve: scope)
         } catch {
             failure = error
         }
@@ -292,13 +248,12 @@ final class MountExecutor {
             let (parent, name) = try parentAndName(path, createParents: true, scope: scope)
             try asMachineRoot { () throws(SyscallError) in
                 if create == .directory {
-                    try sys("mkdir", path: path) { mkdirat(parent.raw, name, 0o755) }
+                    try kernel.makeDirectory(name, in: parent, mode: 0o755, path: path)
                 } else {
-                    let fd = try sys("open", path: path) { openat(parent.raw, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644) }
-                    Glibc.close(fd)
+                    try kernel.makeFile(name, in: parent, mode: 0o644, path: path)
                 }
             }
-            return try PathResolution.open(relative, in: root.raw, flags: NSP_O_PATH, resolve: scope)
+            return try kernel.openBeneath(relative, in: root, flags: NSP_O_PATH, resolve: scope)
         case .improperLink:
             throw UserError("Mount destination \(path) resolves outside the machine's tree \(rootPath) through a symlink. Refusing.")
         case .tooManySymbolicLinkLevels:
@@ -326,14 +281,8 @@ final class MountExecutor {
     @discardableResult
     private func asMachineRoot<T>(_ body: () throws(SyscallError) -> T) throws(SyscallError) -> T {
         guard machineRoot != 0 else { return try body() }
-        nsp_setfsgid(machineRoot)
-        nsp_setfsuid(machineRoot)
-        defer {
-            nsp_setfsuid(0)
-            nsp_setfsgid(0)
-            // Each fsuid change is a credential change, which makes the kernel forget PDEATHSIG.
-            ProcessLifetime.dieWithParent()
-        }
+        kernel.setFilesystemIDs(uid: machineRoot, gid: machineRoot)
+        defer { kernel.setFilesystemIDs(uid: 0, gid: 0) }
         return try body()
     }
 
@@ -344,13 +293,32 @@ final class MountExecutor {
     /// It must sit on an attached mount: open_tree() clones from never-attached ones only since Linux 6.15.
     private func inaccessibleFile() throws -> OwnedFD {
         if let inaccessible { return inaccessible }
-        let run = try target("/run")
-        let fd = try sys("open", path: "/run/\(Self.inaccessibleName)") {
-            openat(run.raw, Self.inaccessibleName, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0)
-        }
-        Glibc.close(fd)
-        let file = try PathResolution.open("run/\(Self.inaccessibleName)", in: root.raw, flags: NSP_O_PATH, resolve: .noSymlinks)
+        try kernel.makeFile(Self.inaccessibleName, in: try target("/run"), mode: 0, path: "/run/\(Self.inaccessibleName)")
+        let file = try kernel.openBeneath("run/\(Self.inaccessibleName)", in: root, flags: NSP_O_PATH, resolve: .noSymlinks)
         inaccessible = file
         return file
+    }
+}
+
+extension Kernel {
+    /// Sets a mount's attributes, ID-mapped to the machine's user namespace as `idmap` says: a file
+    /// system that cannot be ID-mapped fails the start (required) or shows its raw owners (preferred).
+    func setMountAttributes(
+        _ mount: OwnedFD, _ attributes: MountAttributes, idmap: IDMapping, userNamespace: OwnedFD?, recursive: Bool, name: String, quiet: Bool
+    ) throws {
+        guard idmap != .none, let userNamespace else {
+            try setMountAttributes(mount, attributes, recursive: recursive, name: name)
+            return
+        }
+        do {
+            try setMountAttributes(mount, set: attributes, clear: [], idmap: userNamespace, recursive: recursive, name: name)
+        } catch {
+            guard idmap == .preferred else {
+                throw UserError(
+                    "ID mapped mounts are apparently not available for \(name) (\(error)), sorry. Use --private-users-ownership=off to show raw owners.")
+            }
+            if !quiet { printError("ID mapped mounts are not available for \(name); showing its raw owners.") }
+            try setMountAttributes(mount, attributes, recursive: recursive, name: name)
+        }
     }
 }

@@ -1,0 +1,137 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import CNspawnShim
+
+/// Carries out a mount plan in the outer child: host-privileged, in a mount namespace of its own.
+///
+/// It works in a small tmpfs laid over the tree's own directory, seen only in its namespace: the
+/// tree is attached at root/ in it, and the guest's own mounts are made in stage/, apart from the
+/// tree. With a user namespace, the namespace is then copied into one the machine's user namespace
+/// owns, which locks every mount in it (the machine's root can neither unmount a mask nor clear a
+/// read-only flag; mount_namespaces(7)). Inside that copy the tree is bound again, and each staged
+/// mount bound onto its place: the root of a bind is never locked, but its flags and its submounts
+/// stay so (fs/namespace.c, __do_loopback). So the guest may unmount /tmp and the user's binds at
+/// its shutdown, but never make a read-only bind writable or reveal what a submount hides. Finally
+/// the tree becomes the root (pivot_root) and the workspace goes with the host's tree.
+struct MountNamespaceBuilder {
+    let kernel: any Kernel
+    let plan: MountPlan
+    /// The host UID of the machine's root (the base of its range), or 0.
+    let machineRoot: UInt32
+    let quiet: Bool
+
+    /// Builds the namespace and makes the tree its root. Returns the executor of the host's mounts,
+    /// which holds the notify socket and the console's pty.
+    func build(userNamespace: OwnedFD?, receiveAPIMounts: @escaping () throws -> [APIFilesystem: OwnedFD]) throws -> MountExecutor {
+        let treePath = plan.root.path
+        // Nothing we mount may show up on the host; host mounts may still come and go below us.
+        try kernel.makeMountsSlave()
+        // Before the workspace covers the tree's directory: a bind source may lie inside it.
+        let sources = try BindSources(plan.guestMounts, kernel: kernel)
+        let tree = try kernel.cloneMount(treePath, in: nil, recursive: true, name: treePath)
+
+        // Searchable by all: the machine's root, which the host's files above it may shut out,
+        // finds its way in from descriptors of the workspace opened before it became that root.
+        let workspaceMount = try kernel.newMount("tmpfs", options: ["mode=0755", "size=64k", "nr_inodes=1k"], attributes: [.noSUID, .noDev, .noExec])
+        try kernel.moveMount(workspaceMount, onto: try kernel.open(treePath, in: nil, flags: NSP_O_PATH | O_DIRECTORY, mode: 0), name: treePath)
+        let workspace = try kernel.open(treePath, in: nil, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
+        for name in ["root", "stage"] { try kernel.makeDirectory(name, in: workspace, mode: 0o755, path: "\(treePath)/\(name)") }
+        try kernel.setMountAttributes(
+            tree, plan.root.attributes, idmap: plan.root.idmap, userNamespace: userNamespace, recursive: true, name: treePath, quiet: quiet)
+        try kernel.moveMount(tree, onto: try kernel.open("root", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0), name: treePath)
+        // The root as attached, found again now that the tree is there.
+        let root = try kernel.open("root", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
+        let hostExecutor = MountExecutor(
+            kernel: kernel, root: root, rootPath: treePath, machineRoot: machineRoot, idmapUserNamespace: userNamespace, quiet: quiet,
+            bindSources: sources, receiveAPIMounts: receiveAPIMounts)
+
+        for operation in plan.hostMounts { try hostExecutor.run(operation) }
+        var staged: [MountExecutor.Creation] = []
+        if plan.copiedIntoUserNamespace {
+            let stage = try kernel.open("stage", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
+            for (index, operation) in plan.guestMounts.enumerated() {
+                staged.append(try hostExecutor.stage(operation, in: stage, name: "\(index)", path: "\(treePath)/stage/\(index)"))
+            }
+        } else {
+            for operation in plan.guestMounts { try hostExecutor.run(operation) }
+        }
+        hostExecutor.finish()
+        sources.close()
+
+        var newRoot = root
+        if let userNamespace, plan.copiedIntoUserNamespace {
+            try kernel.enter(userNamespace, .user, name: "user")
+            try kernel.unshare(.mount)
+            // The workspace as this copy has it, found while we are still the host's root.
+            let copiedWorkspace = try kernel.open(treePath, in: nil, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
+            // The machine's root from here on: what we create is its own, and its capabilities
+            // (in its user namespace) are what we act with.
+            try kernel.becomeRoot()
+            newRoot = try attachGuestMounts(staged: staged, workspace: copiedWorkspace)
+        }
+        try switchRoot(to: newRoot)
+        return hostExecutor
+    }
+
+    /// In the copy the machine's user namespace owns: the tree bound again (the root of a bind is
+    /// not locked, so it can become the root), and each staged mount bound onto its place in it.
+    /// Every descriptor of these mounts is closed before the guest may want to unmount them (an
+    /// open one would make that EBUSY). Returns the new root.
+    private func attachGuestMounts(staged: [MountExecutor.Creation], workspace: OwnedFD) throws -> OwnedFD {
+        // The tree first, so that mount IDs (and /proc/self/mountinfo's order) go from parents to children.
+        let tree = try kernel.cloneMount("root", in: workspace, recursive: true, name: plan.root.path)
+        try kernel.moveMount(tree, onto: try kernel.open("root", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0), name: plan.root.path)
+        tree.close()
+        let stage = try kernel.open("stage", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
+        var clones: [OwnedFD] = []
+        for (index, operation) in plan.guestMounts.enumerated() {
+            var recursive = false
+            if case .bind(let bind) = operation { recursive = bind.recursive }
+            clones.append(try kernel.cloneMount("\(index)", in: stage, recursive: recursive, name: operation.path ?? "\(index)"))
+        }
+        let executor = MountExecutor(
+            kernel: kernel, root: try kernel.open("root", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0), rootPath: plan.root.path,
+            machineRoot: 0, idmapUserNamespace: nil, quiet: quiet)
+        for ((operation, creation), clone) in zip(zip(plan.guestMounts, staged), clones) {
+            try executor.attach(clone, for: operation, creating: creation)
+            clone.close()
+        }
+        return executor.root
+    }
+
+    /// pivot_root into the tree: pivot_root(".", ".") stacks the old root on the new one, and
+    /// detaching it leaves only the tree (the workspace goes with the host's tree).
+    private func switchRoot(to root: OwnedFD) throws {
+        try kernel.changeDirectory(to: root, name: plan.root.path)
+        try kernel.pivotRoot(name: plan.root.path)
+        try kernel.detachMount(".")
+        try kernel.changeDirectory("/")
+    }
+}
+
+/// The sources of the plan's binds, each opened once (O_PATH, following symlinks as
+/// systemd-nspawn does) before anything covers them; every later step uses the descriptor.
+final class BindSources {
+    private var opened: [String: OwnedFD] = [:]
+
+    init(_ operations: [MountOperation], kernel: any Kernel) throws {
+        for case .bind(let bind) in operations where opened[bind.source] == nil {
+            do {
+                opened[bind.source] = try kernel.open(bind.source, in: nil, flags: NSP_O_PATH, mode: 0)
+            } catch {
+                throw UserError("Failed to resolve bind source \(bind.source): \(error.errno.message)")
+            }
+        }
+    }
+
+    func descriptor(for source: String) throws -> OwnedFD {
+        guard let fd = opened[source] else { throw UserError("Bind source \(source) was not opened.") }
+        return fd
+    }
+
+    func close() {
+        for fd in opened.values { fd.close() }
+        opened = [:]
+    }
+}

@@ -1,0 +1,126 @@
+import SystemPackage
+import Testing
+@testable import NspawnCore
+
+/// The outer child's mount namespace, built against a recording kernel: the calls, in order,
+/// with their flags. The integration tests run the same code against the real kernel.
+@Suite struct MountNamespaceBuilderTests {
+    /// The tree at /m (so its machine's root is /m/root in the workspace), with what a busybox tree and
+    /// a kernel's procfs and sysfs have.
+    private static let tree: Set<String> = Set(["/", "/m", "/m/root"])
+        .union(["dev", "proc", "sys", "run", "tmp", "etc", "usr", "sys/fs", "sys/fs/cgroup"].map { "/m/root/\($0)" })
+        .union(["sys", "sys/net", "kallsyms", "keys", "timer_list", "sysrq-trigger", "bus", "fs", "irq"].map { "/m/root/proc/\($0)" })
+
+    private struct Built {
+        var kernel: RecordingKernel
+        var calls: [String] { kernel.calls }
+        func index(_ prefix: String) -> Int { kernel.index(prefix) ?? -1 }
+        func has(_ prefix: String) -> Bool { kernel.index(prefix) != nil }
+    }
+
+    private func build(
+        _ args: [String], failure: @escaping (String) -> Errno? = { _ in nil }, kernel: RecordingKernel = RecordingKernel(existing: tree)
+    ) throws -> Built {
+        var plan = try PlanFixture.plan(args + ["-P"])
+        plan.mounts.root.path = "/m"
+        kernel.failure = failure
+        let userNamespace = plan.idRange == nil ? nil : kernel.descriptor("machine userns")
+        let builder = MountNamespaceBuilder(kernel: kernel, plan: plan.mounts, machineRoot: plan.idRange?.base ?? 0, quiet: true)
+        _ = try builder.build(userNamespace: userNamespace) {
+            Dictionary(uniqueKeysWithValues: plan.mounts.apiFilesystems.map { ($0.0, kernel.descriptor($0.0.rawValue)) })
+        }
+        return Built(kernel: kernel)
+    }
+
+    @Test func theTreeIsIDMappedNodevInAWorkspaceOnlyThisNamespaceSees() throws {
+        let built = try build([])
+        #expect(built.calls.first == "mount(/, MS_SLAVE|MS_REC)")
+        let clone = built.index("open_tree(/m, recursive)")
+        let workspace = built.index("fsmount(tmpfs: mode=0755,size=64k,nr_inodes=1k; nosuid|nodev|noexec)")
+        let attributes = built.index("mount_setattr(clone of /m, set nodev, idmap, recursive)")
+        let attach = built.index("move_mount(clone of /m → /m/root)")
+        #expect(clone > 0 && clone < workspace && workspace < attributes && attributes < attach, "\(built.calls)")
+        #expect(Array(built.calls[(workspace + 1)...(workspace + 2)]) == ["open(/m)", "move_mount(tmpfs → /m)"])
+    }
+
+    @Test func withAUserNamespaceTheGuestsMountsAreStagedAndBoundAfterTheCopy() throws {
+        let built = try build(["--bind=/src:/srv", "--bind-ro=/ro:/opt:norbind", "--tmpfs=/var/cache"])
+        // The host's mounts go into the tree; the guest's into the stage, in the plan's order.
+        let proc = built.index("move_mount(proc → /m/root/proc)")
+        let stagedTmp = built.index("move_mount(tmpfs → /m/stage/0)")
+        let stagedOpt = built.index("move_mount(clone of /ro → /m/stage/1)")
+        let stagedSrv = built.index("move_mount(clone of /src → /m/stage/2)")
+        let stagedVar = built.index("move_mount(tmpfs → /m/stage/3)")
+        #expect(proc > 0 && proc < stagedTmp && stagedTmp < stagedOpt && stagedOpt < stagedSrv && stagedSrv < stagedVar, "\(built.calls)")
+        #expect(built.has("mount_setattr(clone of /ro, set ro|nodev, idmap, recursive)"))
+        #expect(built.has("open_tree(/ro)") && built.has("open_tree(/src, recursive)"))
+        // Then the copy into the machine's user namespace, as its root.
+        let setns = built.index("setns(machine userns)")
+        #expect(built.calls[setns + 1] == "unshare(mnt)")
+        #expect(built.calls[setns + 3] == "setresgid(0) setgroups(0) setresuid(0)")
+        #expect(stagedVar < setns)
+        // There: the tree bound again, then each staged mount bound onto its place, then pivot_root.
+        let tree = built.index("open_tree(/m/root, recursive)")
+        let clones = ["open_tree(/m/stage/0)", "open_tree(/m/stage/1)", "open_tree(/m/stage/2, recursive)", "open_tree(/m/stage/3)"].map(built.index)
+        let attached = [
+            "move_mount(clone of /m/stage/0 → /m/root/tmp)", "move_mount(clone of /m/stage/1 → /m/root/opt)",
+            "move_mount(clone of /m/stage/2 → /m/root/srv)", "move_mount(clone of /m/stage/3 → /m/root/var/cache)",
+        ].map(built.index)
+        #expect(setns < tree && tree < clones[0] && clones == clones.sorted() && clones[3] < attached[0] && attached == attached.sorted(), "\(built.calls)")
+        #expect(built.calls.suffix(4) == ["fchdir(/m/root)", "pivot_root(/m/root)", "umount2(., MNT_DETACH)", "chdir(/)"])
+        // Mount points in the guest's tree are made as its root, inside its user namespace: no fsuid switch.
+        let mkdirVar = built.index("mkdir(/m/root/var, 755)")
+        #expect(mkdirVar > setns && !built.calls[setns...].contains { $0.hasPrefix("setfsuid") })
+    }
+
+    @Test func withoutAUserNamespaceTheGuestsMountsGoStraightIntoTheTree() throws {
+        let built = try build(["--private-users=no", "--bind=/src:/srv"])
+        #expect(!built.has("setns") && !built.has("unshare") && !built.calls.contains { $0.contains("/m/stage/") }, "\(built.calls)")
+        let tmp = built.index("move_mount(tmpfs → /m/root/tmp)")
+        let srv = built.index("move_mount(clone of /src → /m/root/srv)")
+        #expect(tmp > 0 && tmp < srv && srv < built.index("pivot_root"))
+        #expect(!built.calls.contains { $0.contains("idmap") })
+    }
+
+    @Test func filesInTheTreeAreMadeAsTheMachinesRoot() throws {
+        let built = try build([])
+        let base = PlanFixture.range.base
+        let symlink = built.index("symlink(/m/root/dev/fd → /proc/self/fd)")
+        #expect(built.calls[symlink - 1] == "setfsuid(\(base)) setfsgid(\(base))" && built.calls[symlink + 1] == "setfsuid(0) setfsgid(0)")
+        #expect(built.has("mknod(/m/root/dev/null, c 1:3)") && built.has("chown(/m/root/dev/null, \(base):\(base))"))
+        #expect(built.has("fsmount(tmpfs: mode=0755,size=4m,nr_inodes=64k,uid=\(base),gid=\(base); nosuid)"))
+    }
+
+    @Test func masksCoverWhatTheKernelHasAndSkipWhatItLacks() throws {
+        let built = try build([])
+        #expect(built.has("move_mount(clone of /m/root/run/.swift-nspawn-inaccessible → /m/root/proc/kallsyms)"))
+        #expect(
+            built.has("openat2(/m/root/proc/kcore, noSymlinks) = ENOENT")
+                && !built.has("move_mount(clone of /m/root/run/.swift-nspawn-inaccessible → /m/root/proc/kcore)"))
+        #expect(built.has("mount_setattr(clone of /m/root/proc/sys, set ro|nosuid|nodev|noexec)"))
+        #expect(built.has("mount_setattr(clone of /m/root/proc/sys/net, set nosuid|nodev|noexec, clear ro)"))
+        #expect(built.has("unlink(/m/root/run/.swift-nspawn-inaccessible)"))
+    }
+
+    @Test func nestingLeavesProcWithoutSubmounts() throws {
+        let built = try build(["--nesting=yes"])
+        #expect(!built.calls.contains { $0.contains("→ /m/root/proc/") }, "\(built.calls)")
+    }
+
+    @Test func aBindThatCannotBeIDMappedShowsRawOwnersOnlyWhenPreferred() throws {
+        let refuseIDMap: (String) -> Errno? = { $0.hasPrefix("mount_setattr(clone of /src") && $0.contains("idmap") ? .invalidArgument : nil }
+        let preferred = try build(["-U", "--bind=/src:/srv"], failure: refuseIDMap)
+        let failed = preferred.index("mount_setattr(clone of /src, set nodev, idmap, recursive)")
+        #expect(preferred.calls[failed + 1] == "mount_setattr(clone of /src, set nodev, recursive)")
+        #expect(throws: UserError.self) { try build(["--bind=/src:/srv"], failure: refuseIDMap) }
+    }
+
+    @Test func aMissingBindSourceIsOneLineBeforeAnythingIsMounted() throws {
+        let kernel = RecordingKernel(existing: Self.tree)
+        let missing: (String) -> Errno? = { $0 == "open(/nonexistent)" ? .noSuchFileOrDirectory : nil }
+        #expect(throws: UserError("Failed to resolve bind source /nonexistent: No such file or directory")) {
+            try build(["--bind=/nonexistent:/x"], failure: missing, kernel: kernel)
+        }
+        #expect(kernel.calls == ["mount(/, MS_SLAVE|MS_REC)", "open(/nonexistent)"])
+    }
+}
