@@ -25,6 +25,9 @@ struct CgroupPlan: Equatable, Sendable {
     var owner: UInt32
     var properties: [ResourceProperty]
     var registration: Registration
+    /// The device filter (BPF on the cgroup) must be attached; inside a machine, whose own filter
+    /// may refuse bpf() and whose device policy covers every cgroup below ours, it may be missing.
+    var deviceFilterRequired: Bool
 
     /// Without a scope of ours to carry them (no systemd, or --keep-unit), --property settings are
     /// written into the cgroup's own files.
@@ -47,6 +50,7 @@ struct CgroupPlan: Equatable, Sendable {
         self.hierarchy = hierarchy
         self.owner = owner
         self.properties = properties
+        deviceFilterRequired = !host.insideMachine
         func ownDirectory() throws(UserError) -> String {
             guard let own = host.ownCgroup else { throw UserError("/proc/self/cgroup has no cgroup2 entry.") }
             return own == "/" ? "" : own

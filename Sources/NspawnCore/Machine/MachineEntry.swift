@@ -62,7 +62,7 @@ enum MachineEntry {
         var joined = namespaces
         joined.insert(.cgroup)
         try sys("setns", path: "machine") { nsp_setns(machine.pidfd.raw, Int32(truncatingIfNeeded: joined.rawValue)) }
-        if namespaces.contains(.user) { try MachineRoot.become() }
+        if namespaces.contains(.user) { try LinuxKernel().becomeRoot() }
         try sys("chdir", path: "/") { chdir("/") }
         let pid = try sys("fork") { fork() }
         if pid == 0 {

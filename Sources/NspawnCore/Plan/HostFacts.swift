@@ -19,6 +19,8 @@ struct HostFacts: Equatable, Sendable {
     var term: String?
     /// The capabilities swift-nspawn holds: all a machine without a user namespace can have.
     var heldCapabilities = CapabilitySet()
+    /// swift-nspawn runs inside a machine: its manager says so in /run/host (systemd's container interface).
+    var insideMachine = false
     /// The IDs this process's user namespace maps (uid_map and gid_map both): a machine's range must
     /// lie inside them. The whole ID space on a host; less inside a machine.
     var mappedIDs: [UIDRange] = [UIDRange(base: 0, count: UInt32.max)]
@@ -33,6 +35,7 @@ struct HostFacts: Equatable, Sendable {
         facts.stdoutIsTerminal = isatty(1) != 0
         facts.term = Configuration.processEnvironment("TERM")
         facts.heldCapabilities = CapabilityPolicy.held()
+        facts.insideMachine = FileSystem.exists("/run/host/container-manager")
         let uids = IDMap.parse((try? FileSystem.readFile("/proc/self/uid_map")) ?? "")
         let gids = IDMap.parse((try? FileSystem.readFile("/proc/self/gid_map")) ?? "")
         if !uids.isEmpty && !gids.isEmpty { facts.mappedIDs = IDMap.intersection(uids, gids) }

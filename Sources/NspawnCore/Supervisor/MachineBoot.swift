@@ -8,10 +8,13 @@ import CNspawnShim
 enum MachineBoot {
     /// `started` runs once the machine's tree is built and its PID 1 is about to exec.
     static func run(_ plan: MachinePlan, seccomp: SeccompFilter?, started: () -> Void) throws -> Supervisor.Outcome {
+        let kernel = LinuxKernel()
         let bus = plan.cgroup.needsBus ? try Bus.system() : nil
         let early: MachineCgroup?
         if case .direct(let path) = plan.cgroup.backend {
-            early = try MachineCgroup.create(at: plan.cgroup.hierarchy + path, machine: plan.name, owner: plan.cgroup.owner)
+            early = try MachineCgroup.create(
+                at: plan.cgroup.hierarchy + path, machine: plan.name, owner: plan.cgroup.owner, deviceFilterRequired: plan.cgroup.deviceFilterRequired,
+                kernel: kernel)
         } else {
             early = nil
         }
@@ -33,7 +36,7 @@ enum MachineBoot {
         if let early {
             cgroup = early
         } else {
-            (cgroup, registered) = try placeUnderSystemd(inner, plan: plan, bus: bus)
+            (cgroup, registered) = try placeUnderSystemd(inner, plan: plan, bus: bus, kernel: kernel)
         }
         defer { cgroup.remove() }
         defer { if registered, let bus { MachineRegistration.unregister(bus: bus, name: plan.name) } }
@@ -42,9 +45,9 @@ enum MachineBoot {
         var userNamespace: OwnedFD?
         if let range = plan.idRange {
             // No "deny" to setgroups: we write the maps as the host's root, with CAP_SETGID.
-            try FileSystem.write(range.mapLine, to: "/proc/\(inner.pid)/uid_map")
-            try FileSystem.write(range.mapLine, to: "/proc/\(inner.pid)/gid_map")
-            userNamespace = try FileSystem.open("/proc/\(inner.pid)/ns/user", O_RDONLY)
+            try kernel.writeFile(range.mapLine, to: "/proc/\(inner.pid)/uid_map")
+            try kernel.writeFile(range.mapLine, to: "/proc/\(inner.pid)/gid_map")
+            userNamespace = try kernel.open("/proc/\(inner.pid)/ns/user", in: nil, flags: O_RDONLY, mode: 0)
         }
         try supervisorToInner.send(.proceed)
 
@@ -80,7 +83,7 @@ enum MachineBoot {
     /// The machine's PID 1 into a scope of its own (or our unit with --keep-unit), then into the
     /// "payload" cgroup below it; registered with machined as the plan says.
     /// Returns the payload cgroup, and whether the machine was registered with machined.
-    private static func placeUnderSystemd(_ inner: ChildProcess, plan: MachinePlan, bus: Bus?) throws -> (MachineCgroup, Bool) {
+    private static func placeUnderSystemd(_ inner: ChildProcess, plan: MachinePlan, bus: Bus?, kernel: any Kernel) throws -> (MachineCgroup, Bool) {
         let unitPath: String
         switch plan.cgroup.backend {
         case .direct:
@@ -95,13 +98,15 @@ enum MachineBoot {
         if case .ownUnit = plan.cgroup.backend {
             // cgroup2 lets a cgroup with processes pass no controllers down: we leave our unit's
             // root for "supervisor", as systemd-nspawn does, so the payload can have them.
-            try MachineCgroup.enter(unitDirectory + "/supervisor")
+            try MachineCgroup.enter(unitDirectory + "/supervisor", kernel: kernel)
         }
-        let cgroup = try MachineCgroup.create(at: unitDirectory + "/payload", machine: plan.name, owner: plan.cgroup.owner)
+        let cgroup = try MachineCgroup.create(
+            at: unitDirectory + "/payload", machine: plan.name, owner: plan.cgroup.owner, deviceFilterRequired: plan.cgroup.deviceFilterRequired,
+            kernel: kernel)
         var registered = false
         do {
             try cgroup.adopt(inner.pid)
-            MachineCgroup.delegateControllers(in: unitDirectory)
+            MachineCgroup.delegateControllers(in: unitDirectory, kernel: kernel)
             if plan.cgroup.registration != .no, let bus {
                 registered = try MachineRegistration.register(
                     bus: bus, name: plan.name, id: plan.machineID, leader: inner.pid, root: plan.mounts.root.path,

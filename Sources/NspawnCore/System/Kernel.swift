@@ -54,6 +54,14 @@ protocol Kernel {
     func status(_ fd: OwnedFD, name: String) throws(SyscallError) -> stat
     /// write, until all of it is written.
     func write(_ bytes: [UInt8], to fd: OwnedFD, name: String) throws(SyscallError)
+    /// pread from offset 0 until end of file: a small file (procfs, cgroupfs) read whole, again and again.
+    func readAll(_ fd: OwnedFD, name: String) throws(SyscallError) -> [UInt8]
+    /// poll for `events` on one descriptor, bounded; whether they came.
+    func poll(_ fd: OwnedFD, events: Int16, timeoutMilliseconds: Int32) -> Bool
+    /// The names of the directories in a directory (fdopendir on a copy of the descriptor, readdir).
+    func subdirectories(of directory: OwnedFD, name: String) throws(SyscallError) -> [String]
+    /// faccessat(F_OK).
+    func exists(_ path: String) -> Bool
 
     // MARK: Credentials and namespaces
 
@@ -66,6 +74,10 @@ protocol Kernel {
     /// setresgid(0), setgroups(0), setresuid(0), in the user namespace we are in; then
     /// PR_SET_PDEATHSIG again, which a change of credentials makes the kernel forget.
     func becomeRoot() throws(SyscallError)
+    /// sethostname, in our UTS namespace.
+    func setHostname(_ name: String) throws(SyscallError)
+    /// ioctl(SIOCSIFFLAGS) with IFF_UP, in our network namespace.
+    func bringUp(_ interface: String) throws(SyscallError)
     /// fchdir, or chdir for a path.
     func changeDirectory(to directory: OwnedFD, name: String) throws(SyscallError)
     func changeDirectory(_ path: String) throws(SyscallError)
@@ -85,6 +97,11 @@ protocol Kernel {
 }
 
 extension Kernel {
+    /// Opens, reads and closes a small file.
+    func readFile(_ path: String) throws(SyscallError) -> String {
+        String(decoding: try readAll(try open(path, in: nil, flags: O_RDONLY, mode: 0), name: path), as: UTF8.self)
+    }
+
     /// Opens, writes and closes a file (procfs, cgroupfs): the whole string in one write where it fits.
     func writeFile(_ string: String, to path: String) throws(SyscallError) {
         let fd = try open(path, in: nil, flags: O_WRONLY, mode: 0)

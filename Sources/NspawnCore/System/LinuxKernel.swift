@@ -118,6 +118,40 @@ struct LinuxKernel: Kernel {
         try FileSystem.writeAll(fd: fd.raw, bytes, path: name)
     }
 
+    func readAll(_ fd: OwnedFD, name: String) throws(SyscallError) -> [UInt8] {
+        var result: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let offset = result.count
+            let n = try sys("read", path: name) { buffer.withUnsafeMutableBytes { pread(fd.raw, $0.baseAddress, $0.count, off_t(offset)) } }
+            if n == 0 { return result }
+            result.append(contentsOf: buffer[0..<n])
+        }
+    }
+
+    func poll(_ fd: OwnedFD, events: Int16, timeoutMilliseconds: Int32) -> Bool {
+        var pfd = pollfd(fd: fd.raw, events: events, revents: 0)
+        return (try? sys("poll") { Glibc.poll(&pfd, 1, timeoutMilliseconds) }) ?? 0 > 0
+    }
+
+    func subdirectories(of directory: OwnedFD, name: String) throws(SyscallError) -> [String] {
+        let copy = try sys("dup", path: name) { dup(directory.raw) }
+        guard let dir = fdopendir(copy) else {
+            let error = SyscallError.last("fdopendir", path: name)
+            Glibc.close(copy)
+            throw error
+        }
+        defer { closedir(dir) }
+        var children: [String] = []
+        while let entry = readdir(dir) {
+            let child = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if entry.pointee.d_type == UInt8(DT_DIR), child != ".", child != ".." { children.append(child) }
+        }
+        return children
+    }
+
+    func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
     // MARK: Credentials and namespaces
 
     func setFilesystemIDs(uid: UInt32, gid: UInt32) {
@@ -141,6 +175,14 @@ struct LinuxKernel: Kernel {
         try sys("setgroups") { setgroups(0, nil) }
         try sys("setresuid") { nsp_setresuid(0) }
         ProcessLifetime.dieWithParent()
+    }
+
+    func setHostname(_ name: String) throws(SyscallError) {
+        try sys("sethostname", path: name) { sethostname(name, name.utf8.count) }
+    }
+
+    func bringUp(_ interface: String) throws(SyscallError) {
+        try sys("ioctl(SIOCSIFFLAGS)", path: interface) { nsp_interface_up(interface) }
     }
 
     func changeDirectory(to directory: OwnedFD, name: String) throws(SyscallError) {

@@ -144,7 +144,34 @@ final class RecordingKernel: Kernel {
 
     func write(_ bytes: [UInt8], to fd: OwnedFD, name: String) throws(SyscallError) {
         try record("write(\(label(fd)), \(String(decoding: bytes, as: UTF8.self).debugDescription))", name: name)
+        contents[label(fd)] = bytes
+        afterWrite(label(fd))
     }
+
+    /// What the kernel does when a file is written (cgroup.kill empties the cgroup …).
+    var afterWrite: (String) -> Void = { _ in }
+
+    /// What files hold (cgroupfs, procfs): read by `readAll`, written by `write`.
+    var contents: [String: [UInt8]] = [:]
+
+    func readAll(_ fd: OwnedFD, name: String) throws(SyscallError) -> [UInt8] {
+        try record("read(\(label(fd)))", name: name)
+        return contents[label(fd)] ?? []
+    }
+
+    func poll(_ fd: OwnedFD, events: Int16, timeoutMilliseconds: Int32) -> Bool {
+        calls.append("poll(\(label(fd)))")
+        return true
+    }
+
+    func subdirectories(of directory: OwnedFD, name: String) throws(SyscallError) -> [String] {
+        let prefix = label(directory) + "/"
+        try record("readdir(\(label(directory)))", name: name)
+        return existing.filter { $0.hasPrefix(prefix) && !files.contains($0) && !$0.dropFirst(prefix.count).contains("/") }
+            .map { String($0.dropFirst(prefix.count)) }.sorted()
+    }
+
+    func exists(_ path: String) -> Bool { existing.contains(path) }
 
     // MARK: Credentials and namespaces
 
@@ -152,6 +179,9 @@ final class RecordingKernel: Kernel {
     func enter(_ namespace: OwnedFD, _ type: NamespaceSet, name: String) throws(SyscallError) { try record("setns(\(label(namespace)))", name: name) }
     func unshare(_ namespaces: NamespaceSet) throws(SyscallError) { try record("unshare(\(namespaces == .mount ? "mnt" : "\(namespaces.rawValue)"))") }
     func becomeRoot() throws(SyscallError) { try record("setresgid(0) setgroups(0) setresuid(0)") }
+
+    func setHostname(_ name: String) throws(SyscallError) { try record("sethostname(\(name))", name: name) }
+    func bringUp(_ interface: String) throws(SyscallError) { try record("ioctl(SIOCSIFFLAGS, \(interface), IFF_UP)", name: interface) }
 
     func changeDirectory(to directory: OwnedFD, name: String) throws(SyscallError) {
         try record("fchdir(\(label(directory)))", name: name)

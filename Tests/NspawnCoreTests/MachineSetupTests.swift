@@ -1,0 +1,111 @@
+import SystemPackage
+import Testing
+@testable import NspawnCore
+
+/// The machine's cgroup and its PID 1's own setup, against a recording kernel: the calls in order.
+@Suite struct MachineCgroupTests {
+    private let path = "/cg/machine-web"
+
+    @Test func aNewCgroupIsLimitedFilteredAndGivenToTheMachinesRootBeforeAnythingLivesInIt() throws {
+        let kernel = RecordingKernel(existing: ["/cg"])
+        let cgroup = try MachineCgroup.create(at: path, machine: "web", owner: 0x1234_0000, deviceFilterRequired: true, kernel: kernel)
+        let owner = "\(0x1234_0000):\(0x1234_0000)"
+        #expect(
+            kernel.calls == [
+                "mkdir(/cg/machine-web, 755)", "open(/cg/machine-web)", "open(/cg/machine-web/cgroup.max.depth)",
+                "write(/cg/machine-web/cgroup.max.depth, \"63\")",
+                "bpf(BPF_PROG_ATTACH, /cg/machine-web, \(DeviceFilter.closed.program.count) instructions)",
+                "chown(/cg/machine-web/., \(owner))", "chown(/cg/machine-web/cgroup.procs, \(owner))",
+                "chown(/cg/machine-web/cgroup.subtree_control, \(owner))", "chown(/cg/machine-web/cgroup.threads, \(owner))",
+            ])
+        _ = cgroup
+    }
+
+    @Test func aRefusedDeviceFilterFailsTheStartAndLeavesNoCgroup() {
+        let kernel = RecordingKernel(existing: ["/cg"])
+        kernel.failure = { $0.hasPrefix("bpf(") ? .notPermitted : nil }
+        #expect(throws: SyscallError.self) {
+            try MachineCgroup.create(at: path, machine: "web", owner: 0, deviceFilterRequired: true, kernel: kernel)
+        }
+        #expect(kernel.calls.last == "rmdir(/cg/machine-web)", "\(kernel.calls)")
+        // Inside a machine the filter around us covers us: go on without one.
+        let nested = RecordingKernel(existing: ["/cg"])
+        nested.failure = kernel.failure
+        #expect((try? MachineCgroup.create(at: path, machine: "web", owner: 0, deviceFilterRequired: false, kernel: nested)) != nil)
+    }
+
+    @Test func aLeftoverOfAKilledRunIsReusedOnlyWhenEmpty() throws {
+        let kernel = RecordingKernel(existing: ["/cg", path, "\(path)/guest"])
+        kernel.failure = { [path] line in line == "mkdir(\(path), 755)" && kernel.existing.contains(path) ? .fileExists : nil }
+        kernel.contents["\(path)/cgroup.events"] = Array("populated 1\n".utf8)
+        #expect(throws: UserError("Machine 'web' already exists: its cgroup \(path) is in use.")) {
+            try MachineCgroup.create(at: path, machine: "web", owner: 0, deviceFilterRequired: true, kernel: kernel)
+        }
+        kernel.contents["\(path)/cgroup.events"] = Array("populated 0\n".utf8)
+        _ = try MachineCgroup.create(at: path, machine: "web", owner: 0, deviceFilterRequired: true, kernel: kernel)
+        // Its children first, then itself, then made anew.
+        let guest = try #require(kernel.index("rmdir(\(path)/guest)"))
+        #expect(kernel.calls[guest + 1] == "rmdir(\(path))" && kernel.calls[guest + 2] == "mkdir(\(path), 755)", "\(kernel.calls)")
+    }
+
+    @Test func removingKillsWhatIsLeftWaitsAndRemovesTheSubtree() throws {
+        let kernel = RecordingKernel(existing: ["/cg"])
+        let cgroup = try MachineCgroup.create(at: path, machine: "web", owner: 0, deviceFilterRequired: true, kernel: kernel)
+        kernel.existing.formUnion(["\(path)/init.scope", "\(path)/system.slice", "\(path)/system.slice/x.service"])
+        kernel.contents["\(path)/cgroup.events"] = Array("populated 1\n".utf8)
+        kernel.afterWrite = { [path, unowned kernel] file in
+            if file == "\(path)/cgroup.kill" { kernel.contents["\(path)/cgroup.events"] = Array("populated 0\n".utf8) }
+        }
+        let before = kernel.calls.count
+        cgroup.remove()
+        let calls = Array(kernel.calls[before...])
+        #expect(calls.contains("write(\(path)/cgroup.kill, \"1\")"))
+        let removals = calls.filter { $0.hasPrefix("rmdir(") }
+        #expect(
+            removals == [
+                "rmdir(\(path)/init.scope)", "rmdir(\(path)/system.slice/x.service)", "rmdir(\(path)/system.slice)", "rmdir(\(path))",
+            ], "\(calls)")
+        cgroup.remove()
+        #expect(kernel.calls.count == before + calls.count, "removed twice")
+    }
+
+    @Test func settingsOfAControllerWeDoNotHaveAreSkippedNotFailed() throws {
+        let kernel = RecordingKernel(existing: ["/cg", "\(path)/memory.max"])
+        let cgroup = try MachineCgroup.create(at: path, machine: "web", owner: 0, deviceFilterRequired: true, kernel: kernel)
+        try cgroup.apply([.memoryMax(1 << 20), .tasksMax(10)])
+        #expect(kernel.calls.contains("write(\(path)/memory.max, \"1048576\")"))
+        #expect(!kernel.calls.contains { $0.contains("pids.max") })
+    }
+}
+
+@Suite struct InnerChildTests {
+    private func prepared(_ args: [String]) throws -> (RecordingKernel, [OwnedFD]) {
+        let plan = try PlanFixture.plan(args)
+        let kernel = RecordingKernel(existing: [])
+        let mounts = try InnerChild.prepare(plan, kernel: kernel)
+        try InnerChild.name(plan, kernel: kernel)
+        return (kernel, mounts)
+    }
+
+    @Test func pid1BecomesTheMachinesRootThenMakesItsAPIFileSystems() throws {
+        let (kernel, mounts) = try prepared([])
+        #expect(
+            kernel.calls == [
+                "setresgid(0) setgroups(0) setresuid(0)", "unshare(\(NamespaceSet.cgroup.rawValue))", "fsmount(proc: ; nosuid|nodev|noexec)",
+                "fsmount(sysfs: ; ro|nosuid|nodev|noexec)", "fsmount(cgroup2: ; nosuid|nodev|noexec)", "fsmount(mqueue: ; nosuid|nodev|noexec)",
+                "sethostname(web)", "ioctl(SIOCSIFFLAGS, lo, IFF_UP)",
+            ])
+        #expect(mounts.map(kernel.label) == ["proc", "sysfs", "cgroup2", "mqueue"])
+    }
+
+    @Test func noNestedUserNamespacesIsWrittenIntoTheMachinesOwnLimit() throws {
+        let (kernel, _) = try prepared(["--nested-user-namespaces=no", "--no-private-network"])
+        #expect(kernel.calls[1] == "open(/proc/sys/user/max_user_namespaces)" && kernel.calls[2] == "write(/proc/sys/user/max_user_namespaces, \"0\")")
+        #expect(!kernel.calls.contains { $0.hasPrefix("ioctl(SIOCSIFFLAGS") } && !kernel.calls.contains { $0.hasPrefix("fsmount(sysfs") })
+    }
+
+    @Test func withoutAUserNamespacePID1StaysTheHostsRoot() throws {
+        let (kernel, _) = try prepared(["--private-users=no"])
+        #expect(kernel.calls.first == "unshare(\(NamespaceSet.cgroup.rawValue))")
+    }
+}
