@@ -9,10 +9,8 @@ public struct ImageLock {
 
     public init(_ image: MachineImage, readOnly: Bool) throws {
         fd = try FileSystem.open(image.path, O_RDONLY | O_DIRECTORY)
-        if flock(fd.raw, (readOnly ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0 {
-            let error = SyscallError.last("flock", path: image.path)
-            if error.errno == .wouldBlock { throw UserError("Directory tree \(image.path) is currently busy.") }
-            throw error
+        guard try FileSystem.lock(fd, exclusive: !readOnly, path: image.path) else {
+            throw UserError("Directory tree \(image.path) is currently busy.")
         }
     }
 }

@@ -39,8 +39,7 @@ public struct MachineImage: Equatable, Sendable {
             throw UserError("Spawning a machine on the root directory is not supported. Refusing.")
         }
         // Without an OS tree there is nothing to run; nspawn checks /usr the same way.
-        var usr = Glibc.stat()
-        guard lstat(path + "/usr", &usr) == 0, FileSystem.isDirectory(usr.st_mode) else {
+        guard let usr = try? FileSystem.stat(path + "/usr", followSymlinks: false), FileSystem.isDirectory(usr.st_mode) else {
             throw UserError("Directory \(path) doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.")
         }
         let name = configuration.machineName ?? MachineName.cleanup(String(path.split(separator: "/").last ?? ""))
@@ -58,11 +57,9 @@ public struct MachineImage: Equatable, Sendable {
         guard let dir = try? FileSystem.open(path, NSP_O_PATH | O_DIRECTORY),
             let file = try? PathResolution.open("etc/machine-id", in: dir.raw, flags: O_RDONLY | O_NONBLOCK | O_NOCTTY, resolve: .beneath)
         else { return nil }
-        var st = Glibc.stat()
-        guard fstat(file.raw, &st) == 0, st.st_mode & S_IFMT == S_IFREG else { return nil }
+        guard let st = try? FileSystem.status(file, path: "etc/machine-id"), st.st_mode & S_IFMT == S_IFREG else { return nil }
         var buffer = [UInt8](repeating: 0, count: 64)
-        let n = buffer.withUnsafeMutableBytes { read(file.raw, $0.baseAddress, $0.count) }
-        guard n > 0 else { return nil }
+        guard let n = try? sys("read", { buffer.withUnsafeMutableBytes { read(file.raw, $0.baseAddress, $0.count) } }), n > 0 else { return nil }
         let text = String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: "\n ")
         guard let id = MachineID(parsing: text), !id.isNull else { return nil }
         return id
@@ -86,8 +83,7 @@ extension MachineImage {
 
     public func requireMountPoints() throws {
         for mountPoint in Self.mountPoints {
-            var st = Glibc.stat()
-            guard lstat(path + mountPoint, &st) == 0 else {
+            guard let st = try? FileSystem.stat(path + mountPoint, followSymlinks: false) else {
                 throw UserError("Directory \(path) has no \(mountPoint) directory to mount on; create it in the tree. Refusing.")
             }
             guard FileSystem.isDirectory(st.st_mode) else {
@@ -98,8 +94,7 @@ extension MachineImage {
 
     /// With --boot the tree must be an OS: os-release in /etc or /usr/lib, as systemd-nspawn checks.
     public func requireOSRelease() throws {
-        var st = Glibc.stat()
-        guard lstat(path + "/etc/os-release", &st) == 0 || lstat(path + "/usr/lib/os-release", &st) == 0 else {
+        guard ["/etc/os-release", "/usr/lib/os-release"].contains(where: { (try? FileSystem.stat(path + $0, followSymlinks: false)) != nil }) else {
             throw UserError("Directory \(path) doesn't look like an OS root directory (os-release file is missing). Refusing.")
         }
     }

@@ -28,20 +28,18 @@ public final class UIDRangeLock {
         while true {
             // Another run may remove the (empty) directory between our mkdir and open: then again.
             try RuntimeDirectory.create(UIDRangeAllocator.lockDirectory)
-            let opened = openat(AT_FDCWD, path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
-            if opened < 0 && Glibc.errno == ENOENT { continue }
-            guard opened >= 0 else { throw SyscallError.last("open", path: path) }
-            let fd = OwnedFD(opened)
-            if flock(fd.raw, LOCK_EX | LOCK_NB) != 0 {
-                let error = SyscallError.last("flock", path: path)
-                if error.errno == .wouldBlock { return nil }
+            let fd: OwnedFD
+            do {
+                fd = try FileSystem.open(path, O_RDWR | O_CREAT | O_NOFOLLOW, mode: 0o600)
+            } catch {
+                if error.errno == .noSuchFileOrDirectory { continue }
                 throw error
             }
+            guard try FileSystem.lock(fd, exclusive: true, path: path) else { return nil }
             // The previous holder may have unlinked the file between our open and our lock:
             // then we hold a lock nobody else can see, so start again.
-            var locked = Glibc.stat()
-            var current = Glibc.stat()
-            if fstat(fd.raw, &locked) == 0, stat(path, &current) == 0, locked.st_ino == current.st_ino {
+            let locked = try FileSystem.status(fd, path: path)
+            if let current = try? FileSystem.stat(path, followSymlinks: false), locked.st_ino == current.st_ino {
                 return (path, fd)
             }
         }

@@ -107,7 +107,7 @@ public struct SeccompFilter: Equatable, Sendable {
             let fd = OwnedFD(try sys("memfd_create") { nsp_memfd_create("seccomp") })
             let r = seccomp_export_bpf(ctx, fd.raw)
             if r < 0 { throw SyscallError("seccomp_export_bpf", errno: .init(rawValue: -r)) }
-            _ = lseek(fd.raw, 0, SEEK_SET)
+            try sys("lseek", path: "seccomp") { lseek(fd.raw, 0, SEEK_SET) }
             return try FileSystem.readAll(fd: fd.raw, path: "seccomp")
         }
     }
@@ -118,8 +118,7 @@ public struct SeccompFilter: Equatable, Sendable {
     /// used only when it and its directory belong to root and nobody else may write them.
     private static func readCache(_ path: String, key: String) -> SeccompFilter? {
         guard ownedByRootOnly(cacheDirectory), let fd = try? FileSystem.open(path, O_RDONLY | O_NOFOLLOW) else { return nil }
-        var st = stat()
-        guard fstat(fd.raw, &st) == 0, st.st_uid == 0, st.st_mode & 0o022 == 0,
+        guard let st = try? FileSystem.status(fd, path: path), st.st_uid == 0, st.st_mode & 0o022 == 0,
             let bytes = try? FileSystem.readAll(fd: fd.raw, path: path)
         else { return nil }
         let header = Array((magic + key + "\n").utf8)
@@ -147,12 +146,12 @@ public struct SeccompFilter: Equatable, Sendable {
         let temporary = "\(path).\(getpid()).tmp"
         guard let fd = try? FileSystem.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600) else { return }
         if (try? FileSystem.writeAll(fd: fd.raw, bytes, path: temporary)) != nil, fsync(fd.raw) == 0, rename(temporary, path) == 0 { return }
-        unlink(temporary)
+        _ = try? sys("unlink", path: temporary) { unlink(temporary) }
     }
 
     private static func ownedByRootOnly(_ directory: String) -> Bool {
-        var st = stat()
-        return lstat(directory, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR && st.st_uid == 0 && st.st_mode & 0o022 == 0
+        guard let st = try? FileSystem.stat(directory, followSymlinks: false) else { return false }
+        return st.st_mode & S_IFMT == S_IFDIR && st.st_uid == 0 && st.st_mode & 0o022 == 0
     }
 
     // MARK: Loading

@@ -68,6 +68,24 @@ enum FileSystem {
 
     static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
+    /// flock(LOCK_NB), exclusive or shared; false when another holder has it.
+    static func lock(_ fd: OwnedFD, exclusive: Bool, path: String) throws(SyscallError) -> Bool {
+        do {
+            try sys("flock", path: path) { flock(fd.raw, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) }
+            return true
+        } catch {
+            guard error.errno == .wouldBlock else { throw error }
+            return false
+        }
+    }
+
+    /// fstat.
+    static func status(_ fd: OwnedFD, path: String) throws(SyscallError) -> Glibc.stat {
+        var st = Glibc.stat()
+        try sys("fstat", path: path) { fstat(fd.raw, &st) }
+        return st
+    }
+
     static func isDirectory(_ mode: mode_t) -> Bool { mode & S_IFMT == S_IFDIR }
 }
 
