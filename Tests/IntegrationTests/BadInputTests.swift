@@ -56,6 +56,22 @@ struct BadInputTests {
         _ = run.finish()
     }
 
+    /// A range of two slots whose second one another machine holds: refused, and the first slot's
+    /// lock, taken on the way, is given back (no file left, the range free again).
+    @Test func aRangeOfSeveralSlotsPartlyHeldIsRefusedAndReleased() throws {
+        let first = try TestMachine(), second = try TestMachine()
+        let run = try BackgroundRun(["-D", first.path, "-P", "-q", "--private-users=2031616:65536", "/bin/sleep", "30"])
+        #expect(run.waitUntil { FileManager.default.fileExists(atPath: "/run/swift-nspawn/uid-range/2031616") })
+        let before = HostState.capture()
+        let result = try second.run(["--private-users=1966080:131072"], ["true"])
+        #expect(result.status == 1 && result.stderrLines == ["UID range 1966080:131072 is in use by another machine. Refusing."], "\(result.stderr)")
+        #expect(HostState.capture() == before)
+        #expect(!FileManager.default.fileExists(atPath: "/run/swift-nspawn/uid-range/1966080"))
+        kill(run.pid, SIGTERM)
+        _ = run.finish()
+        #expect(try second.run(["--private-users=1966080:131072"], ["true"]).status == 0)
+    }
+
     /// A host user in the range asked for: the host's /etc/passwd as swift-nspawn reads it gets one,
     /// in a mount namespace of the test's own (the real file is never touched).
     @Test func rangeOverlappingHostUsers() throws {

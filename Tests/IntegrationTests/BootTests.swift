@@ -100,7 +100,11 @@ struct BootTests {
         try machine.installFixture("notify-probe")
         let run = try BackgroundRun(["-D", machine.path, "--boot-test", "-q"])
         // systemctl (the sleep) runs once the machine's cgroup holds PID 1, the entering process and it.
-        let procs = "\(HostState.cgroupRoot)/machine-\(machine.name)/cgroup.procs"
+        // machine-NAME on a host without systemd, machine-NAME.scope/payload on one with it.
+        var procs: String {
+            let cgroup = HostState.capture().cgroups.first { $0.hasSuffix("machine-\(machine.name)") || $0.hasSuffix("machine-\(machine.name).scope/payload") }
+            return "\(HostState.cgroupRoot)/\(cgroup ?? "none")/cgroup.procs"
+        }
         #expect(run.waitUntil { ((try? String(contentsOfFile: procs, encoding: .utf8)) ?? "").split(separator: "\n").count >= 3 })
         let stopped = Date()
         kill(run.pid, SIGTERM)

@@ -115,6 +115,23 @@ struct GuestMountTests {
         #expect(result.lines == ["umount=1", "hidden-stays-hidden"])
     }
 
+    /// The tree below a directory the machine's root may not search (a 0750 home of someone else's),
+    /// started from a working directory only root may enter (sudo -i in /root): nothing is looked
+    /// up by name once the outer child acts inside the machine's user namespace.
+    @Test func aTreeBelowAShutDirectoryStartsFromAShutWorkingDirectory() throws {
+        let machine = try TestMachine()
+        #expect(chown(machine.directory.path, 1000, 1000) == 0 && chmod(machine.directory.path, 0o750) == 0)
+        let shut = machine.directory.deletingLastPathComponent().appendingPathComponent("shut-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: shut, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        defer { try? FileManager.default.removeItem(at: shut) }
+        let source = machine.directory.appendingPathComponent("src")
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+        let fromShut = ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", shut.path]
+        let result = try runNspawn(
+            ["-D", machine.path, "-P", "-q", "--bind=\(source.path):/srv", "/bin/sh", "-c", "umount /tmp /srv && echo ok"], prefix: fromShut)
+        #expect(result.status == 0 && result.stdout == "ok\n", "\(result.stderr)")
+    }
+
     @Test func aBindDestinationFollowsTheTreesSymlinksInsideTheTree() throws {
         let machine = try TestMachine {
             try FileManager.default.createSymbolicLink(atPath: $0.appendingPathComponent("escape").path, withDestinationPath: "/etc")

@@ -49,7 +49,7 @@ import Testing
         // A 16-slot range needs 16 free slots in one mapped stretch.
         let wide = UIDRangeAllocator.candidates(
             for: "outer", count: 20, size: 16 * 65536, within: [UIDRange(base: 0x8_0000, count: 0x20_0000)], using: &generator)
-        #expect(wide.allSatisfy { $0 >= 0x8_0000 && UInt64($0) + 16 * 65536 <= 0x28_0000 })
+        #expect(!wide.isEmpty && wide.allSatisfy { $0 >= 0x8_0000 && UInt64($0) + 16 * 65536 <= 0x28_0000 })
         // A machine with 64K IDs has no room for one of its own.
         #expect(UIDRangeAllocator.candidates(for: "inner", count: 5, within: [UIDRange(base: 0, count: 65536)], using: &generator).isEmpty)
     }
@@ -60,5 +60,10 @@ import Testing
         let gids = IDMap.parse("0 983040 65546\n")
         #expect(IDMap.intersection(uids, gids) == [UIDRange(base: 0, count: 65536), UIDRange(base: 65536, count: 10)])
         #expect(IDMap.parse("0 0 4294967295\n") == [UIDRange(base: 0, count: UInt32.max)])
+    }
+
+    @Test func subordinateRangesPastTheIDSpaceAreSkipped() {
+        let ranges = UIDRangeAllocator.subordinateRanges("alice:100000:65536\nbroken:4294967000:1000\nbad:x:1\nzero:5:0\n")
+        #expect(ranges == [UIDRange(base: 100000)])
     }
 }

@@ -12,7 +12,7 @@ enum InnerChild {
         let kernel = LinuxKernel()
         _ = try supervisor.receive(.proceed, from: "The supervisor")
         let mounts = try prepare(plan, kernel: kernel)
-        try outer.send(.apiMounts, fds: mounts)
+        try outer.send(.apiMounts, fds: mounts, to: "The outer child")
         mounts.forEach { $0.close() }
         try name(plan, kernel: kernel)
 

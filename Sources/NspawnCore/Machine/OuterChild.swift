@@ -17,8 +17,8 @@ enum OuterChild {
                 return Dictionary(uniqueKeysWithValues: zip(plan.mounts.apiFilesystems.map(\.0), fds))
             }
         let namespace = try kernel.open("thread-self/ns/mnt", in: hostProc, flags: O_RDONLY, mode: 0)
-        try inner.send(.mountNamespace, fds: [namespace] + [built.consolePeer].compactMap { $0 })
-        try supervisor.send(.treeReady, fds: [built.notify, built.consoleMaster].compactMap { $0 })
+        try inner.send(.mountNamespace, fds: [namespace] + [built.consolePeer].compactMap { $0 }, to: "The machine's PID 1")
+        try supervisor.send(.treeReady, fds: [built.notify, built.consoleMaster].compactMap { $0 }, to: "The supervisor")
         _exit(0)
     }
 }

@@ -103,9 +103,8 @@ final class MountExecutor {
             }
             // Owned by the machine's root and writable by it alone; SO_PASSCRED makes the kernel
             // attach every sender's PID, which the supervisor checks.
-            notify = try asMachineRoot { () throws(SyscallError) in
-                try kernel.bindDatagramSocket(notifySocket, in: attached, path: "\(path)/\(notifySocket)")
-            }
+            notify = try kernel.bindDatagramSocket(notifySocket, in: attached, path: "\(path)/\(notifySocket)")
+            try kernel.changeOwner(notifySocket, in: attached, uid: machineRoot, gid: machineRoot, path: "\(path)/\(notifySocket)")
             if let osRelease {
                 let source = try kernel.cloneMount(osRelease, in: nil, recursive: false, name: osRelease)
                 try kernel.setMountAttributes(source, .lockedDown, recursive: false, name: osRelease)
@@ -303,15 +302,18 @@ final class MountExecutor {
 extension Kernel {
     /// Sets a mount's attributes, ID-mapped to the machine's user namespace as `idmap` says: a file
     /// system that cannot be ID-mapped fails the start (required) or shows its raw owners (preferred).
+    /// Returns whether the mount is ID-mapped.
+    @discardableResult
     func setMountAttributes(
         _ mount: OwnedFD, _ attributes: MountAttributes, idmap: IDMapping, userNamespace: OwnedFD?, recursive: Bool, name: String, quiet: Bool
-    ) throws {
+    ) throws -> Bool {
         guard idmap != .none, let userNamespace else {
             try setMountAttributes(mount, attributes, recursive: recursive, name: name)
-            return
+            return false
         }
         do {
             try setMountAttributes(mount, set: attributes, clear: [], idmap: userNamespace, recursive: recursive, name: name)
+            return true
         } catch {
             guard idmap == .preferred else {
                 throw UserError(
@@ -319,6 +321,7 @@ extension Kernel {
             }
             if !quiet { printError("ID mapped mounts are not available for \(name); showing its raw owners.") }
             try setMountAttributes(mount, attributes, recursive: recursive, name: name)
+            return false
         }
     }
 }

@@ -27,24 +27,27 @@ struct MountNamespaceBuilder {
         let treePath = plan.root.path
         // Nothing we mount may show up on the host; host mounts may still come and go below us.
         try kernel.makeMountsSlave()
-        // Before the workspace covers the tree's directory: a bind source may lie inside it.
+        // Before the workspace covers the tree's directory: a bind source may lie inside it. The
+        // tree's directory is looked up once, as the host's root; everything after uses descriptors.
         let sources = try BindSources(plan.guestMounts, kernel: kernel)
-        let tree = try kernel.cloneMount(treePath, in: nil, recursive: true, name: treePath)
+        let treeDirectory = try kernel.open(treePath, in: nil, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
+        let tree = try kernel.cloneMount("", in: treeDirectory, recursive: true, name: treePath)
+        // The tree falls back to its raw owners where it cannot be ID-mapped (auto); then the
+        // binds are not mapped either, so the machine sees one kind of owner.
+        let treeMapped = try kernel.setMountAttributes(
+            tree, plan.root.attributes, idmap: plan.root.idmap, userNamespace: userNamespace, recursive: true, name: treePath, quiet: quiet)
 
         // Searchable by all: the machine's root, which the host's files above it may shut out,
         // finds its way in from descriptors of the workspace opened before it became that root.
-        let workspaceMount = try kernel.newMount("tmpfs", options: ["mode=0755", "size=64k", "nr_inodes=1k"], attributes: [.noSUID, .noDev, .noExec])
-        try kernel.moveMount(workspaceMount, onto: try kernel.open(treePath, in: nil, flags: NSP_O_PATH | O_DIRECTORY, mode: 0), name: treePath)
-        let workspace = try kernel.open(treePath, in: nil, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
+        let workspace = try kernel.newMount("tmpfs", options: ["mode=0755", "size=64k", "nr_inodes=1k"], attributes: [.noSUID, .noDev, .noExec])
+        try kernel.moveMount(workspace, onto: treeDirectory, name: treePath)
         for name in ["root", "stage"] { try kernel.makeDirectory(name, in: workspace, mode: 0o755, path: "\(treePath)/\(name)") }
-        try kernel.setMountAttributes(
-            tree, plan.root.attributes, idmap: plan.root.idmap, userNamespace: userNamespace, recursive: true, name: treePath, quiet: quiet)
         try kernel.moveMount(tree, onto: try kernel.open("root", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0), name: treePath)
         // The root as attached, found again now that the tree is there.
         let root = try kernel.open("root", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
         let hostExecutor = MountExecutor(
-            kernel: kernel, root: root, rootPath: treePath, machineRoot: machineRoot, idmapUserNamespace: userNamespace, quiet: quiet,
-            bindSources: sources, receiveAPIMounts: receiveAPIMounts)
+            kernel: kernel, root: root, rootPath: treePath, machineRoot: machineRoot, idmapUserNamespace: treeMapped ? userNamespace : nil,
+            quiet: quiet, bindSources: sources, receiveAPIMounts: receiveAPIMounts)
 
         for operation in plan.hostMounts { try hostExecutor.run(operation) }
         var staged: [MountExecutor.Creation] = []
@@ -61,10 +64,13 @@ struct MountNamespaceBuilder {
 
         var newRoot = root
         if let userNamespace, plan.copiedIntoUserNamespace {
+            // From the workspace as the working directory, which unshare moves into the copy: found
+            // there without a lookup by name, which the machine's root could not make where the
+            // host's directories above the tree shut it out.
+            try kernel.changeDirectory(to: workspace, name: treePath)
             try kernel.enter(userNamespace, .user, name: "user")
             try kernel.unshare(.mount)
-            // The workspace as this copy has it, found while we are still the host's root.
-            let copiedWorkspace = try kernel.open(treePath, in: nil, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
+            let copiedWorkspace = try kernel.open(".", in: nil, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
             // The machine's root from here on: what we create is its own, and its capabilities
             // (in its user namespace) are what we act with.
             try kernel.becomeRoot()

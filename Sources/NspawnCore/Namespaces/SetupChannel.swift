@@ -29,11 +29,17 @@ final class SetupChannel {
     }
 
     /// Sends a message with copies of the given descriptors (they stay open here until released).
-    func send(_ message: SetupMessage, fds: [OwnedFD] = []) throws(SyscallError) {
+    /// `peer` names the other side for the error when it died first (and has said why itself).
+    func send(_ message: SetupMessage, fds: [OwnedFD] = [], to peer: String) throws {
         var tag = message.rawValue
         let raw = fds.map(\.raw)
-        try sys("sendmsg") { nsp_send_with_fds(fd.raw, &tag, 1, raw, Int32(raw.count)) }
-        withExtendedLifetime(fds) {}
+        defer { withExtendedLifetime(fds) {} }
+        do {
+            try sys("sendmsg") { nsp_send_with_fds(fd.raw, &tag, 1, raw, Int32(raw.count)) }
+        } catch {
+            if [.brokenPipe, .connectionReset, .connectionRefused].contains(error.errno) { throw SetupAborted(peer: peer) }
+            throw error
+        }
     }
 
     /// Waits for the expected message. `peer` names the other side for the error when it died first.

@@ -58,7 +58,10 @@ public enum UIDRangeAllocator {
     public static func subordinateRanges(_ text: String) -> [UIDRange] {
         text.split(separator: "\n").compactMap { line in
             let fields = line.split(separator: ":")
-            guard fields.count == 3, let start = UInt32(fields[1]), let count = UInt32(fields[2]), count > 0 else { return nil }
+            // A line that runs past the ID space is nobody's range: skipped, as a malformed one.
+            guard fields.count == 3, let start = UInt32(fields[1]), let count = UInt32(fields[2]), count > 0,
+                UInt64(start) + UInt64(count) <= 1 << 32
+            else { return nil }
             return UIDRange(base: start, count: count)
         }
     }

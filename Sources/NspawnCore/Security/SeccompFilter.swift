@@ -75,7 +75,10 @@ public struct SeccompFilter: Equatable, Sendable {
             try Self.check("seccomp_attr_set(SCMP_FLTATR_CTL_NNP)") { seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0) }
             // A binary tree over the system call numbers: a few comparisons per call instead of a
             // walk through hundreds of rules, on every system call the machine makes.
-            try Self.check("seccomp_attr_set(SCMP_FLTATR_CTL_OPTIMIZE)") { seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2) }
+            // Only a speed-up: a libseccomp older than 2.5 does not know it.
+            try Self.check("seccomp_attr_set(SCMP_FLTATR_CTL_OPTIMIZE)", tolerating: [EINVAL, EOPNOTSUPP]) {
+                seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2)
+            }
             for name in SeccompFilter.architectures {
                 let arch = seccomp_arch_resolve_name(name)
                 guard arch != 0 else { throw UserError("libseccomp does not know the architecture \(name).") }

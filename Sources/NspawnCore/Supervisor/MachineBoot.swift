@@ -49,7 +49,7 @@ enum MachineBoot {
             try kernel.writeFile(range.mapLine, to: "/proc/\(inner.pid)/gid_map")
             userNamespace = try kernel.open("/proc/\(inner.pid)/ns/user", in: nil, flags: O_RDONLY, mode: 0)
         }
-        try supervisorToInner.send(.proceed)
+        try supervisorToInner.send(.proceed, to: "The machine's PID 1")
 
         let (supervisorToOuter, outerFromSupervisor) = try SetupChannel.pair()
         let outer = try ChildProcess.clone(namespaces: [.mount], role: "The outer child") {

@@ -24,4 +24,9 @@ final class MachineQuery {
         }
         deadline = try loop.addTimer(after: timeout) { [unowned self] in self.running.child.signal(SIGKILL) }
     }
+
+    /// The machine ended first: the program goes too, and is reaped.
+    func cancel() {
+        running.child.kill()
+    }
 }

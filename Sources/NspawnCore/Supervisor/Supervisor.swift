@@ -80,6 +80,7 @@ final class Supervisor {
         sources.removeAll()
         timers.removeAll()
         resendTimer = nil
+        queries.forEach { $0.cancel() }
         queries.removeAll()
         notify = nil
         guard let end else { throw UserError("The event loop ended before the machine did.") }
@@ -113,7 +114,12 @@ final class Supervisor {
         let next = { [unowned self] (answer: String) in ask(Array(questions.dropFirst()), answers: answers + [answer], done: done) }
         do {
             let running = try MachineEntry.start(["/bin/systemctl"] + arguments, in: machine, namespaces: plan.namespaces, cgroup: cgroup, policy: confinement)
-            queries.append(try MachineQuery(running, loop: loop, timeout: 10, done: next))
+            do {
+                queries.append(try MachineQuery(running, loop: loop, timeout: 10, done: next))
+            } catch {
+                running.child.kill()
+                throw error
+            }
         } catch {
             next("")
         }

@@ -70,8 +70,10 @@ final class RecordingKernel: Kernel {
         try record(line + (recursive ? ", recursive)" : ")"), name: name)
     }
 
+    /// Once attached, a mount's descriptor stands for the place it is attached at.
     func moveMount(_ mount: OwnedFD, onto target: OwnedFD, name: String) throws(SyscallError) {
         try record("move_mount(\(label(mount)) → \(label(target)))", name: name)
+        labels[mount.raw] = label(target)
     }
 
     func makeMountsSlave() throws(SyscallError) { try record("mount(/, MS_SLAVE|MS_REC)") }
@@ -91,8 +93,8 @@ final class RecordingKernel: Kernel {
     }
 
     func open(_ path: String, in directory: OwnedFD?, flags: Int32, mode: mode_t) throws(SyscallError) -> OwnedFD {
-        let full = join(directory, path)
-        try record("open(\(full))", name: path)
+        let full = path == "." && directory == nil ? workingDirectory : join(directory, path)
+        try record("open(\(path == "." ? "." : full))", name: path)
         if flags & O_CREAT != 0 {
             existing.insert(full)
             files.insert(full)
