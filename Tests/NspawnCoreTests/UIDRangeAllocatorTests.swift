@@ -66,4 +66,12 @@ import Testing
         let ranges = UIDRangeAllocator.subordinateRanges("alice:100000:65536\nbroken:4294967000:1000\nbad:x:1\nzero:5:0\n")
         #expect(ranges == [UIDRange(base: 100000)])
     }
+
+    @Test func splitMixSpreadsCandidatesFromOneSeed() {
+        var generator = SplitMix64(seed: 42)
+        let bases = UIDRangeAllocator.candidates(for: "web", count: 100, using: &generator)
+        #expect(Set(bases.dropFirst()).count > 90, "99 random bases should rarely collide among ~28,000 slots")
+        var again = SplitMix64(seed: 42)
+        #expect(UIDRangeAllocator.candidates(for: "web", count: 100, using: &again) == bases)
+    }
 }

@@ -75,7 +75,10 @@ public enum UIDRangeAllocator {
 
     /// Picks a free range of `size` IDs among those `mapped` here, and locks it.
     static func pick(for name: String, size: UInt32, within mapped: [UIDRange]) throws -> (UIDRange, UIDRangeLock) {
-        var generator = SystemRandomNumberGenerator()
+        // One getrandom(2) for the seed, not one per candidate: the bases need to be spread, not
+        // unpredictable (whoever holds a range holds its lock).
+        var system = SystemRandomNumberGenerator()
+        var generator = SplitMix64(seed: system.next())
         let bases = candidates(for: name, count: 100, size: size, within: mapped, using: &generator)
         guard !bases.isEmpty else {
             throw UserError(
@@ -103,5 +106,21 @@ public enum UIDRangeAllocator {
             throw UserError("UID range \(range) is in use by another machine. Refusing.")
         }
         return lock
+    }
+}
+
+/// SplitMix64 (Steele, Lea and Flood, 2014): a fast generator with a full 2⁶⁴ period, for spreading
+/// candidate bases from one random seed.
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
