@@ -37,8 +37,8 @@ struct MountNamespaceBuilder {
         let treeMapped = try kernel.setMountAttributes(
             tree, plan.root.attributes, idmap: plan.root.idmap, userNamespace: userNamespace, recursive: true, name: treePath, quiet: quiet)
 
-        // Searchable by all: the machine's root, which the host's files above it may shut out,
-        // finds its way in from descriptors of the workspace opened before it became that root.
+        // Searchable by all: after the copy, the machine's root (not the host's) finds the tree and
+        // the stage in it, starting from the working directory.
         let workspace = try kernel.newMount("tmpfs", options: ["mode=0755", "size=64k", "nr_inodes=1k"], attributes: [.noSUID, .noDev, .noExec])
         try kernel.moveMount(workspace, onto: treeDirectory, name: treePath)
         for name in ["root", "stage"] { try kernel.makeDirectory(name, in: workspace, mode: 0o755, path: "\(treePath)/\(name)") }
