@@ -125,7 +125,8 @@ struct NestedHost {
             ["-D", host.path, "-b"] + machineOptions + [
                 "--console=passive", "-q",
                 "--bind-ro=\(TestEnvironment.binary):/usr/local/bin/swift-nspawn", "--bind=\(inner.path):/var/lib/machines/inner",
-                "--bind=\(results.path):/results",
+                // The machine's root writes its results as the host's root: idmap where it has a user namespace.
+                "--bind=\(results.path):/results\(machineOptions.contains("--private-users=no") ? "" : ":idmap")",
             ]
         // A debug build finds its Swift runtime there.
         if FileManager.default.fileExists(atPath: "/opt/swift/usr/lib/swift/linux") { options.append("--bind-ro=/opt/swift/usr/lib/swift/linux") }

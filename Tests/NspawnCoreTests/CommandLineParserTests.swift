@@ -62,7 +62,11 @@ import Testing
         (["--private-users-ownership=chown"], "never rewrites"),
         (["--kill-signal=SIGNOPE"], "Cannot parse signal"),
         (["--bind=relative"], "must be absolute"),
-        (["--bind=/a:/b:nosuchopt"], "Unknown mount option"),
+        (
+            ["--bind=/a:/b:nosuchopt"],
+            "Unknown mount option \"nosuchopt\" in --bind=/a:/b:nosuchopt; known: rbind, norbind, noidmap, idmap, rootidmap, owneridmap."
+        ),
+        (["--private-users=no", "--bind-ro=/a:/b:rootidmap"], "--bind-ro=/a:/b:rootidmap needs a user namespace for the machine (not --private-users=no)."),
         (["--bind=/a:/"], "may not be the root"),
         (["--tmpfs=/x:uid=5"], "not allowed"),
         (["--uuid=nope"], "Invalid UUID"),
@@ -115,7 +119,7 @@ import Testing
         #expect(!c.privateNetwork)
         #expect(
             c.binds == [
-                BindMount(source: "/src", destination: "/dst", readOnly: false, recursive: false, idmapped: false),
+                BindMount(source: "/src", destination: "/dst", readOnly: false, recursive: false, ownership: .raw),
                 BindMount(source: "/etc", destination: "/etc", readOnly: true),
             ])
         #expect(c.tmpfs == [TmpfsMount(destination: "/var", options: "mode=0755")])

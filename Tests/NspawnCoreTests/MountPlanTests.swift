@@ -78,16 +78,31 @@ import Testing
     }
 
     @Test func theUsersMountsAreTheGuestsInDestinationOrderAfterTmp() throws {
-        let p = try plan(["--bind=/a:/tmp/x", "--tmpfs=/var", "--bind-ro=/b:/opt:norbind", "--bind=/c:/srv:noidmap"])
+        let p = try plan(["--bind=/a:/tmp/x:idmap", "--tmpfs=/var", "--bind-ro=/b:/opt:norbind", "--bind=/c:/srv:rootidmap"])
         #expect(
             p.guestMounts == [
                 .tmpfs(path: "/tmp", options: "mode=01777,size=10%,nr_inodes=400k", attributes: [.noSUID, .noDev], resolution: .noSymlinks),
-                .bind(BindOperation(source: "/b", path: "/opt", attributes: [.readOnly, .noDev], recursive: false, idmap: .required)),
-                .bind(BindOperation(source: "/c", path: "/srv", attributes: [.noDev], recursive: true, idmap: .none)),
-                .bind(BindOperation(source: "/a", path: "/tmp/x", attributes: [.noDev], recursive: true, idmap: .required)),
+                .bind(BindOperation(source: "/b", path: "/opt", attributes: [.readOnly, .noDev], recursive: false, mapping: .none)),
+                .bind(BindOperation(source: "/c", path: "/srv", attributes: [.noDev], recursive: true, mapping: .sourceOwnerAsRoot)),
+                .bind(BindOperation(source: "/a", path: "/tmp/x", attributes: [.noDev], recursive: true, mapping: .machine(.required))),
                 .tmpfs(path: "/var", options: "mode=0755", attributes: [.noSUID, .noDev], resolution: .inRoot),
             ])
         #expect(!p.hostMounts.contains { if case .bind = $0 { true } else { false } })
+    }
+
+    /// As systemd-nspawn: raw owners unless asked, so the machine's root is nobody special on the
+    /// host's files; idmap follows the tree's policy, even where the tree itself is not mapped.
+    @Test func bindsAreIDMappedOnlyWhenAsked() throws {
+        func mapping(_ args: [String]) throws -> BindMapping? {
+            for case .bind(let bind) in try plan(args).guestMounts { return bind.mapping }
+            return nil
+        }
+        #expect(try mapping(["--bind=/a:/a"]) == BindMapping.none)
+        #expect(try mapping(["--bind=/a:/a:idmap"]) == .machine(.required))
+        #expect(try mapping(["-U", "--bind=/a:/a:idmap"]) == .machine(.preferred))
+        #expect(try mapping(["--private-users-ownership=off", "--bind=/a:/a:idmap"]) == .machine(.required))
+        #expect(try mapping(["--private-users=identity", "--bind=/a:/a:idmap"]) == BindMapping.none)
+        #expect(try mapping(["--bind-ro=/a:/a:owneridmap"]) == .sourceOwnerAsTargetOwner)
     }
 
     @Test func onlyAUserNamespaceMakesTheGuestsMountsStaged() throws {

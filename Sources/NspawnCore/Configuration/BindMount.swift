@@ -1,3 +1,17 @@
+/// How a bind's owners are shown in the machine (systemd-nspawn's bind options).
+public enum BindOwnership: String, Equatable, Sendable {
+    /// noidmap (the default, as with systemd-nspawn): raw owners; the machine's root acts on the
+    /// source as an unprivileged user of the host.
+    case raw = "noidmap"
+    /// idmap: mapped as the tree is, so the host's root shows as (and is written as) the machine's root.
+    case machine = "idmap"
+    /// rootidmap: the owner of the source shows as the machine's root, and what that root creates
+    /// there belongs to the source's owner; every other owner shows as nobody.
+    case sourceOwnerAsRoot = "rootidmap"
+    /// owneridmap: the owner of the source shows as the owner of the destination in the machine.
+    case sourceOwnerAsTargetOwner = "owneridmap"
+}
+
 /// --bind= and --bind-ro=: SRC[:DST[:OPTIONS]].
 public struct BindMount: Equatable, Sendable {
     public var source: String
@@ -5,16 +19,14 @@ public struct BindMount: Equatable, Sendable {
     public var readOnly: Bool
     /// rbind (default) also binds the mounts below the source; norbind only the source itself.
     public var recursive: Bool
-    /// Under a user namespace the bind is idmapped like the root, so the host's root shows as the
-    /// machine's root; noidmap shows the raw owners.
-    public var idmapped: Bool
+    public var ownership: BindOwnership
 
-    public init(source: String, destination: String, readOnly: Bool, recursive: Bool = true, idmapped: Bool = true) {
+    public init(source: String, destination: String, readOnly: Bool, recursive: Bool = true, ownership: BindOwnership = .raw) {
         self.source = source
         self.destination = destination
         self.readOnly = readOnly
         self.recursive = recursive
-        self.idmapped = idmapped
+        self.ownership = ownership
     }
 
     public static func parse(_ spec: String, readOnly: Bool) throws(UserError) -> BindMount {
@@ -39,9 +51,12 @@ public struct BindMount: Equatable, Sendable {
                 switch word {
                 case "rbind": bind.recursive = true
                 case "norbind": bind.recursive = false
-                case "idmap": bind.idmapped = true
-                case "noidmap": bind.idmapped = false
-                default: throw UserError("Unknown mount option \"\(word)\" in \(option)=\(spec); known: rbind, norbind, idmap, noidmap.")
+                default:
+                    guard let ownership = BindOwnership(rawValue: String(word)) else {
+                        throw UserError(
+                            "Unknown mount option \"\(word)\" in \(option)=\(spec); known: rbind, norbind, noidmap, idmap, rootidmap, owneridmap.")
+                    }
+                    bind.ownership = ownership
                 }
             }
         }

@@ -158,6 +158,11 @@ public struct Configuration: Equatable, Sendable {
     /// Checks between options, as systemd-nspawn's verify_arguments() does.
     func verify() throws(UserError) {
         if boot && asPID2 { throw UserError("--boot and --as-pid2 may not be combined.") }
+        if userNamespace == .no, let mapped = binds.first(where: { $0.ownership != .raw }) {
+            throw UserError(
+                "\(mapped.readOnly ? "--bind-ro" : "--bind")=\(mapped.source):\(mapped.destination):\(mapped.ownership.rawValue) needs a user namespace for the machine (not --private-users=no)."
+            )
+        }
         let destinations = binds.map(\.destination) + tmpfs.map(\.destination)
         if let duplicate = Dictionary(grouping: destinations, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
             throw UserError("Mount destination \(duplicate) is given more than once.")

@@ -192,8 +192,25 @@ final class MountExecutor {
             let source = try bindSources.descriptor(for: bind.source)
             let st = try kernel.status(source, name: bind.source)
             let mount = try kernel.cloneMount("", in: source, recursive: bind.recursive, name: bind.source)
-            try kernel.setMountAttributes(
-                mount, bind.attributes, idmap: bind.idmap, userNamespace: idmapUserNamespace, recursive: true, name: bind.source, quiet: quiet)
+            switch bind.mapping {
+            case .none:
+                try kernel.setMountAttributes(mount, bind.attributes, recursive: true, name: bind.source)
+            case .machine(let policy):
+                try kernel.setMountAttributes(
+                    mount, bind.attributes, idmap: policy, userNamespace: idmapUserNamespace, recursive: true, name: bind.source, quiet: quiet)
+            case .sourceOwnerAsRoot, .sourceOwnerAsTargetOwner:
+                // The source's owner (on disk) shows as the machine's root, or as whoever owns the
+                // destination (as the host sees it, through the tree's own mapping); nobody else has an ID there.
+                var shownAs = (uid: machineRoot, gid: machineRoot)
+                if bind.mapping == .sourceOwnerAsTargetOwner, let destination = try? target(bind.path, scope: .inRoot),
+                    let owner = try? kernel.status(destination, name: bind.path)
+                {
+                    shownAs = (owner.st_uid, owner.st_gid)
+                }
+                let namespace = try kernel.makeIDMapNamespace(uidMap: "\(st.st_uid) \(shownAs.uid) 1\n", gidMap: "\(st.st_gid) \(shownAs.gid) 1\n")
+                try kernel.setMountAttributes(
+                    mount, bind.attributes, idmap: .required, userNamespace: namespace, recursive: true, name: bind.source, quiet: quiet)
+            }
             return (mount, FileSystem.isDirectory(st.st_mode) ? .directory : .file)
         default:
             preconditionFailure("only tmpfs and bind mounts are the guest's")
@@ -315,11 +332,13 @@ extension Kernel {
             try setMountAttributes(mount, set: attributes, clear: [], idmap: userNamespace, recursive: recursive, name: name)
             return true
         } catch {
+            let fileSystem = FileSystemName.of(fileSystemType(mount))
             guard idmap == .preferred else {
                 throw UserError(
-                    "ID mapped mounts are apparently not available for \(name) (\(error)), sorry. Use --private-users-ownership=off to show raw owners.")
+                    "ID mapped mounts are apparently not available for \(name) on \(fileSystem) (\(error)), sorry. Use --private-users-ownership=off for the tree, noidmap for a bind."
+                )
             }
-            if !quiet { printError("ID mapped mounts are not available for \(name); showing its raw owners.") }
+            if !quiet { printError("ID mapped mounts are not available for \(name) on \(fileSystem); showing its raw owners.") }
             try setMountAttributes(mount, attributes, recursive: recursive, name: name)
             return false
         }

@@ -57,7 +57,20 @@ struct BindOperation: Equatable, Sendable {
     var attributes: MountAttributes
     /// rbind: the mounts below the source come along.
     var recursive: Bool
-    var idmap: IDMapping
+    var mapping: BindMapping
+}
+
+/// How a bind's owners are ID-mapped (systemd-nspawn's noidmap, idmap, rootidmap, owneridmap).
+enum BindMapping: Equatable, Sendable {
+    /// Raw owners.
+    case none
+    /// With the machine's user namespace, as the tree is; the policy says what a file system that
+    /// cannot be ID-mapped does.
+    case machine(IDMapping)
+    /// The source's owner shows as the machine's root; every other owner as nobody.
+    case sourceOwnerAsRoot
+    /// The source's owner shows as the owner of the destination in the machine.
+    case sourceOwnerAsTargetOwner
 }
 
 /// One step of building the machine's file system tree. Paths are inside the machine.

@@ -44,13 +44,14 @@ struct MountPlan: Equatable, Sendable {
 
     /// - Parameters:
     ///   - idMapping: how the tree and the binds that ask for it are ID-mapped (none without a user namespace).
+    ///   - identity: the machine's IDs map onto the same host IDs: an idmap bind changes nothing.
     ///   - nesting: the machine may run containers of its own, which mount a procfs of their own:
     ///     the kernel allows that only where a procfs is "fully visible", with no locked mount over
     ///     any of its entries (fs/namespace.c, mnt_already_visible). Then /proc gets no masks and
     ///     no read-only /proc/sys.
     init(
         configuration c: Configuration, rootPath: String, machineID: MachineID, console: ConsoleMode, hostOSRelease: String?, userNamespace: Bool,
-        idMapping: IDMapping, nesting: Bool
+        idMapping: IDMapping, nesting: Bool, identity: Bool = false
     ) {
         root = RootMount(path: rootPath, attributes: c.readOnly ? [.readOnly, .noDev] : [.noDev], idmap: idMapping)
         copiedIntoUserNamespace = userNamespace
@@ -104,11 +105,20 @@ struct MountPlan: Equatable, Sendable {
         for mount in c.customMountsInOrder {
             switch mount {
             case .bind(let b):
+                let mapping: BindMapping
+                switch b.ownership {
+                case .raw: mapping = .none
+                // Asked for by name: mapped even where the tree is not (--private-users-ownership=off);
+                // a file system that cannot be mapped fails the start unless the tree may fall back.
+                case .machine: mapping = identity ? .none : .machine(idMapping == .preferred ? .preferred : .required)
+                case .sourceOwnerAsRoot: mapping = .sourceOwnerAsRoot
+                case .sourceOwnerAsTargetOwner: mapping = .sourceOwnerAsTargetOwner
+                }
                 guest.append(
                     .bind(
                         BindOperation(
                             source: b.source, path: b.destination, attributes: b.readOnly ? [.readOnly, .noDev] : [.noDev], recursive: b.recursive,
-                            idmap: b.idmapped ? idMapping : .none)))
+                            mapping: mapping)))
             case .tmpfs(let t):
                 guest.append(.tmpfs(path: t.destination, options: t.options, attributes: [.noSUID, .noDev], resolution: .inRoot))
             }

@@ -78,7 +78,7 @@ struct MachinePlan: Equatable, Sendable {
         }
         mounts = MountPlan(
             configuration: c, rootPath: image.path, machineID: machineID, console: console, hostOSRelease: host.osRelease, userNamespace: idRange != nil,
-            idMapping: idMapping, nesting: c.nesting)
+            idMapping: idMapping, nesting: c.nesting, identity: idRange?.base == 0)
 
         var capabilities = c.capabilities
         if idRange == nil {

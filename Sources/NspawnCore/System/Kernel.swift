@@ -23,6 +23,11 @@ protocol Kernel {
     ) throws(SyscallError)
     /// move_mount: attaches a detached mount onto the object `target` refers to.
     func moveMount(_ mount: OwnedFD, onto target: OwnedFD, name: String) throws(SyscallError)
+    /// A user namespace carrying only these maps ("ON-DISK SHOWN-AS COUNT" lines), for an idmapped
+    /// mount: made by a short-lived child born in it.
+    func makeIDMapNamespace(uidMap: String, gidMap: String) throws -> OwnedFD
+    /// fstatfs: the file system's magic number (statfs(2), f_type).
+    func fileSystemType(_ fd: OwnedFD) -> Int?
     /// mount(MS_SLAVE|MS_REC) of "/": nothing mounted here propagates back to where it came from.
     func makeMountsSlave() throws(SyscallError)
     /// pivot_root(".", "."), with the new root as the working directory: the old root ends stacked on it.

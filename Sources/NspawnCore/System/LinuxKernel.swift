@@ -58,6 +58,15 @@ struct LinuxKernel: Kernel {
         }
     }
 
+    func makeIDMapNamespace(uidMap: String, gidMap: String) throws -> OwnedFD {
+        try IDMapNamespace.make(uidMap: uidMap, gidMap: gidMap)
+    }
+
+    func fileSystemType(_ fd: OwnedFD) -> Int? {
+        var fs = statfs()
+        return fstatfs(fd.raw, &fs) == 0 ? Int(fs.f_type) : nil
+    }
+
     func makeMountsSlave() throws(SyscallError) {
         try sys("mount", path: "/") { mount(nil, "/", nil, UInt(MS_SLAVE | MS_REC), nil) }
     }

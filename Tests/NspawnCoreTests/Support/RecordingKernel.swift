@@ -76,6 +76,17 @@ final class RecordingKernel: Kernel {
         labels[mount.raw] = label(target)
     }
 
+    func makeIDMapNamespace(uidMap: String, gidMap: String) throws -> OwnedFD {
+        let maps = "uid_map \(uidMap.trimmingCharacters(in: "\n")), gid_map \(gidMap.trimmingCharacters(in: "\n"))"
+        try record("userns(\(maps))")
+        return descriptor("userns \(maps)")
+    }
+
+    /// The file system each path is on, by its statfs magic; ext4 where not said.
+    var fileSystems: [String: Int] = [:]
+
+    func fileSystemType(_ fd: OwnedFD) -> Int? { fileSystems[label(fd)] ?? 0xEF53 }
+
     func makeMountsSlave() throws(SyscallError) { try record("mount(/, MS_SLAVE|MS_REC)") }
     func pivotRoot(name: String) throws(SyscallError) { try record("pivot_root(\(workingDirectory))", name: name) }
     func detachMount(_ path: String) throws(SyscallError) { try record("umount2(\(path), MNT_DETACH)", name: path) }
@@ -141,8 +152,12 @@ final class RecordingKernel: Kernel {
         try record("fstat(\(label(fd)))", name: name)
         var st = stat()
         st.st_mode = files.contains(label(fd)) ? S_IFREG | 0o644 : S_IFDIR | 0o755
+        (st.st_uid, st.st_gid) = owners[label(fd)] ?? (0, 0)
         return st
     }
+
+    /// Owners (uid, gid) of paths; root where not said.
+    var owners: [String: (UInt32, UInt32)] = [:]
 
     func write(_ bytes: [UInt8], to fd: OwnedFD, name: String) throws(SyscallError) {
         try record("write(\(label(fd)), \(String(decoding: bytes, as: UTF8.self).debugDescription))", name: name)
