@@ -44,6 +44,26 @@ struct MountOptionTests {
         #expect(st.st_uid == 1000 && st.st_gid == 1000)
     }
 
+    /// A bind's mount point in a directory of mode 0555 (the tree's root often is), with the tree's
+    /// owners mapped, raw, or without a user namespace: made with the host's privileges, the machine
+    /// root's; one inside /tmp (here through a symlink) is made in the machine's /tmp, not in the tree.
+    @Test func mountPointsAreMadeWhateverTheDirectorysModeAndNeverBelowAGuestMount() throws {
+        for mode in ["--private-users=pick", "--private-users-ownership=off", "--private-users=no"] {
+            let machine = try TestMachine {
+                try FileManager.default.createSymbolicLink(atPath: $0.appendingPathComponent("scratch").path, withDestinationPath: "/tmp")
+            }
+            let source = machine.directory.appendingPathComponent("src")
+            try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+            #expect(chmod(machine.path, 0o555) == 0)
+            defer { chmod(machine.path, 0o755) }
+            let result = try machine.shell(
+                "test -d /output && test -d /tmp/y && echo ok", options: [mode, "--bind=\(source.path):/output", "--bind=\(source.path):/scratch/y"])
+            #expect(result.stdout == "ok\n", "\(mode): \(result.stderr)")
+            #expect(FileManager.default.fileExists(atPath: machine.path + "/output"), "\(mode)")
+            #expect(!FileManager.default.fileExists(atPath: machine.path + "/tmp/y"), "\(mode): written into the tree below /tmp")
+        }
+    }
+
     /// An overlayfs source (a live system, a container host) binds as it is; asked to idmap it, which
     /// overlayfs cannot, the start is refused in one line naming it.
     @Test func anOverlayfsSourceBindsAndRefusingToIDMapItSaysWhy() throws {

@@ -70,9 +70,25 @@ import Testing
         ].map(built.index)
         #expect(setns < tree && tree < clones[0] && clones == clones.sorted() && clones[3] < attached[0] && attached == attached.sorted(), "\(built.calls)")
         #expect(built.calls.suffix(4) == ["fchdir(/m/root)", "pivot_root(/m/root)", "umount2(., MNT_DETACH)", "chdir(/)"])
-        // Mount points in the guest's tree are made as its root, inside its user namespace: no fsuid switch.
+        // Their mount points are made before the copy, with the host's privileges, and given away.
         let mkdirVar = built.index("mkdir(/m/root/var, 755)")
-        #expect(mkdirVar > setns && !built.calls[setns...].contains { $0.hasPrefix("setfsuid") })
+        let base = PlanFixture.range.base
+        #expect(mkdirVar > 0 && mkdirVar < setns, "\(built.calls)")
+        #expect(
+            Array(built.calls[(mkdirVar - 2)...(mkdirVar + 1)]) == [
+                "setfsuid(\(base)) setfsgid(\(base))", "capset(+dac_override,dac_read_search,fowner)", "mkdir(/m/root/var, 755)", "setfsuid(0) setfsgid(0)",
+            ])
+    }
+
+    /// A guest mount inside an earlier one's place (/tmp/x in /tmp, also through a symlink) gets its
+    /// mount point only once that mount is attached: never in the tree below it.
+    @Test func aMountPointInsideAnEarlierGuestMountIsMadeInItAfterTheCopy() throws {
+        let built = try build(["--bind=/src:/tmp/x", "--tmpfs=/srv/a/b"])
+        let setns = built.index("setns(machine userns)")
+        #expect(built.index("mkdir(/m/root/tmp/x, 755)") > setns, "\(built.calls)")
+        #expect(!built.calls[..<setns].contains { $0.hasPrefix("mkdir(/m/root/tmp/") })
+        // A missing parent of one outside is made too, before the copy.
+        #expect(built.index("mkdir(/m/root/srv, 755)") < setns && built.index("mkdir(/m/root/srv/a/b, 755)") < setns)
     }
 
     @Test func withoutAUserNamespaceTheGuestsMountsGoStraightIntoTheTree() throws {

@@ -159,6 +159,7 @@ final class MountExecutor {
     /// instead of its place in the tree; returns what its mount point in the tree must be.
     func stage(_ operation: MountOperation, in directory: OwnedFD, name: String, path: String) throws -> Creation {
         let (mount, creation) = try detachedMount(operation)
+        try prepareMountPoint(for: operation, creating: creation)
         if creation == .directory {
             try kernel.makeDirectory(name, in: directory, mode: 0o700, path: path)
         } else {
@@ -166,6 +167,63 @@ final class MountExecutor {
         }
         try kernel.moveMount(mount, onto: try kernel.openBeneath(name, in: directory, flags: NSP_O_PATH, resolve: .noSymlinks), name: path)
         return creation
+    }
+
+    /// The places of the guest's mounts staged so far (device and inode): a later one inside them is
+    /// made in that mount once it is attached, never in the tree below it.
+    private var guestPlaces: [(dev: UInt64, ino: UInt64)] = []
+
+    /// Makes a staged mount's mount point in the tree now, while we are the host's root: a directory
+    /// of mode 0555, or one whose owner the machine's user namespace does not map, does not stop it.
+    /// Made as the machine root's own, found as the machine will resolve it (never out of the tree),
+    /// and not made at all where it lies inside the place of an earlier guest mount (/tmp/x with /tmp),
+    /// which would write into the tree below that mount.
+    private func prepareMountPoint(for operation: MountOperation, creating creation: Creation) throws {
+        guard let path = operation.path else { return }
+        var scope = PathResolution.Scope.inRoot
+        if case .tmpfs(_, _, _, let resolution) = operation { scope = resolution }
+        if let place = try placeWithHostPrivileges(path, creation, scope: scope) {
+            let st = try kernel.status(place, name: path)
+            guestPlaces.append((UInt64(st.st_dev), UInt64(st.st_ino)))
+        }
+    }
+
+    /// The place at `path`, made (with its missing parents) if missing; nil when it is, or would be,
+    /// inside an earlier guest mount's place.
+    private func placeWithHostPrivileges(_ path: String, _ creation: Creation, scope: PathResolution.Scope) throws -> OwnedFD? {
+        if let existing = try? kernel.openBeneath(String(path.drop { $0 == "/" }), in: root, flags: NSP_O_PATH, resolve: scope) {
+            return try isInsideGuestPlace(existing, path: path) ? nil : existing
+        }
+        guard let slash = path.lastIndex(of: "/"), slash != path.startIndex || path.count > 1 else { return nil }
+        let parentPath = slash == path.startIndex ? "/" : String(path[..<slash])
+        let name = String(path[path.index(after: slash)...])
+        guard let parent = try placeWithHostPrivileges(parentPath, .directory, scope: scope) else { return nil }
+        // As the machine's root (an ID-mapped tree stores only IDs its mapping has), with the host
+        // root's right to override permissions.
+        try asMachineRoot { () throws(SyscallError) in
+            if machineRoot != 0 { try kernel.raiseFileOverrides() }
+            if creation == .directory {
+                try kernel.makeDirectory(name, in: parent, mode: 0o755, path: path)
+            } else {
+                try kernel.makeFile(name, in: parent, mode: 0o644, path: path)
+            }
+        }
+        return try kernel.openBeneath(String(path.drop { $0 == "/" }), in: root, flags: NSP_O_PATH, resolve: scope)
+    }
+
+    /// Whether the place, or a directory above it up to the machine's root, is an earlier guest
+    /// mount's place.
+    private func isInsideGuestPlace(_ place: OwnedFD, path: String) throws -> Bool {
+        guard !guestPlaces.isEmpty else { return false }
+        let top = try kernel.status(root, name: "/")
+        var current = place
+        for _ in 0..<256 {
+            let st = try kernel.status(current, name: path)
+            if guestPlaces.contains(where: { $0.dev == UInt64(st.st_dev) && $0.ino == UInt64(st.st_ino) }) { return true }
+            if st.st_dev == top.st_dev && st.st_ino == top.st_ino { return false }
+            current = try kernel.open("..", in: current, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
+        }
+        return false
     }
 
     /// Attaches a tmpfs or bind operation's mount at its place in the tree, making the mount point.

@@ -72,6 +72,9 @@ protocol Kernel {
 
     /// setfsgid and setfsuid: whom the files created from now on belong to.
     func setFilesystemIDs(uid: UInt32, gid: UInt32)
+    /// capset: CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and CAP_FOWNER effective again, which a change
+    /// of the file system UID away from 0 takes away (they stay permitted).
+    func raiseFileOverrides() throws(SyscallError)
     /// setns.
     func enter(_ namespace: OwnedFD, _ type: NamespaceSet, name: String) throws(SyscallError)
     /// unshare.

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import CCap
 import CNspawnShim
 
 /// The real kernel behind the `Kernel` seam. Each method is the system call its documentation
@@ -169,6 +170,14 @@ struct LinuxKernel: Kernel {
         nsp_setfsuid(uid)
         // Each fsuid change is a credential change, which makes the kernel forget PDEATHSIG.
         ProcessLifetime.dieWithParent()
+    }
+
+    func raiseFileOverrides() throws(SyscallError) {
+        guard let caps = cap_get_proc() else { throw SyscallError.last("capget") }
+        defer { cap_free(UnsafeMutableRawPointer(caps)) }
+        var raised: [cap_value_t] = [cap_value_t(CAP_DAC_OVERRIDE), cap_value_t(CAP_DAC_READ_SEARCH), cap_value_t(CAP_FOWNER)]
+        guard cap_set_flag(caps, CAP_EFFECTIVE, Int32(raised.count), &raised, CAP_SET) == 0 else { throw SyscallError.last("cap_set_flag") }
+        try sys("capset") { cap_set_proc(caps) }
     }
 
     func enter(_ namespace: OwnedFD, _ type: NamespaceSet, name: String) throws(SyscallError) {

@@ -45,8 +45,15 @@ final class RecordingKernel: Kernel {
         guard let directory, !path.hasPrefix("/") else { return path }
         let base = label(directory)
         if path.isEmpty || path == "." { return base }
+        if path == ".." {
+            let parent = base.split(separator: "/").dropLast().map { "/" + $0 }.joined()
+            return parent.isEmpty ? "/" : parent
+        }
         return base == "/" ? "/" + path : base + "/" + path
     }
+
+    /// Inode numbers, one per path, so that fstat tells places apart.
+    private var inodes: [String: Int] = [:]
 
     // MARK: Mounts
 
@@ -153,6 +160,10 @@ final class RecordingKernel: Kernel {
         var st = stat()
         st.st_mode = files.contains(label(fd)) ? S_IFREG | 0o644 : S_IFDIR | 0o755
         (st.st_uid, st.st_gid) = owners[label(fd)] ?? (0, 0)
+        st.st_dev = 1
+        let key = label(fd)
+        if inodes[key] == nil { inodes[key] = inodes.count + 1 }
+        st.st_ino = ino_t(inodes[key] ?? 0)
         return st
     }
 
@@ -193,6 +204,7 @@ final class RecordingKernel: Kernel {
     // MARK: Credentials and namespaces
 
     func setFilesystemIDs(uid: UInt32, gid: UInt32) { calls.append("setfsuid(\(uid)) setfsgid(\(gid))") }
+    func raiseFileOverrides() throws(SyscallError) { try record("capset(+dac_override,dac_read_search,fowner)") }
     func enter(_ namespace: OwnedFD, _ type: NamespaceSet, name: String) throws(SyscallError) { try record("setns(\(label(namespace)))", name: name) }
     func unshare(_ namespaces: NamespaceSet) throws(SyscallError) { try record("unshare(\(namespaces == .mount ? "mnt" : "\(namespaces.rawValue)"))") }
     func becomeRoot() throws(SyscallError) { try record("setresgid(0) setgroups(0) setresuid(0)") }
