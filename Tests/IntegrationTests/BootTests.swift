@@ -37,6 +37,14 @@ struct BootTests {
         #expect(HostState.capture().cgroups.isEmpty)
     }
 
+    /// $container and /run/host/container-manager say swift-nspawn: systemd in the machine knows it
+    /// is in a container, of a kind it has no name for (documented in swift-nspawn(1)).
+    @Test func systemdInTheMachineDetectsAContainer() throws {
+        let machine = try debian()
+        let result = try runNspawn(["-D", machine.path, "-P", "-q", "/bin/sh", "-c", "systemd-detect-virt; systemd-detect-virt --container"])
+        #expect(result.stdout == "container-other\ncontainer-other\n", "\(result.stderr)")
+    }
+
     @Test func rebootInsideBootsAgainInTheSameProcess() throws {
         let machine = try debian()
         let run = try BootRun(["-D", machine.path, "-b", "--console=read-only"], in: machine.directory)

@@ -126,6 +126,8 @@ struct MachineInsideTests {
         let uuid = "0b0c7d1e-2f3a-4b5c-8d9e-0f1a2b3c4d5e"
         let env = try machine.run(["--uuid=\(uuid)", "-E", "FOO=bar", "-E", "HOME=/elsewhere"], ["env"]).lines
         #expect(env.contains("container=swift-nspawn"))
+        let host = OSReleaseFields.host
+        #expect(env.contains("container_host_id=\(host["ID"] ?? "")") && env.contains("container_host_version_id=\(host["VERSION_ID"] ?? "")"), "\(env)")
         #expect(env.contains("container_uuid=\(uuid)"))
         #expect(env.contains("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"))
         #expect(env.contains("USER=root") && env.contains("LOGNAME=root"))
@@ -151,4 +153,17 @@ struct MachineInsideTests {
         #expect(unknown.status == 1)
         #expect(unknown.stderr.contains("mallory"))
     }
+}
+
+/// The host's os-release fields, read the plain way for the checks above.
+enum OSReleaseFields {
+    static let host: [String: String] = {
+        let text = (try? String(contentsOfFile: "/etc/os-release", encoding: .utf8)) ?? ""
+        var fields: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            guard let equals = line.firstIndex(of: "=") else { continue }
+            fields[String(line[..<equals])] = String(line[line.index(after: equals)...]).trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+        }
+        return fields
+    }()
 }

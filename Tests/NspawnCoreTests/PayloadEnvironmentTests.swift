@@ -6,11 +6,13 @@ import Testing
         let id = MachineID(bytes: Array(repeating: 0xab, count: 16))
         let spec = PayloadPlan(
             command: [], environment: ["FOO=1", "PATH=/x", "FOO=2"], user: nil, workingDirectory: nil, asPID2: false, boot: false,
-            capabilities: .standard(privateNetwork: true), seccomp: nil, machineID: id, term: "vt220")
+            capabilities: .standard(privateNetwork: true), seccomp: nil, machineID: id, term: "vt220",
+            hostEnvironment: ["container_host_id=debian", "container_host_version_id=12"])
         let env = try Payload.environment(spec)
         #expect(
             env == [
-                "container=swift-nspawn", "container_uuid=abababab-abab-abab-abab-abababababab", "NOTIFY_SOCKET=/run/host/notify", "TERM=vt220",
+                "container=swift-nspawn", "container_uuid=abababab-abab-abab-abab-abababababab", "container_host_id=debian",
+                "container_host_version_id=12", "NOTIFY_SOCKET=/run/host/notify", "TERM=vt220",
                 "HOME=/root", "USER=root", "LOGNAME=root", "PATH=/x", "FOO=2",
             ])
     }
@@ -22,5 +24,24 @@ import Testing
         let env = try Payload.environment(spec, user: PasswdEntry(name: "alice", uid: 1000, gid: 1000, home: "/home/alice", shell: "/bin/zsh"))
         #expect(env.contains("HOME=/home/alice") && env.contains("USER=alice") && env.contains("LOGNAME=alice") && env.contains("SHELL=/bin/zsh"))
         #expect(!env.contains { $0.hasPrefix("TERM=") })
+    }
+
+    @Test func hostIdentityComesFromOSReleaseAsSystemdNspawnPassesIt() {
+        let text = """
+            # a comment
+            PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
+            NAME="Debian GNU/Linux"
+            VERSION_ID="12"
+            ID=debian
+            BUILD_ID='2026-11-01'
+            IMAGE_VERSION="1.\\"2\\""
+            """
+        let fields = OSRelease.parse(text)
+        #expect(fields["PRETTY_NAME"] == "Debian GNU/Linux 12 (bookworm)" && fields["ID"] == "debian" && fields["BUILD_ID"] == "2026-11-01")
+        #expect(fields["IMAGE_VERSION"] == "1.\"2\"")
+        #expect(
+            OSRelease.hostEnvironment(fields) == [
+                "container_host_id=debian", "container_host_version_id=12", "container_host_build_id=2026-11-01", "container_host_image_version=1.\"2\"",
+            ])
     }
 }

@@ -14,6 +14,8 @@ struct HostFacts: Equatable, Sendable {
     var ownCgroup: String?
     /// The host's os-release, shown to the machine as /run/host/os-release.
     var osRelease: String?
+    /// Its identifying fields as the payload's container_host_* variables.
+    var hostEnvironment: [String] = []
     var stdinIsTerminal = false
     var stdoutIsTerminal = false
     var term: String?
@@ -31,6 +33,9 @@ struct HostFacts: Equatable, Sendable {
         facts.cgroupHierarchy = MachineCgroup.findHierarchy()
         facts.ownCgroup = try? MachineCgroup.ownPath()
         facts.osRelease = ["/etc/os-release", "/usr/lib/os-release"].first(where: FileSystem.exists)
+        if let osRelease = facts.osRelease, let text = try? FileSystem.readFile(osRelease) {
+            facts.hostEnvironment = OSRelease.hostEnvironment(OSRelease.parse(text))
+        }
         facts.stdinIsTerminal = isatty(0) != 0
         facts.stdoutIsTerminal = isatty(1) != 0
         facts.term = Configuration.processEnvironment("TERM")

@@ -91,7 +91,7 @@ struct MachinePlan: Equatable, Sendable {
             command: c.command, environment: c.environment, user: c.user, workingDirectory: c.workingDirectory, asPID2: c.asPID2, boot: c.boot,
             capabilities: capabilities,
             seccomp: c.seccomp ? try SeccompPolicy(capabilities: capabilities.bounding, filters: c.systemCallFilters, keyringsAbsent: c.nesting) : nil,
-            machineID: machineID, term: console == .pipe ? host.term : host.term ?? "vt220")
+            machineID: machineID, term: console == .pipe ? host.term : host.term ?? "vt220", hostEnvironment: host.hostEnvironment)
         killSignal = c.killSignal
         notifyReady = c.notifyReady
         bootTestTimeout = c.bootTestTimeout
@@ -114,4 +114,6 @@ struct PayloadPlan: Equatable, Sendable {
     var seccomp: SeccompPolicy?
     var machineID: MachineID
     var term: String?
+    /// container_host_id=… and the other container_host_* variables, from the host's os-release.
+    var hostEnvironment: [String] = []
 }
