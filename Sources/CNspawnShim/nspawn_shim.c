@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/personality.h>
 #include <sys/syscall.h>
 #include <sys/fsuid.h>
 #include <sys/mman.h>
@@ -54,6 +55,16 @@ int nsp_pidfd_send_signal(int pidfd, int sig) {
 }
 int nsp_close_range(unsigned int first, unsigned int last, unsigned int flags) {
     return (int)syscall(SYS_close_range, first, last, flags);
+}
+int nsp_personality(unsigned long persona) {
+    return personality(persona);
+}
+int nsp_prlimit(pid_t pid, int resource, uint64_t soft, uint64_t hard) {
+    struct { uint64_t cur, max; } limit = { soft, hard };  /* struct rlimit64 */
+    return (int)syscall(SYS_prlimit64, pid, resource, &limit, NULL);
+}
+int nsp_sched_setaffinity(pid_t pid, size_t size, const void *mask) {
+    return (int)syscall(SYS_sched_setaffinity, pid, size, mask);
 }
 int nsp_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve) {
     struct open_how how = { .flags = flags, .mode = mode, .resolve = resolve };

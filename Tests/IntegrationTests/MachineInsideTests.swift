@@ -137,6 +137,15 @@ struct MachineInsideTests {
         #expect(try machine.run([], ["cat", "/run/host/os-release"]).stdout == (try String(contentsOfFile: "/etc/os-release", encoding: .utf8)))
     }
 
+    @Test func pid1GetsTheOOMScoreLimitsAffinityAndPersonalityAsked() throws {
+        let machine = try TestMachine()
+        let result = try machine.shell(
+            "cat /proc/self/oom_score_adj; ulimit -n; ulimit -Hn; grep Cpus_allowed_list /proc/self/status; uname -m",
+            options: ["--oom-score-adjust=500", "--rlimit=NOFILE=512:1024", "--cpu-affinity=0", "--personality=x86"])
+        #expect(result.lines == ["500", "512", "1024", "Cpus_allowed_list:\t0", "i686"], "\(result.stderr)")
+        // The supervisor went back to its own score.
+    }
+
     @Test func machineIDOfTheTreeWinsOverUUID() throws {
         let id = "00112233445566778899aabbccddeeff"
         let machine = try TestMachine { try "\(id)\n".write(to: $0.appendingPathComponent("etc/machine-id"), atomically: false, encoding: .utf8) }

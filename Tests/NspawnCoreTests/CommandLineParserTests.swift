@@ -76,6 +76,12 @@ import Testing
         (["--register=maybe"], "--register"),
         (["--bind=/a:/x", "--tmpfs=/x"], "more than once"),
         (["-b", "-a"], "--boot and --as-pid2 may not be combined."),
+        (["--rlimit=NOPE=1"], "Unknown resource limit in --rlimit=NOPE=1"),
+        (["--rlimit=NOFILE=2:1"], "the soft limit is above the hard one"),
+        (["--rlimit=NOFILE"], "Failed to parse --rlimit= value: NOFILE"),
+        (["--oom-score-adjust=2000"], "Failed to parse --oom-score-adjust= value: 2000"),
+        (["--cpu-affinity=x"], "Failed to parse --cpu-affinity= value: x"),
+        (["--personality=arm64"], "Unknown or unsupported --personality= value: arm64; known: x86, x86-64."),
         (["--nesting=maybe"], "Failed to parse --nesting= value: maybe"),
         (["--nesting=yes", "--private-users=no"], "--nesting=yes needs a user namespace"),
         (["--private-users=131072:65537"], "larger than 65536 and not a multiple of it"),
@@ -139,5 +145,16 @@ import Testing
     @Test func customMountsAreOrderedParentFirst() throws {
         let c = try configuration(["--bind=/a:/var/lib/x", "--tmpfs=/var", "--bind-ro=/b:/opt"])
         #expect(c.customMountsInOrder.map(\.destination) == ["/opt", "/var", "/var/lib/x"])
+    }
+
+    @Test func processSettingsAreRead() throws {
+        guard
+            case .run(let c) = CommandLineParser.parse([
+                "--no-pager", "--oom-score-adjust=-500", "--rlimit=RLIMIT_NOFILE=512:1024", "--rlimit=CORE=infinity", "--cpu-affinity=0-2,5",
+                "--personality=x86",
+            ])
+        else { throw UserError("refused") }
+        #expect(c.process.oomScoreAdjust == -500 && c.process.cpuAffinity == [0, 1, 2, 5] && c.process.personality == 0x0008)
+        #expect(c.process.resourceLimits == [ResourceLimit(resource: 7, soft: 512, hard: 1024), ResourceLimit(resource: 4, soft: .max, hard: .max)])
     }
 }

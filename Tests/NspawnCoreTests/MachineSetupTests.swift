@@ -109,3 +109,24 @@ import Testing
         #expect(kernel.calls.first == "unshare(\(NamespaceSet.cgroup.rawValue))")
     }
 }
+
+@Suite struct ProcessSettingsTests {
+    @Test func theSupervisorSetsPID1sLimitsAsTheHostsRoot() throws {
+        var settings = ProcessSettings()
+        settings.oomScoreAdjust = -500
+        settings.resourceLimits = [ResourceLimit(resource: 7, soft: 512, hard: 4096)]
+        settings.cpuAffinity = [0, 3]
+        let kernel = RecordingKernel(existing: [])
+        try settings.apply(to: 42, kernel: kernel)
+        #expect(kernel.calls == ["prlimit(42, 7, 512, 4096)", "sched_setaffinity(42, 0,3)"])
+        // The OOM score: the supervisor's own for the moment PID 1 is born, then its own again.
+        let oom = RecordingKernel(existing: [])
+        oom.contents["/proc/self/oom_score_adj"] = Array("0\n".utf8)
+        let born = try settings.bornWithOOMScoreAdjust(kernel: oom) { oom.calls.last }
+        #expect(born == "write(/proc/self/oom_score_adj, \"-500\")")
+        #expect(oom.calls.last == "write(/proc/self/oom_score_adj, \"0\")")
+        let none = RecordingKernel(existing: [])
+        try ProcessSettings().apply(to: 42, kernel: none)
+        #expect(none.calls.isEmpty)
+    }
+}

@@ -50,6 +50,12 @@ int nsp_pidfd_send_signal(int pidfd, int sig);
 int nsp_close_range(unsigned int first, unsigned int last, unsigned int flags);
 int nsp_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
 
+/// personality(2): <sys/personality.h> is not part of the Glibc module.
+int nsp_personality(unsigned long persona);
+/// prlimit(2) and sched_setaffinity(2) of another process: GNU extensions the Glibc module hides.
+int nsp_prlimit(pid_t pid, int resource, uint64_t soft, uint64_t hard);
+int nsp_sched_setaffinity(pid_t pid, size_t size, const void *mask);
+
 /// seccomp(2) has no glibc wrapper: loads a classic BPF program (len bytes of struct sock_filter)
 /// with SECCOMP_SET_MODE_FILTER and the given flags.
 int nsp_seccomp_load(unsigned int flags, const void *program, size_t len);

@@ -37,6 +37,11 @@ public struct CommandLineOptions: Equatable, Sendable {
     var properties: [String] = []
     var console: String?
     var pipe = false
+    var noPager = false
+    var oomScoreAdjust: String?
+    var resourceLimits: [String] = []
+    var cpuAffinity: String?
+    var personality: String?
     var help = false
     var showVersion = false
     /// The payload's argv: everything from the first argument that is not an option, or after `--`.
@@ -82,6 +87,7 @@ enum OptionTable {
             [
                 OptionSpec(long: "help", short: "h", store: .flag(\.help, value: true), help: "Show this help"),
                 OptionSpec(long: "version", store: .flag(\.showVersion, value: true), help: "Print the version"),
+                OptionSpec(long: "no-pager", store: .flag(\.noPager, value: true), help: "Do not pipe output into a pager (there is none)"),
                 OptionSpec(long: "quiet", short: "q", store: .flag(\.quiet, value: true), help: "Do not show status information"),
             ]
         ),
@@ -159,6 +165,15 @@ enum OptionTable {
                 OptionSpec(long: "no-new-privileges", store: .value(\.noNewPrivileges), valueName: "BOOL", help: "Set the no_new_privs flag for the command"),
                 OptionSpec(
                     long: "system-call-filter", store: .list(\.systemCallFilters), valueName: "LIST", help: "Allow (or with ~, deny) system calls and @groups"),
+            ]
+        ),
+        (
+            "Resources",
+            [
+                OptionSpec(long: "rlimit", store: .list(\.resourceLimits), valueName: "LIMIT=SOFT[:HARD]", help: "Resource limit of the machine's PID 1"),
+                OptionSpec(long: "oom-score-adjust", store: .value(\.oomScoreAdjust), valueName: "VALUE", help: "OOM score adjustment of the machine's PID 1"),
+                OptionSpec(long: "cpu-affinity", store: .value(\.cpuAffinity), valueName: "CPUS", help: "CPUs the machine's PID 1 may run on (0-3,6)"),
+                OptionSpec(long: "personality", store: .value(\.personality), valueName: "ARCH", help: "Architecture uname reports: x86 or x86-64"),
             ]
         ),
         (

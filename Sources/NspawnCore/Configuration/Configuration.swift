@@ -39,6 +39,7 @@ public struct Configuration: Equatable, Sendable {
     public var slice = "machine.slice"
     public var properties: [ResourceProperty] = []
     public var console: ConsoleMode?
+    public var process = ProcessSettings()
     public var command: [String] = []
 
     public init() {}
@@ -151,6 +152,10 @@ public struct Configuration: Equatable, Sendable {
             console = parsed
         }
         if o.pipe { console = .pipe }
+        process.oomScoreAdjust = try o.oomScoreAdjust.map { text throws(UserError) in try ProcessSettings.parseOOMScoreAdjust(text) }
+        process.resourceLimits = try o.resourceLimits.map { text throws(UserError) in try ResourceLimit.parse(text) }
+        process.cpuAffinity = try o.cpuAffinity.map { text throws(UserError) in try ProcessSettings.parseCPUAffinity(text) }
+        if let text = o.personality { process.personality = try ProcessSettings.parsePersonality(text) }
         command = o.command
         try verify()
     }

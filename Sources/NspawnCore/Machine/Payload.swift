@@ -67,6 +67,9 @@ enum Payload {
         if controllingTerminal {
             try sys("ioctl(TIOCSCTTY)", path: "/dev/console") { ioctl(0, UInt(TIOCSCTTY), 0) }
         }
+        if let persona = spec.process.personality {
+            try sys("personality", path: "PER_LINUX32") { nsp_personality(persona) }
+        }
         try confine(confinement)
         try confinement.capabilities.apply(switchingTo: user.map(identity))
         // The kernel forgets the parent-death signal when credentials change.

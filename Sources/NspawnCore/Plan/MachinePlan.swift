@@ -91,7 +91,8 @@ struct MachinePlan: Equatable, Sendable {
             command: c.command, environment: c.environment, user: c.user, workingDirectory: c.workingDirectory, asPID2: c.asPID2, boot: c.boot,
             capabilities: capabilities,
             seccomp: c.seccomp ? try SeccompPolicy(capabilities: capabilities.bounding, filters: c.systemCallFilters, keyringsAbsent: c.nesting) : nil,
-            machineID: machineID, term: console == .pipe ? host.term : host.term ?? "vt220", hostEnvironment: host.hostEnvironment)
+            machineID: machineID, term: console == .pipe ? host.term : host.term ?? "vt220", hostEnvironment: host.hostEnvironment,
+            process: c.process)
         killSignal = c.killSignal
         notifyReady = c.notifyReady
         bootTestTimeout = c.bootTestTimeout
@@ -116,4 +117,6 @@ struct PayloadPlan: Equatable, Sendable {
     var term: String?
     /// container_host_id=… and the other container_host_* variables, from the host's os-release.
     var hostEnvironment: [String] = []
+    /// OOM score, resource limits, CPU affinity and personality of PID 1.
+    var process = ProcessSettings()
 }

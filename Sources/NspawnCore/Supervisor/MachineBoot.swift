@@ -22,10 +22,12 @@ enum MachineBoot {
 
         let (supervisorToInner, innerFromSupervisor) = try SetupChannel.pair()
         let (outerToInner, innerFromOuter) = try SetupChannel.pair()
-        let inner = try ChildProcess.clone(namespaces: plan.namespaces, intoCgroup: early?.fd.raw, role: "The machine's PID 1") {
-            supervisorToInner.fd.close()
-            outerToInner.fd.close()
-            try InnerChild.run(plan, seccomp: seccomp, supervisor: innerFromSupervisor, outer: innerFromOuter)
+        let inner = try plan.payload.process.bornWithOOMScoreAdjust(kernel: kernel) {
+            try ChildProcess.clone(namespaces: plan.namespaces, intoCgroup: early?.fd.raw, role: "The machine's PID 1") {
+                supervisorToInner.fd.close()
+                outerToInner.fd.close()
+                try InnerChild.run(plan, seccomp: seccomp, supervisor: innerFromSupervisor, outer: innerFromOuter)
+            }
         }
         defer { inner.kill() }
         innerFromSupervisor.fd.close()
@@ -49,6 +51,7 @@ enum MachineBoot {
             try kernel.writeFile(range.mapLine, to: "/proc/\(inner.pid)/gid_map")
             userNamespace = try kernel.open("/proc/\(inner.pid)/ns/user", in: nil, flags: O_RDONLY, mode: 0)
         }
+        try plan.payload.process.apply(to: inner.pid, kernel: kernel)
         try supervisorToInner.send(.proceed, to: "The machine's PID 1")
 
         let (supervisorToOuter, outerFromSupervisor) = try SetupChannel.pair()

@@ -90,6 +90,11 @@ protocol Kernel {
     func changeDirectory(to directory: OwnedFD, name: String) throws(SyscallError)
     func changeDirectory(_ path: String) throws(SyscallError)
 
+    /// prlimit: a resource limit of another process (as the host's root, also above our own).
+    func setResourceLimit(of pid: pid_t, _ limit: ResourceLimit) throws(SyscallError)
+    /// sched_setaffinity: the CPUs another process (and what it starts) may run on.
+    func setCPUAffinity(of pid: pid_t, cpus: [Int]) throws(SyscallError)
+
     // MARK: Terminals and sockets
 
     /// ioctl(TIOCSPTLCK) to unlock a pty master, then ioctl(TIOCGPTPEER): its peer, opened from the

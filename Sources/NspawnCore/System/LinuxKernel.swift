@@ -211,6 +211,21 @@ struct LinuxKernel: Kernel {
         try sys("chdir", path: path) { chdir(path) }
     }
 
+    func setResourceLimit(of pid: pid_t, _ limit: ResourceLimit) throws(SyscallError) {
+        try sys("prlimit", path: ResourceLimit.names.first { $0.1 == limit.resource }.map { "RLIMIT_\($0.0)" }) {
+            nsp_prlimit(pid, limit.resource, limit.soft, limit.hard)
+        }
+    }
+
+    func setCPUAffinity(of pid: pid_t, cpus: [Int]) throws(SyscallError) {
+        // cpu_set_t as the kernel reads it: a bit per CPU in unsigned longs.
+        var mask = [UInt64](repeating: 0, count: max(16, (cpus.max() ?? 0) / 64 + 1))
+        for cpu in cpus { mask[cpu / 64] |= 1 << UInt64(cpu % 64) }
+        try sys("sched_setaffinity") {
+            mask.withUnsafeBytes { nsp_sched_setaffinity(pid, $0.count, $0.baseAddress) }
+        }
+    }
+
     // MARK: Terminals and sockets
 
     func openPTYPeer(_ master: OwnedFD, name: String) throws(SyscallError) -> OwnedFD {

@@ -222,6 +222,14 @@ final class RecordingKernel: Kernel {
         workingDirectory = path
     }
 
+    func setResourceLimit(of pid: pid_t, _ limit: ResourceLimit) throws(SyscallError) {
+        try record("prlimit(\(pid), \(limit.resource), \(limit.soft), \(limit.hard))")
+    }
+
+    func setCPUAffinity(of pid: pid_t, cpus: [Int]) throws(SyscallError) {
+        try record("sched_setaffinity(\(pid), \(cpus.map(String.init).joined(separator: ",")))")
+    }
+
     // MARK: Terminals, sockets, cgroups
 
     func openPTYPeer(_ master: OwnedFD, name: String) throws(SyscallError) -> OwnedFD {
