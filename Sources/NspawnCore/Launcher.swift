@@ -34,8 +34,10 @@ public enum Launcher {
             rangeLock?.release()
             _ = treeLock
         }
+        let own = Configuration.processEnvironment("CREDENTIALS_DIRECTORY")
+        let credentials = try c.credentials + c.credentialFiles.map { try $0.read(ownCredentials: own) }
         let plan = try MachinePlan(
-            configuration: c, host: host, image: image, treeMachineID: image.machineID(), idRange: range, randomID: .random())
+            configuration: c, host: host, image: image, treeMachineID: image.machineID(), idRange: range, randomID: .random(), credentials: credentials)
         for warning in plan.warnings { printError(warning) }
         let seccomp = try plan.payload.seccomp.map(SeccompFilter.load)
 

@@ -146,6 +146,28 @@ struct MachineInsideTests {
         // The supervisor went back to its own score.
     }
 
+    /// Credentials as systemd-nspawn passes them: $CREDENTIALS_DIRECTORY, a read-only ramfs, files of
+    /// mode 0400 that are the machine root's; from --set-credential and from a host file.
+    @Test func credentialsReachThePayloadReadOnly() throws {
+        let machine = try TestMachine()
+        let secret = machine.directory.appendingPathComponent("secret")
+        try "from a file".write(to: secret, atomically: false, encoding: .utf8)
+        let result = try machine.shell(
+            """
+            echo $CREDENTIALS_DIRECTORY; stat -c '%a %u %n' $CREDENTIALS_DIRECTORY $CREDENTIALS_DIRECTORY/*
+            cat $CREDENTIALS_DIRECTORY/password; echo; cat $CREDENTIALS_DIRECTORY/key; echo
+            touch $CREDENTIALS_DIRECTORY/x 2>/dev/null || echo read-only; grep -c ' /run/host/credentials .* - ramfs ' /proc/self/mountinfo
+            """, options: ["--set-credential=password:two\\nlines", "--load-credential=key:\(secret.path)"])
+        #expect(
+            result.lines == [
+                "/run/host/credentials", "500 0 /run/host/credentials", "400 0 /run/host/credentials/key", "400 0 /run/host/credentials/password", "two",
+                "lines", "from a file", "read-only", "1",
+            ], "\(result.stderr)")
+        #expect(!(try machine.run([], ["env"])).lines.contains { $0.hasPrefix("CREDENTIALS_DIRECTORY=") })
+        let missing = try machine.run(["--load-credential=key:/nonexistent"], ["true"])
+        #expect(missing.status == 1 && missing.stderrLines == ["Failed to read credential 'key' from /nonexistent: No such file or directory"])
+    }
+
     @Test func machineIDOfTheTreeWinsOverUUID() throws {
         let id = "00112233445566778899aabbccddeeff"
         let machine = try TestMachine { try "\(id)\n".write(to: $0.appendingPathComponent("etc/machine-id"), atomically: false, encoding: .utf8) }

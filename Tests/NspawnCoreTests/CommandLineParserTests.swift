@@ -76,6 +76,11 @@ import Testing
         (["--register=maybe"], "--register"),
         (["--bind=/a:/x", "--tmpfs=/x"], "more than once"),
         (["-b", "-a"], "--boot and --as-pid2 may not be combined."),
+        (["--set-credential=novalue"], "Failed to parse --set-credential= value: novalue"),
+        (["--set-credential=a/b:x"], "Failed to parse --set-credential= value: a/b:x"),
+        (["--set-credential=x:bad\\q"], "Failed to unescape the value of --set-credential=x:bad\\q."),
+        (["--load-credential=key:"], "Failed to parse --load-credential= value: key:"),
+        (["--set-credential=k:1", "--load-credential=k:/f"], "Duplicate credential 'k', refusing."),
         (["--rlimit=NOPE=1"], "Unknown resource limit in --rlimit=NOPE=1"),
         (["--rlimit=NOFILE=2:1"], "the soft limit is above the hard one"),
         (["--rlimit=NOFILE"], "Failed to parse --rlimit= value: NOFILE"),
@@ -156,5 +161,14 @@ import Testing
         else { throw UserError("refused") }
         #expect(c.process.oomScoreAdjust == -500 && c.process.cpuAffinity == [0, 1, 2, 5] && c.process.personality == 0x0008)
         #expect(c.process.resourceLimits == [ResourceLimit(resource: 7, soft: 512, hard: 1024), ResourceLimit(resource: 4, soft: .max, hard: .max)])
+    }
+
+    @Test func credentialValuesAreUnescapedAsSystemdDoes() throws {
+        guard case .run(let c) = CommandLineParser.parse(["--set-credential=pw:a\\nb\\x41\\101\\\\", "--load-credential=key:sub/key"]) else {
+            throw UserError("refused")
+        }
+        #expect(c.credentials == [Credential(id: "pw", value: Array("a\nbAA\\".utf8))])
+        #expect(c.credentialFiles == [CredentialFile(id: "key", path: "sub/key")])
+        #expect(throws: UserError.self) { try c.credentialFiles[0].read(ownCredentials: nil) }
     }
 }

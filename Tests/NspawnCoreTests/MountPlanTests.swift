@@ -116,7 +116,7 @@ import Testing
                 .hostInformation(
                     path: "/run/host",
                     files: ["container-manager": "swift-nspawn\n", "container-uuid": "00010203-0405-0607-0809-0a0b0c0d0e0f\n"],
-                    osRelease: "/etc/os-release", notifySocket: "notify")))
+                    osRelease: "/etc/os-release", notifySocket: "notify", credentials: [])))
     }
 
     @Test func theRootMountIsNodevAndIDMappedAsTheOptionsSay() throws {

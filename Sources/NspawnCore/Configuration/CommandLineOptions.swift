@@ -42,6 +42,8 @@ public struct CommandLineOptions: Equatable, Sendable {
     var resourceLimits: [String] = []
     var cpuAffinity: String?
     var personality: String?
+    var setCredentials: [String] = []
+    var loadCredentials: [String] = []
     var help = false
     var showVersion = false
     /// The payload's argv: everything from the first argument that is not an option, or after `--`.
@@ -182,6 +184,13 @@ enum OptionTable {
                 OptionSpec(long: "bind", store: .list(\.binds), valueName: "SRC[:DST[:OPTS]]", help: "Bind a host path into the machine"),
                 OptionSpec(long: "bind-ro", store: .list(\.readOnlyBinds), valueName: "SRC[:DST[:OPTS]]", help: "Bind a host path into the machine, read-only"),
                 OptionSpec(long: "tmpfs", store: .list(\.tmpfs), valueName: "PATH[:OPTS]", help: "Mount an empty tmpfs in the machine"),
+            ]
+        ),
+        (
+            "Credentials",
+            [
+                OptionSpec(long: "set-credential", store: .list(\.setCredentials), valueName: "ID:VALUE", help: "Pass a credential with a literal value"),
+                OptionSpec(long: "load-credential", store: .list(\.loadCredentials), valueName: "ID:PATH", help: "Pass a credential read from a file"),
             ]
         ),
         (

@@ -40,6 +40,10 @@ public struct Configuration: Equatable, Sendable {
     public var properties: [ResourceProperty] = []
     public var console: ConsoleMode?
     public var process = ProcessSettings()
+    /// --set-credential values, in order.
+    public var credentials: [Credential] = []
+    /// --load-credential ID and file, read by the launcher.
+    public var credentialFiles: [CredentialFile] = []
     public var command: [String] = []
 
     public init() {}
@@ -156,6 +160,12 @@ public struct Configuration: Equatable, Sendable {
         process.resourceLimits = try o.resourceLimits.map { text throws(UserError) in try ResourceLimit.parse(text) }
         process.cpuAffinity = try o.cpuAffinity.map { text throws(UserError) in try ProcessSettings.parseCPUAffinity(text) }
         if let text = o.personality { process.personality = try ProcessSettings.parsePersonality(text) }
+        credentials = try o.setCredentials.map { text throws(UserError) in try Credential.parseSet(text) }
+        credentialFiles = try o.loadCredentials.map { text throws(UserError) in try Credential.parseLoad(text) }
+        let ids = credentials.map(\.id) + credentialFiles.map(\.id)
+        if let duplicate = Dictionary(grouping: ids, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
+            throw UserError("Duplicate credential '\(duplicate)', refusing.")
+        }
         command = o.command
         try verify()
     }

@@ -116,6 +116,7 @@ enum Payload {
         ]
         env += spec.hostEnvironment
         env.append("NOTIFY_SOCKET=\(MountPlan.notifySocketPath)")
+        if let directory = spec.credentialsDirectory { env.append("CREDENTIALS_DIRECTORY=\(directory)") }
         if let term = spec.term { env.append("TERM=\(term)") }
         env += [
             "HOME=\(user?.home ?? "/root")",

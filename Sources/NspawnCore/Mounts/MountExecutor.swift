@@ -91,7 +91,7 @@ final class MountExecutor {
         case .directory(let path):
             _ = try target(path, create: .directory)
 
-        case .hostInformation(let path, let files, let osRelease, let notifySocket):
+        case .hostInformation(let path, let files, let osRelease, let notifySocket, let credentials):
             let mount = try kernel.newMount("tmpfs", options: ownedOptions("mode=0755,size=1m,nr_inodes=64"), attributes: [.noSUID, .noDev, .noExec])
             try kernel.moveMount(mount, onto: try target(path), name: path)
             let attached = try target(path)
@@ -105,6 +105,7 @@ final class MountExecutor {
             // attach every sender's PID, which the supervisor checks.
             notify = try kernel.bindDatagramSocket(notifySocket, in: attached, path: "\(path)/\(notifySocket)")
             try kernel.changeOwner(notifySocket, in: attached, uid: machineRoot, gid: machineRoot, path: "\(path)/\(notifySocket)")
+            if !credentials.isEmpty { try makeCredentials(credentials, in: attached, path: "\(path)/credentials") }
             if let osRelease {
                 let source = try kernel.cloneMount(osRelease, in: nil, recursive: false, name: osRelease)
                 try kernel.setMountAttributes(source, .lockedDown, recursive: false, name: osRelease)
@@ -287,6 +288,25 @@ final class MountExecutor {
         try kernel.makeFile(node.name, in: directory, mode: 0o644, path: path)
         let mount = try kernel.cloneMount("", in: hostNode, recursive: false, name: source)
         try kernel.moveMount(mount, onto: try target(path), name: path)
+    }
+
+    // MARK: Credentials
+
+    /// A ramfs (never swapped out) at `path`, mode 0500, with a file of mode 0400 for each credential,
+    /// all the machine root's, then read-only, nosuid, nodev, noexec. Written as the host's root
+    /// (the directory is not writable, even by its owner), then given away.
+    private func makeCredentials(_ credentials: [Credential], in directory: OwnedFD, path: String) throws {
+        try asMachineRoot { () throws(SyscallError) in try kernel.makeDirectory("credentials", in: directory, mode: 0o500, path: path) }
+        let mount = try kernel.newMount("ramfs", options: ["mode=0500"], attributes: [.noSUID, .noDev, .noExec])
+        try kernel.moveMount(mount, onto: try kernel.openBeneath("credentials", in: directory, flags: NSP_O_PATH, resolve: .noSymlinks), name: path)
+        let attached = try kernel.openBeneath("credentials", in: directory, flags: NSP_O_PATH, resolve: .noSymlinks)
+        for credential in credentials {
+            let file = try kernel.open(credential.id, in: attached, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o400)
+            try kernel.write(credential.value, to: file, name: "\(path)/\(credential.id)")
+            try kernel.changeOwner(credential.id, in: attached, uid: machineRoot, gid: machineRoot, path: "\(path)/\(credential.id)")
+        }
+        try kernel.changeOwner("credentials", in: directory, uid: machineRoot, gid: machineRoot, path: path)
+        try kernel.setMountAttributes(attached, .lockedDown, recursive: false, name: path)
     }
 
     // MARK: Console

@@ -86,7 +86,8 @@ enum MountOperation: Equatable, Sendable {
     case directory(path: String)
     /// /run/host: a small read-only tmpfs with what the machine may know about its host, and the
     /// socket the machine's service manager sends its sd_notify messages to.
-    case hostInformation(path: String, files: [String: String], osRelease: String?, notifySocket: String)
+    /// Its credentials, in a ramfs (never swapped out) in credentials/ of it, read-only.
+    case hostInformation(path: String, files: [String: String], osRelease: String?, notifySocket: String, credentials: [Credential])
     case bind(BindOperation)
     /// The machine's console, bound from the pty's peer.
     case console(path: String)
@@ -103,7 +104,7 @@ enum MountOperation: Equatable, Sendable {
     var path: String? {
         switch self {
         case .tmpfs(let path, _, _, _), .devpts(let path), .console(let path), .api(_, let path, _), .hostBind(_, let path, _), .rebind(let path, _, _),
-            .mask(let path), .hostInformation(let path, _, _, _):
+            .mask(let path), .hostInformation(let path, _, _, _, _):
             path
         case .bind(let bind): bind.path
         case .deviceNodes, .symlink, .directory: nil

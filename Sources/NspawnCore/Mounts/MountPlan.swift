@@ -34,6 +34,8 @@ struct MountPlan: Equatable, Sendable {
 
     /// Where the machine's payload finds the notify socket ($NOTIFY_SOCKET).
     static let notifySocketPath = "/run/host/notify"
+    /// Where its credentials are ($CREDENTIALS_DIRECTORY), as under systemd-nspawn.
+    static let credentialsPath = "/run/host/credentials"
 
     init(root: RootMount, hostMounts: [MountOperation], guestMounts: [MountOperation] = [], copiedIntoUserNamespace: Bool = false) {
         self.root = root
@@ -51,7 +53,7 @@ struct MountPlan: Equatable, Sendable {
     ///     no read-only /proc/sys.
     init(
         configuration c: Configuration, rootPath: String, machineID: MachineID, console: ConsoleMode, hostOSRelease: String?, userNamespace: Bool,
-        idMapping: IDMapping, nesting: Bool, identity: Bool = false
+        idMapping: IDMapping, nesting: Bool, identity: Bool = false, credentials: [Credential] = []
     ) {
         root = RootMount(path: rootPath, attributes: c.readOnly ? [.readOnly, .noDev] : [.noDev], idmap: idMapping)
         copiedIntoUserNamespace = userNamespace
@@ -73,7 +75,7 @@ struct MountPlan: Equatable, Sendable {
             .hostInformation(
                 path: "/run/host",
                 files: ["container-manager": "swift-nspawn\n", "container-uuid": machineID.uuidString + "\n"],
-                osRelease: hostOSRelease, notifySocket: "notify"),
+                osRelease: hostOSRelease, notifySocket: "notify", credentials: credentials),
         ]
         if console.usesPTY { ops.append(.console(path: "/dev/console")) }
 

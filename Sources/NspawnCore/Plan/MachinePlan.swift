@@ -46,8 +46,10 @@ struct MachinePlan: Equatable, Sendable {
     ///   - treeMachineID: the tree's own /etc/machine-id, if valid.
     ///   - idRange: the range the launcher locked (nil with --private-users=no).
     ///   - randomID: the machine ID when neither the tree nor --uuid has one.
+    ///   - credentials: --set-credential's values and --load-credential's files, read.
     init(
-        configuration c: Configuration, host: HostFacts, image: MachineImage, treeMachineID: MachineID?, idRange: UIDRange?, randomID: MachineID
+        configuration c: Configuration, host: HostFacts, image: MachineImage, treeMachineID: MachineID?, idRange: UIDRange?, randomID: MachineID,
+        credentials: [Credential] = []
     ) throws(UserError) {
         name = image.name
         hostname = c.hostname ?? image.name
@@ -78,7 +80,7 @@ struct MachinePlan: Equatable, Sendable {
         }
         mounts = MountPlan(
             configuration: c, rootPath: image.path, machineID: machineID, console: console, hostOSRelease: host.osRelease, userNamespace: idRange != nil,
-            idMapping: idMapping, nesting: c.nesting, identity: idRange?.base == 0)
+            idMapping: idMapping, nesting: c.nesting, identity: idRange?.base == 0, credentials: credentials)
 
         var capabilities = c.capabilities
         if idRange == nil {
@@ -92,7 +94,7 @@ struct MachinePlan: Equatable, Sendable {
             capabilities: capabilities,
             seccomp: c.seccomp ? try SeccompPolicy(capabilities: capabilities.bounding, filters: c.systemCallFilters, keyringsAbsent: c.nesting) : nil,
             machineID: machineID, term: console == .pipe ? host.term : host.term ?? "vt220", hostEnvironment: host.hostEnvironment,
-            process: c.process)
+            process: c.process, credentialsDirectory: credentials.isEmpty ? nil : MountPlan.credentialsPath)
         killSignal = c.killSignal
         notifyReady = c.notifyReady
         bootTestTimeout = c.bootTestTimeout
@@ -119,4 +121,6 @@ struct PayloadPlan: Equatable, Sendable {
     var hostEnvironment: [String] = []
     /// OOM score, resource limits, CPU affinity and personality of PID 1.
     var process = ProcessSettings()
+    /// $CREDENTIALS_DIRECTORY, when the machine has credentials.
+    var credentialsDirectory: String?
 }
