@@ -26,8 +26,8 @@ public enum Launcher {
         let host = HostFacts.probe()
         let image = try MachineImage.locate(c)
         try image.requireMountPoints()
-        if c.boot { try image.requireOSRelease() }
-        let treeLock = try ImageLock(image, readOnly: c.readOnly)
+        if c.boot && c.switches.checkOSRelease { try image.requireOSRelease() }
+        let treeLock = c.switches.lockImage ? try ImageLock(image, readOnly: c.readOnly) : nil
         try resetLoginUID()
         let (range, rangeLock) = try idRange(c, image: image, host: host)
         defer {

@@ -4,9 +4,11 @@ import Testing
 /// Each bad input gives one line on stderr and status 1, and leaves nothing on the host.
 @Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
 struct BadInputTests {
-    private func expectRefused(_ arguments: [String], saying expected: String, asUser uid: UInt32? = nil, prefix: [String] = []) throws {
+    private func expectRefused(
+        _ arguments: [String], saying expected: String, asUser uid: UInt32? = nil, prefix: [String] = [], environment: [String: String] = [:]
+    ) throws {
         let before = HostState.capture()
-        let result = try runNspawn(arguments, asUser: uid, prefix: prefix)
+        let result = try runNspawn(arguments, asUser: uid, environment: environment, prefix: prefix)
         #expect(result.status == 1, "\(arguments): status \(result.status)")
         #expect(result.stderrLines.count == 1, "\(arguments): \(result.stderr)")
         #expect(result.stderr.contains(expected), "\(arguments): \(result.stderr)")
@@ -93,5 +95,12 @@ struct BadInputTests {
     @Test func bindSourceThatDoesNotExist() throws {
         let machine = try TestMachine()
         try expectRefused(["-D", machine.path, "--bind=/nonexistent/src:/mnt", "true"], saying: "Failed to resolve bind source /nonexistent/src")
+    }
+
+    @Test func anEnvironmentSwitchThatWouldBreakAGuaranteeIsRefused() throws {
+        let machine = try TestMachine()
+        try expectRefused(
+            ["-D", machine.path, "true"], saying: "SYSTEMD_NSPAWN_API_VFS_WRITABLE=yes is not supported",
+            environment: ["SYSTEMD_NSPAWN_API_VFS_WRITABLE": "yes"])
     }
 }

@@ -128,6 +128,21 @@ struct MountOptionTests {
         #expect(result.lines == ["rc=1", "rc=0"])
     }
 
+    /// SYSTEMD_NSPAWN_TMPFS_TMP=0 and SYSTEMD_NSPAWN_LOCK=0, as systemd-nspawn reads them.
+    @Test func theTmpfsAndLockSwitchesAreHonoured() throws {
+        let machine = try TestMachine()
+        let own = try runNspawn(
+            ["-D", machine.path, "-P", "-q", "/bin/sh", "-c", "grep -c ' /tmp ' /proc/self/mountinfo"], environment: ["SYSTEMD_NSPAWN_TMPFS_TMP": "0"])
+        #expect(own.stdout == "0\n", "\(own.stderr)")
+        let first = try BackgroundRun(["-D", machine.path, "-P", "-q", "/bin/sleep", "30"])
+        #expect(first.waitUntil { !HostState.capture().cgroups.isEmpty })
+        #expect(try machine.run(["-M", "second"], ["true"]).status == 1, "the tree is locked")
+        let unlocked = try runNspawn(["-D", machine.path, "-M", "third", "-P", "-q", "/bin/true"], environment: ["SYSTEMD_NSPAWN_LOCK": "0"])
+        #expect(unlocked.status == 0, "\(unlocked.stderr)")
+        kill(first.pid, SIGTERM)
+        _ = first.finish()
+    }
+
     @Test func readOnlyRunsShareTheTree() throws {
         let machine = try TestMachine()
         let first = try BackgroundRun(["-D", machine.path, "-P", "-q", "--read-only", "/bin/sleep", "30"])

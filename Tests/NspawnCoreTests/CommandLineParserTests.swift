@@ -171,4 +171,30 @@ import Testing
         #expect(c.credentialFiles == [CredentialFile(id: "key", path: "sub/key")])
         #expect(throws: UserError.self) { try c.credentialFiles[0].read(ownCredentials: nil) }
     }
+
+    @Test func nspawnsEnvironmentSwitchesAreHonouredOrRefusedWithTheReason() throws {
+        func configuration(_ environment: [String: String], _ args: [String] = []) throws -> Configuration {
+            var options = CommandLineOptions()
+            options.command = args
+            return try Configuration(options: options) { environment[$0] }
+        }
+        let honoured = try configuration([
+            "SYSTEMD_NSPAWN_TMPFS_TMP": "0", "SYSTEMD_NSPAWN_LOCK": "no", "SYSTEMD_NSPAWN_CHECK_OS_RELEASE": "false",
+            "SYSTEMD_NSPAWN_CONTAINER_SERVICE": "ci-runner", "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "no", "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1",
+        ]).switches
+        #expect(!honoured.tmpfsTmp && !honoured.lockImage && !honoured.checkOSRelease && honoured.containerService == "ci-runner")
+        #expect(try configuration([:]).switches == EnvironmentSwitches())
+        let refusals: [([String: String], String)] = [
+            (["SYSTEMD_NSPAWN_API_VFS_WRITABLE": "yes"], "SYSTEMD_NSPAWN_API_VFS_WRITABLE=yes is not supported: swift-nspawn keeps /proc/sys"),
+            (["SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"], "SYSTEMD_NSPAWN_API_VFS_WRITABLE=network is not supported"),
+            (["SYSTEMD_NSPAWN_USE_CGNS": "0"], "SYSTEMD_NSPAWN_USE_CGNS=0 is not supported: every machine gets a cgroup namespace"),
+            (["SYSTEMD_NSPAWN_SHARE_NS_PID": "1"], "SYSTEMD_NSPAWN_SHARE_NS_PID=1 is not supported: every machine gets its own PID namespace"),
+            (["SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "0"], "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=0 is not supported"),
+            (["SYSTEMD_NSPAWN_TMPFS_TMP": "maybe"], "Failed to parse SYSTEMD_NSPAWN_TMPFS_TMP=maybe"),
+            (["SYSTEMD_NSPAWN_CONTAINER_SERVICE": "a b"], "Invalid SYSTEMD_NSPAWN_CONTAINER_SERVICE=a b"),
+        ]
+        for (environment, message) in refusals {
+            #expect(performing: { try configuration(environment) }, throws: { ($0 as? UserError)?.description.hasPrefix(message) == true })
+        }
+    }
 }

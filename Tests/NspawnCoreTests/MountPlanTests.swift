@@ -105,6 +105,14 @@ import Testing
         #expect(try mapping(["--bind-ro=/a:/a:owneridmap"]) == .sourceOwnerAsTargetOwner)
     }
 
+    @Test func withoutTheTmpfsSwitchTmpIsTheTrees() throws {
+        var c = try PlanFixture.configuration([])
+        c.switches.tmpfsTmp = false
+        let plan = try MachinePlan(
+            configuration: c, host: PlanFixture.host, image: PlanFixture.image, treeMachineID: nil, idRange: PlanFixture.range, randomID: PlanFixture.randomID)
+        #expect(!plan.mounts.guestMounts.contains { $0.path == "/tmp" })
+    }
+
     @Test func onlyAUserNamespaceMakesTheGuestsMountsStaged() throws {
         #expect(try plan().copiedIntoUserNamespace)
         #expect(!(try plan(["--private-users=no"])).copiedIntoUserNamespace)

@@ -25,6 +25,8 @@ struct CgroupPlan: Equatable, Sendable {
     var owner: UInt32
     var properties: [ResourceProperty]
     var registration: Registration
+    /// The service machined lists the machine under (SYSTEMD_NSPAWN_CONTAINER_SERVICE).
+    var service = "swift-nspawn"
     /// The device filter (BPF on the cgroup) must be attached; inside a machine, whose own filter
     /// may refuse bpf() and whose device policy covers every cgroup below ours, it may be missing.
     var deviceFilterRequired: Bool

@@ -7,9 +7,9 @@
 enum MachineRegistration {
     static let machined = (destination: "org.freedesktop.machine1", path: "/org/freedesktop/machine1", interface: "org.freedesktop.machine1.Manager")
 
-    static func arguments(name: String, id: MachineID, leader: pid_t, root: String) -> [BusValue] {
+    static func arguments(name: String, id: MachineID, service: String, leader: pid_t, root: String) -> [BusValue] {
         [
-            .string(name), .array(element: "y", id.bytes.map { .byte($0) }), .string("swift-nspawn"), .string("container"),
+            .string(name), .array(element: "y", id.bytes.map { .byte($0) }), .string(service), .string("container"),
             .uint32(UInt32(leader)), .string(root),
         ]
     }
@@ -21,12 +21,12 @@ enum MachineRegistration {
     }
 
     /// Registers, or returns false when machined is not there and `required` is false.
-    static func register(bus: Bus, name: String, id: MachineID, leader: pid_t, root: String, required: Bool) throws -> Bool {
+    static func register(bus: Bus, name: String, id: MachineID, service: String, leader: pid_t, root: String, required: Bool) throws -> Bool {
         var failure: BusError?
         do {
             _ = try bus.call(
                 destination: machined.destination, path: machined.path, interface: machined.interface, member: "RegisterMachine",
-                arguments(name: name, id: id, leader: leader, root: root))
+                arguments(name: name, id: id, service: service, leader: leader, root: root))
         } catch {
             failure = error
         }

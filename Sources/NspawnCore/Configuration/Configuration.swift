@@ -39,6 +39,7 @@ public struct Configuration: Equatable, Sendable {
     public var slice = "machine.slice"
     public var properties: [ResourceProperty] = []
     public var console: ConsoleMode?
+    public var switches = EnvironmentSwitches()
     public var process = ProcessSettings()
     /// --set-credential values, in order.
     public var credentials: [Credential] = []
@@ -115,6 +116,7 @@ public struct Configuration: Equatable, Sendable {
         try SeccompPolicy.validate(o.systemCallFilters)
         systemCallFilters = o.systemCallFilters
         seccomp = lookup("SYSTEMD_SECCOMP") != "0"
+        switches = try EnvironmentSwitches.read(lookup)
         if let text = o.nestedUserNamespaces {
             nestedUserNamespaces = try Self.parseBoolean(text, option: "--nested-user-namespaces")
             if !nestedUserNamespaces && userNamespace == .no {

@@ -101,9 +101,10 @@ struct MountPlan: Equatable, Sendable {
         // The guest's, after all of the host's, so that a mount below /proc, /sys or /dev lands on
         // the API file system, not under it; in destination order, so a parent comes before what
         // goes inside it.
-        var guest: [MountOperation] = [
-            .tmpfs(path: "/tmp", options: "mode=01777,size=10%,nr_inodes=400k", attributes: [.noSUID, .noDev], resolution: .noSymlinks)
-        ]
+        var guest: [MountOperation] = []
+        if c.switches.tmpfsTmp {
+            guest.append(.tmpfs(path: "/tmp", options: "mode=01777,size=10%,nr_inodes=400k", attributes: [.noSUID, .noDev], resolution: .noSymlinks))
+        }
         for mount in c.customMountsInOrder {
             switch mount {
             case .bind(let b):

@@ -61,6 +61,7 @@ struct MachinePlan: Equatable, Sendable {
         cgroup = try CgroupPlan(
             host: host, machine: image.name, owner: idRange?.base ?? 0, keepUnit: c.keepUnit, register: c.register, slice: c.slice,
             properties: c.properties)
+        cgroup.service = c.switches.containerService
 
         // A boot test shows the boot but takes no input.
         let defaultConsole: ConsoleMode =
