@@ -66,3 +66,14 @@ import Testing
         #expect(try SeccompFilter.compile(absent).programs.count == 2)
     }
 }
+
+@Suite struct SuppressSyncTests {
+    @Test func suppressSyncIsItsOwnFilter() throws {
+        let plain = try SeccompPolicy(capabilities: CapabilitySet.nspawnDefault)
+        let suppressed = try SeccompPolicy(capabilities: CapabilitySet.nspawnDefault, suppressSync: true)
+        #expect(plain.cacheKey != suppressed.cacheKey)
+        let compiled = try SeccompFilter.compile(suppressed)
+        #expect(compiled.programs[1].count > (try SeccompFilter.compile(plain)).programs[1].count)
+        #expect(try PlanFixture.plan(["--suppress-sync=yes"]).payload.seccomp?.suppressSync == true)
+    }
+}

@@ -30,6 +30,7 @@ public struct CommandLineOptions: Equatable, Sendable {
     var systemCallFilters: [String] = []
     var nestedUserNamespaces: String?
     var nesting: String?
+    var suppressSync: String?
     var noNewPrivileges: String?
     var register: String?
     var keepUnit = false
@@ -167,6 +168,7 @@ enum OptionTable {
                 OptionSpec(long: "no-new-privileges", store: .value(\.noNewPrivileges), valueName: "BOOL", help: "Set the no_new_privs flag for the command"),
                 OptionSpec(
                     long: "system-call-filter", store: .list(\.systemCallFilters), valueName: "LIST", help: "Allow (or with ~, deny) system calls and @groups"),
+                OptionSpec(long: "suppress-sync", store: .value(\.suppressSync), valueName: "BOOL", help: "Make fsync(), sync() and the like no-ops"),
             ]
         ),
         (

@@ -27,6 +27,8 @@ public struct Configuration: Equatable, Sendable {
     /// Whether the machine may create user namespaces (systemd's PrivateUsers= needs them); "no"
     /// takes away the kernel attack surface they open (CVE-2022-0185, CVE-2023-0386 …).
     public var nestedUserNamespaces = true
+    /// --suppress-sync: the disk-syncing calls return success at once.
+    public var suppressSync = false
     /// --nesting: the machine may run containers of its own (their procfs needs a fully visible one).
     public var nesting = false
     /// systemd-nspawn's SYSTEMD_SECCOMP=0: no seccomp filter at all (for debugging, never a default).
@@ -116,6 +118,7 @@ public struct Configuration: Equatable, Sendable {
         try SeccompPolicy.validate(o.systemCallFilters)
         systemCallFilters = o.systemCallFilters
         seccomp = lookup("SYSTEMD_SECCOMP") != "0"
+        if let text = o.suppressSync { suppressSync = try Self.parseBoolean(text, option: "--suppress-sync") }
         switches = try EnvironmentSwitches.read(lookup)
         if let text = o.nestedUserNamespaces {
             nestedUserNamespaces = try Self.parseBoolean(text, option: "--nested-user-namespaces")

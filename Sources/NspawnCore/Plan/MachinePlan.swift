@@ -93,7 +93,9 @@ struct MachinePlan: Equatable, Sendable {
         payload = PayloadPlan(
             command: c.command, environment: c.environment, user: c.user, workingDirectory: c.workingDirectory, asPID2: c.asPID2, boot: c.boot,
             capabilities: capabilities,
-            seccomp: c.seccomp ? try SeccompPolicy(capabilities: capabilities.bounding, filters: c.systemCallFilters, keyringsAbsent: c.nesting) : nil,
+            seccomp: c.seccomp
+                ? try SeccompPolicy(capabilities: capabilities.bounding, filters: c.systemCallFilters, keyringsAbsent: c.nesting, suppressSync: c.suppressSync)
+                : nil,
             machineID: machineID, term: console == .pipe ? host.term : host.term ?? "vt220", hostEnvironment: host.hostEnvironment,
             process: c.process, credentialsDirectory: credentials.isEmpty ? nil : MountPlan.credentialsPath)
         killSignal = c.killSignal

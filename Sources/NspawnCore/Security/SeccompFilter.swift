@@ -14,7 +14,7 @@ public struct SeccompFilter: Equatable, Sendable {
     static let architectures = ["x86", "x32"]
     private static let magic = "swift-nspawn seccomp 1\n"
     /// Bumped whenever `compile` changes what it produces for the same policy.
-    static let compilerRevision = 3
+    static let compilerRevision = 4
 
     /// The BPF programs, each a whole number of 8-byte sock_filter instructions.
     public var programs: [[UInt8]]
@@ -49,6 +49,9 @@ public struct SeccompFilter: Equatable, Sendable {
             // Compared on the low 32 bits only: the kernel ignores the upper half of the request,
             // so TIOCSTI | 1 << 32 must not slip past (CVE-2019-10063).
             try argumentRules.add(errno(EPERM), "ioctl", [scmp_arg_cmp(arg: 1, op: SCMP_CMP_MASKED_EQ, datum_a: 0xffff_ffff, datum_b: request)])
+        }
+        if policy.suppressSync {
+            for call in SeccompPolicy.syncCalls { try argumentRules.add(errno(0), call) }
         }
         // The audit subsystem is not namespaced; as systemd-nspawn, make it look absent.
         try argumentRules.add(

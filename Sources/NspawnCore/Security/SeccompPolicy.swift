@@ -12,13 +12,20 @@ public struct SeccompPolicy: Equatable, Sendable {
     /// runtimes (crun, runc) then do without a session keyring of their own instead of failing, as
     /// they do under LXD, whose policy answers the same. For machines that run containers (--nesting).
     public var keyringsAbsent: Bool
+    /// --suppress-sync=yes: the calls that write data to disk return success at once, as under
+    /// systemd-nspawn (for throwaway builds; a crash can then lose what the machine wrote).
+    public var suppressSync: Bool
 
-    public init(capabilities: CapabilitySet, filters: [String] = [], keyringsAbsent: Bool = false) throws(UserError) {
+    public init(capabilities: CapabilitySet, filters: [String] = [], keyringsAbsent: Bool = false, suppressSync: Bool = false) throws(UserError) {
         try Self.validate(filters)
         self.capabilities = capabilities
         self.filters = filters
         self.keyringsAbsent = keyringsAbsent
+        self.suppressSync = suppressSync
     }
+
+    /// What --suppress-sync=yes turns into no-ops (systemd's seccomp_suppress_sync()).
+    public static let syncCalls = ["fdatasync", "fsync", "msync", "sync", "sync_file_range", "sync_file_range2", "syncfs"]
 
     /// The calls `keyringsAbsent` answers with ENOSYS when they are not allowed.
     public static let keyringCalls: Set<String> = ["add_key", "keyctl", "request_key"]
@@ -63,7 +70,7 @@ public struct SeccompPolicy: Equatable, Sendable {
 
     /// What identifies the compiled filter: its inputs, and the generated table they are read against.
     public var cacheKey: String {
-        "caps=\(String(capabilities.rawValue, radix: 16));filters=\(filters.joined(separator: "|"));keyrings=\(keyringsAbsent ? "absent" : "denied");groups=\(SyscallGroups.fingerprint)"
+        "caps=\(String(capabilities.rawValue, radix: 16));filters=\(filters.joined(separator: "|"));keyrings=\(keyringsAbsent ? "absent" : "denied");sync=\(suppressSync ? "suppressed" : "real");groups=\(SyscallGroups.fingerprint)"
     }
 
     private static func words(_ filter: String) -> [Substring] {
