@@ -174,6 +174,22 @@ struct GuestMountTests {
             ], "\(result.stderr)")
     }
 
+    /// --inaccessible: a file of the tree and a directory inside a bind, covered so that the machine's
+    /// root can neither open them nor uncover them.
+    @Test func inaccessiblePathsStayCovered() throws {
+        let machine = try TestMachine { try "hidden\n".write(to: $0.appendingPathComponent("etc/hidden"), atomically: false, encoding: .utf8) }
+        let source = machine.directory.appendingPathComponent("src")
+        try FileManager.default.createDirectory(at: source.appendingPathComponent("secrets"), withIntermediateDirectories: true)
+        let result = try machine.shell(
+            """
+            cat /etc/hidden 2>/dev/null || echo no-file; ls /srv/secrets 2>/dev/null || echo no-dir
+            umount /etc/hidden 2>/dev/null || echo kept; umount /srv/secrets 2>/dev/null || echo kept
+            """, options: ["--bind=\(source.path):/srv", "--inaccessible=/etc/hidden", "--inaccessible=/srv/secrets"])
+        #expect(result.lines == ["no-file", "no-dir", "kept", "kept"], "\(result.stderr)")
+        let missing = try machine.run(["--inaccessible=/nonexistent"], ["true"])
+        #expect(missing.status == 1 && missing.stderrLines == ["Failed to make /nonexistent inaccessible: No such file or directory"])
+    }
+
     @Test func aReadOnlyBindStaysReadOnlyThoughTheGuestMayUnmountIt() throws {
         let machine = try TestMachine()
         let source = machine.directory.appendingPathComponent("ro")

@@ -170,4 +170,22 @@ import Testing
         }
         #expect(kernel.calls == ["mount(/, MS_SLAVE|MS_REC)", "open(/nonexistent)"])
     }
+
+    /// --inaccessible paths are covered before the copy, so that they are locked: in the tree, or
+    /// inside the staged mount whose place holds them (which is then cloned with its submounts).
+    @Test func inaccessiblePathsAreCoveredBeforeTheCopyWhereverTheyAre() throws {
+        let kernel = RecordingKernel(existing: Self.tree.union(["/m/root/etc/hidden", "/m/stage/1/secret"]))
+        kernel.files.formUnion(["/m/root/etc/hidden", "/m/stage/1/secret"])
+        let built = try build(["--bind=/src:/srv", "--inaccessible=/srv/secret", "--inaccessible=/etc/hidden"], kernel: kernel)
+        let setns = built.index("setns(machine userns)")
+        let inSource = built.index("move_mount(clone of /m/root/run/.swift-nspawn-inaccessible → /m/stage/1/secret)")
+        let inTree = built.index("move_mount(clone of /m/root/run/.swift-nspawn-inaccessible → /m/root/etc/hidden)")
+        #expect(inSource > 0 && inSource < setns && inTree > 0 && inTree < setns, "\(built.calls)")
+        #expect(built.has("open_tree(/m/stage/1, recursive)"))
+        #expect(built.index("unlink(/m/root/run/.swift-nspawn-inaccessible)") > inTree)
+    }
+
+    @Test func aMissingInaccessiblePathIsOneLine() throws {
+        #expect(throws: UserError("Failed to make /nope inaccessible: No such file or directory")) { try build(["--inaccessible=/nope"]) }
+    }
 }

@@ -105,6 +105,15 @@ import Testing
         #expect(try mapping(["--bind-ro=/a:/a:owneridmap"]) == .sourceOwnerAsTargetOwner)
     }
 
+    @Test func anInaccessiblePathBelongsToTheLastGuestMountThatHoldsIt() throws {
+        let p = try plan(["--bind=/a:/srv", "--bind=/b:/srv/data", "--inaccessible=/srv/data/x", "--inaccessible=/srv/y", "--inaccessible=/etc/z"])
+        #expect(p.inaccessible == ["/srv/data/x", "/srv/y", "/etc/z"])
+        #expect(p.inaccessibleLocation("/srv/data/x") == (2, "x"))
+        #expect(p.inaccessibleLocation("/srv/y") == (1, "y"))
+        #expect(p.inaccessibleLocation("/etc/z") == (nil, "etc/z"))
+        #expect(p.inaccessibleLocation("/tmp/t") == (0, "t"))
+    }
+
     @Test func withoutTheTmpfsSwitchTmpIsTheTrees() throws {
         var c = try PlanFixture.configuration([])
         c.switches.tmpfsTmp = false

@@ -23,6 +23,7 @@ public struct CommandLineOptions: Equatable, Sendable {
     var binds: [String] = []
     var readOnlyBinds: [String] = []
     var tmpfs: [String] = []
+    var inaccessible: [String] = []
     var readOnly = false
     var capabilities: [String] = []
     var droppedCapabilities: [String] = []
@@ -186,6 +187,7 @@ enum OptionTable {
                 OptionSpec(long: "bind", store: .list(\.binds), valueName: "SRC[:DST[:OPTS]]", help: "Bind a host path into the machine"),
                 OptionSpec(long: "bind-ro", store: .list(\.readOnlyBinds), valueName: "SRC[:DST[:OPTS]]", help: "Bind a host path into the machine, read-only"),
                 OptionSpec(long: "tmpfs", store: .list(\.tmpfs), valueName: "PATH[:OPTS]", help: "Mount an empty tmpfs in the machine"),
+                OptionSpec(long: "inaccessible", store: .list(\.inaccessible), valueName: "PATH", help: "Cover a path so the machine cannot reach it"),
             ]
         ),
         (

@@ -35,6 +35,8 @@ public struct Configuration: Equatable, Sendable {
     public var seccomp = true
     public var binds: [BindMount] = []
     public var tmpfs: [TmpfsMount] = []
+    /// --inaccessible paths.
+    public var inaccessible: [String] = []
     public var readOnly = false
     public var register: RegisterMode = .auto
     public var keepUnit = false
@@ -143,6 +145,12 @@ public struct Configuration: Equatable, Sendable {
             try o.binds.map { spec throws(UserError) in try BindMount.parse(spec, readOnly: false) }
             + o.readOnlyBinds.map { spec throws(UserError) in try BindMount.parse(spec, readOnly: true) }
         tmpfs = try o.tmpfs.map { spec throws(UserError) in try TmpfsMount.parse(spec) }
+        inaccessible = try o.inaccessible.map { path throws(UserError) in
+            guard let normalized = PathName.normalizedAbsolute(path), normalized != "/" else {
+                throw UserError("Path in --inaccessible=\(path) must be absolute, not the root, and may not contain \"..\".")
+            }
+            return normalized
+        }
         readOnly = o.readOnly
         if let mode = o.register { register = try RegisterMode.parse(mode) }
         keepUnit = o.keepUnit

@@ -23,6 +23,7 @@ final class MountExecutor {
 
     private var apiMounts: [APIFilesystem: OwnedFD]?
     private var inaccessible: OwnedFD?
+    private var inaccessibleDir: OwnedFD?
     private(set) var consoleMaster: OwnedFD?
     private(set) var consolePeer: OwnedFD?
     /// The bound notify socket, for the supervisor.
@@ -44,8 +45,10 @@ final class MountExecutor {
 
     /// After the last operation: the masks hold the inaccessible file through their mounts; its name can go.
     func finish() {
-        if inaccessible != nil, let run = try? target("/run") {
-            try? kernel.remove(Self.inaccessibleName, in: run, directory: false, path: "/run/\(Self.inaccessibleName)")
+        guard let run = try? target("/run") else { return }
+        if inaccessible != nil { try? kernel.remove(Self.inaccessibleName, in: run, directory: false, path: "/run/\(Self.inaccessibleName)") }
+        if inaccessibleDir != nil {
+            try? kernel.remove(Self.inaccessibleDirectoryName, in: run, directory: true, path: "/run/\(Self.inaccessibleDirectoryName)")
         }
     }
 
@@ -381,16 +384,41 @@ final class MountExecutor {
     }
 
     static let inaccessibleName = ".swift-nspawn-inaccessible"
+    static let inaccessibleDirectoryName = ".swift-nspawn-inaccessible-dir"
 
-    /// The source of every mask: an empty file, mode 0000, owned by the host's root (whom the
-    /// machine cannot act as), made in the machine's /run tmpfs and unlinked when the plan is done.
-    /// It must sit on an attached mount: open_tree() clones from never-attached ones only since Linux 6.15.
+    /// The source of every mask: an empty file (or directory), mode 0000, owned by the host's root
+    /// (whom the machine cannot act as), made in the machine's /run tmpfs and removed when the plan is
+    /// done. It must sit on an attached mount: open_tree() clones from never-attached ones only since
+    /// Linux 6.15.
     private func inaccessibleFile() throws -> OwnedFD {
         if let inaccessible { return inaccessible }
         try kernel.makeFile(Self.inaccessibleName, in: try target("/run"), mode: 0, path: "/run/\(Self.inaccessibleName)")
         let file = try kernel.openBeneath("run/\(Self.inaccessibleName)", in: root, flags: NSP_O_PATH, resolve: .noSymlinks)
         inaccessible = file
         return file
+    }
+
+    private func inaccessibleDirectory() throws -> OwnedFD {
+        if let inaccessibleDir { return inaccessibleDir }
+        try kernel.makeDirectory(Self.inaccessibleDirectoryName, in: try target("/run"), mode: 0, path: "/run/\(Self.inaccessibleDirectoryName)")
+        let directory = try kernel.openBeneath("run/\(Self.inaccessibleDirectoryName)", in: root, flags: NSP_O_PATH, resolve: .noSymlinks)
+        inaccessibleDir = directory
+        return directory
+    }
+
+    /// --inaccessible=PATH: PATH, which must exist, covered by an empty node of its kind that nobody
+    /// in the machine may open; found in `directory` (the tree, or a staged mount of the guest's).
+    func makeInaccessible(_ relative: String, in directory: OwnedFD, path: String) throws {
+        let place: OwnedFD
+        do {
+            place = try kernel.openBeneath(relative, in: directory, flags: NSP_O_PATH, resolve: .inRoot)
+        } catch {
+            throw UserError("Failed to make \(path) inaccessible: \(error.errno.message)")
+        }
+        let isDirectory = FileSystem.isDirectory(try kernel.status(place, name: path).st_mode)
+        let mask = try kernel.cloneMount("", in: try isDirectory ? inaccessibleDirectory() : inaccessibleFile(), recursive: false, name: path)
+        try kernel.setMountAttributes(mask, .lockedDown, recursive: false, name: path)
+        try kernel.moveMount(mask, onto: place, name: path)
     }
 }
 

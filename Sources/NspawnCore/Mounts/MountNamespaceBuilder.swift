@@ -51,13 +51,27 @@ struct MountNamespaceBuilder {
 
         for operation in plan.hostMounts { try hostExecutor.run(operation) }
         var staged: [MountExecutor.Creation] = []
+        // Staged mounts with an --inaccessible path inside: cloned with their submounts.
+        var maskedStages = Set<Int>()
         if plan.copiedIntoUserNamespace {
             let stage = try kernel.open("stage", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
             for (index, operation) in plan.guestMounts.enumerated() {
                 staged.append(try hostExecutor.stage(operation, in: stage, name: "\(index)", path: "\(treePath)/stage/\(index)"))
             }
+            // Covered now, as the host's root, so that the machine's copy locks them too.
+            for path in plan.inaccessible {
+                let (guestMount, relative) = plan.inaccessibleLocation(path)
+                if let guestMount {
+                    let mount = try kernel.open("\(guestMount)", in: stage, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
+                    try hostExecutor.makeInaccessible(relative, in: mount, path: path)
+                    maskedStages.insert(guestMount)
+                } else {
+                    try hostExecutor.makeInaccessible(relative, in: root, path: path)
+                }
+            }
         } else {
             for operation in plan.guestMounts { try hostExecutor.run(operation) }
+            for path in plan.inaccessible { try hostExecutor.makeInaccessible(String(path.drop { $0 == "/" }), in: root, path: path) }
         }
         hostExecutor.finish()
         sources.close()
@@ -74,7 +88,7 @@ struct MountNamespaceBuilder {
             // The machine's root from here on: what we create is its own, and its capabilities
             // (in its user namespace) are what we act with.
             try kernel.becomeRoot()
-            newRoot = try attachGuestMounts(staged: staged, workspace: copiedWorkspace)
+            newRoot = try attachGuestMounts(staged: staged, maskedStages: maskedStages, workspace: copiedWorkspace)
         }
         try switchRoot(to: newRoot)
         return hostExecutor
@@ -84,7 +98,7 @@ struct MountNamespaceBuilder {
     /// not locked, so it can become the root), and each staged mount bound onto its place in it.
     /// Every descriptor of these mounts is closed before the guest may want to unmount them (an
     /// open one would make that EBUSY). Returns the new root.
-    private func attachGuestMounts(staged: [MountExecutor.Creation], workspace: OwnedFD) throws -> OwnedFD {
+    private func attachGuestMounts(staged: [MountExecutor.Creation], maskedStages: Set<Int>, workspace: OwnedFD) throws -> OwnedFD {
         // The tree first, so that mount IDs (and /proc/self/mountinfo's order) go from parents to children.
         let tree = try kernel.cloneMount("root", in: workspace, recursive: true, name: plan.root.path)
         try kernel.moveMount(tree, onto: try kernel.open("root", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0), name: plan.root.path)
@@ -92,8 +106,8 @@ struct MountNamespaceBuilder {
         let stage = try kernel.open("stage", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
         var clones: [OwnedFD] = []
         for (index, operation) in plan.guestMounts.enumerated() {
-            var recursive = false
-            if case .bind(let bind) = operation { recursive = bind.recursive }
+            var recursive = maskedStages.contains(index)
+            if case .bind(let bind) = operation { recursive = recursive || bind.recursive }
             clones.append(try kernel.cloneMount("\(index)", in: stage, recursive: recursive, name: operation.path ?? "\(index)"))
         }
         let executor = MountExecutor(

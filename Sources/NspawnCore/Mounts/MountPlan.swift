@@ -23,6 +23,8 @@ struct MountPlan: Equatable, Sendable {
     var hostMounts: [MountOperation]
     /// The guest's own, attached after the host's: unmountable by the guest's root.
     var guestMounts: [MountOperation]
+    /// --inaccessible paths, covered after all the others (also inside the guest's mounts), locked.
+    var inaccessible: [String] = []
     /// The machine has a user namespace, so the namespace the outer child built is copied into it
     /// (and locked) before the guest's mounts are attached.
     var copiedIntoUserNamespace: Bool
@@ -127,6 +129,18 @@ struct MountPlan: Equatable, Sendable {
             }
         }
         guestMounts = guest
+        inaccessible = c.inaccessible
+    }
+
+    /// Where an inaccessible path is covered: inside the last guest mount whose place contains it
+    /// (relative to that mount's root), or in the tree.
+    func inaccessibleLocation(_ path: String) -> (guestMount: Int?, relative: String) {
+        for (index, operation) in guestMounts.enumerated().reversed() {
+            guard let place = operation.path else { continue }
+            if path == place { return (index, "") }
+            if path.hasPrefix(place == "/" ? "/" : place + "/") { return (index, String(path.dropFirst(place.count + 1))) }
+        }
+        return (nil, String(path.drop { $0 == "/" }))
     }
 
     /// The API file systems the plan needs from the machine's PID 1, in the plan's order.
