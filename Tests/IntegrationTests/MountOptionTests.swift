@@ -76,7 +76,7 @@ struct MountOptionTests {
         let options = "lowerdir=\(layers.path)/lower,upperdir=\(layers.path)/upper,workdir=\(layers.path)/work"
         // A mount of the test's own, removed again before the test ends.
         #expect(mount("overlay", layers.appendingPathComponent("merged").path, "overlay", 0, options) == 0)
-        defer { umount2(layers.appendingPathComponent("merged").path, 0) }
+        defer { unmountTestMount(layers.appendingPathComponent("merged").path) }
         let merged = layers.appendingPathComponent("merged").path
         #expect(try machine.shell("cat /o/file", options: ["--bind-ro=\(merged):/o"]).stdout == "from below\n")
         let refused = try machine.run(["--bind-ro=\(merged):/o:idmap"], ["true"])
@@ -108,7 +108,7 @@ struct MountOptionTests {
         try FileManager.default.createDirectory(at: sub, withIntermediateDirectories: true)
         // A mount of the test's own below the source, removed again before the test ends.
         #expect(mount("tmpfs", sub.path, "tmpfs", 0, nil) == 0)
-        defer { umount2(sub.path, 0) }
+        defer { unmountTestMount(sub.path) }
         try "below\n".write(to: sub.appendingPathComponent("f"), atomically: false, encoding: .utf8)
         #expect(try machine.shell("cat /b/sub/f", options: ["--bind=\(source.path):/b"]).stdout == "below\n")
         #expect(try machine.shell("ls /b/sub | wc -l", options: ["--bind=\(source.path):/b:norbind"]).stdout == "0\n")
@@ -208,7 +208,7 @@ struct GuestMountTests {
         try "hidden\n".write(to: sub.appendingPathComponent("below"), atomically: false, encoding: .utf8)
         // A mount of the test's own over the source's secret, removed again before the test ends.
         #expect(mount("tmpfs", sub.path, "tmpfs", 0, nil) == 0)
-        defer { umount2(sub.path, 0) }
+        defer { unmountTestMount(sub.path) }
         let result = try machine.shell(
             "umount /b/sub 2>/dev/null; echo umount=$?; cat /b/sub/below 2>/dev/null || echo hidden-stays-hidden", options: ["--bind=\(source.path):/b"])
         #expect(result.lines == ["umount=1", "hidden-stays-hidden"])
@@ -254,7 +254,7 @@ struct MountFlagTests {
         let sub = source.appendingPathComponent("sub")
         try FileManager.default.createDirectory(at: sub, withIntermediateDirectories: true)
         #expect(mount("tmpfs", sub.path, "tmpfs", UInt(MS_NOSUID | MS_NODEV | MS_RDONLY), nil) == 0)
-        defer { umount2(sub.path, 0) }
+        defer { unmountTestMount(sub.path) }
         let line = try machine.shell("grep ' /b/sub ' /proc/self/mountinfo", options: ["--bind=\(source.path):/b"]).stdout
         let options = line.split(separator: " ")[5].split(separator: ",")
         #expect(options.contains("nosuid") && options.contains("nodev") && options.contains("ro"), "\(line)")

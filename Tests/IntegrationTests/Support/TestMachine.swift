@@ -215,3 +215,17 @@ private func fingerprint(_ path: String, name: String) -> String {
 func namespaceLink(_ kind: String, pid: String = "self") -> String {
     (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/\(kind)")) ?? ""
 }
+
+/// Unmounts a mount a test made. A machine that just ended may still hold a copy of it for a moment
+/// (the kernel frees a detached mount tree after the last reference, in the background), which makes
+/// umount2 EBUSY: retry for a bounded while, then detach it lazily, so no test leaves a mount behind.
+func unmountTestMount(_ path: String) {
+    let deadline = Date().addingTimeInterval(2)
+    while umount2(path, 0) != 0 {
+        guard errno == EBUSY, Date() < deadline else {
+            if errno == EBUSY { umount2(path, Int32(MNT_DETACH)) }
+            return
+        }
+        usleep(20_000)
+    }
+}
