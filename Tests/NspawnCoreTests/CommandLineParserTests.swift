@@ -32,7 +32,8 @@ import Testing
         #expect(try configuration(["--directory", "/b"]).directory == "/b")
         #expect(failure(["--directory"])?.0 == "Option --directory needs a value.")
         #expect(failure(["--read-only=yes"])?.0 == "Option --read-only takes no value.")
-        #expect(failure(["-Z"])?.0 == "Unknown option -Z.")
+        #expect(failure(["-Y"])?.0 == "Unknown option -Y.")
+        #expect(failure(["--frob"])?.0 == "Unknown option --frob.")
     }
 
     @Test func doubleDashEndsOptions() throws {
@@ -76,6 +77,10 @@ import Testing
         (["--register=maybe"], "--register"),
         (["--bind=/a:/x", "--tmpfs=/x"], "more than once"),
         (["-b", "-a"], "--boot and --as-pid2 may not be combined."),
+        (["-n"], "--network-veth is not supported by swift-nspawn: swift-nspawn has no links of its own yet"),
+        (["--port=80"], "--port is not supported by swift-nspawn"),
+        (["-x"], "--ephemeral is not supported by swift-nspawn: not built yet"),
+        (["--private-users-chown"], "--private-users-chown is not supported by swift-nspawn: swift-nspawn never rewrites the tree's owners"),
         (["--set-credential=novalue"], "Failed to parse --set-credential= value: novalue"),
         (["--set-credential=a/b:x"], "Failed to parse --set-credential= value: a/b:x"),
         (["--set-credential=x:bad\\q"], "Failed to unescape the value of --set-credential=x:bad\\q."),

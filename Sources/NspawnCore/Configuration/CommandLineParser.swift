@@ -47,7 +47,10 @@ public enum CommandLineParser {
                 let body = argument.dropFirst(2)
                 let name = body.prefix { $0 != "=" }
                 let inline = name.endIndex < body.endIndex ? String(body[body.index(after: name.endIndex)...]) : nil
-                guard let spec = OptionTable.long(name) else { throw UserError("Unknown option --\(name).") }
+                guard let spec = OptionTable.long(name) else {
+                    if let unavailable = UnavailableOptions.long(name) { throw UnavailableOptions.refusal(unavailable) }
+                    throw UserError("Unknown option --\(name).")
+                }
                 if spec.takesValue {
                     let value: String
                     if let inline { value = inline } else { value = try nextValue(for: "--\(name)") }
@@ -60,7 +63,10 @@ public enum CommandLineParser {
                 var letters = argument.dropFirst()
                 while let letter = letters.first {
                     letters = letters.dropFirst()
-                    guard let spec = OptionTable.short(letter) else { throw UserError("Unknown option -\(letter).") }
+                    guard let spec = OptionTable.short(letter) else {
+                        if let unavailable = UnavailableOptions.short(letter) { throw UnavailableOptions.refusal(unavailable) }
+                        throw UserError("Unknown option -\(letter).")
+                    }
                     if spec.takesValue {
                         let value = letters.isEmpty ? try nextValue(for: "-\(letter)") : String(letters)
                         try store(spec, value, into: &options)

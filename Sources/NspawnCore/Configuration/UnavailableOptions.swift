@@ -1,0 +1,55 @@
+/// systemd-nspawn 252's options that swift-nspawn does not have, each refused with why and what to
+/// use instead, never as an unknown option: scripts written for systemd-nspawn fail with a reason.
+enum UnavailableOptions {
+    struct Entry {
+        var long: String
+        var short: Character?
+        var reason: String
+    }
+
+    private static let network = "swift-nspawn has no links of its own yet (a machine has only lo, or the host's network with --no-private-network)"
+    private static let images = "swift-nspawn boots directory trees only so far; give the tree with -D"
+
+    static let entries: [Entry] = [
+        Entry(long: "network-veth", short: "n", reason: network),
+        Entry(long: "network-veth-extra", reason: network),
+        Entry(long: "network-bridge", reason: network),
+        Entry(long: "network-zone", reason: network),
+        Entry(long: "network-interface", reason: network),
+        Entry(long: "network-macvlan", reason: network),
+        Entry(long: "network-ipvlan", reason: network),
+        Entry(long: "network-namespace-path", reason: network),
+        Entry(long: "port", short: "p", reason: network),
+        Entry(
+            long: "resolv-conf", reason: "nothing in the machine needs the host's DNS without a network of its own; a tree's /etc/resolv.conf is used as it is"),
+        Entry(long: "image", short: "i", reason: images),
+        Entry(long: "image-policy", reason: images),
+        Entry(long: "ephemeral", short: "x", reason: "not built yet; copy the tree, or use --read-only with --tmpfs= for what the machine writes"),
+        Entry(long: "volatile", reason: "not built yet; use --read-only with --tmpfs= for what the machine writes"),
+        Entry(long: "overlay", reason: "not built yet; use --bind= or --tmpfs="),
+        Entry(long: "overlay-ro", reason: "not built yet; use --bind-ro="),
+        Entry(long: "template", reason: "not built yet; copy the template with cp -a --reflink=auto"),
+        Entry(long: "settings", reason: ".nspawn settings files are not read yet; give their settings as options"),
+        Entry(long: "root-hash", reason: "dm-verity needs disk images, which swift-nspawn does not boot yet"),
+        Entry(long: "root-hash-sig", reason: "dm-verity needs disk images, which swift-nspawn does not boot yet"),
+        Entry(long: "verity-data", reason: "dm-verity needs disk images, which swift-nspawn does not boot yet"),
+        Entry(long: "oci-bundle", reason: "OCI bundles are not read yet; run the bundle's rootfs with -D and its process as the command"),
+        Entry(long: "bind-user", reason: "not built yet; bind the user's home with --bind=HOME:HOME:rootidmap or owneridmap"),
+        Entry(
+            long: "link-journal",
+            reason: "the machine's journal stays in the machine; read it there with journalctl, or bind /var/log/journal/MACHINE-ID yourself"),
+        Entry(long: "timezone", reason: "swift-nspawn never writes the host's time zone into the tree; the machine keeps its own /etc/localtime"),
+        Entry(long: "pivot-root", reason: "not built yet; give the directory to boot with -D"),
+        Entry(long: "private-users-chown", reason: "swift-nspawn never rewrites the tree's owners; use --private-users-ownership=map"),
+        Entry(long: "selinux-context", short: "Z", reason: "swift-nspawn has no SELinux support"),
+        Entry(long: "selinux-apifs-context", short: "L", reason: "swift-nspawn has no SELinux support"),
+        Entry(long: "share-system", reason: "removed from systemd-nspawn too; a machine always has its own namespaces"),
+    ]
+
+    static func long(_ name: Substring) -> Entry? { entries.first { $0.long == name } }
+    static func short(_ letter: Character) -> Entry? { entries.first { $0.short == letter } }
+
+    static func refusal(_ entry: Entry) -> UserError {
+        UserError("--\(entry.long) is not supported by swift-nspawn: \(entry.reason).")
+    }
+}
