@@ -115,6 +115,7 @@ enum OptionTable {
                 OptionSpec(long: "user", short: "u", store: .value(\.user), valueName: "USER", help: "Run the command as this user of the machine"),
                 OptionSpec(long: "kill-signal", store: .value(\.killSignal), valueName: "SIGNAL", help: "Signal sent to PID 1 when asked to stop"),
                 OptionSpec(long: "notify-ready", store: .value(\.notifyReady), valueName: "BOOL", help: "Say READY=1 when the machine does, not at exec"),
+                OptionSpec(long: "suppress-sync", store: .value(\.suppressSync), valueName: "BOOL", help: "Make fsync(), sync() and the like no-ops"),
             ]
         ),
         (
@@ -128,12 +129,13 @@ enum OptionTable {
         (
             "Properties",
             [
-                OptionSpec(long: "register", store: .value(\.register), valueName: "MODE", help: "Register with systemd-machined: auto (default), yes or no"),
-                OptionSpec(long: "keep-unit", store: .flag(\.keepUnit, value: true), help: "Stay in the unit we run in; a reboot exits 133"),
+
                 OptionSpec(
                     long: "slice", short: "S", store: .value(\.slice), valueName: "SLICE", help: "Slice of the machine's scope (default: machine.slice)"),
                 OptionSpec(
                     long: "property", store: .list(\.properties), valueName: "NAME=VALUE", help: "Resource setting of the machine's cgroup (MemoryMax=…)"),
+                OptionSpec(long: "register", store: .value(\.register), valueName: "MODE", help: "Register with systemd-machined: auto (default), yes or no"),
+                OptionSpec(long: "keep-unit", store: .flag(\.keepUnit, value: true), help: "Stay in the unit we run in; a reboot exits 133"),
             ]
         ),
         (
@@ -169,7 +171,6 @@ enum OptionTable {
                 OptionSpec(long: "no-new-privileges", store: .value(\.noNewPrivileges), valueName: "BOOL", help: "Set the no_new_privs flag for the command"),
                 OptionSpec(
                     long: "system-call-filter", store: .list(\.systemCallFilters), valueName: "LIST", help: "Allow (or with ~, deny) system calls and @groups"),
-                OptionSpec(long: "suppress-sync", store: .value(\.suppressSync), valueName: "BOOL", help: "Make fsync(), sync() and the like no-ops"),
             ]
         ),
         (
@@ -186,15 +187,8 @@ enum OptionTable {
             [
                 OptionSpec(long: "bind", store: .list(\.binds), valueName: "SRC[:DST[:OPTS]]", help: "Bind a host path into the machine"),
                 OptionSpec(long: "bind-ro", store: .list(\.readOnlyBinds), valueName: "SRC[:DST[:OPTS]]", help: "Bind a host path into the machine, read-only"),
-                OptionSpec(long: "tmpfs", store: .list(\.tmpfs), valueName: "PATH[:OPTS]", help: "Mount an empty tmpfs in the machine"),
                 OptionSpec(long: "inaccessible", store: .list(\.inaccessible), valueName: "PATH", help: "Cover a path so the machine cannot reach it"),
-            ]
-        ),
-        (
-            "Credentials",
-            [
-                OptionSpec(long: "set-credential", store: .list(\.setCredentials), valueName: "ID:VALUE", help: "Pass a credential with a literal value"),
-                OptionSpec(long: "load-credential", store: .list(\.loadCredentials), valueName: "ID:PATH", help: "Pass a credential read from a file"),
+                OptionSpec(long: "tmpfs", store: .list(\.tmpfs), valueName: "PATH[:OPTS]", help: "Mount an empty tmpfs in the machine"),
             ]
         ),
         (
@@ -202,6 +196,13 @@ enum OptionTable {
             [
                 OptionSpec(long: "console", store: .value(\.console), valueName: "MODE", help: "interactive, read-only, passive, pipe or autopipe"),
                 OptionSpec(long: "pipe", short: "P", store: .flag(\.pipe, value: true), help: "Same as --console=pipe"),
+            ]
+        ),
+        (
+            "Credentials",
+            [
+                OptionSpec(long: "set-credential", store: .list(\.setCredentials), valueName: "ID:VALUE", help: "Pass a credential with a literal value"),
+                OptionSpec(long: "load-credential", store: .list(\.loadCredentials), valueName: "ID:PATH", help: "Pass a credential read from a file"),
             ]
         ),
     ]
