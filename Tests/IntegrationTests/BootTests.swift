@@ -43,6 +43,11 @@ struct BootTests {
         let machine = try debian()
         let result = try runNspawn(["-D", machine.path, "-P", "-q", "/bin/sh", "-c", "systemd-detect-virt; systemd-detect-virt --container"])
         #expect(result.stdout == "container-other\ncontainer-other\n", "\(result.stderr)")
+        // SYSTEMD_NSPAWN_CONTAINER_SERVICE names the container, as with systemd-nspawn.
+        let named = try runNspawn(
+            ["-D", machine.path, "-P", "-q", "/bin/sh", "-c", "systemd-detect-virt; cat /run/host/container-manager; echo $container"],
+            environment: ["SYSTEMD_NSPAWN_CONTAINER_SERVICE": "systemd-nspawn"])
+        #expect(named.stdout == "systemd-nspawn\nsystemd-nspawn\nsystemd-nspawn\n", "\(named.stderr)")
     }
 
     @Test func rebootInsideBootsAgainInTheSameProcess() throws {

@@ -143,7 +143,19 @@ struct MachineInsideTests {
             "cat /proc/self/oom_score_adj; ulimit -n; ulimit -Hn; grep Cpus_allowed_list /proc/self/status; uname -m",
             options: ["--oom-score-adjust=500", "--rlimit=NOFILE=512:1024", "--cpu-affinity=0", "--personality=x86"])
         #expect(result.lines == ["500", "512", "1024", "Cpus_allowed_list:\t0", "i686"], "\(result.stderr)")
-        // The supervisor went back to its own score.
+        // The supervisor went back to its own score while the machine kept its.
+        let run = try BackgroundRun(["-D", machine.path, "-P", "-q", "--oom-score-adjust=700", "/bin/sleep", "30"])
+        // Up once the machine's PID 1 is the sleep (it is born, and the supervisor has its score back).
+        let procs = "\(HostState.cgroupRoot)/machine-\(machine.name)/cgroup.procs"
+        #expect(
+            run.waitUntil {
+                guard let pid = ((try? String(contentsOfFile: procs, encoding: .utf8)) ?? "").split(separator: "\n").first else { return false }
+                return (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) == "sleep\n"
+            })
+        let own = try String(contentsOfFile: "/proc/\(run.pid)/oom_score_adj", encoding: .utf8)
+        #expect(own == (try String(contentsOfFile: "/proc/self/oom_score_adj", encoding: .utf8)), "\(own)")
+        kill(run.pid, SIGTERM)
+        _ = run.finish()
     }
 
     /// Credentials as systemd-nspawn passes them: $CREDENTIALS_DIRECTORY, a read-only ramfs, files of

@@ -190,6 +190,35 @@ struct GuestMountTests {
         #expect(missing.status == 1 && missing.stderrLines == ["Failed to make /nonexistent inaccessible: No such file or directory"])
     }
 
+    /// A bind onto a file the tree has (/etc/motd, /etc/resolv.conf …), and an idmap bind where the
+    /// tree itself shows raw owners.
+    @Test func aBindOntoAnExistingFileAndAnIdmapBindWithRawOwnersForTheTree() throws {
+        let machine = try TestMachine { try "tree's\n".write(to: $0.appendingPathComponent("etc/motd"), atomically: false, encoding: .utf8) }
+        let file = machine.directory.appendingPathComponent("motd")
+        try "host's\n".write(to: file, atomically: false, encoding: .utf8)
+        let source = machine.directory.appendingPathComponent("src")
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+        let result = try machine.shell(
+            "cat /etc/motd; stat -c %u /x", options: ["--bind-ro=\(file.path):/etc/motd", "--private-users-ownership=off", "--bind=\(source.path):/x:idmap"])
+        #expect(result.lines == ["host's", "0"], "\(result.stderr)")
+    }
+
+    /// An --inaccessible path that a symlink of the image leads into a --bind's place is refused:
+    /// covering the tree's file there would leave the bind's file open.
+    @Test func anInaccessiblePathLedIntoABindThroughASymlinkIsRefused() throws {
+        let machine = try TestMachine {
+            try FileManager.default.createDirectory(at: $0.appendingPathComponent("srv"), withIntermediateDirectories: true)
+            try "placeholder\n".write(to: $0.appendingPathComponent("srv/secret"), atomically: false, encoding: .utf8)
+            try FileManager.default.createSymbolicLink(atPath: $0.appendingPathComponent("data").path, withDestinationPath: "/srv")
+        }
+        let source = machine.directory.appendingPathComponent("src")
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+        try "host secret\n".write(to: source.appendingPathComponent("secret"), atomically: false, encoding: .utf8)
+        let result = try machine.run(["--bind=\(source.path):/srv", "--inaccessible=/data/secret"], ["cat", "/data/secret"])
+        #expect(result.status == 1 && result.stderrLines.count == 1 && result.stderr.contains("leads, through a symlink in the tree"), "\(result.stderr)")
+        #expect(result.stdout.isEmpty)
+    }
+
     @Test func aReadOnlyBindStaysReadOnlyThoughTheGuestMayUnmountIt() throws {
         let machine = try TestMachine()
         let source = machine.directory.appendingPathComponent("ro")

@@ -81,6 +81,8 @@ import Testing
         (["--port=80"], "--port is not supported by swift-nspawn"),
         (["-x"], "--ephemeral is not supported by swift-nspawn: not built yet"),
         (["--private-users-chown"], "--private-users-chown is not supported by swift-nspawn: swift-nspawn never rewrites the tree's owners"),
+        (["-j"], "--link-journal is not supported by swift-nspawn"),
+        (["--set-credential=x:\\x+f"], "Failed to unescape the value of --set-credential=x:\\x+f."),
         (["--set-credential=novalue"], "Failed to parse --set-credential= value: novalue"),
         (["--set-credential=a/b:x"], "Failed to parse --set-credential= value: a/b:x"),
         (["--set-credential=x:bad\\q"], "Failed to unescape the value of --set-credential=x:bad\\q."),
@@ -169,10 +171,10 @@ import Testing
     }
 
     @Test func credentialValuesAreUnescapedAsSystemdDoes() throws {
-        guard case .run(let c) = CommandLineParser.parse(["--set-credential=pw:a\\nb\\x41\\101\\\\", "--load-credential=key:sub/key"]) else {
+        guard case .run(let c) = CommandLineParser.parse(["--set-credential=pw:a\\nb\\x41\\101\\\\\\s", "--load-credential=key:sub/key"]) else {
             throw UserError("refused")
         }
-        #expect(c.credentials == [Credential(id: "pw", value: Array("a\nbAA\\".utf8))])
+        #expect(c.credentials == [Credential(id: "pw", value: Array("a\nbAA\\ ".utf8))])
         #expect(c.credentialFiles == [CredentialFile(id: "key", path: "sub/key")])
         #expect(throws: UserError.self) { try c.credentialFiles[0].read(ownCredentials: nil) }
     }
@@ -189,11 +191,13 @@ import Testing
         ]).switches
         #expect(!honoured.tmpfsTmp && !honoured.lockImage && !honoured.checkOSRelease && honoured.containerService == "ci-runner")
         #expect(try configuration([:]).switches == EnvironmentSwitches())
+        #expect(try configuration(["SYSTEMD_NSPAWN_SHARE_NS_IPC": "off", "SYSTEMD_NSPAWN_USE_CGNS": "true"]).switches == EnvironmentSwitches())
         let refusals: [([String: String], String)] = [
             (["SYSTEMD_NSPAWN_API_VFS_WRITABLE": "yes"], "SYSTEMD_NSPAWN_API_VFS_WRITABLE=yes is not supported: swift-nspawn keeps /proc/sys"),
             (["SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"], "SYSTEMD_NSPAWN_API_VFS_WRITABLE=network is not supported"),
             (["SYSTEMD_NSPAWN_USE_CGNS": "0"], "SYSTEMD_NSPAWN_USE_CGNS=0 is not supported: every machine gets a cgroup namespace"),
             (["SYSTEMD_NSPAWN_SHARE_NS_PID": "1"], "SYSTEMD_NSPAWN_SHARE_NS_PID=1 is not supported: every machine gets its own PID namespace"),
+            (["SYSTEMD_NSPAWN_SHARE_NS_UTS": "on"], "SYSTEMD_NSPAWN_SHARE_NS_UTS=on is not supported"),
             (["SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "0"], "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=0 is not supported"),
             (["SYSTEMD_NSPAWN_TMPFS_TMP": "maybe"], "Failed to parse SYSTEMD_NSPAWN_TMPFS_TMP=maybe"),
             (["SYSTEMD_NSPAWN_CONTAINER_SERVICE": "a b"], "Invalid SYSTEMD_NSPAWN_CONTAINER_SERVICE=a b"),

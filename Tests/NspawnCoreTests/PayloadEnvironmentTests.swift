@@ -30,18 +30,19 @@ import Testing
         let text = """
             # a comment
             PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
-            NAME="Debian GNU/Linux"
             VERSION_ID="12"
             ID=debian
             BUILD_ID='2026-11-01'
-            IMAGE_VERSION="1.\\"2\\""
+            IMAGE_VERSION="1.\\"2\\" \\n"
             """
-        let fields = OSRelease.parse(text)
+        let fields = Dictionary(uniqueKeysWithValues: OSRelease.parse(text).map { ($0.key, $0.value) })
         #expect(fields["PRETTY_NAME"] == "Debian GNU/Linux 12 (bookworm)" && fields["ID"] == "debian" && fields["BUILD_ID"] == "2026-11-01")
-        #expect(fields["IMAGE_VERSION"] == "1.\"2\"")
+        // As in a shell: \" is a quote, \n stays a backslash and an n.
+        #expect(fields["IMAGE_VERSION"] == "1.\"2\" \\n")
         #expect(
-            OSRelease.hostEnvironment(fields) == [
-                "container_host_id=debian", "container_host_version_id=12", "container_host_build_id=2026-11-01", "container_host_image_version=1.\"2\"",
+            OSRelease.hostEnvironment(text) == [
+                "container_host_pretty_name=Debian GNU/Linux 12 (bookworm)", "container_host_version_id=12", "container_host_id=debian",
+                "container_host_build_id=2026-11-01", "container_host_image_version=1.\"2\" \\n",
             ])
     }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import CNspawnShim
 
 /// --set-credential=ID:VALUE and --load-credential=ID:PATH: a secret for the machine, which it finds
 /// in $CREDENTIALS_DIRECTORY (systemd's credentials, imported by the guest's systemd as system
@@ -40,7 +41,10 @@ public struct Credential: Equatable, Sendable {
         var bytes = Array(text.utf8)[...]
         var result: [UInt8] = []
         func digits(_ count: Int, radix: Int) -> UInt8? {
-            guard bytes.count >= count, let value = UInt8(String(decoding: bytes.prefix(count), as: UTF8.self), radix: radix) else { return nil }
+            let text = String(decoding: bytes.prefix(count), as: UTF8.self)
+            guard text.count == count, text.allSatisfy({ $0.isHexDigit && ($0.hexDigitValue ?? 16) < radix }), let value = UInt8(text, radix: radix) else {
+                return nil
+            }
             bytes = bytes.dropFirst(count)
             return value
         }
@@ -58,6 +62,7 @@ public struct Credential: Equatable, Sendable {
             case UInt8(ascii: "b"): result.append(0x08)
             case UInt8(ascii: "f"): result.append(0x0C)
             case UInt8(ascii: "v"): result.append(0x0B)
+            case UInt8(ascii: "s"): result.append(0x20)
             case UInt8(ascii: "\\"), UInt8(ascii: "\""), UInt8(ascii: "'"): result.append(escape)
             case UInt8(ascii: "x"):
                 guard let value = digits(2, radix: 16) else { return nil }
@@ -91,18 +96,23 @@ public struct CredentialFile: Equatable, Sendable {
                 "--load-credential=\(id):\(path): a relative path names one of swift-nspawn's own credentials, and it has none ($CREDENTIALS_DIRECTORY is not set)."
             )
         }
-        let fd: OwnedFD
+        // Looked at before it is opened for reading: opening a device can act on it.
+        let node: OwnedFD
         do {
-            fd = try FileSystem.open(full, O_RDONLY | O_NOCTTY | O_NONBLOCK)
+            node = try FileSystem.open(full, NSP_O_PATH)
         } catch {
             throw UserError("Failed to read credential '\(id)' from \(full): \(error.errno.message)")
         }
-        guard try FileSystem.status(fd, path: full).st_mode & S_IFMT == S_IFREG else {
-            throw UserError("Credential '\(id)': \(full) is not a regular file.")
+        guard try FileSystem.status(node, path: full).st_mode & S_IFMT == S_IFREG else {
+            throw UserError("Credential '\(id)': \(full) is not a regular file; swift-nspawn reads credentials from regular files only.")
         }
-        let bytes = try FileSystem.readAll(fd: fd.raw, path: full)
-        guard bytes.count <= Credential.maximumSize else {
-            throw UserError("Credential '\(id)' from \(full) is larger than \(Credential.maximumSize) bytes.")
+        let fd = try FileSystem.open("/proc/self/fd/\(node.raw)", O_RDONLY | O_NOCTTY)
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while bytes.count <= Credential.maximumSize {
+            let n = try sys("read", path: full) { buffer.withUnsafeMutableBytes { Glibc.read(fd.raw, $0.baseAddress, $0.count) } }
+            if n == 0 { break }
+            bytes += buffer[0..<n]
         }
         return Credential(id: id, value: bytes)
     }

@@ -8,27 +8,33 @@ public struct EnvironmentSwitches: Equatable, Sendable {
     public var lockImage = true
     /// SYSTEMD_NSPAWN_CHECK_OS_RELEASE=0: --boot does without an os-release file in the tree.
     public var checkOSRelease = true
-    /// SYSTEMD_NSPAWN_CONTAINER_SERVICE=NAME: the service machined lists the machine under.
+    /// SYSTEMD_NSPAWN_CONTAINER_SERVICE=NAME: what $container and /run/host/container-manager say, and
+    /// the service machined lists the machine under (systemd-nspawn: "LXC sets container=lxc, so
+    /// follow the scheme").
     public var containerService = "swift-nspawn"
 
     public init() {}
 
-    /// Switches that would take away what swift-nspawn promises, and why they are refused.
-    static let refused: [(name: String, allowedValues: Set<String>, why: String)] = [
+    /// Switches that would take away what swift-nspawn promises, the one value that changes nothing,
+    /// and why any other is refused.
+    static let refused: [(name: String, harmless: Bool, why: String)] = [
         (
-            "SYSTEMD_NSPAWN_API_VFS_WRITABLE", ["0", "no", "false", "off"],
+            "SYSTEMD_NSPAWN_API_VFS_WRITABLE", false,
             "swift-nspawn keeps /proc/sys, /sys and the /proc masks read-only and locked for every machine (its own network sysctls are writable with a private network; --nesting=yes takes the masks away)"
         ),
-        ("SYSTEMD_NSPAWN_USE_CGNS", ["1", "yes", "true", "on"], "every machine gets a cgroup namespace, so it never sees the host's cgroup paths"),
-        ("SYSTEMD_NSPAWN_SHARE_NS_IPC", ["0", "no", "false", "off"], "every machine gets its own IPC namespace"),
-        ("SYSTEMD_NSPAWN_SHARE_NS_PID", ["0", "no", "false", "off"], "every machine gets its own PID namespace"),
-        ("SYSTEMD_NSPAWN_SHARE_NS_UTS", ["0", "no", "false", "off"], "every machine gets its own UTS namespace"),
-        ("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", ["1", "yes", "true", "on"], "machines get the unified cgroup hierarchy (cgroup v2) only"),
+        ("SYSTEMD_NSPAWN_USE_CGNS", true, "every machine gets a cgroup namespace, so it never sees the host's cgroup paths"),
+        ("SYSTEMD_NSPAWN_SHARE_NS_IPC", false, "every machine gets its own IPC namespace"),
+        ("SYSTEMD_NSPAWN_SHARE_NS_PID", false, "every machine gets its own PID namespace"),
+        ("SYSTEMD_NSPAWN_SHARE_NS_UTS", false, "every machine gets its own UTS namespace"),
+        ("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", true, "machines get the unified cgroup hierarchy (cgroup v2) only"),
     ]
 
     static func read(_ lookup: (String) -> String?) throws(UserError) -> EnvironmentSwitches {
         for switchSpec in refused {
-            guard let value = lookup(switchSpec.name), !switchSpec.allowedValues.contains(value) else { continue }
+            guard let value = lookup(switchSpec.name) else { continue }
+            // "network" is API_VFS_WRITABLE's third value: writable in part, refused all the same.
+            let parsed = try? Configuration.parseBoolean(value, option: switchSpec.name)
+            guard parsed != switchSpec.harmless else { continue }
             throw UserError("\(switchSpec.name)=\(value) is not supported: \(switchSpec.why).")
         }
         var switches = EnvironmentSwitches()

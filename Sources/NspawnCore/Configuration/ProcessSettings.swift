@@ -30,9 +30,15 @@ public struct ProcessSettings: Equatable, Sendable {
             try kernel.writeFile("\(oomScoreAdjust)", to: "/proc/self/oom_score_adj")
         } catch {
             guard error.errno == .permissionDenied else { throw error }
-            throw UserError("--oom-score-adjust=\(oomScoreAdjust): a score below \(own) needs CAP_SYS_RESOURCE, which swift-nspawn does not have here.")
+            throw UserError("--oom-score-adjust=\(oomScoreAdjust): a score this low needs CAP_SYS_RESOURCE, which swift-nspawn does not have here.")
         }
-        defer { try? kernel.writeFile(own, to: "/proc/self/oom_score_adj") }
+        defer {
+            // Without CAP_SYS_RESOURCE the kernel may not let us back down; the machine is not
+            // affected, only swift-nspawn itself keeps the machine's score.
+            if (try? kernel.writeFile(own, to: "/proc/self/oom_score_adj")) == nil {
+                printError("Could not return swift-nspawn's own OOM score to \(own); it keeps the machine's, \(oomScoreAdjust).")
+            }
+        }
         return try body()
     }
 

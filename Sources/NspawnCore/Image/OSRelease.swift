@@ -1,13 +1,14 @@
 /// os-release(5): shell-compatible KEY=VALUE lines, values optionally quoted.
 enum OSRelease {
-    static func parse(_ text: String) -> [String: String] {
-        var fields: [String: String] = [:]
+    static func parse(_ text: String) -> [(key: String, value: String)] {
+        var fields: [(key: String, value: String)] = []
         for line in text.split(separator: "\n") {
             let trimmed = line.drop { $0 == " " || $0 == "\t" }
             guard !trimmed.hasPrefix("#"), let equals = trimmed.firstIndex(of: "=") else { continue }
             let key = String(trimmed[..<equals])
             guard EnvironmentAssignment.isValidName(Substring(key)) else { continue }
-            fields[key] = unquote(trimmed[trimmed.index(after: equals)...])
+            fields.removeAll { $0.key == key }
+            fields.append((key, unquote(trimmed[trimmed.index(after: equals)...])))
         }
         return fields
     }
@@ -19,24 +20,28 @@ enum OSRelease {
         guard let quote = value.first, quote == "\"" || quote == "'", value.count >= 2, value.last == quote else { return String(value) }
         let inner = value.dropFirst().dropLast()
         guard quote == "\"" else { return String(inner) }
+        // As in a shell: a backslash escapes only " \ $ and `; before anything else it stays.
         var result = ""
-        var escaped = false
+        var pending = false
         for character in inner {
-            if escaped || character != "\\" {
+            if pending {
+                if !"\"\\$`".contains(character) { result.append("\\") }
                 result.append(character)
-                escaped = false
+                pending = false
+            } else if character == "\\" {
+                pending = true
             } else {
-                escaped = true
+                result.append(character)
             }
         }
+        if pending { result.append("\\") }
         return result
     }
 
-    /// The host's identity as systemd-nspawn passes it to the payload: container_host_id=… for each
-    /// of these os-release fields the host has.
-    static func hostEnvironment(_ fields: [String: String]) -> [String] {
-        ["ID", "VERSION_ID", "BUILD_ID", "VARIANT_ID", "IMAGE_ID", "IMAGE_VERSION"].compactMap { key in
-            fields[key].map { "container_host_\(key.lowercased())=\($0)" }
-        }
+    /// The host's identity as systemd-nspawn passes it to the payload: each os-release field as
+    /// container_host_<field>=, the field's name in lower case (systemd's
+    /// load_os_release_pairs_with_prefix()), in the file's order.
+    static func hostEnvironment(_ text: String) -> [String] {
+        parse(text).map { "container_host_\($0.key.lowercased())=\($0.value)" }
     }
 }

@@ -100,18 +100,12 @@ enum Payload {
         try confinement.seccomp?.install()
     }
 
-    /// What $container (and /run/host/container-manager) says: swift-nspawn, truthfully. systemd in
-    /// the guest then reports "container-other" (systemd-detect-virt): ConditionVirtualization=
-    /// container and !container hold as under systemd-nspawn, =systemd-nspawn does not; no unit of a
-    /// Debian 12 base system asks for more (swift-nspawn(1), ENVIRONMENT).
-    static let containerInterface = "swift-nspawn"
-
     /// The environment systemd-nspawn gives its payload, then the -E assignments.
     static func environment(_ spec: PayloadPlan, user: PasswdEntry? = nil) throws -> [String] {
         let user = try user ?? spec.user.map(lookUpUser)
         var env = [
             "PATH=\(defaultPath)",
-            "container=\(containerInterface)",
+            "container=\(spec.container)",
             "container_uuid=\(spec.machineID.uuidString)",
         ]
         env += spec.hostEnvironment

@@ -15,6 +15,8 @@ final class MountExecutor {
     let machineRoot: UInt32
     /// The machine's user namespace, for idmapped binds; nil without one.
     let idmapUserNamespace: OwnedFD?
+    /// The tree is ID-mapped: an idmap bind that may fall back (auto) shows raw owners where it is not.
+    let treeMapped: Bool
     let quiet: Bool
     /// The binds' sources, opened before anything was mounted.
     let bindSources: BindSources?
@@ -30,10 +32,11 @@ final class MountExecutor {
     private(set) var notify: OwnedFD?
 
     init(
-        kernel: any Kernel, root: OwnedFD, rootPath: String, machineRoot: UInt32, idmapUserNamespace: OwnedFD?, quiet: Bool,
+        kernel: any Kernel, root: OwnedFD, rootPath: String, machineRoot: UInt32, idmapUserNamespace: OwnedFD?, treeMapped: Bool = true, quiet: Bool,
         bindSources: BindSources? = nil, receiveAPIMounts: @escaping () throws -> [APIFilesystem: OwnedFD] = { [:] }
     ) {
         self.kernel = kernel
+        self.treeMapped = treeMapped
         self.root = root
         self.bindSources = bindSources
         self.rootPath = rootPath
@@ -195,8 +198,14 @@ final class MountExecutor {
     /// The place at `path`, made (with its missing parents) if missing; nil when it is, or would be,
     /// inside an earlier guest mount's place.
     private func placeWithHostPrivileges(_ path: String, _ creation: Creation, scope: PathResolution.Scope) throws -> OwnedFD? {
-        if let existing = try? kernel.openBeneath(String(path.drop { $0 == "/" }), in: root, flags: NSP_O_PATH, resolve: scope) {
-            return try isInsideGuestPlace(existing, path: path) ? nil : existing
+        let existing: OwnedFD
+        do {
+            existing = try kernel.openBeneath(String(path.drop { $0 == "/" }), in: root, flags: NSP_O_PATH, resolve: scope)
+            return try isInsideGuestPlace(existing, path: path, scope: scope) ? nil : existing
+        } catch let error as SyscallError where error.errno == .noSuchFileOrDirectory {
+            // Made below.
+        } catch let error as SyscallError where error.errno == .tooManySymbolicLinkLevels {
+            throw UserError("\(path) in the machine's tree \(rootPath) is a symlink. Refusing.")
         }
         guard let slash = path.lastIndex(of: "/"), slash != path.startIndex || path.count > 1 else { return nil }
         let parentPath = slash == path.startIndex ? "/" : String(path[..<slash])
@@ -217,10 +226,17 @@ final class MountExecutor {
 
     /// Whether the place, or a directory above it up to the machine's root, is an earlier guest
     /// mount's place.
-    private func isInsideGuestPlace(_ place: OwnedFD, path: String) throws -> Bool {
+    private func isInsideGuestPlace(_ place: OwnedFD, path: String, scope: PathResolution.Scope) throws -> Bool {
         guard !guestPlaces.isEmpty else { return false }
         let top = try kernel.status(root, name: "/")
         var current = place
+        // A file has no "..": it is compared itself, then the walk goes on from its directory.
+        let own = try kernel.status(place, name: path)
+        if !FileSystem.isDirectory(own.st_mode) {
+            if guestPlaces.contains(where: { $0.dev == UInt64(own.st_dev) && $0.ino == UInt64(own.st_ino) }) { return true }
+            let parent = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? ""
+            current = try kernel.openBeneath(String(parent.drop { $0 == "/" }), in: root, flags: NSP_O_PATH | O_DIRECTORY, resolve: scope)
+        }
         for _ in 0..<256 {
             let st = try kernel.status(current, name: path)
             if guestPlaces.contains(where: { $0.dev == UInt64(st.st_dev) && $0.ino == UInt64(st.st_ino) }) { return true }
@@ -258,8 +274,13 @@ final class MountExecutor {
             case .none:
                 try kernel.setMountAttributes(mount, bind.attributes, recursive: true, name: bind.source)
             case .machine(let policy):
-                try kernel.setMountAttributes(
-                    mount, bind.attributes, idmap: policy, userNamespace: idmapUserNamespace, recursive: true, name: bind.source, quiet: quiet)
+                guard let idmapUserNamespace else { throw UserError("\(bind.source): idmap needs the machine's user namespace.") }
+                if policy == .preferred && !treeMapped {
+                    try kernel.setMountAttributes(mount, bind.attributes, recursive: true, name: bind.source)
+                } else {
+                    try kernel.setMountAttributes(
+                        mount, bind.attributes, idmap: policy, userNamespace: idmapUserNamespace, recursive: true, name: bind.source, quiet: quiet)
+                }
             case .sourceOwnerAsRoot, .sourceOwnerAsTargetOwner:
                 // The source's owner (on disk) shows as the machine's root, or as whoever owns the
                 // destination (as the host sees it, through the tree's own mapping); nobody else has an ID there.
@@ -410,10 +431,21 @@ final class MountExecutor {
     /// in the machine may open; found in `directory` (the tree, or a staged mount of the guest's).
     func makeInaccessible(_ relative: String, in directory: OwnedFD, path: String) throws {
         let place: OwnedFD
-        do {
-            place = try kernel.openBeneath(relative, in: directory, flags: NSP_O_PATH, resolve: .inRoot)
-        } catch {
-            throw UserError("Failed to make \(path) inaccessible: \(error.errno.message)")
+        if relative.isEmpty {
+            place = directory  // the place of a guest mount itself
+        } else {
+            do {
+                place = try kernel.openBeneath(relative, in: directory, flags: NSP_O_PATH, resolve: .inRoot)
+            } catch {
+                throw UserError("Failed to make \(path) inaccessible: \(error.errno.message)")
+            }
+            // Found in the tree through a symlink of the image's, but inside the place of a guest
+            // mount: covering it there would cover what that mount hides, not what it shows.
+            if directory === root, try isInsideGuestPlace(place, path: path, scope: .inRoot) {
+                throw UserError(
+                    "--inaccessible=\(path) leads, through a symlink in the tree, into the place of a --bind or --tmpfs given; name it by the path that mount has. Refusing."
+                )
+            }
         }
         let isDirectory = FileSystem.isDirectory(try kernel.status(place, name: path).st_mode)
         let mask = try kernel.cloneMount("", in: try isDirectory ? inaccessibleDirectory() : inaccessibleFile(), recursive: false, name: path)

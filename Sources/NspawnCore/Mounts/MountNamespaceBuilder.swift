@@ -33,7 +33,7 @@ struct MountNamespaceBuilder {
         let treeDirectory = try kernel.open(treePath, in: nil, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
         let tree = try kernel.cloneMount("", in: treeDirectory, recursive: true, name: treePath)
         // The tree falls back to its raw owners where it cannot be ID-mapped (auto); then the
-        // binds are not mapped either, so the machine sees one kind of owner.
+        // idmap binds fall back too, so the machine sees one kind of owner.
         let treeMapped = try kernel.setMountAttributes(
             tree, plan.root.attributes, idmap: plan.root.idmap, userNamespace: userNamespace, recursive: true, name: treePath, quiet: quiet)
 
@@ -46,7 +46,7 @@ struct MountNamespaceBuilder {
         // The root as attached, found again now that the tree is there.
         let root = try kernel.open("root", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
         let hostExecutor = MountExecutor(
-            kernel: kernel, root: root, rootPath: treePath, machineRoot: machineRoot, idmapUserNamespace: treeMapped ? userNamespace : nil,
+            kernel: kernel, root: root, rootPath: treePath, machineRoot: machineRoot, idmapUserNamespace: userNamespace, treeMapped: treeMapped,
             quiet: quiet, bindSources: sources, receiveAPIMounts: receiveAPIMounts)
 
         for operation in plan.hostMounts { try hostExecutor.run(operation) }
@@ -62,7 +62,7 @@ struct MountNamespaceBuilder {
             for path in plan.inaccessible {
                 let (guestMount, relative) = plan.inaccessibleLocation(path)
                 if let guestMount {
-                    let mount = try kernel.open("\(guestMount)", in: stage, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
+                    let mount = try kernel.open("\(guestMount)", in: stage, flags: NSP_O_PATH, mode: 0)
                     try hostExecutor.makeInaccessible(relative, in: mount, path: path)
                     maskedStages.insert(guestMount)
                 } else {

@@ -76,7 +76,7 @@ struct MountPlan: Equatable, Sendable {
             .directory(path: "/run/host"),
             .hostInformation(
                 path: "/run/host",
-                files: ["container-manager": "swift-nspawn\n", "container-uuid": machineID.uuidString + "\n"],
+                files: ["container-manager": c.switches.containerService + "\n", "container-uuid": machineID.uuidString + "\n"],
                 osRelease: hostOSRelease, notifySocket: "notify", credentials: credentials),
         ]
         if console.usesPTY { ops.append(.console(path: "/dev/console")) }

@@ -34,7 +34,7 @@ struct HostFacts: Equatable, Sendable {
         facts.ownCgroup = try? MachineCgroup.ownPath()
         facts.osRelease = ["/etc/os-release", "/usr/lib/os-release"].first(where: FileSystem.exists)
         if let osRelease = facts.osRelease, let text = try? FileSystem.readFile(osRelease) {
-            facts.hostEnvironment = OSRelease.hostEnvironment(OSRelease.parse(text))
+            facts.hostEnvironment = OSRelease.hostEnvironment(text)
         }
         facts.stdinIsTerminal = isatty(0) != 0
         facts.stdoutIsTerminal = isatty(1) != 0

@@ -97,7 +97,8 @@ struct MachinePlan: Equatable, Sendable {
                 ? try SeccompPolicy(capabilities: capabilities.bounding, filters: c.systemCallFilters, keyringsAbsent: c.nesting, suppressSync: c.suppressSync)
                 : nil,
             machineID: machineID, term: console == .pipe ? host.term : host.term ?? "vt220", hostEnvironment: host.hostEnvironment,
-            process: c.process, credentialsDirectory: credentials.isEmpty ? nil : MountPlan.credentialsPath)
+            process: c.process, credentialsDirectory: credentials.isEmpty ? nil : MountPlan.credentialsPath,
+            container: c.switches.containerService)
         killSignal = c.killSignal
         notifyReady = c.notifyReady
         bootTestTimeout = c.bootTestTimeout
@@ -126,4 +127,9 @@ struct PayloadPlan: Equatable, Sendable {
     var process = ProcessSettings()
     /// $CREDENTIALS_DIRECTORY, when the machine has credentials.
     var credentialsDirectory: String?
+    /// What $container says: swift-nspawn, truthfully, unless SYSTEMD_NSPAWN_CONTAINER_SERVICE says
+    /// otherwise. systemd in the guest then reports "container-other" (systemd-detect-virt):
+    /// ConditionVirtualization=container and !container hold as under systemd-nspawn,
+    /// =systemd-nspawn does not (swift-nspawn(1), ENVIRONMENT).
+    var container = "swift-nspawn"
 }
