@@ -24,8 +24,7 @@ final class MountExecutor {
     let receiveAPIMounts: () throws -> [APIFilesystem: OwnedFD]
 
     private var apiMounts: [APIFilesystem: OwnedFD]?
-    private var inaccessible: OwnedFD?
-    private var inaccessibleDir: OwnedFD?
+    private var inaccessibleNodes: [Creation: OwnedFD] = [:]
     private(set) var consoleMaster: OwnedFD?
     private(set) var consolePeer: OwnedFD?
     /// The bound notify socket, for the supervisor.
@@ -49,9 +48,9 @@ final class MountExecutor {
     /// After the last operation: the masks hold the inaccessible file through their mounts; its name can go.
     func finish() {
         guard let run = try? target("/run") else { return }
-        if inaccessible != nil { try? kernel.remove(Self.inaccessibleName, in: run, directory: false, path: "/run/\(Self.inaccessibleName)") }
-        if inaccessibleDir != nil {
-            try? kernel.remove(Self.inaccessibleDirectoryName, in: run, directory: true, path: "/run/\(Self.inaccessibleDirectoryName)")
+        for kind in inaccessibleNodes.keys {
+            let name = Self.inaccessibleNames[kind] ?? Self.inaccessibleName
+            try? kernel.remove(name, in: run, directory: kind == .directory, path: "/run/\(name)")
         }
     }
 
@@ -154,7 +153,7 @@ final class MountExecutor {
             } catch let error as SyscallError where error.errno == .noSuchFileOrDirectory {
                 return  // nothing there to hide
             }
-            let mask = try kernel.cloneMount("", in: try inaccessibleFile(), recursive: false, name: path)
+            let mask = try kernel.cloneMount("", in: try inaccessibleNode(.file), recursive: false, name: path)
             try kernel.setMountAttributes(mask, .lockedDown, recursive: false, name: path)
             try kernel.moveMount(mask, onto: place, name: path)
         }
@@ -405,26 +404,23 @@ final class MountExecutor {
     }
 
     static let inaccessibleName = ".swift-nspawn-inaccessible"
-    static let inaccessibleDirectoryName = ".swift-nspawn-inaccessible-dir"
+    static let inaccessibleNames: [Creation: String] = [.file: inaccessibleName, .directory: ".swift-nspawn-inaccessible-dir"]
 
     /// The source of every mask: an empty file (or directory), mode 0000, owned by the host's root
     /// (whom the machine cannot act as), made in the machine's /run tmpfs and removed when the plan is
     /// done. It must sit on an attached mount: open_tree() clones from never-attached ones only since
     /// Linux 6.15.
-    private func inaccessibleFile() throws -> OwnedFD {
-        if let inaccessible { return inaccessible }
-        try kernel.makeFile(Self.inaccessibleName, in: try target("/run"), mode: 0, path: "/run/\(Self.inaccessibleName)")
-        let file = try kernel.openBeneath("run/\(Self.inaccessibleName)", in: root, flags: NSP_O_PATH, resolve: .noSymlinks)
-        inaccessible = file
-        return file
-    }
-
-    private func inaccessibleDirectory() throws -> OwnedFD {
-        if let inaccessibleDir { return inaccessibleDir }
-        try kernel.makeDirectory(Self.inaccessibleDirectoryName, in: try target("/run"), mode: 0, path: "/run/\(Self.inaccessibleDirectoryName)")
-        let directory = try kernel.openBeneath("run/\(Self.inaccessibleDirectoryName)", in: root, flags: NSP_O_PATH, resolve: .noSymlinks)
-        inaccessibleDir = directory
-        return directory
+    private func inaccessibleNode(_ kind: Creation) throws -> OwnedFD {
+        if let node = inaccessibleNodes[kind] { return node }
+        let name = Self.inaccessibleNames[kind] ?? Self.inaccessibleName
+        if kind == .directory {
+            try kernel.makeDirectory(name, in: try target("/run"), mode: 0, path: "/run/\(name)")
+        } else {
+            try kernel.makeFile(name, in: try target("/run"), mode: 0, path: "/run/\(name)")
+        }
+        let node = try kernel.openBeneath("run/\(name)", in: root, flags: NSP_O_PATH, resolve: .noSymlinks)
+        inaccessibleNodes[kind] = node
+        return node
     }
 
     /// --inaccessible=PATH: PATH, which must exist, covered by an empty node of its kind that nobody
@@ -448,7 +444,7 @@ final class MountExecutor {
             }
         }
         let isDirectory = FileSystem.isDirectory(try kernel.status(place, name: path).st_mode)
-        let mask = try kernel.cloneMount("", in: try isDirectory ? inaccessibleDirectory() : inaccessibleFile(), recursive: false, name: path)
+        let mask = try kernel.cloneMount("", in: try inaccessibleNode(isDirectory ? .directory : .file), recursive: false, name: path)
         try kernel.setMountAttributes(mask, .lockedDown, recursive: false, name: path)
         try kernel.moveMount(mask, onto: place, name: path)
     }
