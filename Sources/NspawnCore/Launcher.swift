@@ -34,10 +34,15 @@ public enum Launcher {
             rangeLock?.release()
             _ = treeLock
         }
+        let treeMachineID = image.machineID()
+        let journalFacts = treeMachineID.map { JournalFacts.probe(treePath: image.path, machineID: $0) } ?? JournalFacts()
+        let journal = try JournalLink.decide(c.linkJournal, machineID: treeMachineID, treePath: image.path, facts: journalFacts)
+        try journal?.prepare(treePath: image.path, quiet: c.quiet)
         let own = Configuration.processEnvironment("CREDENTIALS_DIRECTORY")
         let credentials = try c.credentials + c.credentialFiles.map { try $0.read(ownCredentials: own) }
         let plan = try MachinePlan(
-            configuration: c, host: host, image: image, treeMachineID: image.machineID(), idRange: range, randomID: .random(), credentials: credentials)
+            configuration: c, host: host, image: image, treeMachineID: treeMachineID, idRange: range, randomID: .random(), credentials: credentials,
+            journal: journal)
         for warning in plan.warnings { printError(warning) }
         let seccomp = try plan.payload.seccomp.map(SeccompFilter.load)
 

@@ -180,6 +180,31 @@ struct MachineInsideTests {
         #expect(missing.status == 1 && missing.stderrLines == ["Failed to read credential 'key' from /nonexistent: No such file or directory"])
     }
 
+    /// --link-journal, with the host's /var/log/journal a tmpfs in a mount namespace of the test's
+    /// own: host binds the host's directory into the machine (what its root writes is the host
+    /// root's), try-guest makes the tree's directory and links the host's name to it.
+    @Test func linkJournalBindsOrLinksAsSystemdNspawnDoes() throws {
+        let id = "0123456789abcdef0123456789abcdef"
+        let machine = try TestMachine {
+            try "\(id)\n".write(to: $0.appendingPathComponent("etc/machine-id"), atomically: false, encoding: .utf8)
+            try FileManager.default.createDirectory(at: $0.appendingPathComponent("var/log/journal"), withIntermediateDirectories: true)
+        }
+        func inPrivateJournal(_ after: String) -> [String] {
+            ["/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", "mount -t tmpfs tmpfs /var/log/journal && \"$@\"; \(after)", "sh"]
+        }
+        let guest = try runNspawn(
+            ["-D", machine.path, "-P", "--link-journal=try-guest", "/bin/true"], prefix: inPrivateJournal("readlink /var/log/journal/\(id)"))
+        #expect(guest.lines == ["\(machine.path)/var/log/journal/\(id)"], "\(guest.stderr)")
+        #expect(guest.stderr.contains("Making /var/log/journal/\(id) in the tree"))
+        #expect(FileManager.default.fileExists(atPath: "\(machine.path)/var/log/journal/\(id)"))
+        let host = try runNspawn(
+            ["-D", machine.path, "-P", "-q", "--link-journal=host", "/bin/sh", "-c", "touch /var/log/journal/\(id)/system.journal && echo wrote"],
+            prefix: inPrivateJournal("stat -c '%u %n' /var/log/journal/\(id)/system.journal"))
+        #expect(host.lines == ["wrote", "0 /var/log/journal/\(id)/system.journal"], "\(host.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "\(machine.path)/var/log/journal/\(id)/system.journal"), "written into the tree, not the host")
+        #expect(!FileManager.default.fileExists(atPath: "/var/log/journal/\(id)"), "the real host's journal directory was touched")
+    }
+
     @Test func machineIDOfTheTreeWinsOverUUID() throws {
         let id = "00112233445566778899aabbccddeeff"
         let machine = try TestMachine { try "\(id)\n".write(to: $0.appendingPathComponent("etc/machine-id"), atomically: false, encoding: .utf8) }

@@ -81,7 +81,7 @@ import Testing
         (["--port=80"], "--port is not supported by swift-nspawn"),
         (["-x"], "--ephemeral is not supported by swift-nspawn: not built yet"),
         (["--private-users-chown"], "--private-users-chown is not supported by swift-nspawn: swift-nspawn never rewrites the tree's owners"),
-        (["-j"], "--link-journal is not supported by swift-nspawn"),
+        (["--link-journal=maybe"], "Failed to parse --link-journal= value: maybe; known: no, auto, host, guest, try-host, try-guest."),
         (["--set-credential=x:\\x+f"], "Failed to unescape the value of --set-credential=x:\\x+f."),
         (["--set-credential=novalue"], "Failed to parse --set-credential= value: novalue"),
         (["--set-credential=a/b:x"], "Failed to parse --set-credential= value: a/b:x"),

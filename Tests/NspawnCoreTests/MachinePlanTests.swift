@@ -180,3 +180,49 @@ enum PlanFixture {
         #expect(try PlanFixture.plan(["--hostname=front"]).hostname == "front")
     }
 }
+
+@Suite struct JournalLinkTests {
+    private let id = MachineID(bytes: Array(repeating: 0xab, count: 16))
+    private var path: String { "/var/log/journal/\(id.hexString)" }
+
+    private func decide(_ mode: LinkJournalMode, _ facts: JournalFacts, machineID: MachineID?? = nil) throws -> JournalLink? {
+        try JournalLink.decide(mode, machineID: machineID ?? id, treePath: "/m", facts: facts)
+    }
+
+    @Test func theModesDecideAsSystemdNspawns() throws {
+        var persistent = JournalFacts()
+        persistent.hostJournal = true
+        #expect(try decide(.no, persistent) == nil)
+        #expect(try decide(.auto, persistent) == nil, "auto binds only a directory the host has")
+        var hostHasIt = persistent
+        hostHasIt.hostEntry = .directory
+        #expect(try decide(.auto, hostHasIt) == JournalLink(action: .bindHostDirectory, path: path, makeHostDirectory: false, makeTreeDirectory: true))
+        #expect(try decide(.host, persistent) == JournalLink(action: .bindHostDirectory, path: path, makeHostDirectory: true, makeTreeDirectory: true))
+        #expect(try decide(.tryHost, JournalFacts()) == nil, "no persistent journal on the host")
+        #expect(throws: UserError.self) { try decide(.host, JournalFacts()) }
+        var treeHasJournal = persistent
+        treeHasJournal.treeJournal = true
+        #expect(try decide(.tryGuest, treeHasJournal) == JournalLink(action: .linkToTree, path: path, makeHostDirectory: false, makeTreeDirectory: true))
+        #expect(try decide(.tryGuest, persistent) == nil, "the tree keeps no journal")
+        #expect(try decide(.guest, persistent)?.makeTreeDirectory == true)
+        var linked = treeHasJournal
+        linked.hostEntry = .symlink(to: "/m\(path)")
+        #expect(try decide(.guest, linked) != nil)
+        linked.hostEntry = .symlink(to: "/elsewhere")
+        #expect(try decide(.tryGuest, linked) == nil)
+        #expect(throws: UserError.self) { try decide(.guest, linked) }
+        #expect(throws: UserError.self) { try decide(.host, persistent, machineID: .some(nil)) }
+        #expect(try decide(.tryGuest, treeHasJournal, machineID: .some(nil)) == nil)
+    }
+
+    @Test func hostModeBindsTheHostsDirectoryMappedIntoTheMachine() throws {
+        let c = try PlanFixture.configuration([])
+        let link = JournalLink(action: .bindHostDirectory, path: path, makeHostDirectory: false, makeTreeDirectory: false)
+        let plan = try MachinePlan(
+            configuration: c, host: PlanFixture.host, image: PlanFixture.image, treeMachineID: id, idRange: PlanFixture.range,
+            randomID: PlanFixture.randomID, journal: link)
+        #expect(
+            plan.mounts.guestMounts.last == .bind(BindOperation(source: path, path: path, attributes: [.noDev], recursive: false, mapping: .machine(.required)))
+        )
+    }
+}

@@ -45,6 +45,8 @@ public struct CommandLineOptions: Equatable, Sendable {
     var cpuAffinity: String?
     var personality: String?
     var setCredentials: [String] = []
+    var linkJournal: String?
+    var linkJournalTryGuest = false
     var loadCredentials: [String] = []
     var help = false
     var showVersion = false
@@ -180,6 +182,15 @@ enum OptionTable {
                 OptionSpec(long: "oom-score-adjust", store: .value(\.oomScoreAdjust), valueName: "VALUE", help: "OOM score adjustment of the machine's PID 1"),
                 OptionSpec(long: "cpu-affinity", store: .value(\.cpuAffinity), valueName: "CPUS", help: "CPUs the machine's PID 1 may run on (0-3,6)"),
                 OptionSpec(long: "personality", store: .value(\.personality), valueName: "ARCH", help: "Architecture uname reports: x86 or x86-64"),
+            ]
+        ),
+        (
+            "Integration",
+            [
+                OptionSpec(
+                    long: "link-journal", store: .value(\.linkJournal), valueName: "MODE",
+                    help: "Link the machine's journal: no, auto, host, guest, try-host, try-guest"),
+                OptionSpec(long: nil, short: "j", store: .flag(\.linkJournalTryGuest, value: true), help: "Same as --link-journal=try-guest"),
             ]
         ),
         (

@@ -44,6 +44,8 @@ public struct Configuration: Equatable, Sendable {
     public var properties: [ResourceProperty] = []
     public var console: ConsoleMode?
     public var switches = EnvironmentSwitches()
+    /// --link-journal (auto, as with systemd-nspawn).
+    public var linkJournal: LinkJournalMode = .auto
     public var process = ProcessSettings()
     /// --set-credential values, in order.
     public var credentials: [Credential] = []
@@ -173,6 +175,8 @@ public struct Configuration: Equatable, Sendable {
         process.resourceLimits = try o.resourceLimits.map { text throws(UserError) in try ResourceLimit.parse(text) }
         process.cpuAffinity = try o.cpuAffinity.map { text throws(UserError) in try ProcessSettings.parseCPUAffinity(text) }
         if let text = o.personality { process.personality = try ProcessSettings.parsePersonality(text) }
+        if o.linkJournalTryGuest { linkJournal = .tryGuest }
+        if let text = o.linkJournal { linkJournal = try LinkJournalMode.parse(text) }
         credentials = try o.setCredentials.map { text throws(UserError) in try Credential.parseSet(text) }
         credentialFiles = try o.loadCredentials.map { text throws(UserError) in try Credential.parseLoad(text) }
         let ids = credentials.map(\.id) + credentialFiles.map(\.id)

@@ -47,9 +47,10 @@ struct MachinePlan: Equatable, Sendable {
     ///   - idRange: the range the launcher locked (nil with --private-users=no).
     ///   - randomID: the machine ID when neither the tree nor --uuid has one.
     ///   - credentials: --set-credential's values and --load-credential's files, read.
+    ///   - journal: what --link-journal does, decided (and prepared on the host) by the launcher.
     init(
         configuration c: Configuration, host: HostFacts, image: MachineImage, treeMachineID: MachineID?, idRange: UIDRange?, randomID: MachineID,
-        credentials: [Credential] = []
+        credentials: [Credential] = [], journal: JournalLink? = nil
     ) throws(UserError) {
         name = image.name
         hostname = c.hostname ?? image.name
@@ -82,6 +83,14 @@ struct MachinePlan: Equatable, Sendable {
         mounts = MountPlan(
             configuration: c, rootPath: image.path, machineID: machineID, console: console, hostOSRelease: host.osRelease, userNamespace: idRange != nil,
             idMapping: idMapping, nesting: c.nesting, identity: idRange?.base == 0, credentials: credentials)
+        if let journal, journal.action == .bindHostDirectory {
+            // The guest's journald writes there as the host's root would, so that the host reads it.
+            mounts.guestMounts.append(
+                .bind(
+                    BindOperation(
+                        source: journal.path, path: journal.path, attributes: [.noDev], recursive: false,
+                        mapping: idRange == nil || idRange?.base == 0 ? .none : .machine(.required))))
+        }
 
         var capabilities = c.capabilities
         if idRange == nil {
