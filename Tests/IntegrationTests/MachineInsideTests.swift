@@ -205,6 +205,63 @@ struct MachineInsideTests {
         #expect(!FileManager.default.fileExists(atPath: "/var/log/journal/\(id)"), "the real host's journal directory was touched")
     }
 
+    /// The host's time zone as a symlink names it (Etc/UTC on the build machine).
+    static let hostZone: String? = {
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/etc/localtime") else { return nil }
+        return target.range(of: "zoneinfo/").map { String(target[$0.upperBound...]) }
+    }()
+
+    /// --timezone, side by side with systemd-nspawn 252: the guest sees the host's zone either way;
+    /// auto and bind leave the tree as it was, while systemd-nspawn's auto writes into it.
+    @Test(.enabled(if: hostZone != nil, "the host's /etc/localtime is no symlink into /usr/share/zoneinfo"))
+    func timezoneFollowsTheHostWithoutWritingIntoTheTree() throws {
+        let zone = try #require(Self.hostZone)
+        func makeTree(_ root: URL) throws {
+            let zoneinfo = root.appendingPathComponent("usr/share/zoneinfo")
+            try FileManager.default.createDirectory(at: zoneinfo.appendingPathComponent(zone).deletingLastPathComponent(), withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(at: zoneinfo.appendingPathComponent("Test"), withIntermediateDirectories: true)
+            try "tree's \(zone)\n".write(to: zoneinfo.appendingPathComponent(zone), atomically: false, encoding: .utf8)
+            try "tree's own zone\n".write(to: zoneinfo.appendingPathComponent("Test/Own"), atomically: false, encoding: .utf8)
+            try FileManager.default.createSymbolicLink(
+                atPath: root.appendingPathComponent("etc/localtime").path, withDestinationPath: "../usr/share/zoneinfo/Test/Own")
+        }
+        let look = "readlink /etc/localtime; cat /etc/localtime /usr/share/zoneinfo/Test/Own"
+        let hostZoneFile = try String(contentsOfFile: "/etc/localtime", encoding: .isoLatin1)
+
+        let machine = try TestMachine(extraSetup: makeTree)
+        let before = treeFingerprint(machine.path)
+        let auto = try machine.shell(look)
+        #expect(auto.lines == ["../usr/share/zoneinfo/\(zone)", "tree's \(zone)", "tree's own zone"], "\(auto.stderr)")
+        let bind = try machine.shell("cat /etc/localtime", options: ["--timezone=bind"])
+        #expect(bind.stdout == hostZoneFile, "\(bind.stderr)")
+        let off = try machine.shell("readlink /etc/localtime", options: ["--timezone=off"])
+        #expect(off.lines == ["../usr/share/zoneinfo/Test/Own"])
+        let denied = try machine.shell("ln -sf /x /etc/localtime 2>/dev/null || echo kept")
+        #expect(denied.lines == ["kept"], "the machine's root cannot replace the mounted link")
+        #expect(treeFingerprint(machine.path) == before, "auto and bind wrote into the tree")
+
+        // The modes that write, and say so.
+        let symlink = try runNspawn(["-D", machine.path, "-P", "--timezone=symlink", "/bin/true"])
+        #expect(symlink.stderr.contains("Linking /etc/localtime in the tree"), "\(symlink.stderr)")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: "\(machine.path)/etc/localtime") == "../usr/share/zoneinfo/\(zone)")
+        _ = try machine.run(["--timezone=copy"], ["/bin/true"])
+        #expect(try String(contentsOfFile: "\(machine.path)/etc/localtime", encoding: .isoLatin1) == hostZoneFile)
+        _ = try machine.run(["--timezone=delete"], ["/bin/true"])
+        #expect(!FileManager.default.fileExists(atPath: "\(machine.path)/etc/localtime"))
+        #expect(!FileManager.default.fileExists(atPath: "\(machine.path)/etc/.#localtime.swift-nspawn"))
+
+        guard let systemdNspawn = TestEnvironment.systemdNspawn else { return }
+        let reference = try TestMachine(extraSetup: makeTree)
+        let theirs = try runNspawn(["--register=no", "--keep-unit", "-q", "-P", "-D", reference.path, "/bin/sh", "-c", look], binary: systemdNspawn)
+        #expect(theirs.lines == auto.lines, "systemd-nspawn 252 shows the machine the same: \(theirs.stderr)")
+        #expect(
+            try FileManager.default.destinationOfSymbolicLink(atPath: "\(reference.path)/etc/localtime") == "../usr/share/zoneinfo/\(zone)",
+            "systemd-nspawn's auto writes the link into the tree")
+        let theirBind = try runNspawn(
+            ["--register=no", "--keep-unit", "-q", "-P", "-D", reference.path, "--timezone=bind", "/bin/cat", "/etc/localtime"], binary: systemdNspawn)
+        #expect(theirBind.stdout == bind.stdout, "\(theirBind.stderr)")
+    }
+
     @Test func machineIDOfTheTreeWinsOverUUID() throws {
         let id = "00112233445566778899aabbccddeeff"
         let machine = try TestMachine { try "\(id)\n".write(to: $0.appendingPathComponent("etc/machine-id"), atomically: false, encoding: .utf8) }

@@ -226,3 +226,57 @@ enum PlanFixture {
         )
     }
 }
+
+@Suite struct TimezoneSetupTests {
+    private let berlin = "../usr/share/zoneinfo/Europe/Berlin"
+    private let utc = "/usr/share/zoneinfo/Etc/UTC"
+
+    private func decide(_ mode: TimezoneMode, host: TimezoneFacts.Entry, tree: TimezoneFacts.Entry, zone: Bool = true, readOnly: Bool = false)
+        -> TimezoneSetup?
+    {
+        TimezoneSetup.decide(mode, facts: TimezoneFacts(host: host, tree: tree, treeHasHostZone: zone), readOnly: readOnly).setup
+    }
+
+    @Test func autoMountsTheHostsZoneAndNeverWritesIntoTheTree() {
+        #expect(decide(.auto, host: .symlink(to: berlin), tree: .symlink(to: utc)) == .mount(.symlink(to: berlin), makeMountPoint: false))
+        #expect(decide(.auto, host: .symlink(to: berlin), tree: .file, zone: false) == .mount(.hostFile, makeMountPoint: false))
+        #expect(decide(.auto, host: .file, tree: .symlink(to: utc)) == .mount(.hostFile, makeMountPoint: false))
+        #expect(decide(.auto, host: .symlink(to: utc), tree: .symlink(to: "../usr/share/zoneinfo/Etc/UTC")) == nil, "already the host's zone")
+        #expect(decide(.auto, host: .symlink(to: berlin), tree: .missing) == nil, "no mount point is made for auto")
+        #expect(decide(.auto, host: .missing, tree: .file) == nil, "systemd-nspawn deletes; swift-nspawn leaves the tree's")
+        #expect(decide(.auto, host: .file, tree: .directory) == nil)
+        #expect(decide(.auto, host: .file, tree: .file, readOnly: true) == .mount(.hostFile, makeMountPoint: false))
+    }
+
+    @Test func theOtherModesDoWhatSystemdNspawns() {
+        #expect(decide(.off, host: .file, tree: .file) == nil)
+        #expect(decide(.bind, host: .symlink(to: berlin), tree: .missing) == .mount(.hostFile, makeMountPoint: true))
+        #expect(decide(.bind, host: .file, tree: .missing, readOnly: true) == nil)
+        #expect(decide(.symlink, host: .symlink(to: berlin), tree: .file) == .write(.symlink(to: berlin)))
+        #expect(
+            decide(.symlink, host: .symlink(to: berlin), tree: .file, zone: false) == .mount(.hostFile, makeMountPoint: false),
+            "bound where the tree lacks the zone")
+        #expect(decide(.symlink, host: .file, tree: .file) == nil, "the host's file names no zone")
+        #expect(decide(.copy, host: .file, tree: .symlink(to: utc)) == .write(.copyHostFile))
+        #expect(decide(.copy, host: .missing, tree: .file) == nil)
+        #expect(decide(.delete, host: .file, tree: .file) == .write(.delete))
+        #expect(decide(.delete, host: .file, tree: .missing) == nil)
+        let readOnly = TimezoneSetup.decide(.copy, facts: TimezoneFacts(host: .file, tree: .file), readOnly: true)
+        #expect(readOnly.setup == nil && readOnly.note?.contains("read-only") == true)
+        #expect(TimezoneFacts.zone("/usr/share/zoneinfo/") == nil)
+        let noEtc = TimezoneSetup.decide(.bind, facts: TimezoneFacts(host: .file, tree: .missing, treeHasEtc: false), readOnly: false)
+        #expect(noEtc.setup == nil && noEtc.note == "The tree has no /etc directory; not updating the machine's time zone.")
+        #expect(decide(.bind, host: .file, tree: .directory) == nil)
+    }
+
+    @Test func theMountComesAfterTheHostsOthers() throws {
+        let plan = try MachinePlan(
+            configuration: try PlanFixture.configuration([]), host: PlanFixture.host, image: PlanFixture.image, treeMachineID: nil,
+            idRange: PlanFixture.range, randomID: PlanFixture.randomID, timezone: .mount(.hostFile, makeMountPoint: false))
+        #expect(plan.mounts.hostMounts.last == .localtime(.hostFile, makeMountPoint: false))
+        let written = try MachinePlan(
+            configuration: try PlanFixture.configuration([]), host: PlanFixture.host, image: PlanFixture.image, treeMachineID: nil,
+            idRange: PlanFixture.range, randomID: PlanFixture.randomID, timezone: .write(.delete))
+        #expect(!written.mounts.hostMounts.contains(.localtime(.hostFile, makeMountPoint: false)))
+    }
+}

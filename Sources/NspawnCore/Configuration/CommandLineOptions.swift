@@ -46,6 +46,7 @@ public struct CommandLineOptions: Equatable, Sendable {
     var personality: String?
     var setCredentials: [String] = []
     var linkJournal: String?
+    var timezone: String?
     var linkJournalTryGuest = false
     var loadCredentials: [String] = []
     var help = false
@@ -187,6 +188,9 @@ enum OptionTable {
         (
             "Integration",
             [
+                OptionSpec(
+                    long: "timezone", store: .value(\.timezone), valueName: "MODE",
+                    help: "The machine's /etc/localtime: off, copy, bind, symlink, delete, auto"),
                 OptionSpec(
                     long: "link-journal", store: .value(\.linkJournal), valueName: "MODE",
                     help: "Link the machine's journal: no, auto, host, guest, try-host, try-guest"),

@@ -46,6 +46,8 @@ public struct Configuration: Equatable, Sendable {
     public var switches = EnvironmentSwitches()
     /// --link-journal (auto, as with systemd-nspawn).
     public var linkJournal: LinkJournalMode = .auto
+    /// --timezone (auto: the host's time zone, mounted, never written into the tree).
+    public var timezone: TimezoneMode = .auto
     public var process = ProcessSettings()
     /// --set-credential values, in order.
     public var credentials: [Credential] = []
@@ -177,6 +179,7 @@ public struct Configuration: Equatable, Sendable {
         if let text = o.personality { process.personality = try ProcessSettings.parsePersonality(text) }
         if o.linkJournalTryGuest { linkJournal = .tryGuest }
         if let text = o.linkJournal { linkJournal = try LinkJournalMode.parse(text) }
+        if let text = o.timezone { timezone = try TimezoneMode.parse(text) }
         credentials = try o.setCredentials.map { text throws(UserError) in try Credential.parseSet(text) }
         credentialFiles = try o.loadCredentials.map { text throws(UserError) in try Credential.parseLoad(text) }
         let ids = credentials.map(\.id) + credentialFiles.map(\.id)

@@ -156,6 +156,44 @@ final class MountExecutor {
             let mask = try kernel.cloneMount("", in: try inaccessibleNode(.file), recursive: false, name: path)
             try kernel.setMountAttributes(mask, .lockedDown, recursive: false, name: path)
             try kernel.moveMount(mask, onto: place, name: path)
+
+        case .localtime(let source, let makeMountPoint):
+            try coverLocaltime(with: source, makeMountPoint: makeMountPoint)
+        }
+    }
+
+    /// A mount lands on the link itself (a symlink or a file may cover a symlink): the zone file it
+    /// points to stays what it is for every other user of that zone.
+    private func coverLocaltime(with source: LocaltimeSource, makeMountPoint: Bool) throws {
+        let path = "/etc/localtime"
+        let etc = try target("/etc", scope: .inRoot)
+        func open() throws(SyscallError) -> OwnedFD {
+            try kernel.openBeneath("localtime", in: etc, flags: NSP_O_PATH | O_NOFOLLOW, resolve: .noSymlinks)
+        }
+        if makeMountPoint, (try? open()) == nil {
+            try asMachineRoot { () throws(SyscallError) in try kernel.makeFile("localtime", in: etc, mode: 0o644, path: path) }
+        }
+        let place = try open()
+        let mount: OwnedFD
+        switch source {
+        case .hostFile:
+            mount = try kernel.cloneMount("/etc/localtime", in: nil, recursive: false, name: "/etc/localtime")
+        case .symlink(let text):
+            // Made in the machine's /run tmpfs (open_tree clones only from an attached mount before
+            // Linux 6.15), and its name removed once its clone is attached.
+            let run = try target("/run")
+            let name = ".swift-nspawn-localtime"
+            try asMachineRoot { () throws(SyscallError) in try kernel.makeSymlink(name, in: run, target: text, path: "/run/\(name)") }
+            defer { try? kernel.remove(name, in: run, directory: false, path: "/run/\(name)") }
+            let link = try kernel.openBeneath(name, in: run, flags: NSP_O_PATH | O_NOFOLLOW, resolve: .noSymlinks)
+            try attach(try kernel.cloneMount("", in: link, recursive: false, name: path))
+            return
+        }
+        try attach(mount)
+
+        func attach(_ mount: OwnedFD) throws {
+            try kernel.setMountAttributes(mount, .lockedDown, recursive: false, name: path)
+            try kernel.moveMount(mount, onto: place, name: path)
         }
     }
 

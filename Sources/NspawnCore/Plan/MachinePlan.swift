@@ -48,9 +48,10 @@ struct MachinePlan: Equatable, Sendable {
     ///   - randomID: the machine ID when neither the tree nor --uuid has one.
     ///   - credentials: --set-credential's values and --load-credential's files, read.
     ///   - journal: what --link-journal does, decided (and prepared on the host) by the launcher.
+    ///   - timezone: what --timezone does, decided by the launcher (which writes what it writes).
     init(
         configuration c: Configuration, host: HostFacts, image: MachineImage, treeMachineID: MachineID?, idRange: UIDRange?, randomID: MachineID,
-        credentials: [Credential] = [], journal: JournalLink? = nil
+        credentials: [Credential] = [], journal: JournalLink? = nil, timezone: TimezoneSetup? = nil
     ) throws(UserError) {
         name = image.name
         hostname = c.hostname ?? image.name
@@ -90,6 +91,10 @@ struct MachinePlan: Equatable, Sendable {
                     BindOperation(
                         source: journal.path, path: journal.path, attributes: [.noDev], recursive: false,
                         mapping: idRange == nil || idRange?.base == 0 ? .none : .machine(.required))))
+        }
+        if case .mount(let source, let makeMountPoint) = timezone {
+            // After the tree's own mounts, as systemd-nspawn sets up the time zone after them.
+            mounts.hostMounts.append(.localtime(source, makeMountPoint: makeMountPoint))
         }
 
         var capabilities = c.capabilities

@@ -8,6 +8,10 @@ enum TestEnvironment {
         .deletingLastPathComponent().deletingLastPathComponent()
     static let rootReason: Comment = "needs root: run the suite with sudo (CI does)"
 
+    /// systemd-nspawn 252 (package systemd-container), the reference the drop-in tests run side by
+    /// side where it is installed; it runs here with --register=no --keep-unit.
+    static let systemdNspawn: String? = FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-nspawn") ? "/usr/bin/systemd-nspawn" : nil
+
     /// The host's cgroup2 root offers the memory and pids controllers, so a machine's MemoryMax= and
     /// TasksMax= can bite (not on a hybrid host like the build machine, whose cgroup2 has none).
     static let hostDelegatesMemoryAndPids: Bool = {
@@ -139,12 +143,14 @@ final class BackgroundRun {
 /// Runs the binary with a bounded wait; a run that outlives it is killed and fails the test.
 /// `prefix`: a command that runs swift-nspawn (its path and arguments follow), such as one that
 /// gives it a private mount namespace with other host files.
+/// `binary`: systemd-nspawn's, for the same run side by side.
 func runNspawn(
-    _ arguments: [String], timeout: TimeInterval = 20, asUser uid: UInt32? = nil, environment: [String: String] = [:], prefix: [String] = []
+    _ arguments: [String], timeout: TimeInterval = 20, asUser uid: UInt32? = nil, environment: [String: String] = [:], prefix: [String] = [],
+    binary: String = TestEnvironment.binary
 ) throws -> RunResult {
     let process = Process()
     if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
-    var command = [TestEnvironment.binary] + arguments
+    var command = [binary] + arguments
     if let uid { command = ["/usr/bin/setpriv", "--reuid=\(uid)", "--regid=\(uid)", "--clear-groups"] + command }
     command = prefix + command
     process.executableURL = URL(fileURLWithPath: command[0])

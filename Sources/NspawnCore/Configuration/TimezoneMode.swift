@@ -1,0 +1,110 @@
+/// --timezone=: how the machine's /etc/localtime follows the host's, with systemd-nspawn 252's modes.
+/// auto (the default) differs in one way, said in swift-nspawn(1): it never writes into the tree;
+/// where systemd-nspawn would write a symlink or a copy there, it mounts one over the tree's file.
+public enum TimezoneMode: String, Equatable, Sendable, CaseIterable {
+    case off, copy, bind, symlink, delete, auto
+
+    static func parse(_ text: String) throws(UserError) -> TimezoneMode {
+        guard let mode = TimezoneMode(rawValue: text) else {
+            throw UserError("Failed to parse --timezone= value: \(text); known: \(allCases.map(\.rawValue).joined(separator: ", ")).")
+        }
+        return mode
+    }
+}
+
+/// What the host and the tree have at /etc/localtime, looked at by the launcher for the decision below.
+struct TimezoneFacts: Equatable, Sendable {
+    var host: Entry = .missing
+    /// In the tree, with /etc resolved in it and localtime itself not followed.
+    var tree: Entry = .missing
+    /// The tree has an /etc directory to hold it.
+    var treeHasEtc = true
+    /// The tree has the zone the host's symlink names, as a file under /usr/share/zoneinfo.
+    var treeHasHostZone = false
+
+    enum Entry: Equatable, Sendable {
+        case missing, file, directory
+        case symlink(to: String)
+    }
+
+    /// The zone a symlink names: Europe/Berlin for ../usr/share/zoneinfo/Europe/Berlin.
+    static func zone(_ target: String) -> String? {
+        for prefix in ["../usr/share/zoneinfo/", "/usr/share/zoneinfo/"] where target.hasPrefix(prefix) && target.count > prefix.count {
+            return String(target.dropFirst(prefix.count))
+        }
+        return nil
+    }
+
+    var hostZone: String? {
+        if case .symlink(let target) = host { return Self.zone(target) }
+        return nil
+    }
+}
+
+/// What --timezone= does for one machine, decided without a system call.
+enum TimezoneSetup: Equatable, Sendable {
+    /// Mounted over the tree's /etc/localtime (the link itself, never what it points to), read-only:
+    /// the tree is not written, except for an empty mount point where --timezone=bind needs one.
+    case mount(LocaltimeSource, makeMountPoint: Bool)
+    /// Written into the tree, as the user asked (copy, symlink, delete), and said.
+    case write(LocaltimeWrite)
+
+    /// nil: nothing to do; `note` says why where the user asked for something that cannot be done.
+    static func decide(_ mode: TimezoneMode, facts: TimezoneFacts, readOnly: Bool) -> (setup: TimezoneSetup?, note: String?) {
+        let place = "/etc/localtime"
+        guard mode != .off else { return (nil, nil) }
+        guard facts.treeHasEtc, facts.tree != .directory else {
+            let what = facts.treeHasEtc ? "\(place) in the tree is a directory" : "The tree has no /etc directory"
+            return (nil, mode == .auto ? nil : "\(what); not updating the machine's time zone.")
+        }
+        let hostLink = facts.hostZone.map { "../usr/share/zoneinfo/\($0)" }
+        // The tree's link already names the host's zone.
+        let alreadyRight: Bool = {
+            guard let zone = facts.hostZone, case .symlink(let target) = facts.tree else { return false }
+            return TimezoneFacts.zone(target) == zone
+        }()
+        func bindHostFile() -> (TimezoneSetup?, String?) {
+            guard facts.host != .missing else { return (nil, "The host has no \(place); not updating the machine's time zone.") }
+            guard facts.tree != .missing || !readOnly else { return (nil, "The tree has no \(place) and is read-only; not updating the machine's time zone.") }
+            return (.mount(.hostFile, makeMountPoint: facts.tree == .missing), nil)
+        }
+        func write(_ change: LocaltimeWrite) -> (TimezoneSetup?, String?) {
+            guard !readOnly else { return (nil, "--timezone=\(mode.rawValue) would write into a read-only tree; \(place) left as it is.") }
+            return (.write(change), nil)
+        }
+        switch mode {
+        case .off:
+            return (nil, nil)
+        case .auto:
+            // Nothing written: where the tree has no /etc/localtime (or the host none), the machine keeps its own.
+            guard facts.host != .missing, facts.tree != .missing, !alreadyRight else { return (nil, nil) }
+            if let hostLink, facts.treeHasHostZone { return (.mount(.symlink(to: hostLink), makeMountPoint: false), nil) }
+            return (.mount(.hostFile, makeMountPoint: false), nil)
+        case .bind:
+            return bindHostFile()
+        case .symlink:
+            guard let hostLink else { return (nil, "The host's \(place) does not point into /usr/share/zoneinfo/; not updating the machine's time zone.") }
+            if alreadyRight { return (nil, nil) }
+            // As systemd-nspawn: the host's file bound where the tree lacks the zone.
+            return facts.treeHasHostZone ? write(.symlink(to: hostLink)) : bindHostFile()
+        case .copy:
+            guard facts.host != .missing else { return (nil, "The host has no \(place); not updating the machine's time zone.") }
+            return write(.copyHostFile)
+        case .delete:
+            return facts.tree == .missing ? (nil, nil) : write(.delete)
+        }
+    }
+}
+
+enum LocaltimeSource: Equatable, Sendable {
+    /// The host's /etc/localtime, followed to its file.
+    case hostFile
+    /// A symlink with this text: ../usr/share/zoneinfo/ZONE, the zone's file in the tree.
+    case symlink(to: String)
+}
+
+enum LocaltimeWrite: Equatable, Sendable {
+    case copyHostFile
+    case symlink(to: String)
+    case delete
+}

@@ -1,0 +1,97 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import CNspawnShim
+
+extension TimezoneFacts {
+    /// Looks at the host's /etc/localtime and at the tree's: its /etc found as the machine will
+    /// resolve it (in root), localtime itself not followed, as systemd-nspawn does.
+    static func probe(treePath: String) -> TimezoneFacts {
+        var facts = TimezoneFacts()
+        facts.host =
+            (try? FileSystem.stat("/etc/localtime", followSymlinks: false)).map { entry($0, link: readLink("/etc/localtime", in: AT_FDCWD)) } ?? .missing
+        guard let tree = try? FileSystem.open(treePath, NSP_O_PATH | O_DIRECTORY),
+            let etc = try? PathResolution.open("etc", in: tree.raw, flags: NSP_O_PATH | O_DIRECTORY, resolve: .inRoot)
+        else {
+            facts.treeHasEtc = false
+            return facts
+        }
+        var st = stat()
+        if fstatat(etc.raw, "localtime", &st, AT_SYMLINK_NOFOLLOW) == 0 { facts.tree = entry(st, link: readLink("localtime", in: etc.raw)) }
+        if let zone = facts.hostZone, let file = try? PathResolution.open("usr/share/zoneinfo/\(zone)", in: tree.raw, flags: NSP_O_PATH, resolve: .inRoot) {
+            facts.treeHasHostZone = (try? FileSystem.status(file, path: zone)).map { $0.st_mode & S_IFMT == S_IFREG } ?? false
+        }
+        return facts
+    }
+
+    private static func entry(_ st: stat, link: @autoclosure () -> String?) -> Entry {
+        switch st.st_mode & S_IFMT {
+        case S_IFDIR: return .directory
+        case S_IFLNK: return link().map { .symlink(to: $0) } ?? .file
+        default: return .file
+        }
+    }
+
+    private static func readLink(_ name: String, in directory: Int32) -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlinkat(directory, name, &buffer, buffer.count - 1)
+        return n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
+    }
+}
+
+extension LocaltimeWrite {
+    /// Writes the tree's /etc/localtime as the host's root, before the machine starts: in the tree's
+    /// /etc (found in root, so never outside it), the new file or link owned as /etc is, and said.
+    func apply(treePath: String, quiet: Bool) throws {
+        let tree = try FileSystem.open(treePath, NSP_O_PATH | O_DIRECTORY)
+        let etc = try PathResolution.open("etc", in: tree.raw, flags: O_RDONLY | O_DIRECTORY, resolve: .inRoot)
+        let owner = try FileSystem.status(etc, path: "\(treePath)/etc")
+        let path = "\(treePath)/etc/localtime"
+        // A new link or copy is made beside the old and renamed over it: the tree never lacks its
+        // /etc/localtime, and a failure leaves nothing behind.
+        let temporary = ".#localtime.swift-nspawn"
+        let temporaryPath = "\(treePath)/etc/\(temporary)"
+        func replace(_ make: () throws -> Void) throws {
+            _ = unlinkat(etc.raw, temporary, 0)
+            do {
+                try make()
+                try sys("rename", path: path) { renameat(etc.raw, temporary, etc.raw, "localtime") }
+            } catch {
+                _ = unlinkat(etc.raw, temporary, 0)
+                throw error
+            }
+        }
+        switch self {
+        case .delete:
+            try sys("unlink", path: path) { unlinkat(etc.raw, "localtime", 0) }
+        case .symlink(let target):
+            try replace {
+                try sys("symlink", path: temporaryPath) { symlinkat(target, etc.raw, temporary) }
+                try sys("chown", path: temporaryPath) { fchownat(etc.raw, temporary, owner.st_uid, owner.st_gid, AT_SYMLINK_NOFOLLOW) }
+            }
+        case .copyHostFile:
+            let source = try FileSystem.open("/etc/localtime", O_RDONLY)
+            let st = try FileSystem.status(source, path: "/etc/localtime")
+            // A time zone file is a few KiB; anything else is not one.
+            guard st.st_mode & S_IFMT == S_IFREG, st.st_size <= 1 << 20 else {
+                throw UserError("/etc/localtime on the host is not a time zone file. Refusing to copy it.")
+            }
+            let bytes = try FileSystem.readAll(fd: source.raw, path: "/etc/localtime")
+            try replace {
+                let file = try FileSystem.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o644, at: etc.raw)
+                try FileSystem.writeAll(fd: file.raw, bytes, path: temporaryPath)
+                try sys("fchown", path: temporaryPath) { fchown(file.raw, owner.st_uid, owner.st_gid) }
+                try sys("fchmod", path: temporaryPath) { fchmod(file.raw, 0o644) }
+            }
+        }
+        if !quiet {
+            let what: String
+            switch self {
+            case .delete: what = "Removing"
+            case .symlink: what = "Linking"
+            case .copyHostFile: what = "Copying the host's time zone to"
+            }
+            printError("\(what) /etc/localtime in the tree \(treePath) for --timezone.")
+        }
+    }
+}
