@@ -38,10 +38,14 @@ enum OSRelease {
         return result
     }
 
-    /// The host's identity as systemd-nspawn passes it to the payload: each os-release field as
-    /// container_host_<field>=, the field's name in lower case (systemd's
-    /// load_os_release_pairs_with_prefix()), in the file's order.
+    /// The os-release fields systemd-nspawn 252 passes to the payload, in its order (measured: an
+    /// os-release with every field gives the machine these four and no others).
+    static let hostEnvironmentFields = ["ID", "VERSION_ID", "BUILD_ID", "VARIANT_ID"]
+
+    /// The host's identity as systemd-nspawn passes it to the payload: container_host_id= and the
+    /// others above, each where the host's os-release has the field.
     static func hostEnvironment(_ text: String) -> [String] {
-        parse(text).map { "container_host_\($0.key.lowercased())=\($0.value)" }
+        let fields = Dictionary(parse(text).map { ($0.key, $0.value) }, uniquingKeysWith: { $1 })
+        return hostEnvironmentFields.compactMap { name in fields[name].map { "container_host_\(name.lowercased())=\($0)" } }
     }
 }

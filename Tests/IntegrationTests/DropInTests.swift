@@ -1,0 +1,84 @@
+import Foundation
+import Testing
+
+/// The same command lines run under swift-nspawn and under systemd-nspawn 252 (where it is
+/// installed: CI installs it), each on a busybox tree of its own: what the machine sees must match.
+/// systemd-nspawn runs with --register=no --keep-unit (no systemd here), under
+/// tools/with-nspawn-cleanup, which removes the cgroups it leaks on such a host.
+@Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
+struct DropInTests {
+    /// Both results, ours first; nil for theirs where systemd-nspawn is not installed.
+    private func sideBySide(_ options: [String], _ script: String, prefix: [String] = []) throws -> (ours: RunResult, theirs: RunResult?) {
+        let ours = try TestMachine()
+        let result = try runNspawn(["-D", ours.path, "-P", "-q"] + options + ["/bin/sh", "-c", script], prefix: prefix)
+        guard let systemdNspawn = TestEnvironment.systemdNspawn else { return (result, nil) }
+        let reference = try TestMachine()
+        let theirs = try runNspawn(
+            ["--register=no", "--keep-unit", "-D", reference.path, "-P", "-q"] + options + ["/bin/sh", "-c", script],
+            prefix: prefix + [TestEnvironment.packageRoot.appendingPathComponent("tools/with-nspawn-cleanup").path], binary: systemdNspawn)
+        return (result, theirs)
+    }
+
+    /// An os-release with every field bound over the host's in a mount namespace of the test's:
+    /// systemd-nspawn 252 passes four of them.
+    @Test func theHostsIdentityReachesThePayloadAsSystemdNspawnPassesIt() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sn-os-release-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("os-release")
+        try "ID=testos\nVERSION_ID=7\nBUILD_ID=b1\nVARIANT_ID=v1\nIMAGE_ID=img\nIMAGE_VERSION=9\nNAME=\"Test OS\"\nPRETTY_NAME=\"Test\"\n"
+            .write(to: file, atomically: false, encoding: .utf8)
+        let withOSRelease = [
+            "/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", "mount --bind \"$0\" /etc/os-release && exec \"$@\"", file.path,
+        ]
+        let (ours, theirs) = try sideBySide([], "env | grep ^container_host_ | sort; cat /run/host/os-release | head -1", prefix: withOSRelease)
+        #expect(
+            ours.lines == [
+                "container_host_build_id=b1", "container_host_id=testos", "container_host_variant_id=v1", "container_host_version_id=7", "ID=testos",
+            ],
+            "\(ours.stderr)")
+        if let theirs { #expect(theirs.lines == ours.lines, "\(theirs.stderr)") }
+    }
+
+    @Test func processSettingsOfPID1MatchSystemdNspawns() throws {
+        let (ours, theirs) = try sideBySide(
+            ["--rlimit=RLIMIT_NOFILE=123:456", "--oom-score-adjust=300", "--personality=x86", "--cpu-affinity=0"],
+            "ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj; uname -m; grep Cpus_allowed_list /proc/self/status")
+        #expect(ours.lines == ["123", "456", "300", "i686", "Cpus_allowed_list:\t0"], "\(ours.stderr)")
+        if let theirs { #expect(theirs.lines == ours.lines, "\(theirs.stderr)") }
+    }
+
+    @Test func credentialsAreWhereAndAsSystemdNspawnPutsThem() throws {
+        let (ours, theirs) = try sideBySide(
+            ["--set-credential=greeting:hello", "--load-credential=name:/etc/hostname"],
+            "echo $CREDENTIALS_DIRECTORY; cd $CREDENTIALS_DIRECTORY && ls -l | sed 1d | cut -c1-10; cat greeting; echo; echo x > new 2>/dev/null || echo read-only"
+        )
+        #expect(ours.lines == ["/run/host/credentials", "-r--------", "-r--------", "hello", "read-only"], "\(ours.stderr)")
+        if let theirs { #expect(theirs.lines == ours.lines, "\(theirs.stderr)") }
+    }
+
+    @Test func theEnvironmentSwitchesActAsUnderSystemdNspawn() throws {
+        let script = "grep -c ' /tmp ' /proc/self/mountinfo; true"
+        let environment = ["SYSTEMD_NSPAWN_TMPFS_TMP": "0"]
+        let ours = try TestMachine()
+        let ourRun = try runNspawn(["-D", ours.path, "-P", "-q", "/bin/sh", "-c", script], environment: environment)
+        #expect(ourRun.lines == ["0"], "\(ourRun.stderr)")
+        guard let systemdNspawn = TestEnvironment.systemdNspawn else { return }
+        let reference = try TestMachine()
+        let theirs = try runNspawn(
+            ["--register=no", "--keep-unit", "-D", reference.path, "-P", "-q", "/bin/sh", "-c", script], environment: environment,
+            prefix: [TestEnvironment.packageRoot.appendingPathComponent("tools/with-nspawn-cleanup").path], binary: systemdNspawn)
+        #expect(theirs.lines == ourRun.lines, "\(theirs.stderr)")
+    }
+
+    /// Bad values: one line and status 1 from both, nothing started.
+    @Test(arguments: [
+        ["--rlimit=NOPE=1"], ["--oom-score-adjust=5000"], ["--personality=sparc"], ["--timezone=utc"], ["--link-journal=maybe"],
+        ["--set-credential=novalue"], ["--bind=/nonexistent-\(UUID().uuidString.prefix(6)):/x"],
+    ])
+    func badValuesFailInOneLineAsUnderSystemdNspawn(_ options: [String]) throws {
+        let (ours, theirs) = try sideBySide(options, "echo started")
+        #expect(ours.status == 1 && ours.stdout.isEmpty && ours.stderrLines.count == 1, "\(ours.stderr)")
+        if let theirs { #expect(theirs.status == 1 && theirs.stdout.isEmpty, "\(theirs.stderr)") }
+    }
+}
