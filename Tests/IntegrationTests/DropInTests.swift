@@ -71,6 +71,19 @@ struct DropInTests {
         #expect(theirs.lines == ourRun.lines, "\(theirs.stderr)")
     }
 
+    /// The bind modes with a user namespace, on a directory owned by a host user the machine does
+    /// not map. (owneridmap came after systemd-nspawn 252; MountOptionTests covers it.)
+    @Test(arguments: [("", "65534 65534"), (":noidmap", "65534 65534"), (":rootidmap", "0 0"), (":idmap", "1234 1234")])
+    func bindModesShowTheOwnersSystemdNspawnShows(_ mode: String, _ owners: String) throws {
+        let source = FileManager.default.temporaryDirectory.appendingPathComponent("sn-bind-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: source, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: source) }
+        #expect(chown(source.path, 1234, 1234) == 0)
+        let (ours, theirs) = try sideBySide(["-U", "--bind=\(source.path):/mnt/s\(mode)"], "stat -c '%u %g' /mnt/s")
+        #expect(ours.lines == [owners], "\(ours.stderr)")
+        if let theirs { #expect(theirs.lines == ours.lines, "\(theirs.stderr)") }
+    }
+
     /// Bad values: one line and status 1 from both, nothing started.
     @Test(arguments: [
         ["--rlimit=NOPE=1"], ["--oom-score-adjust=5000"], ["--personality=sparc"], ["--timezone=utc"], ["--link-journal=maybe"],
