@@ -54,7 +54,7 @@ public enum Launcher {
             let outcome = try MachineBoot.run(plan, seccomp: seccomp) {
                 guard !announced else { return }
                 announced = true
-                printError("Spawning container \(image.name) on \(image.path).")
+                printError("Spawning container \(image.name) on \(image.directory).")
                 if plan.console == .interactive { printError("Press ^] three times within 1s to kill container.") }
             }
             let end = outcome.end
@@ -98,10 +98,10 @@ public enum Launcher {
         case .fixed(let range):
             return (range, try UIDRangeAllocator.claim(range))
         case .fromTree:
-            let st = try FileSystem.stat(image.path)
+            let st = try FileSystem.stat(image.directory)
             let base = st.st_uid & 0xffff_0000
             guard st.st_gid & 0xffff_0000 == base else {
-                throw UserError("UID and GID base of \(image.path) don't match. Refusing.")
+                throw UserError("UID and GID base of \(image.directory) don't match. Refusing.")
             }
             if base == 0 { return (UIDRange(base: 0), nil) }
             return (UIDRange(base: base), try UIDRangeAllocator.claim(UIDRange(base: base)))

@@ -84,6 +84,27 @@ struct DropInTests {
         if let theirs { #expect(theirs.lines == ours.lines, "\(theirs.stderr)") }
     }
 
+    /// --pivot-root=NEW alone (systemd-nspawn 252 fails to move the old root to OLD on this host:
+    /// MS_MOVE, EINVAL; MountOptionTests covers OLD).
+    @Test func pivotRootShowsTheSameRoot() throws {
+        let ours = try TestMachine()
+        let reference = try TestMachine()
+        for machine in [ours, reference] {
+            let inner = try TestMachine()
+            try FileManager.default.createDirectory(atPath: machine.path + "/deploy", withIntermediateDirectories: true)
+            try FileManager.default.moveItem(atPath: inner.path, toPath: machine.path + "/deploy/a")
+            try "inner\n".write(toFile: machine.path + "/deploy/a/marker", atomically: false, encoding: .utf8)
+        }
+        let script = ["/bin/sh", "-c", "cat /marker; ls /deploy 2>/dev/null || echo no-deploy"]
+        let ourRun = try runNspawn(["-D", ours.path, "-P", "-q", "--pivot-root=/deploy/a"] + script)
+        #expect(ourRun.lines == ["inner", "no-deploy"], "\(ourRun.stderr)")
+        guard let systemdNspawn = TestEnvironment.systemdNspawn else { return }
+        let theirs = try runNspawn(
+            ["--register=no", "--keep-unit", "-D", reference.path, "-P", "-q", "--pivot-root=/deploy/a"] + script,
+            prefix: [TestEnvironment.packageRoot.appendingPathComponent("tools/with-nspawn-cleanup").path], binary: systemdNspawn)
+        #expect(theirs.lines == ourRun.lines, "\(theirs.stderr)")
+    }
+
     /// Bad values: one line and status 1 from both, nothing started.
     @Test(arguments: [
         ["--rlimit=NOPE=1"], ["--oom-score-adjust=5000"], ["--personality=sparc"], ["--timezone=utc"], ["--link-journal=maybe"],

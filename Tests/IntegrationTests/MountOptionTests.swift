@@ -305,4 +305,24 @@ struct MountFlagTests {
         #expect(try machine.run(["-E", "PATH=/opt/tools:/bin"], ["hello"]).stdout == "hello from opt\n")
         #expect(try machine.run([], ["hello"]).stderrLines == ["execv(hello) failed: No such file or directory"])
     }
+    /// --pivot-root: a directory of the tree becomes the root, found in the tree (a symlink of the
+    /// image's never leads out of it), and the whole tree shows at OLD as the root is shown.
+    @Test func pivotRootMakesADirectoryOfTheTreeTheRoot() throws {
+        let outer = try TestMachine {
+            try FileManager.default.createDirectory(at: $0.appendingPathComponent("deploy"), withIntermediateDirectories: true)
+            try "outer\n".write(to: $0.appendingPathComponent("marker"), atomically: false, encoding: .utf8)
+            try FileManager.default.createSymbolicLink(atPath: $0.appendingPathComponent("deploy/escape").path, withDestinationPath: "/etc")
+        }
+        let inner = try TestMachine()
+        try FileManager.default.moveItem(atPath: inner.path, toPath: outer.path + "/deploy/a")
+        let shown = try outer.shell("cat /sysroot/marker; test -e /marker || echo only-new; hostname", options: ["--pivot-root=/deploy/a:/sysroot"])
+        #expect(shown.lines == ["outer", "only-new", outer.name], "\(shown.stderr)")
+        let mapped = try outer.shell(
+            "stat -c %u /sysroot/marker; touch /sysroot/x 2>/dev/null || echo read-only", options: ["-U", "--read-only", "--pivot-root=/deploy/a:/sysroot"])
+        #expect(mapped.lines == ["0", "read-only"], "\(mapped.stderr)")
+        let escape = try outer.run(["--pivot-root=/deploy/escape"], ["/bin/true"])
+        #expect(escape.status == 1 && escape.stderrLines.count == 1, "\(escape.stderr)")
+        // The link to /etc leads to the tree's /etc, which is no OS tree; never to the host's.
+        #expect(escape.stderr.contains("Directory \(outer.path)/etc doesn't look like it has an OS tree"), "\(escape.stderr)")
+    }
 }

@@ -82,6 +82,8 @@ import Testing
         (["-x"], "--ephemeral is not supported by swift-nspawn: not built yet"),
         (["--private-users-chown"], "--private-users-chown is not supported by swift-nspawn: swift-nspawn never rewrites the tree's owners"),
         (["--link-journal=maybe"], "Failed to parse --link-journal= value: maybe; known: no, auto, host, guest, try-host, try-guest."),
+        (["--pivot-root=rel"], "Failed to parse --pivot-root= argument: rel (NEW[:OLD], absolute paths without \"..\")."),
+        (["--pivot-root=/a:/"], "Failed to parse --pivot-root= argument: /a:/"),
         (["--timezone=utc"], "Failed to parse --timezone= value: utc; known: off, copy, bind, symlink, delete, auto."),
         (["--set-credential=x:\\x+f"], "Failed to unescape the value of --set-credential=x:\\x+f."),
         (["--set-credential=novalue"], "Failed to parse --set-credential= value: novalue"),

@@ -8,6 +8,7 @@ public struct CommandLineOptions: Equatable, Sendable {
     var uuid: String?
     var setenv: [String] = []
     var workingDirectory: String?
+    var pivotRoot: String?
     var user: String?
     var boot = false
     var bootTest = false
@@ -103,6 +104,9 @@ enum OptionTable {
             [
                 OptionSpec(long: "directory", short: "D", store: .value(\.directory), valueName: "PATH", help: "Root directory for the machine"),
                 OptionSpec(long: "read-only", store: .flag(\.readOnly, value: true), help: "Mount the root directory read-only"),
+                OptionSpec(
+                    long: "pivot-root", store: .value(\.pivotRoot), valueName: "PATH[:PATH]",
+                    help: "The tree's directory to make the root, and where the tree then shows"),
             ]
         ),
         (

@@ -38,6 +38,9 @@ public struct Configuration: Equatable, Sendable {
     /// --inaccessible paths.
     public var inaccessible: [String] = []
     public var readOnly = false
+    /// --pivot-root=NEW[:OLD]: the tree's directory NEW becomes the machine's root, and the whole
+    /// tree shows at OLD in it (or nowhere), for trees with several bootable directories (OSTree).
+    public var pivotRoot: PivotRoot?
     public var register: RegisterMode = .auto
     public var keepUnit = false
     public var slice = "machine.slice"
@@ -84,6 +87,7 @@ public struct Configuration: Equatable, Sendable {
             }
             workingDirectory = normalized
         }
+        if let text = o.pivotRoot { pivotRoot = try PivotRoot.parse(text) }
         if let user = o.user {
             guard !user.isEmpty, !user.contains("/"), !user.contains(":") else { throw UserError("Invalid user name: \(user)") }
             self.user = user
@@ -225,4 +229,22 @@ public struct Configuration: Equatable, Sendable {
 /// An option value that asks for information instead of a run ("--capability=help").
 public struct InformationRequest: Error {
     public var text: String
+}
+
+/// --pivot-root=NEW[:OLD], both absolute, found in the tree as the machine resolves paths.
+public struct PivotRoot: Equatable, Sendable {
+    public var newRoot: String
+    public var oldRoot: String?
+
+    static func parse(_ text: String) throws(UserError) -> PivotRoot {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count <= 2, let newRoot = PathName.normalizedAbsolute(parts[0]) else {
+            throw UserError("Failed to parse --pivot-root= argument: \(text) (NEW[:OLD], absolute paths without \"..\").")
+        }
+        guard parts.count == 2 else { return PivotRoot(newRoot: newRoot) }
+        guard let oldRoot = PathName.normalizedAbsolute(parts[1]), oldRoot != "/" else {
+            throw UserError("Failed to parse --pivot-root= argument: \(text) (NEW[:OLD], absolute paths without \"..\").")
+        }
+        return PivotRoot(newRoot: newRoot, oldRoot: oldRoot)
+    }
 }

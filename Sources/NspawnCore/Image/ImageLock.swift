@@ -8,9 +8,9 @@ public struct ImageLock {
     let fd: OwnedFD
 
     public init(_ image: MachineImage, readOnly: Bool) throws {
-        fd = try FileSystem.open(image.path, O_RDONLY | O_DIRECTORY)
-        guard try FileSystem.lock(fd, exclusive: !readOnly, path: image.path) else {
-            throw UserError("Directory tree \(image.path) is currently busy.")
+        fd = try FileSystem.open(image.directory, O_RDONLY | O_DIRECTORY)
+        guard try FileSystem.lock(fd, exclusive: !readOnly, path: image.directory) else {
+            throw UserError("Directory tree \(image.directory) is currently busy.")
         }
     }
 }

@@ -5,9 +5,18 @@ import CNspawnShim
 
 /// The machine's tree on the host: where it is, what it is called, and whether it can be booted.
 public struct MachineImage: Equatable, Sendable {
-    /// The canonical path, with no symlinks left in it.
+    /// The machine's root: the canonical path, with no symlinks left in it, of the tree or, with
+    /// --pivot-root, of the directory in it that becomes the root.
     public var path: String
     public var name: String
+    /// The tree as given (-D, -M or the working directory), canonical: what is locked and named.
+    public var directory: String
+
+    public init(path: String, name: String, directory: String? = nil) {
+        self.path = path
+        self.name = name
+        self.directory = directory ?? path
+    }
 
     /// Where -M NAME is looked up when no -D is given, as systemd-nspawn does.
     public static let searchPath = ["/etc/machines", "/run/machines", "/var/lib/machines", "/usr/local/lib/machines", "/usr/lib/machines"]
@@ -38,15 +47,35 @@ public struct MachineImage: Equatable, Sendable {
         guard path != "/" else {
             throw UserError("Spawning a machine on the root directory is not supported. Refusing.")
         }
-        // Without an OS tree there is nothing to run; nspawn checks /usr the same way.
-        guard let usr = try? FileSystem.stat(path + "/usr", followSymlinks: false), FileSystem.isDirectory(usr.st_mode) else {
-            throw UserError("Directory \(path) doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.")
-        }
         let name = configuration.machineName ?? MachineName.cleanup(String(path.split(separator: "/").last ?? ""))
         guard MachineName.isValid(name) else {
             throw UserError("Cannot derive a machine name from \(path); name it with -M.")
         }
-        return MachineImage(path: path, name: name)
+        let root = try configuration.pivotRoot.map { try newRoot($0.newRoot, in: path) } ?? path
+        // Without an OS tree there is nothing to run; nspawn checks /usr the same way.
+        guard let usr = try? FileSystem.stat(root + "/usr", followSymlinks: false), FileSystem.isDirectory(usr.st_mode) else {
+            throw UserError("Directory \(root) doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.")
+        }
+        return MachineImage(path: root, name: name, directory: path)
+    }
+
+    /// --pivot-root's directory, found in the tree as the machine resolves it (never outside it),
+    /// as its canonical path on the host.
+    private static func newRoot(_ newRoot: String, in tree: String) throws -> String {
+        let directory = try FileSystem.open(tree, NSP_O_PATH | O_DIRECTORY)
+        let found: OwnedFD
+        do {
+            found = try PathResolution.open(String(newRoot.dropFirst()), in: directory.raw, flags: NSP_O_PATH | O_DIRECTORY, resolve: .inRoot)
+        } catch {
+            throw UserError("Failed to find --pivot-root= directory \(newRoot) in \(tree): \(error.errno.message)")
+        }
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink("/proc/self/fd/\(found.raw)", &buffer, buffer.count - 1)
+        let path = n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
+        guard path == tree || path.hasPrefix(tree + "/") else {
+            throw UserError("--pivot-root= directory \(newRoot) is not inside \(tree). Refusing.")
+        }
+        return path
     }
 
     /// The tree's /etc/machine-id when it holds a valid ID. Read through a no-follow open so that a

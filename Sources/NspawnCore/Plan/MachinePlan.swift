@@ -84,6 +84,14 @@ struct MachinePlan: Equatable, Sendable {
         mounts = MountPlan(
             configuration: c, rootPath: image.path, machineID: machineID, console: console, hostOSRelease: host.osRelease, userNamespace: idRange != nil,
             idMapping: idMapping, nesting: c.nesting, identity: idRange?.base == 0, credentials: credentials)
+        if let oldRoot = c.pivotRoot?.oldRoot {
+            // The whole tree, shown as the root is (owners, read-only); its own submounts stay out.
+            mounts.guestMounts.insert(
+                .bind(
+                    BindOperation(
+                        source: image.directory, path: oldRoot, attributes: mounts.root.attributes, recursive: false,
+                        mapping: idMapping == .none ? .none : .machine(idMapping))), at: 0)
+        }
         if let journal, journal.action == .bindHostDirectory {
             // The guest's journald writes there as the host's root would, so that the host reads it.
             mounts.guestMounts.append(
