@@ -37,10 +37,7 @@ public enum Launcher {
         let treeMachineID = image.machineID()
         let journalFacts = treeMachineID.map { JournalFacts.probe(treePath: image.path, machineID: $0) } ?? JournalFacts()
         let journal = try JournalLink.decide(c.linkJournal, machineID: treeMachineID, treePath: image.path, facts: journalFacts)
-        try journal?.prepare(treePath: image.path, quiet: c.quiet)
         let (timezone, timezoneNote) = TimezoneSetup.decide(c.timezone, facts: .probe(treePath: image.path), readOnly: c.readOnly)
-        if let timezoneNote, !c.quiet { printError(timezoneNote) }
-        if case .write(let change) = timezone { try change.apply(treePath: image.path, quiet: c.quiet) }
         let own = Configuration.processEnvironment("CREDENTIALS_DIRECTORY")
         let credentials = try c.credentials + c.credentialFiles.map { try $0.read(ownCredentials: own) }
         let plan = try MachinePlan(
@@ -48,6 +45,11 @@ public enum Launcher {
             journal: journal, timezone: timezone)
         for warning in plan.warnings { printError(warning) }
         let seccomp = try plan.payload.seccomp.map(SeccompFilter.load)
+        // What the host and the tree get only once everything else has been checked: bad input
+        // leaves them as they were.
+        try journal?.prepare(treePath: image.path, quiet: c.quiet)
+        if let timezoneNote, !c.quiet { printError(timezoneNote) }
+        if case .write(let change) = timezone { try change.apply(treePath: image.path, quiet: c.quiet) }
 
         var announced = plan.quiet
         while true {

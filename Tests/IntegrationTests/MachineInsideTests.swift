@@ -250,6 +250,11 @@ struct MachineInsideTests {
         #expect(!FileManager.default.fileExists(atPath: "\(machine.path)/etc/localtime"))
         #expect(!FileManager.default.fileExists(atPath: "\(machine.path)/etc/.#localtime.swift-nspawn"))
 
+        // bind makes its mount point, as the host's root would, in an /etc the machine's root does not own.
+        let made = try machine.shell("cat /etc/localtime", options: ["-U", "--private-users-ownership=off", "--timezone=bind"])
+        #expect(made.stdout == hostZoneFile, "\(made.stderr)")
+        #expect(FileManager.default.fileExists(atPath: "\(machine.path)/etc/localtime"))
+
         guard let systemdNspawn = TestEnvironment.systemdNspawn else { return }
         let reference = try TestMachine(extraSetup: makeTree)
         let theirs = try runNspawn(["--register=no", "--keep-unit", "-q", "-P", "-D", reference.path, "/bin/sh", "-c", look], binary: systemdNspawn)

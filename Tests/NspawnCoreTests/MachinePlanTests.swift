@@ -234,7 +234,8 @@ enum PlanFixture {
     private func decide(_ mode: TimezoneMode, host: TimezoneFacts.Entry, tree: TimezoneFacts.Entry, zone: Bool = true, readOnly: Bool = false)
         -> TimezoneSetup?
     {
-        TimezoneSetup.decide(mode, facts: TimezoneFacts(host: host, tree: tree, treeHasHostZone: zone), readOnly: readOnly).setup
+        TimezoneSetup.decide(mode, facts: TimezoneFacts(host: host, hostFileUsable: host != .missing, tree: tree, treeHasHostZone: zone), readOnly: readOnly)
+            .setup
     }
 
     @Test func autoMountsTheHostsZoneAndNeverWritesIntoTheTree() {
@@ -261,12 +262,23 @@ enum PlanFixture {
         #expect(decide(.copy, host: .missing, tree: .file) == nil)
         #expect(decide(.delete, host: .file, tree: .file) == .write(.delete))
         #expect(decide(.delete, host: .file, tree: .missing) == nil)
-        let readOnly = TimezoneSetup.decide(.copy, facts: TimezoneFacts(host: .file, tree: .file), readOnly: true)
+        let readOnly = TimezoneSetup.decide(.copy, facts: TimezoneFacts(host: .file, hostFileUsable: true, tree: .file), readOnly: true)
         #expect(readOnly.setup == nil && readOnly.note?.contains("read-only") == true)
         #expect(TimezoneFacts.zone("/usr/share/zoneinfo/") == nil)
         let noEtc = TimezoneSetup.decide(.bind, facts: TimezoneFacts(host: .file, tree: .missing, treeHasEtc: false), readOnly: false)
         #expect(noEtc.setup == nil && noEtc.note == "The tree has no /etc directory; not updating the machine's time zone.")
         #expect(decide(.bind, host: .file, tree: .directory) == nil)
+        // A dangling host link (no tzdata on the host): nothing to mount or copy, and no failed start.
+        let dangling = TimezoneFacts(host: .symlink(to: berlin), hostFileUsable: false, tree: .file, treeHasHostZone: false)
+        #expect(TimezoneSetup.decide(.auto, facts: dangling, readOnly: false).setup == nil)
+        #expect(TimezoneSetup.decide(.bind, facts: dangling, readOnly: false).note?.contains("no time zone file") == true)
+        #expect(TimezoneSetup.decide(.copy, facts: dangling, readOnly: false).setup == nil)
+        var withZone = dangling
+        withZone.treeHasHostZone = true
+        #expect(TimezoneSetup.decide(.auto, facts: withZone, readOnly: false).setup == .mount(.symlink(to: berlin), makeMountPoint: false))
+        #expect(decide(.symlink, host: .symlink(to: berlin), tree: .symlink(to: berlin)) == nil, "already the host's zone")
+        #expect(TimezoneSetup.decide(.delete, facts: TimezoneFacts(host: .file, tree: .file), readOnly: true).note?.contains("read-only") == true)
+        #expect(decide(.auto, host: .symlink(to: "/elsewhere/zone"), tree: .file) == .mount(.hostFile, makeMountPoint: false))
     }
 
     @Test func theMountComesAfterTheHostsOthers() throws {

@@ -15,6 +15,9 @@ public enum TimezoneMode: String, Equatable, Sendable, CaseIterable {
 /// What the host and the tree have at /etc/localtime, looked at by the launcher for the decision below.
 struct TimezoneFacts: Equatable, Sendable {
     var host: Entry = .missing
+    /// The host's /etc/localtime, its link followed, is a regular file (not a dangling link, as on
+    /// a host with no tzdata): only then can it be mounted or copied.
+    var hostFileUsable = false
     /// In the tree, with /etc resolved in it and localtime itself not followed.
     var tree: Entry = .missing
     /// The tree has an /etc directory to hold it.
@@ -63,8 +66,9 @@ enum TimezoneSetup: Equatable, Sendable {
             guard let zone = facts.hostZone, case .symlink(let target) = facts.tree else { return false }
             return TimezoneFacts.zone(target) == zone
         }()
+        let noHostFile = "The host's \(place) is no time zone file; not updating the machine's time zone."
         func bindHostFile() -> (TimezoneSetup?, String?) {
-            guard facts.host != .missing else { return (nil, "The host has no \(place); not updating the machine's time zone.") }
+            guard facts.hostFileUsable else { return (nil, noHostFile) }
             guard facts.tree != .missing || !readOnly else { return (nil, "The tree has no \(place) and is read-only; not updating the machine's time zone.") }
             return (.mount(.hostFile, makeMountPoint: facts.tree == .missing), nil)
         }
@@ -79,7 +83,7 @@ enum TimezoneSetup: Equatable, Sendable {
             // Nothing written: where the tree has no /etc/localtime (or the host none), the machine keeps its own.
             guard facts.host != .missing, facts.tree != .missing, !alreadyRight else { return (nil, nil) }
             if let hostLink, facts.treeHasHostZone { return (.mount(.symlink(to: hostLink), makeMountPoint: false), nil) }
-            return (.mount(.hostFile, makeMountPoint: false), nil)
+            return facts.hostFileUsable ? (.mount(.hostFile, makeMountPoint: false), nil) : (nil, nil)
         case .bind:
             return bindHostFile()
         case .symlink:
@@ -88,7 +92,7 @@ enum TimezoneSetup: Equatable, Sendable {
             // As systemd-nspawn: the host's file bound where the tree lacks the zone.
             return facts.treeHasHostZone ? write(.symlink(to: hostLink)) : bindHostFile()
         case .copy:
-            guard facts.host != .missing else { return (nil, "The host has no \(place); not updating the machine's time zone.") }
+            guard facts.hostFileUsable else { return (nil, noHostFile) }
             return write(.copyHostFile)
         case .delete:
             return facts.tree == .missing ? (nil, nil) : write(.delete)

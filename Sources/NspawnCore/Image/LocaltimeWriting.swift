@@ -10,6 +10,7 @@ extension TimezoneFacts {
         var facts = TimezoneFacts()
         facts.host =
             (try? FileSystem.stat("/etc/localtime", followSymlinks: false)).map { entry($0, link: readLink("/etc/localtime", in: AT_FDCWD)) } ?? .missing
+        facts.hostFileUsable = (try? FileSystem.stat("/etc/localtime")).map { $0.st_mode & S_IFMT == S_IFREG } ?? false
         guard let tree = try? FileSystem.open(treePath, NSP_O_PATH | O_DIRECTORY),
             let etc = try? PathResolution.open("etc", in: tree.raw, flags: NSP_O_PATH | O_DIRECTORY, resolve: .inRoot)
         else {
@@ -67,7 +68,14 @@ extension LocaltimeWrite {
         case .symlink(let target):
             try replace {
                 try sys("symlink", path: temporaryPath) { symlinkat(target, etc.raw, temporary) }
-                try sys("chown", path: temporaryPath) { fchownat(etc.raw, temporary, owner.st_uid, owner.st_gid, AT_SYMLINK_NOFOLLOW) }
+                // Through a descriptor of the link itself: its name could be swapped in between.
+                let link = OwnedFD(try sys("open", path: temporaryPath) { openat(etc.raw, temporary, NSP_O_PATH | O_NOFOLLOW | O_CLOEXEC) })
+                guard try FileSystem.status(link, path: temporaryPath).st_mode & S_IFMT == S_IFLNK else {
+                    throw UserError("\(temporaryPath) changed while it was made. Refusing.")
+                }
+                try sys("chown", path: temporaryPath) {
+                    fchownat(link.raw, "", owner.st_uid, owner.st_gid, Int32(LinuxKernel.AT_EMPTY_PATH) | AT_SYMLINK_NOFOLLOW)
+                }
             }
         case .copyHostFile:
             let source = try FileSystem.open("/etc/localtime", O_RDONLY)
@@ -78,7 +86,8 @@ extension LocaltimeWrite {
             }
             let bytes = try FileSystem.readAll(fd: source.raw, path: "/etc/localtime")
             try replace {
-                let file = try FileSystem.open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o644, at: etc.raw)
+                let file = OwnedFD(
+                    try sys("open", path: temporaryPath) { openat(etc.raw, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644) })
                 try FileSystem.writeAll(fd: file.raw, bytes, path: temporaryPath)
                 try sys("fchown", path: temporaryPath) { fchown(file.raw, owner.st_uid, owner.st_gid) }
                 try sys("fchmod", path: temporaryPath) { fchmod(file.raw, 0o644) }

@@ -171,7 +171,11 @@ final class MountExecutor {
             try kernel.openBeneath("localtime", in: etc, flags: NSP_O_PATH | O_NOFOLLOW, resolve: .noSymlinks)
         }
         if makeMountPoint, (try? open()) == nil {
-            try asMachineRoot { () throws(SyscallError) in try kernel.makeFile("localtime", in: etc, mode: 0o644, path: path) }
+            // With the host root's right to override permissions, as every mount point is made.
+            try asMachineRoot { () throws(SyscallError) in
+                if machineRoot != 0 { try kernel.raiseFileOverrides() }
+                try kernel.makeFile("localtime", in: etc, mode: 0o644, path: path)
+            }
         }
         let place = try open()
         let mount: OwnedFD

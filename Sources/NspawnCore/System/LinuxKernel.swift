@@ -7,7 +7,7 @@ import CNspawnShim
 /// The real kernel behind the `Kernel` seam. Each method is the system call its documentation
 /// names, made through `sys()`, which retries EINTR and turns -1 into a `SyscallError`.
 struct LinuxKernel: Kernel {
-    private static let AT_EMPTY_PATH: UInt32 = 0x1000
+    static let AT_EMPTY_PATH: UInt32 = 0x1000
     private static let AT_RECURSIVE: UInt32 = 0x8000
     private static let OPEN_TREE_CLONE: UInt32 = 1
     private static let MOVE_MOUNT_F_EMPTY_PATH: UInt32 = 0x04
