@@ -3,20 +3,16 @@ import Testing
 
 /// The same command lines run under swift-nspawn and under systemd-nspawn 252 (where it is
 /// installed: CI installs it), each on a busybox tree of its own: what the machine sees must match.
-/// systemd-nspawn runs with --register=no --keep-unit (no systemd here), under
-/// tools/with-nspawn-cleanup, which removes the cgroups it leaks on such a host.
+/// systemd-nspawn runs as runSystemdNspawn runs it.
 @Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
 struct DropInTests {
     /// Both results, ours first; nil for theirs where systemd-nspawn is not installed.
     private func sideBySide(_ options: [String], _ script: String, prefix: [String] = []) throws -> (ours: RunResult, theirs: RunResult?) {
         let ours = try TestMachine()
         let result = try runNspawn(["-D", ours.path, "-P", "-q"] + options + ["/bin/sh", "-c", script], prefix: prefix)
-        guard let systemdNspawn = TestEnvironment.systemdNspawn else { return (result, nil) }
+        guard TestEnvironment.systemdNspawn != nil else { return (result, nil) }
         let reference = try TestMachine()
-        let theirs = try runNspawn(
-            ["--register=no", "--keep-unit", "-D", reference.path, "-P", "-q"] + options + ["/bin/sh", "-c", script],
-            prefix: prefix + [TestEnvironment.packageRoot.appendingPathComponent("tools/with-nspawn-cleanup").path], binary: systemdNspawn)
-        return (result, theirs)
+        return (result, try runSystemdNspawn(["-D", reference.path, "-P", "-q"] + options + ["/bin/sh", "-c", script], prefix: prefix))
     }
 
     /// An os-release with every field bound over the host's in a mount namespace of the test's:
@@ -63,11 +59,8 @@ struct DropInTests {
         let ours = try TestMachine()
         let ourRun = try runNspawn(["-D", ours.path, "-P", "-q", "/bin/sh", "-c", script], environment: environment)
         #expect(ourRun.lines == ["0"], "\(ourRun.stderr)")
-        guard let systemdNspawn = TestEnvironment.systemdNspawn else { return }
         let reference = try TestMachine()
-        let theirs = try runNspawn(
-            ["--register=no", "--keep-unit", "-D", reference.path, "-P", "-q", "/bin/sh", "-c", script], environment: environment,
-            prefix: [TestEnvironment.packageRoot.appendingPathComponent("tools/with-nspawn-cleanup").path], binary: systemdNspawn)
+        guard let theirs = try runSystemdNspawn(["-D", reference.path, "-P", "-q", "/bin/sh", "-c", script], environment: environment) else { return }
         #expect(theirs.lines == ourRun.lines, "\(theirs.stderr)")
     }
 
@@ -98,10 +91,7 @@ struct DropInTests {
         let script = ["/bin/sh", "-c", "cat /marker; ls /deploy 2>/dev/null || echo no-deploy"]
         let ourRun = try runNspawn(["-D", ours.path, "-P", "-q", "--pivot-root=/deploy/a"] + script)
         #expect(ourRun.lines == ["inner", "no-deploy"], "\(ourRun.stderr)")
-        guard let systemdNspawn = TestEnvironment.systemdNspawn else { return }
-        let theirs = try runNspawn(
-            ["--register=no", "--keep-unit", "-D", reference.path, "-P", "-q", "--pivot-root=/deploy/a"] + script,
-            prefix: [TestEnvironment.packageRoot.appendingPathComponent("tools/with-nspawn-cleanup").path], binary: systemdNspawn)
+        guard let theirs = try runSystemdNspawn(["-D", reference.path, "-P", "-q", "--pivot-root=/deploy/a"] + script) else { return }
         #expect(theirs.lines == ourRun.lines, "\(theirs.stderr)")
     }
 

@@ -181,6 +181,15 @@ func runNspawn(
         stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
 }
 
+/// Runs systemd-nspawn 252 (nil where it is not installed) with --register=no --keep-unit, as it
+/// runs here, under tools/with-nspawn-cleanup, which removes the cgroups it leaks on this host.
+func runSystemdNspawn(_ arguments: [String], environment: [String: String] = [:], prefix: [String] = []) throws -> RunResult? {
+    guard let binary = TestEnvironment.systemdNspawn else { return nil }
+    return try runNspawn(
+        ["--register=no", "--keep-unit"] + arguments, environment: environment,
+        prefix: prefix + [TestEnvironment.packageRoot.appendingPathComponent("tools/with-nspawn-cleanup").path], binary: binary)
+}
+
 /// What a run may leave on the host: mounts, machine cgroups, runtime directories.
 struct HostState: Equatable {
     var mounts: [String]
