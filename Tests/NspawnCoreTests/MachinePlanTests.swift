@@ -231,7 +231,7 @@ enum PlanFixture {
     private let berlin = "../usr/share/zoneinfo/Europe/Berlin"
     private let utc = "/usr/share/zoneinfo/Etc/UTC"
 
-    private func decide(_ mode: TimezoneMode, host: TimezoneFacts.Entry, tree: TimezoneFacts.Entry, zone: Bool = true, readOnly: Bool = false)
+    private func decide(_ mode: TimezoneMode, host: PathEntry, tree: PathEntry, zone: Bool = true, readOnly: Bool = false)
         -> TimezoneSetup?
     {
         TimezoneSetup.decide(mode, facts: TimezoneFacts(host: host, hostFileUsable: host != .missing, tree: tree, treeHasHostZone: zone), readOnly: readOnly)

@@ -17,17 +17,12 @@ public enum LinkJournalMode: String, Equatable, Sendable, CaseIterable {
 struct JournalFacts: Equatable, Sendable {
     /// The host keeps a persistent journal: /var/log/journal is a directory.
     var hostJournal = false
-    /// /var/log/journal/MACHINE-ID on the host: absent, a directory, or a symlink (to where).
-    var hostEntry: HostEntry = .absent
+    /// /var/log/journal/MACHINE-ID on the host.
+    var hostEntry: PathEntry = .missing
     /// /var/log/journal in the tree (the machine keeps its journal on disk).
     var treeJournal = false
     /// /var/log/journal/MACHINE-ID in the tree.
     var treeMachineDirectory = false
-
-    enum HostEntry: Equatable, Sendable {
-        case absent, directory, other
-        case symlink(to: String)
-    }
 }
 
 /// What --link-journal= does for one machine, decided without a system call.
@@ -69,16 +64,16 @@ struct JournalLink: Equatable, Sendable {
             return facts.hostEntry == .directory
                 ? JournalLink(action: .bindHostDirectory, path: path, makeHostDirectory: false, makeTreeDirectory: !facts.treeMachineDirectory) : nil
         case .host, .tryHost:
-            guard facts.hostEntry == .directory || facts.hostEntry == .absent else {
+            guard facts.hostEntry == .directory || facts.hostEntry == .missing else {
                 guard !strict else { throw UserError("--link-journal=host: \(path) on the host is not a directory. Refusing.") }
                 return nil
             }
             return JournalLink(
-                action: .bindHostDirectory, path: path, makeHostDirectory: facts.hostEntry == .absent, makeTreeDirectory: !facts.treeMachineDirectory)
+                action: .bindHostDirectory, path: path, makeHostDirectory: facts.hostEntry == .missing, makeTreeDirectory: !facts.treeMachineDirectory)
         case .guest, .tryGuest:
             let target = "\(treePath)\(path)"
             switch facts.hostEntry {
-            case .absent: break
+            case .missing: break
             case .symlink(let to) where to == target: break
             default:
                 guard !strict else { throw UserError("--link-journal=guest: \(path) already exists on the host. Refusing.") }

@@ -14,21 +14,16 @@ public enum TimezoneMode: String, Equatable, Sendable, CaseIterable {
 
 /// What the host and the tree have at /etc/localtime, looked at by the launcher for the decision below.
 struct TimezoneFacts: Equatable, Sendable {
-    var host: Entry = .missing
+    var host: PathEntry = .missing
     /// The host's /etc/localtime, its link followed, is a regular file (not a dangling link, as on
     /// a host with no tzdata): only then can it be mounted or copied.
     var hostFileUsable = false
     /// In the tree, with /etc resolved in it and localtime itself not followed.
-    var tree: Entry = .missing
+    var tree: PathEntry = .missing
     /// The tree has an /etc directory to hold it.
     var treeHasEtc = true
     /// The tree has the zone the host's symlink names, as a file under /usr/share/zoneinfo.
     var treeHasHostZone = false
-
-    enum Entry: Equatable, Sendable {
-        case missing, file, directory
-        case symlink(to: String)
-    }
 
     /// The zone a symlink names: Europe/Berlin for ../usr/share/zoneinfo/Europe/Berlin.
     static func zone(_ target: String) -> String? {

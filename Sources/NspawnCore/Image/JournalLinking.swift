@@ -9,18 +9,8 @@ extension JournalFacts {
     static func probe(treePath: String, machineID: MachineID) -> JournalFacts {
         var facts = JournalFacts()
         let entry = "\(JournalLink.directory)/\(machineID.hexString)"
-        facts.hostJournal = (try? FileSystem.stat(JournalLink.directory, followSymlinks: false)).map { FileSystem.isDirectory($0.st_mode) } ?? false
-        if let st = try? FileSystem.stat(entry, followSymlinks: false) {
-            if FileSystem.isDirectory(st.st_mode) {
-                facts.hostEntry = .directory
-            } else if st.st_mode & S_IFMT == S_IFLNK {
-                var target = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-                let n = readlink(entry, &target, target.count - 1)
-                facts.hostEntry = n > 0 ? .symlink(to: String(decoding: target[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)) : .other
-            } else {
-                facts.hostEntry = .other
-            }
-        }
+        facts.hostJournal = PathEntry.look(JournalLink.directory) == .directory
+        facts.hostEntry = PathEntry.look(entry)
         if let tree = try? FileSystem.open(treePath, NSP_O_PATH | O_DIRECTORY) {
             func isDirectory(_ relative: String) -> Bool {
                 guard let fd = try? PathResolution.open(relative, in: tree.raw, flags: NSP_O_PATH, resolve: .noSymlinks) else { return false }

@@ -8,8 +8,7 @@ extension TimezoneFacts {
     /// resolve it (in root), localtime itself not followed, as systemd-nspawn does.
     static func probe(treePath: String) -> TimezoneFacts {
         var facts = TimezoneFacts()
-        facts.host =
-            (try? FileSystem.stat("/etc/localtime", followSymlinks: false)).map { entry($0, link: readLink("/etc/localtime", in: AT_FDCWD)) } ?? .missing
+        facts.host = PathEntry.look("/etc/localtime")
         facts.hostFileUsable = (try? FileSystem.stat("/etc/localtime")).map { $0.st_mode & S_IFMT == S_IFREG } ?? false
         guard let tree = try? FileSystem.open(treePath, NSP_O_PATH | O_DIRECTORY),
             let etc = try? PathResolution.open("etc", in: tree.raw, flags: NSP_O_PATH | O_DIRECTORY, resolve: .inRoot)
@@ -17,26 +16,11 @@ extension TimezoneFacts {
             facts.treeHasEtc = false
             return facts
         }
-        var st = stat()
-        if fstatat(etc.raw, "localtime", &st, AT_SYMLINK_NOFOLLOW) == 0 { facts.tree = entry(st, link: readLink("localtime", in: etc.raw)) }
+        facts.tree = PathEntry.look("localtime", in: etc.raw)
         if let zone = facts.hostZone, let file = try? PathResolution.open("usr/share/zoneinfo/\(zone)", in: tree.raw, flags: NSP_O_PATH, resolve: .inRoot) {
             facts.treeHasHostZone = (try? FileSystem.status(file, path: zone)).map { $0.st_mode & S_IFMT == S_IFREG } ?? false
         }
         return facts
-    }
-
-    private static func entry(_ st: stat, link: @autoclosure () -> String?) -> Entry {
-        switch st.st_mode & S_IFMT {
-        case S_IFDIR: return .directory
-        case S_IFLNK: return link().map { .symlink(to: $0) } ?? .file
-        default: return .file
-        }
-    }
-
-    private static func readLink(_ name: String, in directory: Int32) -> String? {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let n = readlinkat(directory, name, &buffer, buffer.count - 1)
-        return n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
     }
 }
 
