@@ -62,6 +62,7 @@ public struct MachineImage: Equatable, Sendable {
     /// --pivot-root's directory, found in the tree as the machine resolves it (never outside it),
     /// as its canonical path on the host.
     private static func newRoot(_ newRoot: String, in tree: String) throws -> String {
+        if newRoot == "/" { return tree }
         let directory = try FileSystem.open(tree, NSP_O_PATH | O_DIRECTORY)
         let found: OwnedFD
         do {
