@@ -98,7 +98,7 @@ struct DropInTests {
     /// Bad values: one line and status 1 from both, nothing started.
     @Test(arguments: [
         ["--rlimit=NOPE=1"], ["--oom-score-adjust=5000"], ["--personality=sparc"], ["--timezone=utc"], ["--link-journal=maybe"],
-        ["--set-credential=novalue"], ["--bind=/nonexistent-\(UUID().uuidString.prefix(6)):/x"],
+        ["--pivot-root=rel"], ["--pivot-root=/nonexistent"], ["--set-credential=novalue"], ["--bind=/nonexistent-\(UUID().uuidString.prefix(6)):/x"],
     ])
     func badValuesFailInOneLineAsUnderSystemdNspawn(_ options: [String]) throws {
         let (ours, theirs) = try sideBySide(options, "echo started")
