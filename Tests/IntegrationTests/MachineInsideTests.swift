@@ -203,6 +203,15 @@ struct MachineInsideTests {
         #expect(host.lines == ["wrote", "0 /var/log/journal/\(id)/system.journal"], "\(host.stderr)")
         #expect(!FileManager.default.fileExists(atPath: "\(machine.path)/var/log/journal/\(id)/system.journal"), "written into the tree, not the host")
         #expect(!FileManager.default.fileExists(atPath: "/var/log/journal/\(id)"), "the real host's journal directory was touched")
+
+        // systemd-nspawn 252 links the same way.
+        let reference = try TestMachine {
+            try "\(id)\n".write(to: $0.appendingPathComponent("etc/machine-id"), atomically: false, encoding: .utf8)
+            try FileManager.default.createDirectory(at: $0.appendingPathComponent("var/log/journal"), withIntermediateDirectories: true)
+        }
+        let theirs = try runSystemdNspawn(
+            ["-D", reference.path, "-P", "-q", "--link-journal=try-guest", "/bin/true"], prefix: inPrivateJournal("readlink /var/log/journal/\(id)"))
+        if let theirs { #expect(theirs.lines == ["\(reference.path)/var/log/journal/\(id)"], "\(theirs.stderr)") }
     }
 
     /// The host's time zone as a symlink names it (Etc/UTC on the build machine).
