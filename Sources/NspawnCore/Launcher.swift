@@ -35,9 +35,9 @@ public enum Launcher {
             _ = treeLock
         }
         let treeMachineID = image.machineID()
-        let journalFacts = treeMachineID.map { JournalFacts.probe(treePath: image.path, machineID: $0) } ?? JournalFacts()
+        let journalFacts = treeMachineID.map { JournalFacts.probe(image, machineID: $0) } ?? JournalFacts()
         let journal = try JournalLink.decide(c.linkJournal, machineID: treeMachineID, treePath: image.path, facts: journalFacts)
-        let (timezone, timezoneNote) = TimezoneSetup.decide(c.timezone, facts: .probe(treePath: image.path), readOnly: c.readOnly)
+        let (timezone, timezoneNote) = TimezoneSetup.decide(c.timezone, facts: .probe(image), readOnly: c.readOnly)
         let own = Configuration.processEnvironment("CREDENTIALS_DIRECTORY")
         let credentials = try c.credentials + c.credentialFiles.map { try $0.read(ownCredentials: own) }
         let plan = try MachinePlan(
@@ -47,9 +47,9 @@ public enum Launcher {
         let seccomp = try plan.payload.seccomp.map(SeccompFilter.load)
         // What the host and the tree get only once everything else has been checked: bad input
         // leaves them as they were.
-        try journal?.prepare(treePath: image.path, quiet: c.quiet)
+        try journal?.prepare(image, quiet: c.quiet)
         if let timezoneNote, !c.quiet { printError(timezoneNote) }
-        if case .write(let change) = timezone { try change.apply(treePath: image.path, quiet: c.quiet) }
+        if case .write(let change) = timezone { try change.apply(image, quiet: c.quiet) }
 
         var announced = plan.quiet
         while true {

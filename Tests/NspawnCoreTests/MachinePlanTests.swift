@@ -292,3 +292,20 @@ enum PlanFixture {
         #expect(!written.mounts.hostMounts.contains(.localtime(.hostFile, makeMountPoint: false)))
     }
 }
+
+@Suite struct PivotRootPlanTests {
+    @Test func theTreeShowsAtOldAsTheRootIsShownAndTheRootIsFoundInTheTree() throws {
+        let c = try PlanFixture.configuration(["--pivot-root=/deploy/a:/sysroot", "--read-only"])
+        #expect(c.pivotRoot == PivotRoot(newRoot: "/deploy/a", oldRoot: "/sysroot"))
+        #expect(try PlanFixture.configuration(["--pivot-root=/deploy/a:"]).pivotRoot == PivotRoot(newRoot: "/deploy/a"))
+        let image = MachineImage(path: "/m/deploy/a", name: "m", directory: "/m", pivotRoot: "deploy/a")
+        let plan = try MachinePlan(
+            configuration: c, host: PlanFixture.host, image: image, treeMachineID: nil, idRange: PlanFixture.range, randomID: PlanFixture.randomID)
+        #expect(plan.mounts.root.pivot == RootMount.Pivot(tree: "/m", relative: "deploy/a"))
+        #expect(
+            plan.mounts.guestMounts.first
+                == .bind(
+                    BindOperation(source: "/m", path: "/sysroot", attributes: [.readOnly, .noDev], recursive: false, mapping: .machine(plan.mounts.root.idmap)))
+        )
+    }
+}

@@ -19,10 +19,12 @@ import Testing
     }
 
     private func build(
-        _ args: [String], failure: @escaping (String) -> Errno? = { _ in nil }, kernel: RecordingKernel = RecordingKernel(existing: tree)
+        _ args: [String], failure: @escaping (String) -> Errno? = { _ in nil }, kernel: RecordingKernel = RecordingKernel(existing: tree),
+        pivot: RootMount.Pivot? = nil
     ) throws -> Built {
         var plan = try PlanFixture.plan(args + ["-P"])
         plan.mounts.root.path = "/m"
+        plan.mounts.root.pivot = pivot
         kernel.failure = failure
         let userNamespace = plan.idRange == nil ? nil : kernel.descriptor("machine userns")
         let builder = MountNamespaceBuilder(kernel: kernel, plan: plan.mounts, machineRoot: plan.idRange?.base ?? 0, quiet: true)
@@ -42,6 +44,14 @@ import Testing
                 "mkdir(/m/stage, 755)", "open(/m/root)", "move_mount(clone of /m → /m/root)",
             ], "\(built.calls)")
         #expect(built.calls.filter { $0 == "open(/m)" }.count == 1)
+    }
+
+    /// --pivot-root's directory is found in the tree at every build (the machine may have turned
+    /// its path into a link between two boots), never by its path on the host.
+    @Test func thePivotRootIsFoundInTheTreeNotByItsPath() throws {
+        let built = try build([], pivot: RootMount.Pivot(tree: "/", relative: "m"))
+        #expect(Array(built.calls.prefix(4)) == ["mount(/, MS_SLAVE|MS_REC)", "open(/)", "openat2(/m, inRoot)", "open_tree(/m, recursive)"], "\(built.calls)")
+        #expect(!built.has("open(/m)"))
     }
 
     @Test func withAUserNamespaceTheGuestsMountsAreStagedAndBoundAfterTheCopy() throws {

@@ -241,7 +241,8 @@ public struct PivotRoot: Equatable, Sendable {
         guard parts.count <= 2, let newRoot = PathName.normalizedAbsolute(parts[0]) else {
             throw UserError("Failed to parse --pivot-root= argument: \(text) (NEW[:OLD], absolute paths without \"..\").")
         }
-        guard parts.count == 2 else { return PivotRoot(newRoot: newRoot) }
+        // "NEW:" is NEW alone, as systemd-nspawn reads it.
+        guard parts.count == 2, !parts[1].isEmpty else { return PivotRoot(newRoot: newRoot) }
         guard let oldRoot = PathName.normalizedAbsolute(parts[1]), oldRoot != "/" else {
             throw UserError("Failed to parse --pivot-root= argument: \(text) (NEW[:OLD], absolute paths without \"..\").")
         }

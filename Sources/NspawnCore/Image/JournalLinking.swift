@@ -6,12 +6,12 @@ import CNspawnShim
 extension JournalFacts {
     /// Looks at the host's /var/log/journal and, in the tree, at the same path with no symlink
     /// followed (a symlink of the image's must never aim the host's link, or a mount, elsewhere).
-    static func probe(treePath: String, machineID: MachineID) -> JournalFacts {
+    static func probe(_ image: MachineImage, machineID: MachineID) -> JournalFacts {
         var facts = JournalFacts()
         let entry = "\(JournalLink.directory)/\(machineID.hexString)"
         facts.hostJournal = PathEntry.look(JournalLink.directory) == .directory
         facts.hostEntry = PathEntry.look(entry)
-        if let tree = try? FileSystem.open(treePath, NSP_O_PATH | O_DIRECTORY) {
+        if let tree = try? image.openRoot() {
             func isDirectory(_ relative: String) -> Bool {
                 guard let fd = try? PathResolution.open(relative, in: tree.raw, flags: NSP_O_PATH, resolve: .noSymlinks) else { return false }
                 return (try? FileSystem.status(fd, path: relative)).map { FileSystem.isDirectory($0.st_mode) } ?? false
@@ -28,7 +28,8 @@ extension JournalLink {
     /// directory, or the machine's directory in the tree (said, since it writes into the tree) and
     /// the host's symlink to it. Both stay after the machine, as with systemd-nspawn, so that
     /// journalctl finds the journal later too.
-    func prepare(treePath: String, quiet: Bool) throws {
+    func prepare(_ image: MachineImage, quiet: Bool) throws {
+        let treePath = image.path
         if makeHostDirectory { try sys("mkdir", path: path) { mkdir(path, 0o755) } }
         guard action == .linkToTree else {
             // The bind's mount point is made with the machine's other mount points.
@@ -36,7 +37,7 @@ extension JournalLink {
             return
         }
         if makeTreeDirectory {
-            let tree = try FileSystem.open(treePath, NSP_O_PATH | O_DIRECTORY)
+            let tree = try image.openRoot()
             for relative in ["var", "var/log", "var/log/journal", String(path.dropFirst())] {
                 if (try? PathResolution.open(relative, in: tree.raw, flags: NSP_O_PATH, resolve: .noSymlinks)) != nil { continue }
                 let slash = relative.lastIndex(of: "/")

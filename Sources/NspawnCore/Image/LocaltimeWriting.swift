@@ -6,11 +6,11 @@ import CNspawnShim
 extension TimezoneFacts {
     /// Looks at the host's /etc/localtime and at the tree's: its /etc found as the machine will
     /// resolve it (in root), localtime itself not followed, as systemd-nspawn does.
-    static func probe(treePath: String) -> TimezoneFacts {
+    static func probe(_ image: MachineImage) -> TimezoneFacts {
         var facts = TimezoneFacts()
         facts.host = PathEntry.look("/etc/localtime")
         facts.hostFileUsable = (try? FileSystem.stat("/etc/localtime")).map { $0.st_mode & S_IFMT == S_IFREG } ?? false
-        guard let tree = try? FileSystem.open(treePath, NSP_O_PATH | O_DIRECTORY),
+        guard let tree = try? image.openRoot(),
             let etc = try? PathResolution.open("etc", in: tree.raw, flags: NSP_O_PATH | O_DIRECTORY, resolve: .inRoot)
         else {
             facts.treeHasEtc = false
@@ -27,8 +27,9 @@ extension TimezoneFacts {
 extension LocaltimeWrite {
     /// Writes the tree's /etc/localtime as the host's root, before the machine starts: in the tree's
     /// /etc (found in root, so never outside it), the new file or link owned as /etc is, and said.
-    func apply(treePath: String, quiet: Bool) throws {
-        let tree = try FileSystem.open(treePath, NSP_O_PATH | O_DIRECTORY)
+    func apply(_ image: MachineImage, quiet: Bool) throws {
+        let treePath = image.path
+        let tree = try image.openRoot()
         let etc = try PathResolution.open("etc", in: tree.raw, flags: O_RDONLY | O_DIRECTORY, resolve: .inRoot)
         let owner = try FileSystem.status(etc, path: "\(treePath)/etc")
         let path = "\(treePath)/etc/localtime"

@@ -11,11 +11,27 @@ public struct MachineImage: Equatable, Sendable {
     public var name: String
     /// The tree as given (-D, -M or the working directory), canonical: what is locked and named.
     public var directory: String
+    /// --pivot-root's directory, relative to the tree. The machine's tree can change it (through OLD,
+    /// or another machine on a part of the tree), so it is found again in the tree, never outside,
+    /// wherever it is opened: `path` only names it.
+    public var pivotRoot: String?
 
-    public init(path: String, name: String, directory: String? = nil) {
+    public init(path: String, name: String, directory: String? = nil, pivotRoot: String? = nil) {
         self.path = path
         self.name = name
         self.directory = directory ?? path
+        self.pivotRoot = pivotRoot
+    }
+
+    /// The machine's root, opened (O_PATH): the tree, or --pivot-root's directory found in it.
+    func openRoot() throws -> OwnedFD {
+        let tree = try FileSystem.open(directory, NSP_O_PATH | O_DIRECTORY)
+        guard let pivotRoot else { return tree }
+        do {
+            return try PathResolution.open(pivotRoot, in: tree.raw, flags: NSP_O_PATH | O_DIRECTORY, resolve: .inRoot)
+        } catch {
+            throw UserError("Failed to find --pivot-root= directory /\(pivotRoot) in \(directory): \(error.errno.message)")
+        }
     }
 
     /// Where -M NAME is looked up when no -D is given, as systemd-nspawn does.
@@ -51,32 +67,19 @@ public struct MachineImage: Equatable, Sendable {
         guard MachineName.isValid(name) else {
             throw UserError("Cannot derive a machine name from \(path); name it with -M.")
         }
-        let root = try configuration.pivotRoot.map { try newRoot($0.newRoot, in: path) } ?? path
+        var image = MachineImage(path: path, name: name)
+        if let newRoot = configuration.pivotRoot?.newRoot, newRoot != "/" {
+            image.pivotRoot = String(newRoot.dropFirst())
+            let root = try image.openRoot()
+            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            let n = try sys("readlink", path: "/proc/self/fd/\(root.raw)") { readlink("/proc/self/fd/\(root.raw)", &buffer, buffer.count - 1) }
+            image.path = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
         // Without an OS tree there is nothing to run; nspawn checks /usr the same way.
-        guard let usr = try? FileSystem.stat(root + "/usr", followSymlinks: false), FileSystem.isDirectory(usr.st_mode) else {
-            throw UserError("Directory \(root) doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.")
+        guard let usr = try? FileSystem.stat(image.path + "/usr", followSymlinks: false), FileSystem.isDirectory(usr.st_mode) else {
+            throw UserError("Directory \(image.path) doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.")
         }
-        return MachineImage(path: root, name: name, directory: path)
-    }
-
-    /// --pivot-root's directory, found in the tree as the machine resolves it (never outside it),
-    /// as its canonical path on the host.
-    private static func newRoot(_ newRoot: String, in tree: String) throws -> String {
-        if newRoot == "/" { return tree }
-        let directory = try FileSystem.open(tree, NSP_O_PATH | O_DIRECTORY)
-        let found: OwnedFD
-        do {
-            found = try PathResolution.open(String(newRoot.dropFirst()), in: directory.raw, flags: NSP_O_PATH | O_DIRECTORY, resolve: .inRoot)
-        } catch {
-            throw UserError("Failed to find --pivot-root= directory \(newRoot) in \(tree): \(error.errno.message)")
-        }
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let n = readlink("/proc/self/fd/\(found.raw)", &buffer, buffer.count - 1)
-        let path = n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
-        guard path == tree || path.hasPrefix(tree + "/") else {
-            throw UserError("--pivot-root= directory \(newRoot) is not inside \(tree). Refusing.")
-        }
-        return path
+        return image
     }
 
     /// The tree's /etc/machine-id when it holds a valid ID. Read through a no-follow open so that a
@@ -84,7 +87,7 @@ public struct MachineImage: Equatable, Sendable {
     public func machineID() -> MachineID? {
         // A regular file of at most a line: the image could put a FIFO (we would block), a device
         // (we would open it on the host) or an endless file there.
-        guard let dir = try? FileSystem.open(path, NSP_O_PATH | O_DIRECTORY),
+        guard let dir = try? openRoot(),
             let file = try? PathResolution.open("etc/machine-id", in: dir.raw, flags: O_RDONLY | O_NONBLOCK | O_NOCTTY, resolve: .beneath)
         else { return nil }
         guard let st = try? FileSystem.status(file, path: "etc/machine-id"), st.st_mode & S_IFMT == S_IFREG else { return nil }

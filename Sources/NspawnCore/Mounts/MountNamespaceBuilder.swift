@@ -30,7 +30,7 @@ struct MountNamespaceBuilder {
         // Before the workspace covers the tree's directory: a bind source may lie inside it. The
         // tree's directory is looked up once, as the host's root; everything after uses descriptors.
         let sources = try BindSources(plan.guestMounts, kernel: kernel)
-        let treeDirectory = try kernel.open(treePath, in: nil, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
+        let treeDirectory = try openRoot()
         let tree = try kernel.cloneMount("", in: treeDirectory, recursive: true, name: treePath)
         // The tree falls back to its raw owners where it cannot be ID-mapped (auto); then the
         // idmap binds fall back too, so the machine sees one kind of owner.
@@ -92,6 +92,14 @@ struct MountNamespaceBuilder {
         }
         try switchRoot(to: newRoot)
         return hostExecutor
+    }
+
+    /// The tree's directory, or --pivot-root's found in it anew: between two boots the machine could
+    /// have made the path lead elsewhere.
+    private func openRoot() throws -> OwnedFD {
+        guard let pivot = plan.root.pivot else { return try kernel.open(plan.root.path, in: nil, flags: NSP_O_PATH | O_DIRECTORY, mode: 0) }
+        let tree = try kernel.open(pivot.tree, in: nil, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
+        return try kernel.openBeneath(pivot.relative, in: tree, flags: NSP_O_PATH | O_DIRECTORY, resolve: .inRoot)
     }
 
     /// In the copy the machine's user namespace owns: the tree bound again (the root of a bind is

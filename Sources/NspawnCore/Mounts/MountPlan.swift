@@ -5,6 +5,14 @@ struct RootMount: Equatable, Sendable {
     /// filter says the same; this holds where no filter can be attached). Read-only with --read-only.
     var attributes: MountAttributes
     var idmap: IDMapping
+    /// With --pivot-root: the tree as given, and the directory in it (relative) that is the root,
+    /// found again in the tree, never outside it, when the namespace is built (`path` only names it).
+    var pivot: Pivot?
+
+    struct Pivot: Equatable, Sendable {
+        var tree: String
+        var relative: String
+    }
 }
 
 /// The mounts that turn a directory into a machine (systemd-nspawn's mount table, reference §2), in

@@ -84,6 +84,7 @@ struct MachinePlan: Equatable, Sendable {
         mounts = MountPlan(
             configuration: c, rootPath: image.path, machineID: machineID, console: console, hostOSRelease: host.osRelease, userNamespace: idRange != nil,
             idMapping: idMapping, nesting: c.nesting, identity: idRange?.base == 0, credentials: credentials)
+        mounts.root.pivot = image.pivotRoot.map { RootMount.Pivot(tree: image.directory, relative: $0) }
         if let oldRoot = c.pivotRoot?.oldRoot {
             // The whole tree, shown as the root is (owners, read-only); its own submounts stay out.
             mounts.guestMounts.insert(

@@ -112,7 +112,8 @@ enum MachineBoot {
             MachineCgroup.delegateControllers(in: unitDirectory, kernel: kernel)
             if plan.cgroup.registration != .no, let bus {
                 registered = try MachineRegistration.register(
-                    bus: bus, name: plan.name, id: plan.machineID, service: plan.cgroup.service, leader: inner.pid, root: plan.mounts.root.path,
+                    bus: bus, name: plan.name, id: plan.machineID, service: plan.cgroup.service, leader: inner.pid,
+                    root: plan.mounts.root.pivot?.tree ?? plan.mounts.root.path,
                     required: plan.cgroup.registration == .required)
             }
         } catch {
