@@ -40,9 +40,14 @@ public enum Launcher {
         let (timezone, timezoneNote) = TimezoneSetup.decide(c.timezone, facts: .probe(image), readOnly: c.readOnly)
         let own = Configuration.processEnvironment("CREDENTIALS_DIRECTORY")
         let credentials = try c.credentials + c.credentialFiles.map { try $0.read(ownCredentials: own) }
+        let boundUsers =
+            c.bindUsers.isEmpty
+            ? []
+            : try BoundUser.lookUp(
+                c.bindUsers, treePasswd: UserDatabase.parsePasswd(image.readEtcFile("passwd")), treeGroups: UserDatabase.parseGroup(image.readEtcFile("group")))
         let plan = try MachinePlan(
             configuration: c, host: host, image: image, treeMachineID: treeMachineID, idRange: range, randomID: .random(), credentials: credentials,
-            journal: journal, timezone: timezone)
+            journal: journal, timezone: timezone, boundUsers: boundUsers)
         for warning in plan.warnings { printError(warning) }
         let seccomp = try plan.payload.seccomp.map(SeccompFilter.load)
         // What the host and the tree get only once everything else has been checked: bad input

@@ -95,6 +95,49 @@ struct DropInTests {
         #expect(theirs.lines == ourRun.lines, "\(theirs.stderr)")
     }
 
+    /// --bind-user, with a host user that exists only in a mount namespace of the test's (its
+    /// passwd and group bound over the host's): the same records, home and ID map as systemd-nspawn.
+    @Test func bindUserBringsTheHostUserInAsSystemdNspawnDoes() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("sn-bind-user-\(UUID().uuidString.prefix(8))")
+        let home = directory.appendingPathComponent("home/tester")
+        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        #expect(chown(home.path, 1500, 1500) == 0)
+        let passwd = try String(contentsOfFile: "/etc/passwd", encoding: .utf8) + "tester:x:1500:1500:Test User:\(home.path):/bin/sh\n"
+        let group = try String(contentsOfFile: "/etc/group", encoding: .utf8) + "tester:x:1500:\nothers:x:1600:\n"
+        try passwd.write(to: directory.appendingPathComponent("passwd"), atomically: false, encoding: .utf8)
+        try group.write(to: directory.appendingPathComponent("group"), atomically: false, encoding: .utf8)
+        let withTester = [
+            "/usr/bin/unshare", "--mount", "--propagation", "private", "/bin/sh", "-c",
+            "mount --bind \"$0/passwd\" /etc/passwd && mount --bind \"$0/group\" /etc/group && exec \"$@\"", directory.path,
+        ]
+        let script = """
+            cd /run/host/userdb && for f in *; do echo "$f $(readlink $f) $(cat $f)"; done
+            stat -c '%n %u %g' /run/host/home/tester; sed -n 2p /proc/self/uid_map; sed -n 2p /proc/self/gid_map
+            """
+        let (ours, theirs) = try sideBySide(["-U", "--bind-user=tester"], script, prefix: withTester)
+        let user = #"{"userName":"tester","uid":60514,"gid":60514,"homeDirectory":"/run/host/home/tester","service":"io.systemd.NSpawn"}"#
+        let group60514 = #"{"groupName":"tester","gid":60514,"service":"io.systemd.NSpawn"}"#
+        #expect(
+            ours.lines.map { $0.split(separator: " ").joined(separator: " ") } == [
+                "60514.group tester.group \(group60514)", "60514.user tester.user \(user)", "tester.group \(group60514)", "tester.user \(user)",
+                "/run/host/home/tester 60514 60514", "60514 1500 1", "60514 1500 1",
+            ], "\(ours.stderr)")
+        if let theirs { #expect(theirs.lines == ours.lines, "\(theirs.stderr)") }
+        let machine = try TestMachine()
+        let before = treeFingerprint(machine.path)
+        let unknown = try runNspawn(["-D", machine.path, "-P", "-q", "-U", "--bind-user=nosuchuser", "/bin/true"])
+        #expect(unknown.status == 1 && unknown.stderr == "Failed to find user nosuchuser on the host.\n", "\(unknown.stderr)")
+        let withoutUserNamespace = try runNspawn(["-D", machine.path, "-P", "-q", "--private-users=no", "--bind-user=tester", "/bin/true"])
+        #expect(withoutUserNamespace.status == 1 && withoutUserNamespace.stderrLines.count == 1, "\(withoutUserNamespace.stderr)")
+        // As systemd-nspawn 252: only users whose primary group is their own.
+        let sharedGroup = passwd + "shared:x:1600:1600::\(home.path):/bin/sh\n"
+        try sharedGroup.write(to: directory.appendingPathComponent("passwd"), atomically: false, encoding: .utf8)
+        let shared = try runNspawn(["-D", machine.path, "-P", "-q", "-U", "--bind-user=shared", "/bin/true"], prefix: withTester)
+        #expect(shared.status == 1 && shared.stderr.contains("not a group of its own"), "\(shared.stderr)")
+        #expect(treeFingerprint(machine.path) == before, "a refused --bind-user changed the tree")
+    }
+
     /// Bad values: one line and status 1 from both, nothing started.
     @Test(arguments: [
         ["--rlimit=NOPE=1"], ["--oom-score-adjust=5000"], ["--personality=sparc"], ["--timezone=utc"], ["--link-journal=maybe"],

@@ -309,3 +309,33 @@ enum PlanFixture {
         )
     }
 }
+
+@Suite struct BoundUserTests {
+    private let tester = BoundUser(name: "tester", hostUID: 1500, hostGID: 1501, home: "/home/tester", machineID: 60514)
+
+    @Test func theRangeIsCutAroundEachBoundID() {
+        let range = UIDRange(base: 0x10000)
+        #expect(range.mapLines(binding: []) == range.mapLine)
+        #expect(range.mapLines(binding: [(60514, 1500)]) == "0 65536 60514\n60514 1500 1\n60515 \(65536 + 60515) 5021\n")
+        #expect(range.mapLines(binding: [(60515, 1600), (60514, 1500)]) == "0 65536 60514\n60514 1500 1\n60515 1600 1\n60516 \(65536 + 60516) 5020\n")
+    }
+
+    @Test func theRecordsAreSystemdNspawns() {
+        #expect(tester.userRecord == #"{"userName":"tester","uid":60514,"gid":60514,"homeDirectory":"/run/host/home/tester","service":"io.systemd.NSpawn"}"#)
+        #expect(tester.groupRecord == #"{"groupName":"tester","gid":60514,"service":"io.systemd.NSpawn"}"#)
+        #expect(BoundUser.isValidName("a_b-1") && !BoundUser.isValidName("1a") && !BoundUser.isValidName("a\"b") && !BoundUser.isValidName(""))
+    }
+
+    @Test func thePlanMapsTheUserAndBindsTheHome() throws {
+        let plan = try MachinePlan(
+            configuration: try PlanFixture.configuration(["--bind-user=tester"]), host: PlanFixture.host, image: PlanFixture.image, treeMachineID: nil,
+            idRange: PlanFixture.range, randomID: PlanFixture.randomID, boundUsers: [tester])
+        #expect(plan.boundUsers == [tester])
+        #expect(
+            plan.mounts.guestMounts.last
+                == .bind(BindOperation(source: "/home/tester", path: "/run/host/home/tester", attributes: [.noDev], recursive: false, mapping: .none)))
+        #expect(throws: UserError.self) { try PlanFixture.configuration(["--bind-user=tester", "--private-users=no"]) }
+        #expect(throws: UserError.self) { try PlanFixture.configuration(["--bind-user=a/b"]) }
+        #expect(throws: UserError.self) { try PlanFixture.configuration(["--bind-user=x", "--bind-user=x"]) }
+    }
+}

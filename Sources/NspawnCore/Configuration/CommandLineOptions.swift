@@ -25,6 +25,7 @@ public struct CommandLineOptions: Equatable, Sendable {
     var readOnlyBinds: [String] = []
     var tmpfs: [String] = []
     var inaccessible: [String] = []
+    var bindUsers: [String] = []
     var readOnly = false
     var capabilities: [String] = []
     var droppedCapabilities: [String] = []
@@ -208,6 +209,7 @@ enum OptionTable {
                 OptionSpec(long: "bind-ro", store: .list(\.readOnlyBinds), valueName: "SRC[:DST[:OPTS]]", help: "Bind a host path into the machine, read-only"),
                 OptionSpec(long: "inaccessible", store: .list(\.inaccessible), valueName: "PATH", help: "Cover a path so the machine cannot reach it"),
                 OptionSpec(long: "tmpfs", store: .list(\.tmpfs), valueName: "PATH[:OPTS]", help: "Mount an empty tmpfs in the machine"),
+                OptionSpec(long: "bind-user", store: .list(\.bindUsers), valueName: "NAME", help: "Bind a host user and their home into the machine"),
             ]
         ),
         (

@@ -37,6 +37,8 @@ public struct Configuration: Equatable, Sendable {
     public var tmpfs: [TmpfsMount] = []
     /// --inaccessible paths.
     public var inaccessible: [String] = []
+    /// --bind-user: host users (and their homes) brought into the machine.
+    public var bindUsers: [String] = []
     public var readOnly = false
     /// --pivot-root=NEW[:OLD]: the tree's directory NEW becomes the machine's root, and the whole
     /// tree shows at OLD in it (or nowhere), for trees with several bootable directories (OSTree).
@@ -159,6 +161,14 @@ public struct Configuration: Equatable, Sendable {
             }
             return normalized
         }
+        for name in o.bindUsers {
+            guard BoundUser.isValidName(name) else { throw UserError("Invalid user name to bind: \(name)") }
+            guard !bindUsers.contains(name) else { throw UserError("User \(name) given to --bind-user= more than once.") }
+            bindUsers.append(name)
+        }
+        guard bindUsers.count <= Int(BoundUser.lastMachineID - BoundUser.firstMachineID + 1) else {
+            throw UserError("At most \(BoundUser.lastMachineID - BoundUser.firstMachineID + 1) users can be bound into a machine.")
+        }
         readOnly = o.readOnly
         if let mode = o.register { register = try RegisterMode.parse(mode) }
         keepUnit = o.keepUnit
@@ -197,6 +207,9 @@ public struct Configuration: Equatable, Sendable {
     /// Checks between options, as systemd-nspawn's verify_arguments() does.
     func verify() throws(UserError) {
         if boot && asPID2 { throw UserError("--boot and --as-pid2 may not be combined.") }
+        if userNamespace == .no && !bindUsers.isEmpty {
+            throw UserError("--bind-user= needs a user namespace for the machine (not --private-users=no).")
+        }
         if userNamespace == .no, let mapped = binds.first(where: { $0.ownership != .raw }) {
             throw UserError(
                 "\(mapped.readOnly ? "--bind-ro" : "--bind")=\(mapped.source):\(mapped.destination):\(mapped.ownership.rawValue) needs a user namespace for the machine (not --private-users=no)."

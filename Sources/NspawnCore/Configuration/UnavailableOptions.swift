@@ -34,7 +34,6 @@ enum UnavailableOptions {
         Entry(long: "root-hash-sig", reason: "dm-verity needs disk images, which swift-nspawn does not boot yet"),
         Entry(long: "verity-data", reason: "dm-verity needs disk images, which swift-nspawn does not boot yet"),
         Entry(long: "oci-bundle", reason: "OCI bundles are not read yet; run the bundle's rootfs with -D and its process as the command"),
-        Entry(long: "bind-user", reason: "not built yet; bind the user's home with --bind=HOME:HOME:rootidmap or owneridmap"),
         Entry(long: "private-users-chown", reason: "swift-nspawn never rewrites the tree's owners; use --private-users-ownership=map"),
         Entry(long: "selinux-context", short: "Z", reason: "swift-nspawn has no SELinux support"),
         Entry(long: "selinux-apifs-context", short: "L", reason: "swift-nspawn has no SELinux support"),

@@ -99,6 +99,19 @@ public struct MachineImage: Equatable, Sendable {
     }
 }
 
+extension MachineImage {
+    /// The tree's /etc/NAME (passwd, group) as text, "" where it has none: found in the tree as
+    /// the machine resolves it, a regular file, read up to 4 MiB.
+    func readEtcFile(_ name: String) -> String {
+        guard let root = try? openRoot(),
+            let file = try? PathResolution.open("etc/\(name)", in: root.raw, flags: O_RDONLY | O_NONBLOCK | O_NOCTTY, resolve: .inRoot),
+            let st = try? FileSystem.status(file, path: name), st.st_mode & S_IFMT == S_IFREG, st.st_size <= 4 << 20,
+            let bytes = try? FileSystem.readAll(fd: file.raw, path: name)
+        else { return "" }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
 extension String {
     func trimmingCharacters(in set: String) -> String {
         let chars = Set(set)

@@ -96,7 +96,7 @@ final class MountExecutor {
         case .directory(let path):
             _ = try target(path, create: .directory)
 
-        case .hostInformation(let path, let files, let osRelease, let notifySocket, let credentials):
+        case .hostInformation(let path, let files, let osRelease, let notifySocket, let credentials, let boundUsers):
             let mount = try kernel.newMount("tmpfs", options: ownedOptions("mode=0755,size=1m,nr_inodes=64"), attributes: [.noSUID, .noDev, .noExec])
             try kernel.moveMount(mount, onto: try target(path), name: path)
             let attached = try target(path)
@@ -111,6 +111,7 @@ final class MountExecutor {
             notify = try kernel.bindDatagramSocket(notifySocket, in: attached, path: "\(path)/\(notifySocket)")
             try kernel.changeOwner(notifySocket, in: attached, uid: machineRoot, gid: machineRoot, path: "\(path)/\(notifySocket)")
             if !credentials.isEmpty { try makeCredentials(credentials, in: attached, path: "\(path)/credentials") }
+            if !boundUsers.isEmpty { try makeBoundUsers(boundUsers, in: attached, path: path) }
             if let osRelease {
                 let source = try kernel.cloneMount(osRelease, in: nil, recursive: false, name: osRelease)
                 try kernel.setMountAttributes(source, .lockedDown, recursive: false, name: osRelease)
@@ -159,6 +160,25 @@ final class MountExecutor {
 
         case .localtime(let source, let makeMountPoint):
             try coverLocaltime(with: source, makeMountPoint: makeMountPoint)
+        }
+    }
+
+    /// --bind-user: userdb/ with each user's records (NAME.user, NAME.group, and UID.user and
+    /// GID.group linking to them), and home/ with each home's mount point, all the machine root's.
+    private func makeBoundUsers(_ users: [BoundUser], in hostDirectory: OwnedFD, path: String) throws {
+        try asMachineRoot { () throws(SyscallError) in
+            for name in ["userdb", "home"] { try kernel.makeDirectory(name, in: hostDirectory, mode: 0o755, path: "\(path)/\(name)") }
+            let userdb = try kernel.openBeneath("userdb", in: hostDirectory, flags: NSP_O_PATH | O_DIRECTORY, resolve: .noSymlinks)
+            let home = try kernel.openBeneath("home", in: hostDirectory, flags: NSP_O_PATH | O_DIRECTORY, resolve: .noSymlinks)
+            for user in users {
+                for (name, record) in [("\(user.name).user", user.userRecord), ("\(user.name).group", user.groupRecord)] {
+                    let file = try kernel.open(name, in: userdb, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o644)
+                    try kernel.write(Array((record + "\n").utf8), to: file, name: "\(path)/userdb/\(name)")
+                }
+                try kernel.makeSymlink("\(user.machineID).user", in: userdb, target: "\(user.name).user", path: "\(path)/userdb/\(user.machineID).user")
+                try kernel.makeSymlink("\(user.machineID).group", in: userdb, target: "\(user.name).group", path: "\(path)/userdb/\(user.machineID).group")
+                try kernel.makeDirectory(user.name, in: home, mode: 0o755, path: user.machineHome)
+            }
         }
     }
 

@@ -87,7 +87,9 @@ enum MountOperation: Equatable, Sendable {
     /// /run/host: a small read-only tmpfs with what the machine may know about its host, and the
     /// socket the machine's service manager sends its sd_notify messages to.
     /// Its credentials, in a ramfs (never swapped out) in credentials/ of it, read-only.
-    case hostInformation(path: String, files: [String: String], osRelease: String?, notifySocket: String, credentials: [Credential])
+    /// --bind-user's users: their records in userdb/ and their homes' mount points in home/.
+    case hostInformation(
+        path: String, files: [String: String], osRelease: String?, notifySocket: String, credentials: [Credential], boundUsers: [BoundUser] = [])
     case bind(BindOperation)
     /// The machine's console, bound from the pty's peer.
     case console(path: String)
@@ -107,7 +109,7 @@ enum MountOperation: Equatable, Sendable {
     var path: String? {
         switch self {
         case .tmpfs(let path, _, _, _), .devpts(let path), .console(let path), .api(_, let path, _), .hostBind(_, let path, _), .rebind(let path, _, _),
-            .mask(let path), .hostInformation(let path, _, _, _, _):
+            .mask(let path), .hostInformation(let path, _, _, _, _, _):
             path
         case .bind(let bind): bind.path
         case .localtime: "/etc/localtime"

@@ -63,7 +63,7 @@ struct MountPlan: Equatable, Sendable {
     ///     no read-only /proc/sys.
     init(
         configuration c: Configuration, rootPath: String, machineID: MachineID, console: ConsoleMode, hostOSRelease: String?, userNamespace: Bool,
-        idMapping: IDMapping, nesting: Bool, identity: Bool = false, credentials: [Credential] = []
+        idMapping: IDMapping, nesting: Bool, identity: Bool = false, credentials: [Credential] = [], boundUsers: [BoundUser] = []
     ) {
         root = RootMount(path: rootPath, attributes: c.readOnly ? [.readOnly, .noDev] : [.noDev], idmap: idMapping)
         copiedIntoUserNamespace = userNamespace
@@ -85,7 +85,7 @@ struct MountPlan: Equatable, Sendable {
             .hostInformation(
                 path: "/run/host",
                 files: ["container-manager": c.switches.containerService + "\n", "container-uuid": machineID.uuidString + "\n"],
-                osRelease: hostOSRelease, notifySocket: "notify", credentials: credentials),
+                osRelease: hostOSRelease, notifySocket: "notify", credentials: credentials, boundUsers: boundUsers),
         ]
         if console.usesPTY { ops.append(.console(path: "/dev/console")) }
 
@@ -135,6 +135,11 @@ struct MountPlan: Equatable, Sendable {
             case .tmpfs(let t):
                 guest.append(.tmpfs(path: t.destination, options: t.options, attributes: [.noSUID, .noDev], resolution: .inRoot))
             }
+        }
+        // The bound users' homes: their owners map onto the users' machine IDs through the user
+        // namespace itself, so no ID-mapping.
+        for user in boundUsers {
+            guest.append(.bind(BindOperation(source: user.home, path: user.machineHome, attributes: [.noDev], recursive: false, mapping: .none)))
         }
         guestMounts = guest
         inaccessible = c.inaccessible

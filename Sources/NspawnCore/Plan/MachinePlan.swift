@@ -8,6 +8,8 @@ struct MachinePlan: Equatable, Sendable {
     var machineID: MachineID
     /// The host IDs the machine's IDs map onto (uid_map and gid_map); nil without a user namespace.
     var idRange: UIDRange?
+    /// --bind-user's users: their IDs cut out of the range and mapped onto theirs on the host.
+    var boundUsers: [BoundUser] = []
     /// Whether the machine may create user namespaces of its own; "no" writes 0 to its
     /// /proc/sys/user/max_user_namespaces.
     var nestedUserNamespaces: Bool
@@ -49,9 +51,10 @@ struct MachinePlan: Equatable, Sendable {
     ///   - credentials: --set-credential's values and --load-credential's files, read.
     ///   - journal: what --link-journal does, decided (and prepared on the host) by the launcher.
     ///   - timezone: what --timezone does, decided by the launcher (which writes what it writes).
+    ///   - boundUsers: --bind-user's users, looked up on the host by the launcher.
     init(
         configuration c: Configuration, host: HostFacts, image: MachineImage, treeMachineID: MachineID?, idRange: UIDRange?, randomID: MachineID,
-        credentials: [Credential] = [], journal: JournalLink? = nil, timezone: TimezoneSetup? = nil
+        credentials: [Credential] = [], journal: JournalLink? = nil, timezone: TimezoneSetup? = nil, boundUsers: [BoundUser] = []
     ) throws(UserError) {
         name = image.name
         hostname = c.hostname ?? image.name
@@ -83,7 +86,8 @@ struct MachinePlan: Equatable, Sendable {
         }
         mounts = MountPlan(
             configuration: c, rootPath: image.path, machineID: machineID, console: console, hostOSRelease: host.osRelease, userNamespace: idRange != nil,
-            idMapping: idMapping, nesting: c.nesting, identity: idRange?.base == 0, credentials: credentials)
+            idMapping: idMapping, nesting: c.nesting, identity: idRange?.base == 0, credentials: credentials, boundUsers: boundUsers)
+        self.boundUsers = boundUsers
         mounts.root.pivot = image.pivotRoot.map { RootMount.Pivot(tree: image.directory, relative: $0) }
         if let oldRoot = c.pivotRoot?.oldRoot {
             // The whole tree, shown as the root is (owners, read-only); its own submounts stay out.

@@ -47,8 +47,8 @@ enum MachineBoot {
         var userNamespace: OwnedFD?
         if let range = plan.idRange {
             // No "deny" to setgroups: we write the maps as the host's root, with CAP_SETGID.
-            try kernel.writeFile(range.mapLine, to: "/proc/\(inner.pid)/uid_map")
-            try kernel.writeFile(range.mapLine, to: "/proc/\(inner.pid)/gid_map")
+            try kernel.writeFile(range.mapLines(binding: plan.boundUsers.map { ($0.machineID, $0.hostUID) }), to: "/proc/\(inner.pid)/uid_map")
+            try kernel.writeFile(range.mapLines(binding: plan.boundUsers.map { ($0.machineID, $0.hostGID) }), to: "/proc/\(inner.pid)/gid_map")
             userNamespace = try kernel.open("/proc/\(inner.pid)/ns/user", in: nil, flags: O_RDONLY, mode: 0)
         }
         try plan.payload.process.apply(to: inner.pid, kernel: kernel)
