@@ -40,11 +40,13 @@ public enum Launcher {
         let (timezone, timezoneNote) = TimezoneSetup.decide(c.timezone, facts: .probe(image), readOnly: c.readOnly)
         let own = Configuration.processEnvironment("CREDENTIALS_DIRECTORY")
         let credentials = try c.credentials + c.credentialFiles.map { try $0.read(ownCredentials: own) }
+        // The configuration refuses --bind-user without a user namespace.
         let boundUsers =
-            c.bindUsers.isEmpty
-            ? []
-            : try BoundUser.lookUp(
-                c.bindUsers, treePasswd: UserDatabase.parsePasswd(image.readEtcFile("passwd")), treeGroups: UserDatabase.parseGroup(image.readEtcFile("group")))
+            try range.map { range throws(UserError) in
+                try BoundUser.lookUp(
+                    c.bindUsers, range: range, treePasswd: UserDatabase.parsePasswd(image.readEtcFile("passwd")),
+                    treeGroups: UserDatabase.parseGroup(image.readEtcFile("group")))
+            } ?? []
         let plan = try MachinePlan(
             configuration: c, host: host, image: image, treeMachineID: treeMachineID, idRange: range, randomID: .random(), credentials: credentials,
             journal: journal, timezone: timezone, boundUsers: boundUsers)

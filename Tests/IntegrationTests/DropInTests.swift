@@ -102,9 +102,9 @@ struct DropInTests {
         let home = directory.appendingPathComponent("home/tester")
         try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        #expect(chown(home.path, 1500, 1500) == 0)
-        let passwd = try String(contentsOfFile: "/etc/passwd", encoding: .utf8) + "tester:x:1500:1500:Test User:\(home.path):/bin/sh\n"
-        let group = try String(contentsOfFile: "/etc/group", encoding: .utf8) + "tester:x:1500:\nothers:x:1600:\n"
+        #expect(chown(home.path, 1500, 1501) == 0)
+        let passwd = try String(contentsOfFile: "/etc/passwd", encoding: .utf8) + "tester:x:1500:1501:Test User:\(home.path):/bin/sh\n"
+        let group = try String(contentsOfFile: "/etc/group", encoding: .utf8) + "tester:x:1501:\nothers:x:1600:\n"
         try passwd.write(to: directory.appendingPathComponent("passwd"), atomically: false, encoding: .utf8)
         try group.write(to: directory.appendingPathComponent("group"), atomically: false, encoding: .utf8)
         let withTester = [
@@ -121,7 +121,7 @@ struct DropInTests {
         #expect(
             ours.lines.map { $0.split(separator: " ").joined(separator: " ") } == [
                 "60514.group tester.group \(group60514)", "60514.user tester.user \(user)", "tester.group \(group60514)", "tester.user \(user)",
-                "/run/host/home/tester 60514 60514", "60514 1500 1", "60514 1500 1",
+                "/run/host/home/tester 60514 60514", "60514 1500 1", "60514 1501 1",
             ], "\(ours.stderr)")
         if let theirs { #expect(theirs.lines == ours.lines, "\(theirs.stderr)") }
         let machine = try TestMachine()
@@ -130,6 +130,9 @@ struct DropInTests {
         #expect(unknown.status == 1 && unknown.stderr == "Failed to find user nosuchuser on the host.\n", "\(unknown.stderr)")
         let withoutUserNamespace = try runNspawn(["-D", machine.path, "-P", "-q", "--private-users=no", "--bind-user=tester", "/bin/true"])
         #expect(withoutUserNamespace.status == 1 && withoutUserNamespace.stderrLines.count == 1, "\(withoutUserNamespace.stderr)")
+        // The user's host IDs inside the machine's own range (identity: 0…65535) could not be mapped.
+        let identity = try runNspawn(["-D", machine.path, "-P", "-q", "--private-users=identity", "--bind-user=tester", "/bin/true"], prefix: withTester)
+        #expect(identity.status == 1 && identity.stderr.contains("lies in the machine's range"), "\(identity.stderr)")
         // As systemd-nspawn 252: only users whose primary group is their own.
         let sharedGroup = passwd + "shared:x:1600:1600::\(home.path):/bin/sh\n"
         try sharedGroup.write(to: directory.appendingPathComponent("passwd"), atomically: false, encoding: .utf8)

@@ -317,13 +317,18 @@ enum PlanFixture {
         let range = UIDRange(base: 0x10000)
         #expect(range.mapLines(binding: []) == range.mapLine)
         #expect(range.mapLines(binding: [(60514, 1500)]) == "0 65536 60514\n60514 1500 1\n60515 \(65536 + 60515) 5021\n")
+        // A nesting range of 16 × 64K, and IDs beyond the range's end are never mapped.
+        #expect(UIDRange(base: 0x10000, count: 0x100000).mapLines(binding: [(60514, 1500)]).hasSuffix("60515 \(65536 + 60515) \(0x100000 - 60515)\n"))
+        #expect(UIDRange(base: 0x10000, count: 1000).mapLines(binding: [(60514, 1500)]) == "0 65536 1000\n")
         #expect(range.mapLines(binding: [(60515, 1600), (60514, 1500)]) == "0 65536 60514\n60514 1500 1\n60515 1600 1\n60516 \(65536 + 60516) 5020\n")
     }
 
     @Test func theRecordsAreSystemdNspawns() {
         #expect(tester.userRecord == #"{"userName":"tester","uid":60514,"gid":60514,"homeDirectory":"/run/host/home/tester","service":"io.systemd.NSpawn"}"#)
         #expect(tester.groupRecord == #"{"groupName":"tester","gid":60514,"service":"io.systemd.NSpawn"}"#)
-        #expect(BoundUser.isValidName("a_b-1") && !BoundUser.isValidName("1a") && !BoundUser.isValidName("a\"b") && !BoundUser.isValidName(""))
+        #expect(
+            BoundUser.isValidName("a_b-1") && BoundUser.isValidName("john.doe") && !BoundUser.isValidName("1a") && !BoundUser.isValidName("a\"b")
+                && !BoundUser.isValidName(""))
     }
 
     @Test func thePlanMapsTheUserAndBindsTheHome() throws {
@@ -333,7 +338,8 @@ enum PlanFixture {
         #expect(plan.boundUsers == [tester])
         #expect(
             plan.mounts.guestMounts.last
-                == .bind(BindOperation(source: "/home/tester", path: "/run/host/home/tester", attributes: [.noDev], recursive: false, mapping: .none)))
+                == .bind(
+                    BindOperation(source: "/home/tester", path: "/run/host/home/tester", attributes: [.noDev, .noSUID], recursive: false, mapping: .none)))
         #expect(throws: UserError.self) { try PlanFixture.configuration(["--bind-user=tester", "--private-users=no"]) }
         #expect(throws: UserError.self) { try PlanFixture.configuration(["--bind-user=a/b"]) }
         #expect(throws: UserError.self) { try PlanFixture.configuration(["--bind-user=x", "--bind-user=x"]) }

@@ -27,12 +27,12 @@ struct BoundUser: Equatable, Sendable {
     }
     var groupRecord: String { #"{"groupName":"\#(name)","gid":\#(machineID),"service":"io.systemd.NSpawn"}"# }
 
-    /// A user or group name systemd accepts for a bound user: [A-Za-z_][A-Za-z0-9_-]*, at most 31
+    /// A user or group name systemd accepts for a bound user: [A-Za-z_][A-Za-z0-9_.-]*, at most 31
     /// characters (safe in a file name and in JSON as it is).
     static func isValidName(_ name: String) -> Bool {
         guard let first = name.utf8.first, name.utf8.count <= 31 else { return false }
         func letter(_ c: UInt8) -> Bool { (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c == 0x5f }
-        return letter(first) && name.utf8.allSatisfy { letter($0) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2d }
+        return letter(first) && name.utf8.allSatisfy { letter($0) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2d || $0 == 0x2e }
     }
 }
 

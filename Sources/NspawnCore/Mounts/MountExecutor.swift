@@ -97,7 +97,8 @@ final class MountExecutor {
             _ = try target(path, create: .directory)
 
         case .hostInformation(let path, let files, let osRelease, let notifySocket, let credentials, let boundUsers):
-            let mount = try kernel.newMount("tmpfs", options: ownedOptions("mode=0755,size=1m,nr_inodes=64"), attributes: [.noSUID, .noDev, .noExec])
+            let mount = try kernel.newMount(
+                "tmpfs", options: ownedOptions("mode=0755,size=1m,nr_inodes=\(64 + 8 * boundUsers.count)"), attributes: [.noSUID, .noDev, .noExec])
             try kernel.moveMount(mount, onto: try target(path), name: path)
             let attached = try target(path)
             try asMachineRoot { () throws(SyscallError) in

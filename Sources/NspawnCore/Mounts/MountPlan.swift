@@ -139,7 +139,9 @@ struct MountPlan: Equatable, Sendable {
         // The bound users' homes: their owners map onto the users' machine IDs through the user
         // namespace itself, so no ID-mapping.
         for user in boundUsers {
-            guest.append(.bind(BindOperation(source: user.home, path: user.machineHome, attributes: [.noDev], recursive: false, mapping: .none)))
+            // nosuid: a setuid file of the user's would act as the host user for anyone in the machine.
+            guest.append(
+                .bind(BindOperation(source: user.home, path: user.machineHome, attributes: [.noDev, .noSUID], recursive: false, mapping: .none)))
         }
         guestMounts = guest
         inaccessible = c.inaccessible
