@@ -40,13 +40,14 @@ public enum Launcher {
         let (timezone, timezoneNote) = TimezoneSetup.decide(c.timezone, facts: .probe(image), readOnly: c.readOnly)
         let own = Configuration.processEnvironment("CREDENTIALS_DIRECTORY")
         let credentials = try c.credentials + c.credentialFiles.map { try $0.read(ownCredentials: own) }
-        // The configuration refuses --bind-user without a user namespace.
-        let boundUsers =
-            try range.map { range throws(UserError) in
-                try BoundUser.lookUp(
-                    c.bindUsers, range: range, treePasswd: UserDatabase.parsePasswd(image.readEtcFile("passwd")),
-                    treeGroups: UserDatabase.parseGroup(image.readEtcFile("group")))
-            } ?? []
+        // The tree's passwd and group are read only for --bind-user, which the configuration
+        // refuses without a user namespace.
+        var boundUsers: [BoundUser] = []
+        if let range, !c.bindUsers.isEmpty {
+            boundUsers = try BoundUser.lookUp(
+                c.bindUsers, range: range, treePasswd: UserDatabase.parsePasswd(image.readEtcFile("passwd")),
+                treeGroups: UserDatabase.parseGroup(image.readEtcFile("group")))
+        }
         let plan = try MachinePlan(
             configuration: c, host: host, image: image, treeMachineID: treeMachineID, idRange: range, randomID: .random(), credentials: credentials,
             journal: journal, timezone: timezone, boundUsers: boundUsers)

@@ -251,14 +251,11 @@ public struct PivotRoot: Equatable, Sendable {
 
     static func parse(_ text: String) throws(UserError) -> PivotRoot {
         let parts = text.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count <= 2, let newRoot = PathName.normalizedAbsolute(parts[0]) else {
-            throw UserError("Failed to parse --pivot-root= argument: \(text) (NEW[:OLD], absolute paths without \"..\").")
-        }
+        let invalid = UserError("Failed to parse --pivot-root= argument: \(text) (NEW[:OLD], absolute paths without \"..\").")
+        guard parts.count <= 2, let newRoot = PathName.normalizedAbsolute(parts[0]) else { throw invalid }
         // "NEW:" is NEW alone, as systemd-nspawn reads it.
         guard parts.count == 2, !parts[1].isEmpty else { return PivotRoot(newRoot: newRoot) }
-        guard let oldRoot = PathName.normalizedAbsolute(parts[1]), oldRoot != "/" else {
-            throw UserError("Failed to parse --pivot-root= argument: \(text) (NEW[:OLD], absolute paths without \"..\").")
-        }
+        guard let oldRoot = PathName.normalizedAbsolute(parts[1]), oldRoot != "/" else { throw invalid }
         return PivotRoot(newRoot: newRoot, oldRoot: oldRoot)
     }
 }

@@ -71,9 +71,7 @@ public struct MachineImage: Equatable, Sendable {
         if let newRoot = configuration.pivotRoot?.newRoot, newRoot != "/" {
             image.pivotRoot = String(newRoot.dropFirst())
             let root = try image.openRoot()
-            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-            let n = try sys("readlink", path: "/proc/self/fd/\(root.raw)") { readlink("/proc/self/fd/\(root.raw)", &buffer, buffer.count - 1) }
-            image.path = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            image.path = try PathEntry.readLink("/proc/self/fd/\(root.raw)")
         }
         // Without an OS tree there is nothing to run; nspawn checks /usr the same way.
         guard let usr = try? FileSystem.stat(image.path + "/usr", followSymlinks: false), FileSystem.isDirectory(usr.st_mode) else {
@@ -85,30 +83,26 @@ public struct MachineImage: Equatable, Sendable {
     /// The tree's /etc/machine-id when it holds a valid ID. Read through a no-follow open so that a
     /// symlink in the tree cannot point us at a host file.
     public func machineID() -> MachineID? {
-        // A regular file of at most a line: the image could put a FIFO (we would block), a device
-        // (we would open it on the host) or an endless file there.
-        guard let dir = try? openRoot(),
-            let file = try? PathResolution.open("etc/machine-id", in: dir.raw, flags: O_RDONLY | O_NONBLOCK | O_NOCTTY, resolve: .beneath)
-        else { return nil }
-        guard let st = try? FileSystem.status(file, path: "etc/machine-id"), st.st_mode & S_IFMT == S_IFREG else { return nil }
-        var buffer = [UInt8](repeating: 0, count: 64)
-        guard let n = try? sys("read", { buffer.withUnsafeMutableBytes { read(file.raw, $0.baseAddress, $0.count) } }), n > 0 else { return nil }
-        let text = String(decoding: buffer[0..<n], as: UTF8.self).trimmingCharacters(in: "\n ")
+        guard let bytes = readTreeFile("etc/machine-id", resolve: .beneath, limit: 64) else { return nil }
+        let text = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: "\n ")
         guard let id = MachineID(parsing: text), !id.isNull else { return nil }
         return id
     }
-}
 
-extension MachineImage {
     /// The tree's /etc/NAME (passwd, group) as text, "" where it has none: found in the tree as
-    /// the machine resolves it, a regular file, read up to 4 MiB.
+    /// the machine resolves it, up to 4 MiB.
     func readEtcFile(_ name: String) -> String {
+        readTreeFile("etc/\(name)", resolve: .inRoot, limit: 4 << 20).map { String(decoding: $0, as: UTF8.self) } ?? ""
+    }
+
+    /// A file of the tree, if it is a regular file of at most `limit` bytes: the image could put a
+    /// FIFO (we would block), a device (we would open it on the host) or an endless file there.
+    private func readTreeFile(_ relative: String, resolve: PathResolution.Scope, limit: Int) -> [UInt8]? {
         guard let root = try? openRoot(),
-            let file = try? PathResolution.open("etc/\(name)", in: root.raw, flags: O_RDONLY | O_NONBLOCK | O_NOCTTY, resolve: .inRoot),
-            let st = try? FileSystem.status(file, path: name), st.st_mode & S_IFMT == S_IFREG, st.st_size <= 4 << 20,
-            let bytes = try? FileSystem.readAll(fd: file.raw, path: name)
-        else { return "" }
-        return String(decoding: bytes, as: UTF8.self)
+            let file = try? PathResolution.open(relative, in: root.raw, flags: O_RDONLY | O_NONBLOCK | O_NOCTTY, resolve: resolve),
+            let st = try? FileSystem.status(file, path: relative), st.st_mode & S_IFMT == S_IFREG, st.st_size <= limit
+        else { return nil }
+        return try? FileSystem.readAll(fd: file.raw, path: relative)
     }
 }
 

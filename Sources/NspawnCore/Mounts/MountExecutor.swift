@@ -103,8 +103,7 @@ final class MountExecutor {
             let attached = try target(path)
             try asMachineRoot { () throws(SyscallError) in
                 for (name, contents) in files.sorted(by: { $0.key < $1.key }) {
-                    let file = try kernel.open(name, in: attached, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o444)
-                    try kernel.write(Array(contents.utf8), to: file, name: "\(path)/\(name)")
+                    try kernel.writeNewFile(name, in: attached, contents: Array(contents.utf8), mode: 0o444, path: "\(path)/\(name)")
                 }
             }
             // Owned by the machine's root and writable by it alone; SO_PASSCRED makes the kernel
@@ -173,8 +172,7 @@ final class MountExecutor {
             let home = try kernel.openBeneath("home", in: hostDirectory, flags: NSP_O_PATH | O_DIRECTORY, resolve: .noSymlinks)
             for user in users {
                 for (name, record) in [("\(user.name).user", user.userRecord), ("\(user.name).group", user.groupRecord)] {
-                    let file = try kernel.open(name, in: userdb, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o644)
-                    try kernel.write(Array((record + "\n").utf8), to: file, name: "\(path)/userdb/\(name)")
+                    try kernel.writeNewFile(name, in: userdb, contents: Array((record + "\n").utf8), mode: 0o644, path: "\(path)/userdb/\(name)")
                 }
                 try kernel.makeSymlink("\(user.machineID).user", in: userdb, target: "\(user.name).user", path: "\(path)/userdb/\(user.machineID).user")
                 try kernel.makeSymlink("\(user.machineID).group", in: userdb, target: "\(user.name).group", path: "\(path)/userdb/\(user.machineID).group")
@@ -191,13 +189,7 @@ final class MountExecutor {
         func open() throws(SyscallError) -> OwnedFD {
             try kernel.openBeneath("localtime", in: etc, flags: NSP_O_PATH | O_NOFOLLOW, resolve: .noSymlinks)
         }
-        if makeMountPoint, (try? open()) == nil {
-            // With the host root's right to override permissions, as every mount point is made.
-            try asMachineRoot { () throws(SyscallError) in
-                if machineRoot != 0 { try kernel.raiseFileOverrides() }
-                try kernel.makeFile("localtime", in: etc, mode: 0o644, path: path)
-            }
-        }
+        if makeMountPoint, (try? open()) == nil { try makeWithHostPrivileges(.file, "localtime", in: etc, path: path) }
         let place = try open()
         let mount: OwnedFD
         switch source {
@@ -229,11 +221,7 @@ final class MountExecutor {
     func stage(_ operation: MountOperation, in directory: OwnedFD, name: String, path: String) throws -> Creation {
         let (mount, creation) = try detachedMount(operation)
         try prepareMountPoint(for: operation, creating: creation)
-        if creation == .directory {
-            try kernel.makeDirectory(name, in: directory, mode: 0o700, path: path)
-        } else {
-            try kernel.makeFile(name, in: directory, mode: 0o600, path: path)
-        }
+        try kernel.make(creation, name, in: directory, modes: (directory: 0o700, file: 0o600), path: path)
         try kernel.moveMount(mount, onto: try kernel.openBeneath(name, in: directory, flags: NSP_O_PATH, resolve: .noSymlinks), name: path)
         return creation
     }
@@ -273,16 +261,7 @@ final class MountExecutor {
         let parentPath = slash == path.startIndex ? "/" : String(path[..<slash])
         let name = String(path[path.index(after: slash)...])
         guard let parent = try placeWithHostPrivileges(parentPath, .directory, scope: scope) else { return nil }
-        // As the machine's root (an ID-mapped tree stores only IDs its mapping has), with the host
-        // root's right to override permissions.
-        try asMachineRoot { () throws(SyscallError) in
-            if machineRoot != 0 { try kernel.raiseFileOverrides() }
-            if creation == .directory {
-                try kernel.makeDirectory(name, in: parent, mode: 0o755, path: path)
-            } else {
-                try kernel.makeFile(name, in: parent, mode: 0o644, path: path)
-            }
-        }
+        try makeWithHostPrivileges(creation, name, in: parent, path: path)
         return try kernel.openBeneath(String(path.drop { $0 == "/" }), in: root, flags: NSP_O_PATH, resolve: scope)
     }
 
@@ -387,8 +366,7 @@ final class MountExecutor {
         try kernel.moveMount(mount, onto: try kernel.openBeneath("credentials", in: directory, flags: NSP_O_PATH, resolve: .noSymlinks), name: path)
         let attached = try kernel.openBeneath("credentials", in: directory, flags: NSP_O_PATH, resolve: .noSymlinks)
         for credential in credentials {
-            let file = try kernel.open(credential.id, in: attached, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o400)
-            try kernel.write(credential.value, to: file, name: "\(path)/\(credential.id)")
+            try kernel.writeNewFile(credential.id, in: attached, contents: credential.value, mode: 0o400, path: "\(path)/\(credential.id)")
             try kernel.changeOwner(credential.id, in: attached, uid: machineRoot, gid: machineRoot, path: "\(path)/\(credential.id)")
         }
         try kernel.changeOwner("credentials", in: directory, uid: machineRoot, gid: machineRoot, path: path)
@@ -426,13 +404,7 @@ final class MountExecutor {
         switch failure.errno {
         case .noSuchFileOrDirectory where create != nil:
             let (parent, name) = try parentAndName(path, createParents: true, scope: scope)
-            try asMachineRoot { () throws(SyscallError) in
-                if create == .directory {
-                    try kernel.makeDirectory(name, in: parent, mode: 0o755, path: path)
-                } else {
-                    try kernel.makeFile(name, in: parent, mode: 0o644, path: path)
-                }
-            }
+            if let create { try asMachineRoot { () throws(SyscallError) in try kernel.make(create, name, in: parent, path: path) } }
             return try kernel.openBeneath(relative, in: root, flags: NSP_O_PATH, resolve: scope)
         case .improperLink:
             throw UserError("Mount destination \(path) resolves outside the machine's tree \(rootPath) through a symlink. Refusing.")
@@ -457,6 +429,16 @@ final class MountExecutor {
         return machineRoot == 0 ? words : words + ["uid=\(machineRoot)", "gid=\(machineRoot)"]
     }
 
+    /// A mount point made as the machine's root (an ID-mapped tree stores only IDs its mapping has),
+    /// with the host root's right to override permissions: a directory of mode 0555, or one whose
+    /// owner the machine's user namespace does not map, does not stop it.
+    private func makeWithHostPrivileges(_ creation: Creation, _ name: String, in parent: OwnedFD, path: String) throws(SyscallError) {
+        try asMachineRoot { () throws(SyscallError) in
+            if machineRoot != 0 { try kernel.raiseFileOverrides() }
+            try kernel.make(creation, name, in: parent, path: path)
+        }
+    }
+
     /// Creates files as the machine's root, so they are its own inside and the host's root never owns them.
     @discardableResult
     private func asMachineRoot<T>(_ body: () throws(SyscallError) -> T) throws(SyscallError) -> T {
@@ -476,11 +458,7 @@ final class MountExecutor {
     private func inaccessibleNode(_ kind: Creation) throws -> OwnedFD {
         if let node = inaccessibleNodes[kind] { return node }
         let name = Self.inaccessibleNames[kind] ?? Self.inaccessibleName
-        if kind == .directory {
-            try kernel.makeDirectory(name, in: try target("/run"), mode: 0, path: "/run/\(name)")
-        } else {
-            try kernel.makeFile(name, in: try target("/run"), mode: 0, path: "/run/\(name)")
-        }
+        try kernel.make(kind, name, in: try target("/run"), modes: (directory: 0, file: 0), path: "/run/\(name)")
         let node = try kernel.openBeneath("run/\(name)", in: root, flags: NSP_O_PATH, resolve: .noSymlinks)
         inaccessibleNodes[kind] = node
         return node
@@ -514,6 +492,23 @@ final class MountExecutor {
 }
 
 extension Kernel {
+    /// mkdirat or an empty file (O_CREAT|O_EXCL), as `creation` says.
+    func make(
+        _ creation: MountExecutor.Creation, _ name: String, in parent: OwnedFD, modes: (directory: mode_t, file: mode_t) = (0o755, 0o644), path: String
+    ) throws(SyscallError) {
+        if creation == .directory {
+            try makeDirectory(name, in: parent, mode: modes.directory, path: path)
+        } else {
+            try makeFile(name, in: parent, mode: modes.file, path: path)
+        }
+    }
+
+    /// A new file (never an existing one, never through a symlink) with these contents.
+    func writeNewFile(_ name: String, in directory: OwnedFD, contents: [UInt8], mode: mode_t, path: String) throws(SyscallError) {
+        let file = try open(name, in: directory, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: mode)
+        try write(contents, to: file, name: path)
+    }
+
     /// Sets a mount's attributes, ID-mapped to the machine's user namespace as `idmap` says: a file
     /// system that cannot be ID-mapped fails the start (required) or shows its raw owners (preferred).
     /// Returns whether the mount is ID-mapped.

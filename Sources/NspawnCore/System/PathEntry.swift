@@ -16,11 +16,16 @@ enum PathEntry: Equatable, Sendable {
         case S_IFDIR:
             return .directory
         case S_IFLNK:
-            var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-            let n = readlinkat(directory, name, &buffer, buffer.count - 1)
-            return n > 0 ? .symlink(to: String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)) : .file
+            return (try? readLink(name, in: directory)).map { .symlink(to: $0) } ?? .file
         default:
             return .file
         }
+    }
+
+    /// readlinkat: a symbolic link's text (or a /proc/self/fd link's path).
+    static func readLink(_ name: String, in directory: Int32 = AT_FDCWD) throws(SyscallError) -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = try sys("readlink", path: name) { readlinkat(directory, name, &buffer, buffer.count - 1) }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
