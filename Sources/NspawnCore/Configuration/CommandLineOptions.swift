@@ -20,7 +20,17 @@ public struct CommandLineOptions: Equatable, Sendable {
     var privateUsers: String?
     var pickUsers = false
     var privateUsersOwnership: String?
-    var privateNetwork = true
+    var privateNetworkGiven = false
+    var noPrivateNetwork = false
+    var networkVeth = false
+    var networkVethExtras: [String] = []
+    var networkBridge: String?
+    var networkZone: String?
+    var networkInterfaces: [String] = []
+    var networkMacvlans: [String] = []
+    var networkIpvlans: [String] = []
+    var networkNamespacePath: String?
+    var ports: [String] = []
     var binds: [String] = []
     var readOnlyBinds: [String] = []
     var tmpfs: [String] = []
@@ -165,8 +175,28 @@ enum OptionTable {
         (
             "Networking",
             [
-                OptionSpec(long: "private-network", store: .flag(\.privateNetwork, value: true), help: "Own network namespace with only lo (default)"),
-                OptionSpec(long: "no-private-network", store: .flag(\.privateNetwork, value: false), help: "Share the host's network namespace"),
+                OptionSpec(
+                    long: "private-network", store: .flag(\.privateNetworkGiven, value: true), help: "Own network namespace (default; only lo without links)"),
+                OptionSpec(long: "no-private-network", store: .flag(\.noPrivateNetwork, value: true), help: "Share the host's network namespace"),
+                OptionSpec(
+                    long: "network-namespace-path", store: .value(\.networkNamespacePath), valueName: "PATH", help: "Join this network namespace instead"),
+                OptionSpec(
+                    long: "network-veth", short: "n", store: .flag(\.networkVeth, value: true),
+                    help: "veth ve-NAME to host0, with addresses, DHCP and NAT"),
+                OptionSpec(
+                    long: "network-veth-extra", store: .list(\.networkVethExtras), valueName: "HOST[:MACHINE]", help: "One more veth between host and machine"),
+                OptionSpec(
+                    long: "network-bridge", store: .value(\.networkBridge), valueName: "BRIDGE", help: "Add the machine's veth (vb-NAME) to this bridge"),
+                OptionSpec(
+                    long: "network-zone", store: .value(\.networkZone), valueName: "NAME", help: "Add the machine's veth to the zone's bridge vz-NAME"),
+                OptionSpec(
+                    long: "network-interface", store: .list(\.networkInterfaces), valueName: "IF[:NAME]", help: "Move this host interface into the machine"),
+                OptionSpec(
+                    long: "network-macvlan", store: .list(\.networkMacvlans), valueName: "IF[:NAME]", help: "A macvlan on this host interface, in the machine"),
+                OptionSpec(
+                    long: "network-ipvlan", store: .list(\.networkIpvlans), valueName: "IF[:NAME]", help: "An ipvlan on this host interface, in the machine"),
+                OptionSpec(
+                    long: "port", short: "p", store: .list(\.ports), valueName: "[PROTO:]HOST[:MACHINE]", help: "Forward this host port to the machine"),
             ]
         ),
         (

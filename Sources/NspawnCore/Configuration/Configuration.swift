@@ -21,7 +21,8 @@ public struct Configuration: Equatable, Sendable {
     public var quiet = false
     public var userNamespace: UserNamespaceMode = .pick
     public var ownership: OwnershipMode = .map
-    public var privateNetwork = true
+    public var privateNetwork: Bool { network.privateNetwork }
+    public var network = NetworkConfiguration()
     public var capabilities: CapabilityPolicy = .standard(privateNetwork: true)
     public var systemCallFilters: [String] = []
     /// Whether the machine may create user namespaces (systemd's PrivateUsers= needs them); "no"
@@ -118,7 +119,8 @@ public struct Configuration: Equatable, Sendable {
         }
         if let mode = o.privateUsers { userNamespace = try UserNamespaceMode.parse(mode) }
         if let mode = o.privateUsersOwnership { ownership = try OwnershipMode.parse(mode) }
-        privateNetwork = o.privateNetwork
+        if o.privateNetworkGiven && o.noPrivateNetwork { throw UserError("--private-network and --no-private-network contradict each other.") }
+        network = try NetworkConfiguration(o)
         let capabilityLists = [("--capability", o.capabilities), ("--drop-capability", o.droppedCapabilities), ("--ambient-capability", o.ambientCapabilities)]
         if capabilityLists.contains(where: { $0.1.contains("help") }) { throw InformationRequest(text: CapabilitySet.helpText) }
         func union(_ option: String, _ lists: [String]) throws(UserError) -> CapabilitySet {

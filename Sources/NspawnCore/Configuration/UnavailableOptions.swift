@@ -7,19 +7,9 @@ enum UnavailableOptions {
         var reason: String
     }
 
-    private static let network = "swift-nspawn has no links of its own yet (a machine has only lo, or the host's network with --no-private-network)"
     private static let images = "swift-nspawn boots directory trees only so far; give the tree with -D"
 
     static let entries: [Entry] = [
-        Entry(long: "network-veth", short: "n", reason: network),
-        Entry(long: "network-veth-extra", reason: network),
-        Entry(long: "network-bridge", reason: network),
-        Entry(long: "network-zone", reason: network),
-        Entry(long: "network-interface", reason: network),
-        Entry(long: "network-macvlan", reason: network),
-        Entry(long: "network-ipvlan", reason: network),
-        Entry(long: "network-namespace-path", reason: network),
-        Entry(long: "port", short: "p", reason: network),
         Entry(
             long: "resolv-conf", reason: "nothing in the machine needs the host's DNS without a network of its own; a tree's /etc/resolv.conf is used as it is"),
         Entry(long: "image", short: "i", reason: images),

@@ -45,9 +45,9 @@ enum InnerChild {
         }
     }
 
-    /// Its hostname, and its loopback interface up when the network is its own.
+    /// Its hostname, and its loopback interface up when the network namespace is its own.
     static func name(_ plan: MachinePlan, kernel: any Kernel) throws {
         try kernel.setHostname(plan.hostname)
-        if plan.privateNetwork { try kernel.bringUp("lo") }
+        if plan.network.namespace == .own { try kernel.bringUp("lo") }
     }
 }

@@ -26,6 +26,8 @@ struct HostFacts: Equatable, Sendable {
     /// The IDs this process's user namespace maps (uid_map and gid_map both): a machine's range must
     /// lie inside them. The whole ID space on a host; less inside a machine.
     var mappedIDs: [UIDRange] = [UIDRange(base: 0, count: UInt32.max)]
+    /// The host's /etc/machine-id: the key of the machine's MAC addresses.
+    var machineID = ""
 
     static func probe() -> HostFacts {
         var facts = HostFacts()
@@ -44,6 +46,7 @@ struct HostFacts: Equatable, Sendable {
         let uids = IDMap.parse((try? FileSystem.readFile("/proc/self/uid_map")) ?? "")
         let gids = IDMap.parse((try? FileSystem.readFile("/proc/self/gid_map")) ?? "")
         if !uids.isEmpty && !gids.isEmpty { facts.mappedIDs = IDMap.intersection(uids, gids) }
+        facts.machineID = ((try? FileSystem.readFile("/etc/machine-id")) ?? "").filter { !$0.isWhitespace }
         return facts
     }
 }

@@ -13,7 +13,9 @@ struct MachinePlan: Equatable, Sendable {
     /// Whether the machine may create user namespaces of its own; "no" writes 0 to its
     /// /proc/sys/user/max_user_namespaces.
     var nestedUserNamespaces: Bool
-    var privateNetwork: Bool
+    var network: NetworkPlan
+    /// Not the host's network: a namespace of its own, or one joined.
+    var privateNetwork: Bool { network.namespace != .host }
     var cgroup: CgroupPlan
     var mounts: MountPlan
     var payload: PayloadPlan
@@ -39,7 +41,7 @@ struct MachinePlan: Equatable, Sendable {
     var namespaces: NamespaceSet {
         var set: NamespaceSet = [.mount, .pid, .uts, .ipc]
         if idRange != nil { set.insert(.user) }
-        if privateNetwork { set.insert(.network) }
+        if network.namespace == .own { set.insert(.network) }
         return set
     }
 
@@ -62,7 +64,7 @@ struct MachinePlan: Equatable, Sendable {
         machineID = treeMachineID ?? c.uuid ?? randomID
         self.idRange = idRange
         nestedUserNamespaces = c.nestedUserNamespaces
-        privateNetwork = c.privateNetwork
+        network = NetworkPlan(configuration: c.network, machine: image.name, hostMachineID: host.machineID)
         cgroup = try CgroupPlan(
             host: host, machine: image.name, owner: idRange?.base ?? 0, keepUnit: c.keepUnit, register: c.register, slice: c.slice,
             properties: c.properties)

@@ -23,10 +23,12 @@ enum MachineBoot {
         let (supervisorToInner, innerFromSupervisor) = try SetupChannel.pair()
         let (outerToInner, innerFromOuter) = try SetupChannel.pair()
         let inner = try plan.payload.process.bornWithOOMScoreAdjust(kernel: kernel) {
-            try ChildProcess.clone(namespaces: plan.namespaces, intoCgroup: early?.fd.raw, role: "The machine's PID 1") {
-                supervisorToInner.fd.close()
-                outerToInner.fd.close()
-                try InnerChild.run(plan, seccomp: seccomp, supervisor: innerFromSupervisor, outer: innerFromOuter)
+            try NetworkNamespace.within(joining: plan.network.namespace) {
+                try ChildProcess.clone(namespaces: plan.namespaces, intoCgroup: early?.fd.raw, role: "The machine's PID 1") {
+                    supervisorToInner.fd.close()
+                    outerToInner.fd.close()
+                    try InnerChild.run(plan, seccomp: seccomp, supervisor: innerFromSupervisor, outer: innerFromOuter)
+                }
             }
         }
         defer { inner.kill() }
@@ -52,6 +54,9 @@ enum MachineBoot {
             userNamespace = try kernel.open("/proc/\(inner.pid)/ns/user", in: nil, flags: O_RDONLY, mode: 0)
         }
         try plan.payload.process.apply(to: inner.pid, kernel: kernel)
+        // Its links are made now, before PID 1 goes on: host0 is up with its address when the payload starts.
+        let network = plan.network.hasLinks ? try MachineNetwork(plan.network, machinePID: inner.pid, machine: plan.name) : nil
+        defer { network?.tearDown() }
         try supervisorToInner.send(.proceed, to: "The machine's PID 1")
 
         let (supervisorToOuter, outerFromSupervisor) = try SetupChannel.pair()
@@ -79,8 +84,11 @@ enum MachineBoot {
         started()
 
         let confinement = PayloadConfinement(capabilities: plan.payload.capabilities, seccomp: seccomp)
-        return try Supervisor(machine: inner, plan: plan, confinement: confinement, cgroup: cgroup.fd.raw, consoleMaster: master, notifySocket: notify)
-            .run()
+        return try Supervisor(
+            machine: inner, plan: plan, confinement: confinement, cgroup: cgroup.fd.raw, consoleMaster: master, notifySocket: notify,
+            network: network
+        )
+        .run()
     }
 
     /// The machine's PID 1 into a scope of its own (or our unit with --keep-unit), then into the

@@ -41,10 +41,16 @@ final class Supervisor {
     /// The boot test's systemctl runs; kept until the loop ends (a source may not free itself from its handler).
     private var queries: [MachineQuery] = []
 
+    /// Answers the machine's DHCP client when swift-nspawn gave it its address.
+    private var dhcp: DHCPServer?
+
     /// The machine's cgroup, where programs run inside the machine (the boot test's) are born.
     private let cgroup: Int32
 
-    init(machine: ChildProcess, plan: MachinePlan, confinement: PayloadConfinement, cgroup: Int32, consoleMaster: OwnedFD?, notifySocket: OwnedFD) throws {
+    init(
+        machine: ChildProcess, plan: MachinePlan, confinement: PayloadConfinement, cgroup: Int32, consoleMaster: OwnedFD?, notifySocket: OwnedFD,
+        network: MachineNetwork?
+    ) throws {
         self.machine = machine
         self.cgroup = cgroup
         self.plan = plan
@@ -65,6 +71,9 @@ final class Supervisor {
         notify = try NotifyRelay(loop: loop, socket: notifySocket, machinePID: machine.pid) { [unowned self] message in
             handle(message)
         }
+        if let network, let addressing = network.addressing {
+            dhcp = try DHCPServer(link: network.hostLinkIndex, addressing: addressing, nameServers: HostResolver.nameServers(), loop: loop)
+        }
         if let seconds = plan.bootTestTimeout {
             timers.append(
                 try loop.addTimer(after: Double(seconds)) { [unowned self] in
@@ -83,6 +92,7 @@ final class Supervisor {
         queries.forEach { $0.cancel() }
         queries.removeAll()
         notify = nil
+        dhcp = nil
         guard let end else { throw UserError("The event loop ended before the machine did.") }
         let seconds = readyTime.map { Double($0 - startTime) / 1e9 }
         if plan.bootTestTimeout != nil && bootTest == nil {

@@ -1,0 +1,208 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The machine's links, made by the supervisor once PID 1 exists (its network namespace is where
+/// the machine's ends are born) and before PID 1 goes on, so that host0 has its address and
+/// route when the payload starts. `tearDown()` undoes everything, in reverse; what the kernel
+/// must undo after a SIGKILL (the veth pair dies with the namespace, the NAT table with our
+/// socket, a moved link returns to the host's first namespace) needs nothing from us.
+final class MachineNetwork {
+    /// What the machine was given, for the DHCP server and for the user.
+    struct Addressing: Equatable {
+        var hostLink: String
+        /// Where the gateway address lives: the host link, or the zone's bridge.
+        var gatewayLink: String
+        var subnet: IPv4Subnet
+        var gateway: IPv4Address
+        var machine: IPv4Address
+        var machineMAC: [UInt8]
+    }
+
+    private let plan: NetworkPlan
+    private let machineNamespace: OwnedFD
+    private let host: RouteNetlink
+    private let inside: RouteNetlink
+    private var undo: [() -> Void] = []
+    private(set) var addressing: Addressing?
+    /// The index of the host end of the machine's veth, where its DHCP server listens.
+    private(set) var hostLinkIndex: Int32 = 0
+    private var natTable: OwnedNatTable?
+    private(set) var warnings: [String] = []
+
+    init(_ plan: NetworkPlan, machinePID: pid_t, machine: String) throws {
+        self.plan = plan
+        machineNamespace = OwnedFD(try sys("open", path: "/proc/\(machinePID)/ns/net") { open("/proc/\(machinePID)/ns/net", O_RDONLY | O_CLOEXEC) })
+        host = try RouteNetlink()
+        inside = try RouteNetlink(namespace: machineNamespace)
+        do {
+            try build(machine: machine)
+        } catch {
+            tearDown()
+            throw error
+        }
+    }
+
+    private func build(machine: String) throws {
+        var hostEnd: String?
+        if let veth = plan.veth {
+            hostEnd = try addVeth(veth, resolvingClashes: true)
+            switch plan.attachment {
+            case .routed:
+                try NetworkLock.hold {
+                    let subnet = try freeSubnet(prefix: NetworkPlan.machinePrefix, key: "machine:" + machine)
+                    try host.addAddress(subnet.host(1), prefix: subnet.prefix, to: hostEnd!)
+                    addressing = Addressing(
+                        hostLink: hostEnd!, gatewayLink: hostEnd!, subnet: subnet, gateway: subnet.host(1), machine: subnet.host(2), machineMAC: veth.machineMAC
+                    )
+                }
+                try host.setLink(hostEnd!, up: true)
+            case .bridge(let bridge):
+                let index: Int32
+                do { index = try host.linkIndex(bridge) } catch let error as NetlinkError where error.isMissingLink {
+                    throw UserError("Bridge \(bridge) does not exist; --network-bridge= joins an existing bridge (--network-zone= makes one).")
+                }
+                try host.setLink(hostEnd!, up: true, master: index)
+            case .zone(let zone):
+                try joinZone(zone, link: hostEnd!, machine: machine, veth: veth)
+            }
+        }
+        if let hostEnd { hostLinkIndex = try host.linkIndex(hostEnd) }
+        for extra in plan.extraVeths { _ = try addVeth(extra, resolvingClashes: false) }
+        for link in plan.lowerLinks { try addLowerLink(link) }
+        for link in plan.movedInterfaces { try move(link) }
+        if let addressing {
+            try inside.setLink("host0", up: true)
+            try inside.addAddress(addressing.machine, prefix: addressing.subnet.prefix, to: "host0")
+            try inside.addDefaultRoute(via: addressing.gateway, on: "host0")
+            if !plan.ports.isEmpty {
+                // Our own link's setting, gone with it: lets localhost:PORT reach the machine.
+                try LinuxKernel().writeFile("1", to: "/proc/sys/net/ipv4/conf/\(addressing.gatewayLink)/route_localnet")
+            }
+            natTable = try OwnedNatTable(name: "swift-nspawn-" + hostEnd!, subnet: addressing.subnet, guest: addressing.machine, forwards: plan.ports)
+            undo.append { [unowned self] in natTable = nil }
+            try enableForwarding()
+        }
+    }
+
+    /// The host end of a veth pair; the machine's end is born in its namespace. A host name taken
+    /// (by a machine of the same name elsewhere, or a shortened name another machine's shortens
+    /// to) is not an error: the next hashed name is tried.
+    private func addVeth(_ veth: NetworkPlan.Veth, resolvingClashes: Bool) throws -> String {
+        var name = veth.hostName
+        for attempt in 1...16 {
+            do {
+                try host.addVeth(
+                    name: name, mac: veth.hostMAC, peer: veth.machineName, peerMAC: veth.machineMAC, peerNamespace: .descriptor(machineNamespace.raw))
+                break
+            } catch let error as NetlinkError where error.errno == .fileExists && resolvingClashes && attempt < 16 {
+                name = NetworkPlan.shortenedInterfaceName(veth.fullName, attempt: attempt)
+            }
+        }
+        undo.append { [unowned self] in try? host.deleteLink(name) }
+        if name != veth.fullName {
+            // The whole name, so `ip link show ve-long-machine-name` finds it; taken, it is left out.
+            do { try host.addAlternativeName(veth.fullName, to: name) } catch let error as NetlinkError where error.errno == .fileExists {}
+        }
+        return name
+    }
+
+    private func addLowerLink(_ link: NetworkPlan.LowerLink) throws {
+        let parent: Int32
+        do { parent = try host.linkIndex(link.parent) } catch let error as NetlinkError where error.isMissingLink {
+            throw UserError("Network interface \(link.parent) does not exist (--network-\(link.kind.rawValue)=).")
+        }
+        // MACVLAN_MODE_BRIDGE (4); IPVLAN_MODE_L2 (0).
+        try host.addLink(
+            name: link.name, kind: link.kind.rawValue, mac: link.mac, parent: parent, mode: link.kind == .macvlan ? 4 : 0,
+            namespace: .descriptor(machineNamespace.raw))
+        undo.append { [unowned self] in try? inside.deleteLink(link.name) }
+    }
+
+    /// Moved in under its machine name; moved back under its own name at the end.
+    private func move(_ link: NetworkConfiguration.NamedLink) throws {
+        do {
+            try host.setLink(link.host, newName: link.machine == link.host ? nil : link.machine, namespace: .descriptor(machineNamespace.raw))
+        } catch let error as NetlinkError where error.isMissingLink {
+            throw UserError("Network interface \(link.host) does not exist (--network-interface=).")
+        }
+        undo.append { [unowned self] in
+            let home = try? OwnedFD(sys("open", path: "/proc/self/ns/net") { open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC) })
+            guard let home else { return }
+            defer { home.close() }
+            try? inside.setLink(link.machine, newName: link.machine == link.host ? nil : link.host, namespace: .descriptor(home.raw))
+        }
+    }
+
+    /// A zone's bridge vz-ZONE is made by its first member, with the zone's subnet and the
+    /// gateway address on it; each member leases an address of it for its machine.
+    private func joinZone(_ zone: String, link: String, machine: String, veth: NetworkPlan.Veth) throws {
+        let bridgeName = "vz-" + zone
+        try NetworkLock.hold {
+            var subnet: IPv4Subnet
+            if let bridge = try host.links().first(where: { $0.name == bridgeName }) {
+                guard bridge.kind == "bridge", let existing = try host.addresses(of: bridgeName).first else {
+                    throw UserError("Interface \(bridgeName) exists but is no zone's bridge; remove it or pick another zone.")
+                }
+                subnet = existing
+            } else {
+                subnet = try freeSubnet(prefix: NetworkPlan.zonePrefix, key: "zone:" + zone)
+                try host.addLink(name: bridgeName, kind: "bridge")
+                try host.addAddress(subnet.host(1), prefix: subnet.prefix, to: bridgeName)
+                try host.setLink(bridgeName, up: true)
+            }
+            undo.append { [unowned self] in
+                // The last member out removes the bridge: its ports are listed under the lock,
+                // ours gone first.
+                _ = try? NetworkLock.hold {
+                    try? host.deleteLink(link)
+                    guard let index = try? host.linkIndex(bridgeName), let links = try? host.links(), !links.contains(where: { $0.master == index }) else {
+                        return
+                    }
+                    try? host.deleteLink(bridgeName)
+                }
+            }
+            // Deterministic where free: the same machine gets the same address again.
+            let start = UInt32(StableHash.fnv1a(Array(machine.utf8)) % UInt64(subnet.hostCount - 1))
+            for step in 0..<(subnet.hostCount - 1) {
+                let candidate = subnet.host(2 + (start + step) % (subnet.hostCount - 1))
+                if let lease = try NetworkLock.lease(candidate) {
+                    undo.append { lease.release() }
+                    addressing = Addressing(
+                        hostLink: link, gatewayLink: bridgeName, subnet: subnet, gateway: subnet.host(1), machine: candidate, machineMAC: veth.machineMAC)
+                    break
+                }
+            }
+            guard addressing != nil else { throw UserError("Zone \(zone) has no free address left in \(subnet).") }
+            // Still under the lock: the last member leaving cannot remove the bridge meanwhile.
+            try host.setLink(link, up: true, master: try host.linkIndex(bridgeName))
+        }
+    }
+
+    /// A subnet of the pool that overlaps no route and no address of the host: found from a
+    /// hash of `key` on, so that a machine or zone finds its subnet of last time again.
+    private func freeSubnet(prefix: UInt8, key: String) throws -> IPv4Subnet {
+        let used = try host.usedSubnets()
+        let count = UInt32(1) << UInt32(prefix - NetworkPlan.pool.prefix)
+        let start = UInt32(truncatingIfNeeded: StableHash.fnv1a(Array(key.utf8))) % count
+        for step in 0..<min(count, 4096) {
+            let index = (start + step) % count
+            let candidate = IPv4Subnet(IPv4Address(NetworkPlan.pool.network.value | index << UInt32(32 - prefix)), prefix: prefix)
+            if !used.contains(where: { $0.overlaps(candidate) }) { return candidate }
+        }
+        throw UserError("No free /\(prefix) subnet is left in \(NetworkPlan.pool) for the machine.")
+    }
+
+    /// Routing for the machine's subnet needs the host to forward IPv4: set when off, never
+    /// reset (other machines and the host's own uses may rely on it by then).
+    private func enableForwarding() throws {
+        let path = "/proc/sys/net/ipv4/ip_forward"
+        if (try? FileSystem.readFile(path))?.hasPrefix("1") == true { return }
+        try LinuxKernel().writeFile("1", to: path)
+    }
+
+    /// Undoes what was made, in reverse; every step is tried.
+    func tearDown() {
+        while let step = undo.popLast() { step() }
+    }
+}

@@ -1,0 +1,49 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One host-wide lock, held while a machine picks its subnet or address, and while a zone's
+/// bridge is made or removed: what one supervisor sees free stays free until it has taken it.
+/// Addresses given to machines behind a zone's bridge are invisible on the host, so each is
+/// leased: a file named after it, locked for the machine's life (a dead supervisor's lock goes
+/// with it), removed at its end.
+enum NetworkLock {
+    static let directory = RuntimeDirectory.top + "/network"
+
+    static func hold<T>(_ body: () throws -> T) throws -> T {
+        try RuntimeDirectory.create(directory)
+        let fd = OwnedFD(try sys("open", path: directory + "/lock") { open(directory + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600) })
+        defer { fd.close() }
+        try sys("flock", path: directory + "/lock") { flock(fd.raw, LOCK_EX) }
+        return try body()
+    }
+
+    /// A lease on `address` (called with the lock held), or nil when a live machine holds it.
+    static func lease(_ address: IPv4Address) throws -> Lease? {
+        let path = directory + "/lease-\(address)"
+        let fd = OwnedFD(try sys("open", path: path) { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) })
+        guard flock(fd.raw, LOCK_EX | LOCK_NB) == 0 else {
+            fd.close()
+            return nil
+        }
+        return Lease(fd: fd, path: path)
+    }
+
+    final class Lease {
+        private let fd: OwnedFD
+        let path: String
+
+        init(fd: OwnedFD, path: String) {
+            self.fd = fd
+            self.path = path
+        }
+
+        /// Ends it under the host-wide lock, so no one takes the file between unlink and close.
+        func release() {
+            _ = try? NetworkLock.hold {
+                unlink(path)
+                fd.close()
+            }
+        }
+    }
+}

@@ -1,0 +1,175 @@
+/// A machine's NAT, in an nftables table of its own (family inet) that the supervisor's nfnetlink
+/// socket owns (NFT_TABLE_F_OWNER, kernel 5.12): nobody else can change it, `nft flush ruleset`
+/// skips it, and the kernel deletes it when the socket closes, so even a SIGKILLed supervisor
+/// leaves no rule behind. It masquerades what the machine's subnet sends elsewhere, and forwards
+/// each -p port of the host's own addresses to the machine.
+final class OwnedNatTable {
+    private let socket: NetlinkSocket
+    let name: String
+
+    private enum Message {
+        static func type(_ message: UInt16) -> UInt16 { 10 << 8 | message }  // NFNL_SUBSYS_NFTABLES
+        static let newTable: UInt16 = 0
+        static let newChain: UInt16 = 3
+        static let newRule: UInt16 = 6
+        static let batchBegin: UInt16 = 16
+        static let batchEnd: UInt16 = 17
+    }
+
+    private static let inet: UInt8 = 1
+    private static let ipv4: UInt8 = 2
+
+    init(name: String, subnet: IPv4Subnet, guest: IPv4Address, forwards: [PortForward]) throws {
+        self.name = name
+        socket = try NetlinkSocket(protocol: NetlinkSocket.netfilter)
+        let flags = NetlinkMessage.request | NetlinkMessage.acknowledge | NetlinkMessage.create
+        var batch: [NetlinkMessage] = [NetlinkMessage(type: Message.batchBegin, flags: NetlinkMessage.request, header: [0, 0] + UInt16(10).bigEndianBytes)]
+
+        var table = NetlinkMessage(type: Message.type(Message.newTable), flags: flags | NetlinkMessage.exclusive, header: Self.header)
+        table.add(1, string: name)  // NFTA_TABLE_NAME
+        table.add(2, bigEndian: 2)  // NFTA_TABLE_FLAGS: NFT_TABLE_F_OWNER
+        batch.append(table)
+
+        // NAT chains at systemd's priorities: dstnat + 1 and srcnat + 1.
+        let chains: [(String, UInt32, Int32)] = [("prerouting", 0, -99), ("output", 3, -99), ("postrouting", 4, 101)]
+        for (chainName, hook, priority) in chains {
+            var chain = NetlinkMessage(type: Message.type(Message.newChain), flags: flags, header: Self.header)
+            chain.add(1, string: name)  // NFTA_CHAIN_TABLE
+            chain.add(3, string: chainName)  // NFTA_CHAIN_NAME
+            chain.nest(4) { hookAttributes in  // NFTA_CHAIN_HOOK
+                hookAttributes.add(1, bigEndian: hook)
+                hookAttributes.add(2, bigEndian: UInt32(bitPattern: priority))
+            }
+            chain.add(7, string: "nat")  // NFTA_CHAIN_TYPE
+            batch.append(chain)
+        }
+
+        let sourceInSubnet = Expression.ipv4Only + Expression.match(networkOffset: 12, subnet: subnet, equal: true)
+        batch.append(rule("postrouting", sourceInSubnet + Expression.match(networkOffset: 16, subnet: subnet, equal: false) + [.masquerade]))
+        if !forwards.isEmpty {
+            // localhost:PORT from the host: forwarded like its other addresses, then given the
+            // gateway's address as source, since no other link may carry a loopback address (the
+            // link to the machine has route_localnet for the way there and back).
+            let loopback = IPv4Subnet(IPv4Address(0x7f00_0000), prefix: 8)
+            batch.append(
+                rule(
+                    "postrouting",
+                    Expression.ipv4Only + Expression.match(networkOffset: 12, subnet: loopback, equal: true)
+                        + Expression.match(networkOffset: 16, subnet: subnet, equal: true) + [.masquerade]))
+        }
+        for forward in forwards {
+            let dnat: [Expression] =
+                Expression.ipv4Only + Expression.destinationIsLocal + [
+                    .meta(key: 16), .compare(equal: true, [forward.proto.number]),  // meta l4proto
+                    .payload(base: 2, offset: 2, length: 2), .compare(equal: true, forward.hostPort.bigEndianBytes),  // th dport
+                    .immediate(register: 1, guest.bytes), .immediate(register: 2, forward.machinePort.bigEndianBytes), .dnat,
+                ]
+            // From elsewhere, and from the host itself.
+            batch.append(rule("prerouting", dnat))
+            batch.append(rule("output", dnat))
+        }
+        batch.append(NetlinkMessage(type: Message.batchEnd, flags: NetlinkMessage.request, header: [0, 0] + UInt16(10).bigEndianBytes))
+        try socket.performBatch(batch, "Failed to add nftables table inet \(name)")
+    }
+
+    private static let header: [UInt8] = [inet, 0, 0, 0]
+
+    private func rule(_ chain: String, _ expressions: [Expression]) -> NetlinkMessage {
+        var rule = NetlinkMessage(
+            type: Message.type(Message.newRule), flags: NetlinkMessage.request | NetlinkMessage.acknowledge | NetlinkMessage.create | NetlinkMessage.append,
+            header: Self.header)
+        rule.add(1, string: name)  // NFTA_RULE_TABLE
+        rule.add(2, string: chain)  // NFTA_RULE_CHAIN
+        rule.nest(4) { list in  // NFTA_RULE_EXPRESSIONS
+            for expression in expressions {
+                list.nest(1) { expression.encode(into: &$0) }  // NFTA_LIST_ELEM
+            }
+        }
+        return rule
+    }
+
+    /// The nftables expressions these rules use, as the kernel's nft_* modules read them. Registers
+    /// are NFT_REG_1 (1) and NFT_REG_2 (2); every number attribute is big-endian.
+    private enum Expression {
+        case meta(key: UInt32)
+        case payload(base: UInt32, offset: UInt32, length: UInt32)
+        case bitwise(mask: [UInt8])
+        case compare(equal: Bool, [UInt8])
+        case immediate(register: UInt32, [UInt8])
+        case dnat
+        case masquerade
+        /// fib daddr type → register 1.
+        case fibDestinationType
+
+        /// meta nfproto ipv4.
+        static let ipv4Only: [Expression] = [.meta(key: 15), .compare(equal: true, [OwnedNatTable.ipv4])]
+        /// fib daddr type local (RTN_LOCAL, in host byte order as the fib expression stores it).
+        static let destinationIsLocal: [Expression] = [.fibDestinationType, .compare(equal: true, UInt32(2).littleEndianBytes)]
+
+        /// ip saddr (offset 12) or daddr (16) in, or not in, the subnet.
+        static func match(networkOffset: UInt32, subnet: IPv4Subnet, equal: Bool) -> [Expression] {
+            [.payload(base: 1, offset: networkOffset, length: 4), .bitwise(mask: subnet.mask.bigEndianBytes), .compare(equal: equal, subnet.network.bytes)]
+        }
+
+        func encode(into element: inout NetlinkMessage) {
+            func data(_ type: UInt16, _ value: [UInt8], in message: inout NetlinkMessage) {
+                message.nest(type) { $0.add(1, value) }  // NFTA_DATA_VALUE
+            }
+            switch self {
+            case .meta(let key):
+                element.add(1, string: "meta")
+                element.nest(2) {
+                    $0.add(1, bigEndian: 1)  // NFTA_META_DREG
+                    $0.add(2, bigEndian: key)  // NFTA_META_KEY
+                }
+            case .payload(let base, let offset, let length):
+                element.add(1, string: "payload")
+                element.nest(2) {
+                    $0.add(1, bigEndian: 1)  // DREG
+                    $0.add(2, bigEndian: base)
+                    $0.add(3, bigEndian: offset)
+                    $0.add(4, bigEndian: length)
+                }
+            case .bitwise(let mask):
+                element.add(1, string: "bitwise")
+                element.nest(2) {
+                    $0.add(1, bigEndian: 1)  // SREG
+                    $0.add(2, bigEndian: 1)  // DREG
+                    $0.add(3, bigEndian: UInt32(mask.count))
+                    data(4, mask, in: &$0)
+                    data(5, [UInt8](repeating: 0, count: mask.count), in: &$0)  // XOR
+                }
+            case .compare(let equal, let value):
+                element.add(1, string: "cmp")
+                element.nest(2) {
+                    $0.add(1, bigEndian: 1)  // SREG
+                    $0.add(2, bigEndian: equal ? 0 : 1)  // NFT_CMP_EQ, NFT_CMP_NEQ
+                    data(3, value, in: &$0)
+                }
+            case .immediate(let register, let value):
+                element.add(1, string: "immediate")
+                element.nest(2) {
+                    $0.add(1, bigEndian: register)
+                    data(2, value, in: &$0)
+                }
+            case .dnat:
+                element.add(1, string: "nat")
+                element.nest(2) {
+                    $0.add(1, bigEndian: 1)  // NFT_NAT_DNAT
+                    $0.add(2, bigEndian: UInt32(OwnedNatTable.ipv4))
+                    $0.add(3, bigEndian: 1)  // address from register 1
+                    $0.add(5, bigEndian: 2)  // port from register 2
+                }
+            case .masquerade:
+                element.add(1, string: "masq")
+            case .fibDestinationType:
+                element.add(1, string: "fib")
+                element.nest(2) {
+                    $0.add(1, bigEndian: 1)  // DREG
+                    $0.add(2, bigEndian: 3)  // NFT_FIB_RESULT_ADDRTYPE
+                    $0.add(3, bigEndian: 2)  // NFTA_FIB_F_DADDR
+                }
+            }
+        }
+    }
+}
