@@ -129,6 +129,10 @@ final class MountExecutor {
             }
             try kernel.moveMount(mount, onto: try target(path, scope: .noSymlinks), name: path)
 
+        case .hostAPI(let filesystem, let path, let attributes):
+            let mount = try kernel.newMount(filesystem.rawValue, options: [], attributes: attributes)
+            try kernel.moveMount(mount, onto: try target(path, scope: .noSymlinks), name: path)
+
         case .hostBind(let source, let path, let attributes):
             let mount = try kernel.cloneMount(source, in: nil, recursive: false, name: source)
             try kernel.setMountAttributes(mount, attributes, recursive: false, name: source)

@@ -97,6 +97,10 @@ enum MountOperation: Equatable, Sendable {
     /// The host's own file system bound in (sysfs when the network is shared: a user namespace may
     /// not mount a sysfs for a network namespace it does not own). Submounts stay out.
     case hostBind(source: String, path: String, attributes: MountAttributes)
+    /// An API file system the outer child makes itself, with the host's privileges, for the
+    /// namespaces it runs in: sysfs for a joined network namespace (--network-namespace-path),
+    /// which the machine's user namespace does not own.
+    case hostAPI(APIFilesystem, path: String, attributes: MountAttributes)
     /// A subtree of an earlier mount bound over itself with other attributes.
     case rebind(path: String, attributes: MountAttributes, required: Bool)
     /// An entry made unreadable by an inaccessible file bound over it.
@@ -108,7 +112,8 @@ enum MountOperation: Equatable, Sendable {
     /// Where the mount lands in the machine (nil for steps that mount nothing).
     var path: String? {
         switch self {
-        case .tmpfs(let path, _, _, _), .devpts(let path), .console(let path), .api(_, let path, _), .hostBind(_, let path, _), .rebind(let path, _, _),
+        case .tmpfs(let path, _, _, _), .devpts(let path), .console(let path), .api(_, let path, _), .hostAPI(_, let path, _), .hostBind(_, let path, _),
+            .rebind(let path, _, _),
             .mask(let path), .hostInformation(let path, _, _, _, _, _):
             path
         case .bind(let bind): bind.path

@@ -92,14 +92,16 @@ struct MountPlan: Equatable, Sendable {
         ops.append(.api(.proc, path: "/proc", attributes: [.noSUID, .noDev, .noExec]))
         if !nesting {
             ops.append(.rebind(path: "/proc/sys", attributes: .lockedDown, required: true))
-            if c.privateNetwork {
+            if c.privateNetwork && c.network.namespacePath == nil {
                 // The network namespace is the machine's own, so its sysctls may be too.
                 ops.append(.rebind(path: "/proc/sys/net", attributes: [.noSUID, .noDev, .noExec], required: true))
             }
             ops += Self.maskedProcEntries.map { .mask(path: $0) }
             ops += Self.readOnlyProcEntries.map { .rebind(path: $0, attributes: .lockedDown, required: false) }
         }
-        if c.privateNetwork {
+        if c.network.namespacePath != nil {
+            ops.append(.hostAPI(.sysfs, path: "/sys", attributes: .lockedDown))
+        } else if c.privateNetwork {
             ops.append(.api(.sysfs, path: "/sys", attributes: .lockedDown))
         } else {
             ops.append(.hostBind(source: "/sys", path: "/sys", attributes: .lockedDown))

@@ -43,7 +43,11 @@ final class MachineNetwork {
         }
     }
 
+    /// What marks a zone's bridge as ours (IFLA_IFALIAS), so that only ours are ever removed.
+    static let zoneAlias = "swift-nspawn network zone"
+
     private func build(machine: String) throws {
+        try NetworkLock.hold { try removeLeftovers() }
         var hostEnd: String?
         if let veth = plan.veth {
             hostEnd = try addVeth(veth, resolvingClashes: true)
@@ -147,9 +151,10 @@ final class MachineNetwork {
                 subnet = existing
             } else {
                 subnet = try freeSubnet(prefix: NetworkPlan.zonePrefix, key: "zone:" + zone)
+                // IFLA_IFALIAS is taken by a change only, not when the link is made.
                 try host.addLink(name: bridgeName, kind: "bridge")
+                try host.setLink(bridgeName, up: true, alias: Self.zoneAlias)
                 try host.addAddress(subnet.host(1), prefix: subnet.prefix, to: bridgeName)
-                try host.setLink(bridgeName, up: true)
             }
             undo.append { [unowned self] in
                 // The last member out removes the bridge: its ports are listed under the lock,
@@ -177,6 +182,17 @@ final class MachineNetwork {
             // Still under the lock: the last member leaving cannot remove the bridge meanwhile.
             try host.setLink(link, up: true, master: try host.linkIndex(bridgeName))
         }
+    }
+
+    /// What a SIGKILLed supervisor could not undo, found under the lock, where no member is
+    /// between making a zone's bridge and joining it: our zone bridges without ports, and
+    /// leases nobody holds.
+    private func removeLeftovers() throws {
+        let links = try host.links()
+        for bridge in links where bridge.alias == Self.zoneAlias && !links.contains(where: { $0.master == bridge.index }) {
+            try? host.deleteLink(bridge.name)
+        }
+        NetworkLock.removeStaleLeases()
     }
 
     /// A subnet of the pool that overlaps no route and no address of the host: found from a

@@ -29,6 +29,21 @@ enum NetworkLock {
         return Lease(fd: fd, path: path)
     }
 
+    /// Lease files whose machine is gone (called with the lock held).
+    static func removeStaleLeases() {
+        guard let directory = opendir(directory) else { return }
+        defer { closedir(directory) }
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard name.hasPrefix("lease-") else { continue }
+            let path = Self.directory + "/" + name
+            let fd = open(path, O_RDWR | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            if flock(fd, LOCK_EX | LOCK_NB) == 0 { unlink(path) }
+            close(fd)
+        }
+    }
+
     final class Lease {
         private let fd: OwnedFD
         let path: String

@@ -23,6 +23,7 @@ final class RouteNetlink {
         static let parent: UInt16 = 5
         static let master: UInt16 = 10
         static let info: UInt16 = 18
+        static let alias: UInt16 = 20
         static let namespacePID: UInt16 = 19
         static let namespaceFD: UInt16 = 28
         static let propertyList: UInt16 = 52
@@ -39,6 +40,7 @@ final class RouteNetlink {
         var name: String
         var kind: String?
         var master: Int32?
+        var alias: String?
     }
 
     /// Where a new link lives: a namespace by descriptor, or here.
@@ -105,24 +107,18 @@ final class RouteNetlink {
         try socket.perform(message, "Failed to remove interface \(name)")
     }
 
-    /// Sets a link up, and optionally its master (a bridge), its name and its namespace, in one request.
-    func setLink(_ name: String, up: Bool? = nil, master: Int32? = nil, newName: String? = nil, namespace: Namespace = .here) throws {
+    /// Sets a link up, and optionally its master (a bridge), its alias, its name and its namespace,
+    /// in one request (found by index when it is renamed: IFLA_IFNAME is then the new name).
+    func setLink(_ name: String, up: Bool? = nil, master: Int32? = nil, alias: String? = nil, newName: String? = nil, namespace: Namespace = .here) throws {
+        let flags = up == true ? Link.up : 0
+        let change = up == nil ? 0 : Link.up
         var message = NetlinkMessage(
             type: Message.setLink, flags: NetlinkMessage.request | NetlinkMessage.acknowledge,
-            header: Self.interfaceHeader(flags: up == true ? Link.up : 0, change: up == nil ? 0 : Link.up))
-        message.add(Link.name, string: name)
+            header: Self.interfaceHeader(index: newName == nil ? 0 : try linkIndex(name), flags: flags, change: change))
+        message.add(Link.name, string: newName ?? name)
         if let master { message.add(Link.master, u32: UInt32(bitPattern: master)) }
+        if let alias { message.add(Link.alias, string: alias) }
         Self.namespaceAttribute(namespace, into: &message)
-        // With the link found by its old name, IFLA_IFNAME would be that; a rename goes by index.
-        if let newName {
-            let index = try linkIndex(name)
-            message = NetlinkMessage(
-                type: Message.setLink, flags: NetlinkMessage.request | NetlinkMessage.acknowledge,
-                header: Self.interfaceHeader(index: index, flags: up == true ? Link.up : 0, change: up == nil ? 0 : Link.up))
-            message.add(Link.name, string: newName)
-            if let master { message.add(Link.master, u32: UInt32(bitPattern: master)) }
-            Self.namespaceAttribute(namespace, into: &message)
-        }
         try socket.perform(message, "Failed to change interface \(name)")
     }
 
@@ -146,7 +142,9 @@ final class RouteNetlink {
             guard let name = attributes[Link.name]?.cString else { return nil }
             let kind = attributes[Link.info].flatMap { NetlinkReply.attributes(in: $0)[Link.infoKind]?.cString }
             let master = attributes[Link.master].map { Int32(bitPattern: $0.u32(at: $0.startIndex)) }
-            return LinkInfo(index: Int32(bitPattern: reply.payload.u32(at: reply.payload.startIndex + 4)), name: name, kind: kind, master: master)
+            return LinkInfo(
+                index: Int32(bitPattern: reply.payload.u32(at: reply.payload.startIndex + 4)), name: name, kind: kind, master: master,
+                alias: attributes[Link.alias]?.cString)
         }
     }
 

@@ -60,10 +60,13 @@ enum MachineBoot {
         try supervisorToInner.send(.proceed, to: "The machine's PID 1")
 
         let (supervisorToOuter, outerFromSupervisor) = try SetupChannel.pair()
-        let outer = try ChildProcess.clone(namespaces: [.mount], role: "The outer child") {
-            supervisorToOuter.fd.close()
-            supervisorToInner.fd.close()
-            try OuterChild.run(plan, userNamespace: userNamespace, supervisor: outerFromSupervisor, inner: outerToInner)
+        // In a joined network namespace too: it makes the sysfs for it.
+        let outer = try NetworkNamespace.within(joining: plan.network.namespace) {
+            try ChildProcess.clone(namespaces: [.mount], role: "The outer child") {
+                supervisorToOuter.fd.close()
+                supervisorToInner.fd.close()
+                try OuterChild.run(plan, userNamespace: userNamespace, supervisor: outerFromSupervisor, inner: outerToInner)
+            }
         }
         defer { outer.kill() }
         outerToInner.fd.close()
