@@ -6,7 +6,8 @@ SWIFT ?= swift
 # What building and testing need from Debian (the C libraries, the test trees' busybox, the
 # reference implementations the benchmarks compare with).
 DEB_PACKAGES = pkg-config libsystemd-dev libseccomp-dev libcap-dev busybox-static \
-	systemd-container dbus bubblewrap hyperfine util-linux bsdutils python3 gcc libc6-dev libstdc++-12-dev debootstrap
+	systemd-container dbus bubblewrap hyperfine util-linux bsdutils python3 gcc libc6-dev libstdc++-12-dev debootstrap \
+	iproute2 nftables
 
 RELEASE_BINARY = .build/release/swift-nspawn
 

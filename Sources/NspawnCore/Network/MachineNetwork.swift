@@ -48,6 +48,9 @@ final class MachineNetwork {
 
     private func build(machine: String) throws {
         try NetworkLock.hold { try removeLeftovers() }
+        // First, so that a taken port fails the start before any link exists.
+        let reservations = try plan.ports.map(PortReservation.init)
+        undo.append { reservations.forEach { $0.close() } }
         var hostEnd: String?
         if let veth = plan.veth {
             hostEnd = try addVeth(veth, resolvingClashes: true)
@@ -145,14 +148,14 @@ final class MachineNetwork {
         try NetworkLock.hold {
             var subnet: IPv4Subnet
             if let bridge = try host.links().first(where: { $0.name == bridgeName }) {
-                guard bridge.kind == "bridge", let existing = try host.addresses(of: bridgeName).first else {
+                guard isZoneBridge(bridge), let existing = try host.addresses(of: bridgeName).first else {
                     throw UserError("Interface \(bridgeName) exists but is no zone's bridge; remove it or pick another zone.")
                 }
                 subnet = existing
             } else {
                 subnet = try freeSubnet(prefix: NetworkPlan.zonePrefix, key: "zone:" + zone)
                 // IFLA_IFALIAS is taken by a change only, not when the link is made.
-                try host.addLink(name: bridgeName, kind: "bridge")
+                try host.addLink(name: bridgeName, kind: "bridge", mac: NetworkPlan.zoneBridgeMAC(hostMachineID: plan.hostMachineID, zone: zone))
                 try host.setLink(bridgeName, up: true, alias: Self.zoneAlias)
                 try host.addAddress(subnet.host(1), prefix: subnet.prefix, to: bridgeName)
             }
@@ -189,10 +192,17 @@ final class MachineNetwork {
     /// leases nobody holds.
     private func removeLeftovers() throws {
         let links = try host.links()
-        for bridge in links where bridge.alias == Self.zoneAlias && !links.contains(where: { $0.master == bridge.index }) {
+        for bridge in links where isZoneBridge(bridge) && !links.contains(where: { $0.master == bridge.index }) {
             try? host.deleteLink(bridge.name)
         }
         NetworkLock.removeStaleLeases()
+    }
+
+    /// Ours: marked so, or, when a run was killed before it could mark it, with the MAC address
+    /// we give the zone's bridge when we make it.
+    private func isZoneBridge(_ link: RouteNetlink.LinkInfo) -> Bool {
+        guard link.kind == "bridge", link.name.hasPrefix("vz-") else { return false }
+        return link.alias == Self.zoneAlias || link.mac == NetworkPlan.zoneBridgeMAC(hostMachineID: plan.hostMachineID, zone: String(link.name.dropFirst(3)))
     }
 
     /// A subnet of the pool that overlaps no route and no address of the host: found from a

@@ -41,6 +41,7 @@ final class RouteNetlink {
         var kind: String?
         var master: Int32?
         var alias: String?
+        var mac: [UInt8]?
     }
 
     /// Where a new link lives: a namespace by descriptor, or here.
@@ -144,7 +145,7 @@ final class RouteNetlink {
             let master = attributes[Link.master].map { Int32(bitPattern: $0.u32(at: $0.startIndex)) }
             return LinkInfo(
                 index: Int32(bitPattern: reply.payload.u32(at: reply.payload.startIndex + 4)), name: name, kind: kind, master: master,
-                alias: attributes[Link.alias]?.cString)
+                alias: attributes[Link.alias]?.cString, mac: attributes[Link.address].map(Array.init))
         }
     }
 

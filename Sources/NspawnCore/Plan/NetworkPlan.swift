@@ -48,6 +48,8 @@ struct NetworkPlan: Equatable, Sendable {
     var lowerLinks: [LowerLink] = []
     var movedInterfaces: [NetworkConfiguration.NamedLink] = []
     var ports: [PortForward] = []
+    /// The key of the MAC addresses made at run time (a zone's bridge).
+    var hostMachineID: String
 
     /// The host's IPv4 pool for machine subnets: a /28 for a machine of its own, a /24 per zone.
     static let pool = IPv4Subnet(IPv4Address(0x0a00_0000), prefix: 8)
@@ -57,6 +59,7 @@ struct NetworkPlan: Equatable, Sendable {
     /// - Parameter hostMachineID: the host's /etc/machine-id, the key of every MAC address (so
     ///   that a machine keeps its MACs, and so its DHCP leases, across runs, and no two hosts share them).
     init(configuration n: NetworkConfiguration, machine: String, hostMachineID: String) {
+        self.hostMachineID = hostMachineID
         if let path = n.namespacePath {
             namespace = .joined(path)
         } else {
@@ -111,6 +114,12 @@ struct NetworkPlan: Equatable, Sendable {
         let bits = UInt32(truncatingIfNeeded: hash ^ (hash >> 32)) & 0xff_ffff
         let suffix = (0..<4).map { alphabet[Int((bits >> (18 - 6 * UInt32($0))) & 0x3f)] }
         return String(decoding: bytes.prefix(11) + suffix, as: UTF8.self)
+    }
+
+    /// A zone's bridge has one MAC address whoever makes it: stable for its members' neighbours,
+    /// and how a bridge left by a killed run is known as ours.
+    static func zoneBridgeMAC(hostMachineID: String, zone: String) -> [UInt8] {
+        macAddress(hostMachineID: hostMachineID, machine: "", role: "zone-bridge-" + zone)
     }
 
     /// A locally administered unicast MAC address from a hash of the host's machine ID, the

@@ -80,13 +80,15 @@ final class BootRun {
     let transcriptURL: URL
     private let errorURL: URL
 
-    init(_ arguments: [String], in directory: URL, environment: [String: String] = [:]) throws {
+    /// `prefix`: a command that runs swift-nspawn, such as nsenter into a test's network namespace.
+    init(_ arguments: [String], in directory: URL, environment: [String: String] = [:], prefix: [String] = []) throws {
         transcriptURL = directory.appendingPathComponent("transcript")
         errorURL = directory.appendingPathComponent("stderr")
         _ = FileManager.default.createFile(atPath: transcriptURL.path, contents: nil)
         _ = FileManager.default.createFile(atPath: errorURL.path, contents: nil)
-        process.executableURL = URL(fileURLWithPath: TestEnvironment.binary)
-        process.arguments = arguments
+        let command = prefix + [TestEnvironment.binary] + arguments
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = try FileHandle(forWritingTo: transcriptURL)
