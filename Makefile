@@ -59,7 +59,7 @@ vm-check: build vm-deps
 # root has an empty password), and boots it: log in as root at the console.
 demo: build
 	@[ -d $(MACHINES)/debian ] || tools/make-debian-machine $(MACHINES)/debian
-	$(RELEASE_BINARY) -D $(MACHINES)/debian -b
+	$(RELEASE_BINARY) -D $(MACHINES)/debian -b -n
 
 # The same with a busybox machine and a shell instead of a booted system: seconds, no network.
 demo-busybox: build
@@ -83,6 +83,7 @@ bench: build
 	bench/boot
 	bench/console
 	bench/scope
+	bench/network
 
 clean:
 	rm -rf .build

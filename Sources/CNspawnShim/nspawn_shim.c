@@ -10,9 +10,6 @@
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
-#include <arpa/inet.h>
-#include <linux/if_ether.h>
-#include <linux/if_packet.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -206,23 +203,3 @@ int nsp_sigrtmax(void) { return SIGRTMAX; }
 extern char **environ;
 char **nsp_environ(void) { return environ; }
 
-int nsp_packet_socket(int ifindex, const void *filter, size_t len) {
-    /* Protocol 0 receives nothing until bound: the filter is in place before the first frame. */
-    int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) return -1;
-    struct sock_fprog prog = { .len = (unsigned short)(len / sizeof(struct sock_filter)), .filter = (struct sock_filter *)filter };
-    struct sockaddr_ll address = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_IP), .sll_ifindex = ifindex };
-    if (setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof(prog)) < 0 || bind(fd, (struct sockaddr *)&address, sizeof(address)) < 0) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
-    }
-    return fd;
-}
-
-ssize_t nsp_packet_send(int fd, int ifindex, const unsigned char *mac, const void *data, size_t len) {
-    struct sockaddr_ll address = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_IP), .sll_ifindex = ifindex, .sll_halen = 6 };
-    memcpy(address.sll_addr, mac, 6);
-    return sendto(fd, data, len, 0, (struct sockaddr *)&address, sizeof(address));
-}

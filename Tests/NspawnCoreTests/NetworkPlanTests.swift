@@ -87,7 +87,16 @@ struct NetworkPlanTests {
         #expect(DHCPAnswer.options(answer(request(3, options: [50, 4, 10, 1, 2, 19]))!.message[240...])[53] == [6])
         #expect(answer(request(3, options: [54, 4, 10, 9, 9, 9])) == nil)
         #expect(answer(request(1, mac: [0x02, 9, 9, 9, 9, 9])) == nil)
-        #expect(DHCPAnswer.checksum([0x45, 0, 0, 0x73, 0, 0, 0x40, 0, 0x40, 0x11, 0, 0, 0xc0, 0xa8, 0, 1, 0xc0, 0xa8, 0, 0xc7]) == 0xb861)
+        // Another zone member's renewal (ciaddr set, sent to the gateway) is answered for the MAC
+        // its live lease records, and for no other.
+        let other: [UInt8] = [0x02, 7, 7, 7, 7, 7]
+        var renewal = request(3, mac: other)
+        renewal.replaceSubrange(12..<16, with: [10, 1, 2, 20])
+        let holder = { (address: IPv4Address) in address == IPv4Address(parsing: "10.1.2.20") ? other : nil }
+        let renewed = try #require(DHCPAnswer.reply(to: renewal, addressing: addressing, nameServers: [], leaseHolder: holder))
+        #expect(renewed.message[16..<20].elementsEqual([10, 1, 2, 20]) && renewed.destination == IPv4Address(parsing: "10.1.2.20") && renewed.mac == other)
+        renewal.replaceSubrange(28..<34, with: [0x02, 8, 8, 8, 8, 8])
+        #expect(DHCPAnswer.reply(to: renewal, addressing: addressing, nameServers: [], leaseHolder: holder) == nil)
     }
 
     @Test func netlinkMessagesArePaddedAndNested() {

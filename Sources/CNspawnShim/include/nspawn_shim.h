@@ -88,13 +88,6 @@ ssize_t nsp_recv_datagram(int sock, void *data, size_t len, pid_t *pid, int *tru
 /// Brings an interface up with SIOCSIFFLAGS: struct ifreq is a union of unions.
 int nsp_interface_up(const char *name);
 
-/// An AF_PACKET socket (SOCK_DGRAM: frames without their link header) for IPv4 on one link, with
-/// a classic BPF filter (len bytes of struct sock_filter) attached before it is bound, so nothing
-/// else is ever queued: <netpacket/packet.h> and struct sock_fprog are not reachable from Swift.
-int nsp_packet_socket(int ifindex, const void *filter, size_t len);
-/// Sends an IPv4 packet on that link to one link-layer (Ethernet) address.
-ssize_t nsp_packet_send(int fd, int ifindex, const unsigned char *mac, const void *data, size_t len);
-
 /// WIFEXITED & co. and SIGRTMIN are macros (SIGRTMIN calls a libc function).
 int nsp_sigrtmin(void);
 int nsp_sigrtmax(void);

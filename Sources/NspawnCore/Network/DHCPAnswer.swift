@@ -11,10 +11,21 @@ enum DHCPAnswer {
     static let leaseSeconds: UInt32 = 3600
 
     /// The reply to a client's message, or nil when it is not ours to answer.
-    static func reply(to request: [UInt8], addressing: MachineNetwork.Addressing, nameServers: [IPv4Address]) -> Reply? {
-        guard request.count >= 240, request[0] == 1, request[1] == 1, request[2] == 6, Array(request[28..<34]) == addressing.machineMAC,
-            request[236..<240].elementsEqual([99, 130, 83, 99])
-        else { return nil }
+    /// - Parameter leaseHolder: the MAC address a live lease of an address records, for renewals
+    ///   of the zone's other machines.
+    static func reply(
+        to request: [UInt8], addressing ours: MachineNetwork.Addressing, nameServers: [IPv4Address], leaseHolder: (IPv4Address) -> [UInt8]? = { _ in nil }
+    ) -> Reply? {
+        guard request.count >= 240, request[0] == 1, request[1] == 1, request[2] == 6, request[236..<240].elementsEqual([99, 130, 83, 99]) else { return nil }
+        var addressing = ours
+        let mac = Array(request[28..<34])
+        if mac != ours.machineMAC {
+            // A zone member's renewal, sent to the gateway, that reached our socket.
+            let client = IPv4Address(Array(request[12..<16]))
+            guard Self.options(request[240...])[53] == [3], client.value != 0, ours.subnet.contains(client), leaseHolder(client) == mac else { return nil }
+            addressing.machine = client
+            addressing.machineMAC = mac
+        }
         let options = Self.options(request[240...])
         guard let type = options[53]?.first else { return nil }
         let clientAddress = IPv4Address(Array(request[12..<16]))
@@ -74,13 +85,5 @@ enum DHCPAnswer {
             i += 2 + Int(bytes[i + 1])
         }
         return result
-    }
-
-    /// The IPv4 header checksum: the ones' complement of the ones' complement sum of its 16-bit words.
-    static func checksum(_ header: [UInt8]) -> UInt16 {
-        var sum: UInt32 = 0
-        for i in stride(from: 0, to: header.count, by: 2) { sum += UInt32(header[i]) << 8 | UInt32(header[i + 1]) }
-        while sum > 0xffff { sum = (sum & 0xffff) + (sum >> 16) }
-        return ~UInt16(sum)
     }
 }

@@ -3,32 +3,41 @@
 #endif
 import CNspawnShim
 
-/// A DHCPv4 server for one machine, on the host end of its veth: it answers that machine's MAC
-/// address only, and always with the address the machine already has (MachineNetwork set it
-/// before the payload started), so a guest that runs a DHCP client (networkd's
-/// 80-container-host0.network, dhclient, udhcpc) keeps it and learns its gateway and DNS. It
-/// speaks through a packet socket with a kernel filter that queues only UDP to port 67: the
-/// guest has no address yet when it asks, a host firewall's input rules do not see it, and the
-/// machine's other traffic never wakes the supervisor.
+/// A DHCPv4 server for one machine, on the host end of its veth (or its zone's bridge): it
+/// answers that machine's MAC address, always with the address the machine already has
+/// (MachineNetwork set it before the payload started), so a guest that runs a DHCP client
+/// (networkd's 80-container-host0.network, dhclient, udhcpc) keeps it and learns its gateway and
+/// DNS. A UDP socket bound to the link: a packet socket would see every frame and cost a
+/// synchronize_net() (16 ms here) when it is closed. In a zone every member's server hears the
+/// broadcasts but only one the renewals sent to the gateway's address, so each also renews
+/// another member's address for the MAC its lease records.
 final class DHCPServer {
     private let fd: OwnedFD
-    private let linkIndex: Int32
     private let addressing: MachineNetwork.Addressing
     private let nameServers: [IPv4Address]
     private var source: EventSource?
 
-    init(link: Int32, addressing: MachineNetwork.Addressing, nameServers: [IPv4Address], loop: EventLoop) throws {
-        linkIndex = link
+    init(addressing: MachineNetwork.Addressing, nameServers: [IPv4Address], loop: EventLoop) throws {
         self.addressing = addressing
         self.nameServers = nameServers
-        // ldb [9]; jeq #17 (UDP); ldh [6]; jset #0x1fff (a fragment); ldxb 4*([0]&0xf);
-        // ldh [x+2]; jeq #67; ret #65535; ret #0.
-        let program: [(UInt16, UInt8, UInt8, UInt32)] = [
-            (0x30, 0, 0, 9), (0x15, 0, 6, 17), (0x28, 0, 0, 6), (0x45, 4, 0, 0x1fff), (0xb1, 0, 0, 0), (0x48, 0, 0, 2), (0x15, 0, 1, 67),
-            (0x06, 0, 0, 65535), (0x06, 0, 0, 0),
-        ]
-        let bytes = program.flatMap { $0.0.littleEndianBytes + [$0.1, $0.2] + $0.3.littleEndianBytes }
-        fd = OwnedFD(try sys("socket", path: "AF_PACKET") { bytes.withUnsafeBytes { nsp_packet_socket(link, $0.baseAddress, $0.count) } })
+        let link = addressing.gatewayLink
+        fd = OwnedFD(
+            try sys("socket", path: "udp:67") {
+                socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            })
+        var on: Int32 = 1
+        for option in [SO_REUSEADDR, SO_BROADCAST] {
+            try sys("setsockopt", path: "udp:67") { setsockopt(fd.raw, SOL_SOCKET, option, &on, socklen_t(MemoryLayout<Int32>.size)) }
+        }
+        try sys("setsockopt(SO_BINDTODEVICE)", path: link) { setsockopt(fd.raw, SOL_SOCKET, SO_BINDTODEVICE, link, socklen_t(link.utf8.count)) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(67).bigEndian
+        try sys("bind", path: "\(link):67") {
+            withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd.raw, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+        }
         source = try loop.addIO(fd.raw, events: UInt32(EPOLLIN.rawValue)) { [unowned self] _ in receive() }
     }
 
@@ -38,25 +47,27 @@ final class DHCPServer {
     }
 
     private func receive() {
-        var buffer = [UInt8](repeating: 0, count: 2048)
+        var buffer = [UInt8](repeating: 0, count: 1500)
         while true {
             let n = buffer.withUnsafeMutableBytes { recv(fd.raw, $0.baseAddress, $0.count, 0) }
             guard n > 0 else { return }
-            let packet = Array(buffer[0..<n])
-            let headerLength = Int(packet[0] & 0x0f) * 4
-            guard packet.count >= headerLength + 8 + 240 else { continue }
-            if let reply = DHCPAnswer.reply(to: Array(packet[(headerLength + 8)...]), addressing: addressing, nameServers: nameServers) {
+            if let reply = DHCPAnswer.reply(to: Array(buffer[0..<n]), addressing: addressing, nameServers: nameServers, leaseHolder: NetworkLock.leaseHolder) {
                 send(reply)
             }
         }
     }
 
     private func send(_ reply: DHCPAnswer.Reply) {
-        let udpLength = UInt16(8 + reply.message.count)
-        var header: [UInt8] = [0x45, 0x10] + (udpLength + 20).bigEndianBytes + [0, 0, 0, 0, 64, 17, 0, 0] + addressing.gateway.bytes + reply.destination.bytes
-        header.replaceSubrange(10..<12, with: DHCPAnswer.checksum(header).bigEndianBytes)
-        // A UDP checksum of 0 means none, which IPv4 allows.
-        let packet = header + UInt16(67).bigEndianBytes + UInt16(68).bigEndianBytes + udpLength.bigEndianBytes + [0, 0] + reply.message
-        _ = packet.withUnsafeBytes { nsp_packet_send(fd.raw, linkIndex, reply.mac, $0.baseAddress, $0.count) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(68).bigEndian
+        address.sin_addr.s_addr = reply.destination.value.bigEndian
+        _ = reply.message.withUnsafeBytes { bytes in
+            withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(fd.raw, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+        }
     }
 }

@@ -23,10 +23,15 @@ final class MachineNetwork {
     private let machineNamespace: OwnedFD
     private let host: RouteNetlink
     private let inside: RouteNetlink
-    private var undo: [() -> Void] = []
+    /// What was made, to be undone in reverse: some of it only when the start fails (the kernel
+    /// removes it with the machine's namespace after a normal end).
+    private enum Undo {
+        case always(() -> Void)
+        case onFailure(() -> Void)
+    }
+
+    private var undo: [Undo] = []
     private(set) var addressing: Addressing?
-    /// The index of the host end of the machine's veth, where its DHCP server listens.
-    private(set) var hostLinkIndex: Int32 = 0
     private var natTable: OwnedNatTable?
     private(set) var warnings: [String] = []
 
@@ -50,7 +55,7 @@ final class MachineNetwork {
         try NetworkLock.hold { try removeLeftovers() }
         // First, so that a taken port fails the start before any link exists.
         let reservations = try plan.ports.map(PortReservation.init)
-        undo.append { reservations.forEach { $0.close() } }
+        undo.append(.always { reservations.forEach { $0.close() } })
         var hostEnd: String?
         if let veth = plan.veth {
             hostEnd = try addVeth(veth, resolvingClashes: true)
@@ -74,7 +79,6 @@ final class MachineNetwork {
                 try joinZone(zone, link: hostEnd!, machine: machine, veth: veth)
             }
         }
-        if let hostEnd { hostLinkIndex = try host.linkIndex(hostEnd) }
         for extra in plan.extraVeths { _ = try addVeth(extra, resolvingClashes: false) }
         for link in plan.lowerLinks { try addLowerLink(link) }
         for link in plan.movedInterfaces { try move(link) }
@@ -87,7 +91,7 @@ final class MachineNetwork {
                 try LinuxKernel().writeFile("1", to: "/proc/sys/net/ipv4/conf/\(addressing.gatewayLink)/route_localnet")
             }
             natTable = try OwnedNatTable(name: "swift-nspawn-" + hostEnd!, subnet: addressing.subnet, guest: addressing.machine, forwards: plan.ports)
-            undo.append { [unowned self] in natTable = nil }
+            undo.append(.always { [unowned self] in natTable?.remove() })
             try enableForwarding()
         }
     }
@@ -97,16 +101,23 @@ final class MachineNetwork {
     /// to) is not an error: the next hashed name is tried.
     private func addVeth(_ veth: NetworkPlan.Veth, resolvingClashes: Bool) throws -> String {
         var name = veth.hostName
-        for attempt in 1...16 {
+        var attempt = 0
+        while true {
             do {
                 try host.addVeth(
                     name: name, mac: veth.hostMAC, peer: veth.machineName, peerMAC: veth.machineMAC, peerNamespace: .descriptor(machineNamespace.raw))
                 break
             } catch let error as NetlinkError where error.errno == .fileExists && resolvingClashes && attempt < 16 {
+                // Our own MAC: this machine's last run, whose link the kernel is still removing
+                // with its namespace (a reboot, a quick restart). Anything else: the next name.
+                if attempt == 0, try waitForPreviousRun(name: name, mac: veth.hostMAC) { continue }
+                attempt += 1
                 name = NetworkPlan.shortenedInterfaceName(veth.fullName, attempt: attempt)
             }
         }
-        undo.append { [unowned self] in try? host.deleteLink(name) }
+        // After a normal end the link goes with the machine's namespace, without the 20 ms that
+        // removing it here would cost; a failed start removes it at once.
+        undo.append(.onFailure { [unowned self] in try? host.deleteLink(name) })
         if name != veth.fullName {
             // The whole name, so `ip link show ve-long-machine-name` finds it; taken, it is left out.
             do { try host.addAlternativeName(veth.fullName, to: name) } catch let error as NetlinkError where error.errno == .fileExists {}
@@ -123,7 +134,7 @@ final class MachineNetwork {
         try host.addLink(
             name: link.name, kind: link.kind.rawValue, mac: link.mac, parent: parent, mode: link.kind == .macvlan ? 4 : 0,
             namespace: .descriptor(machineNamespace.raw))
-        undo.append { [unowned self] in try? inside.deleteLink(link.name) }
+        undo.append(.onFailure { [unowned self] in try? inside.deleteLink(link.name) })
     }
 
     /// Moved in under its machine name; moved back under its own name at the end.
@@ -133,12 +144,13 @@ final class MachineNetwork {
         } catch let error as NetlinkError where error.isMissingLink {
             throw UserError("Network interface \(link.host) does not exist (--network-interface=).")
         }
-        undo.append { [unowned self] in
-            let home = try? OwnedFD(sys("open", path: "/proc/self/ns/net") { open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC) })
-            guard let home else { return }
-            defer { home.close() }
-            try? inside.setLink(link.machine, newName: link.machine == link.host ? nil : link.host, namespace: .descriptor(home.raw))
-        }
+        undo.append(
+            .always { [unowned self] in
+                let home = try? OwnedFD(sys("open", path: "/proc/self/ns/net") { open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC) })
+                guard let home else { return }
+                defer { home.close() }
+                try? inside.setLink(link.machine, newName: link.machine == link.host ? nil : link.host, namespace: .descriptor(home.raw))
+            })
     }
 
     /// A zone's bridge vz-ZONE is made by its first member, with the zone's subnet and the
@@ -159,23 +171,24 @@ final class MachineNetwork {
                 try host.setLink(bridgeName, up: true, alias: Self.zoneAlias)
                 try host.addAddress(subnet.host(1), prefix: subnet.prefix, to: bridgeName)
             }
-            undo.append { [unowned self] in
-                // The last member out removes the bridge: its ports are listed under the lock,
-                // ours gone first.
-                _ = try? NetworkLock.hold {
-                    try? host.deleteLink(link)
-                    guard let index = try? host.linkIndex(bridgeName), let links = try? host.links(), !links.contains(where: { $0.master == index }) else {
-                        return
+            undo.append(
+                .always { [unowned self] in
+                    // The last member out removes the bridge: its ports are listed under the lock,
+                    // ours gone first.
+                    _ = try? NetworkLock.hold {
+                        try? host.deleteLink(link)
+                        guard let index = try? host.linkIndex(bridgeName), let links = try? host.links(), !links.contains(where: { $0.master == index }) else {
+                            return
+                        }
+                        try? host.deleteLink(bridgeName)
                     }
-                    try? host.deleteLink(bridgeName)
-                }
-            }
+                })
             // Deterministic where free: the same machine gets the same address again.
             let start = UInt32(StableHash.fnv1a(Array(machine.utf8)) % UInt64(subnet.hostCount - 1))
             for step in 0..<(subnet.hostCount - 1) {
                 let candidate = subnet.host(2 + (start + step) % (subnet.hostCount - 1))
-                if let lease = try NetworkLock.lease(candidate) {
-                    undo.append { lease.release() }
+                if let lease = try NetworkLock.lease(candidate, mac: veth.machineMAC) {
+                    undo.append(.always { lease.release() })
                     addressing = Addressing(
                         hostLink: link, gatewayLink: bridgeName, subnet: subnet, gateway: subnet.host(1), machine: candidate, machineMAC: veth.machineMAC)
                     break
@@ -205,6 +218,17 @@ final class MachineNetwork {
         return link.alias == Self.zoneAlias || link.mac == NetworkPlan.zoneBridgeMAC(hostMachineID: plan.hostMachineID, zone: String(link.name.dropFirst(3)))
     }
 
+    /// Waits (at most two seconds) while a link of that name with that MAC address exists.
+    /// Returns whether it is gone.
+    private func waitForPreviousRun(name: String, mac: [UInt8]) throws -> Bool {
+        let deadline = Clock.monotonicNanoseconds() + 2_000_000_000
+        while let link = try host.links().first(where: { $0.name == name }) {
+            guard link.mac == mac, Clock.monotonicNanoseconds() < deadline else { return false }
+            usleep(5000)
+        }
+        return true
+    }
+
     /// A subnet of the pool that overlaps no route and no address of the host: found from a
     /// hash of `key` on, so that a machine or zone finds its subnet of last time again.
     private func freeSubnet(prefix: UInt8, key: String) throws -> IPv4Subnet {
@@ -227,8 +251,18 @@ final class MachineNetwork {
         try LinuxKernel().writeFile("1", to: path)
     }
 
-    /// Undoes what was made, in reverse; every step is tried.
-    func tearDown() {
-        while let step = undo.popLast() { step() }
+    /// After the machine's end: undoes what the kernel does not undo with its namespace.
+    func finish() { unwind(failed: false) }
+
+    /// After a failed start: undoes everything at once.
+    func tearDown() { unwind(failed: true) }
+
+    private func unwind(failed: Bool) {
+        while let step = undo.popLast() {
+            switch step {
+            case .always(let body): body()
+            case .onFailure(let body): if failed { body() }
+            }
+        }
     }
 }

@@ -18,15 +18,31 @@ enum NetworkLock {
         return try body()
     }
 
-    /// A lease on `address` (called with the lock held), or nil when a live machine holds it.
-    static func lease(_ address: IPv4Address) throws -> Lease? {
+    /// A lease on `address` for the machine with that MAC address (called with the lock held), or
+    /// nil when a live machine holds it.
+    static func lease(_ address: IPv4Address, mac: [UInt8]) throws -> Lease? {
         let path = directory + "/lease-\(address)"
-        let fd = OwnedFD(try sys("open", path: path) { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600) })
+        let fd = OwnedFD(try sys("open", path: path) { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) })
         guard flock(fd.raw, LOCK_EX | LOCK_NB) == 0 else {
             fd.close()
             return nil
         }
+        _ = ftruncate(fd.raw, 0)
+        try LinuxKernel().write(mac, to: fd, name: path)
         return Lease(fd: fd, path: path)
+    }
+
+    /// The MAC address a live lease of `address` records (a zone member's DHCP server renews its
+    /// zone's other machines).
+    static func leaseHolder(_ address: IPv4Address) -> [UInt8]? {
+        let path = directory + "/lease-\(address)"
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        // Free to take means nobody holds it.
+        if flock(fd, LOCK_SH | LOCK_NB) == 0 { return nil }
+        var mac = [UInt8](repeating: 0, count: 6)
+        return pread(fd, &mac, 6, 0) == 6 ? mac : nil
     }
 
     /// Lease files whose machine is gone (called with the lock held).

@@ -31,7 +31,9 @@ final class OwnedNatTable {
         batch.append(table)
 
         // NAT chains at systemd's priorities: dstnat + 1 and srcnat + 1.
-        let chains: [(String, UInt32, Int32)] = [("prerouting", 0, -99), ("output", 3, -99), ("postrouting", 4, 101)]
+        // Each base chain is a netfilter hook, whose removal with the table costs a grace period
+        // (about 8 ms here): the port forwarding chains only when there are ports.
+        let chains: [(String, UInt32, Int32)] = (forwards.isEmpty ? [] : [("prerouting", 0, -99), ("output", 3, -99)]) + [("postrouting", 4, 101)]
         for (chainName, hook, priority) in chains {
             var chain = NetlinkMessage(type: Message.type(Message.newChain), flags: flags, header: Self.header)
             chain.add(1, string: name)  // NFTA_CHAIN_TABLE
@@ -73,6 +75,9 @@ final class OwnedNatTable {
     }
 
     private static let header: [UInt8] = [inet, 0, 0, 0]
+
+    /// Removes the table: our socket is closed by a short-lived child (SlowClose).
+    func remove() { SlowClose.close(socket.fd) }
 
     private func rule(_ chain: String, _ expressions: [Expression]) -> NetlinkMessage {
         var rule = NetlinkMessage(

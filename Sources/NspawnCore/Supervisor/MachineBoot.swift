@@ -56,7 +56,8 @@ enum MachineBoot {
         try plan.payload.process.apply(to: inner.pid, kernel: kernel)
         // Its links are made now, before PID 1 goes on: host0 is up with its address when the payload starts.
         let network = plan.network.hasLinks ? try MachineNetwork(plan.network, machinePID: inner.pid, machine: plan.name) : nil
-        defer { network?.tearDown() }
+        var machineEnded = false
+        defer { machineEnded ? network?.finish() : network?.tearDown() }
         try supervisorToInner.send(.proceed, to: "The machine's PID 1")
 
         let (supervisorToOuter, outerFromSupervisor) = try SetupChannel.pair()
@@ -87,11 +88,11 @@ enum MachineBoot {
         started()
 
         let confinement = PayloadConfinement(capabilities: plan.payload.capabilities, seccomp: seccomp)
-        return try Supervisor(
-            machine: inner, plan: plan, confinement: confinement, cgroup: cgroup.fd.raw, consoleMaster: master, notifySocket: notify,
-            network: network
-        )
-        .run()
+        let outcome = try Supervisor(
+            machine: inner, plan: plan, confinement: confinement, cgroup: cgroup.fd.raw, consoleMaster: master, notifySocket: notify, network: network
+        ).run()
+        machineEnded = true
+        return outcome
     }
 
     /// The machine's PID 1 into a scope of its own (or our unit with --keep-unit), then into the

@@ -49,9 +49,16 @@ final class TestNetwork {
             + tables()
     }
 
-    /// Records what changed since `before`, line by line.
+    /// Records what changed since `before`, line by line. The kernel removes a machine's veth
+    /// with its network namespace, a moment after swift-nspawn ends: that moment is waited for
+    /// (at most two seconds).
     func expectUnchanged(since before: [String], sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let after = try state()
+        var after = try state()
+        let deadline = Date().addingTimeInterval(2)
+        while after != before && Date() < deadline {
+            usleep(20_000)
+            after = try state()
+        }
         let gone = before.filter { !after.contains($0) }
         let new = after.filter { !before.contains($0) }
         #expect(gone.isEmpty && new.isEmpty, "gone: \(gone) new: \(new)", sourceLocation: sourceLocation)
