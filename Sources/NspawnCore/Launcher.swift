@@ -38,6 +38,7 @@ public enum Launcher {
         let journalFacts = treeMachineID.map { JournalFacts.probe(image, machineID: $0) } ?? JournalFacts()
         let journal = try JournalLink.decide(c.linkJournal, machineID: treeMachineID, treePath: image.path, facts: journalFacts)
         let (timezone, timezoneNote) = TimezoneSetup.decide(c.timezone, facts: .probe(image), readOnly: c.readOnly)
+        let (resolvConf, resolvConfNote) = ResolvConfSetup.decide(c.resolvConf, facts: .probe(image), network: c.network, readOnly: c.readOnly)
         let own = Configuration.processEnvironment("CREDENTIALS_DIRECTORY")
         let credentials = try c.credentials + c.credentialFiles.map { try $0.read(ownCredentials: own) }
         // The tree's passwd and group are read only for --bind-user, which the configuration
@@ -50,14 +51,16 @@ public enum Launcher {
         }
         let plan = try MachinePlan(
             configuration: c, host: host, image: image, treeMachineID: treeMachineID, idRange: range, randomID: .random(), credentials: credentials,
-            journal: journal, timezone: timezone, boundUsers: boundUsers)
+            journal: journal, timezone: timezone, resolvConf: resolvConf, boundUsers: boundUsers)
         for warning in plan.warnings { printError(warning) }
         let seccomp = try plan.payload.seccomp.map(SeccompFilter.load)
         // What the host and the tree get only once everything else has been checked: bad input
         // leaves them as they were.
         try journal?.prepare(image, quiet: c.quiet)
         if let timezoneNote, !c.quiet { printError(timezoneNote) }
-        if case .write(let change) = timezone { try change.apply(image, quiet: c.quiet) }
+        if case .write(let change) = timezone { try change.apply(to: "localtime", in: image, option: "--timezone", quiet: c.quiet) }
+        if let resolvConfNote, !c.quiet { printError(resolvConfNote) }
+        if case .write(let change) = resolvConf { try change.apply(to: "resolv.conf", in: image, option: "--resolv-conf", quiet: c.quiet) }
 
         var announced = plan.quiet
         while true {

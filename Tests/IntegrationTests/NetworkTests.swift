@@ -21,6 +21,25 @@ struct NetworkTests {
         try network.expectUnchanged(since: before)
     }
 
+    /// --resolv-conf=auto with -n covers the tree's /etc/resolv.conf with one the machine can use,
+    /// read-only, and writes nothing into the tree; copy-host writes, as asked.
+    @Test(.enabled(if: !HostFile.nameServers().isEmpty, "the host's resolv.conf names no server a machine could reach"))
+    func resolvConfIsBoundByDefaultAndCopiedOnRequest() throws {
+        let network = try TestNetwork()
+        let machine = try TestMachine()
+        let file = machine.root.appendingPathComponent("etc/resolv.conf")
+        try "nameserver 192.0.2.99\n".write(to: file, atomically: false, encoding: .utf8)
+        let tree = treeFingerprint(machine.path)
+        let servers = HostFile.nameServers()
+        let bound = try network.nspawn(machine, ["-n"], ["sh", "-c", "grep ^nameserver /etc/resolv.conf; echo x >> /etc/resolv.conf || echo read-only"])
+        #expect(bound.status == 0, "\(bound.stderr)")
+        #expect(bound.lines == servers.map { "nameserver \($0)" } + ["read-only"], "\(bound.stdout)")
+        #expect(treeFingerprint(machine.path) == tree)
+        let copied = try network.nspawn(machine, ["--resolv-conf=copy-host"], ["true"])
+        #expect(copied.status == 0, "\(copied.stderr)")
+        #expect(try String(contentsOf: file, encoding: .utf8) == (try String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)))
+    }
+
     /// A guest's DHCP client (busybox udhcpc here) is answered with the address it already has.
     @Test func dhcpClientGetsTheMachinesAddress() throws {
         let network = try TestNetwork()
@@ -185,6 +204,40 @@ struct NetworkTests {
         try network.expectUnchanged(since: before)
     }
 
+    /// A booted Debian whose systemd-networkd (enabled in the copy) manages host0 with its
+    /// 80-container-host0.network gets its address from swift-nspawn's DHCP server, reaches the
+    /// LAN through NAT, and powers off leaving the host namespace as it was.
+    @Test func debianWithNetworkdGetsItsAddressByDHCPAndReachesTheLAN() throws {
+        let network = try TestNetwork()
+        let machine = try DebianMachine()
+        let system = machine.root.appendingPathComponent("etc/systemd/system")
+        for (wants, unit) in [("multi-user.target.wants", "systemd-networkd.service"), ("sockets.target.wants", "systemd-networkd.socket")] {
+            try FileManager.default.createDirectory(at: system.appendingPathComponent(wants), withIntermediateDirectories: true)
+            try FileManager.default.createSymbolicLink(
+                atPath: system.appendingPathComponent("\(wants)/\(unit)").path, withDestinationPath: "/usr/lib/systemd/system/\(unit)")
+        }
+        try machine.addService(
+            "lan-report.service",
+            """
+            [Service]
+            Type=oneshot
+            StandardOutput=journal+console
+            ExecStart=/bin/bash -c 'for i in $(seq 200); do ls /run/systemd/netif/leases/* >/dev/null 2>&1 && break; sleep 0.1; done; \
+                grep -h -E "^(ADDRESS|ROUTER)=" /run/systemd/netif/leases/* | sed "s/^/lease-/"; echo from-debian > /dev/tcp/\(TestNetwork.lanAddress)/9999'
+            """)
+        let lanOutput = machine.directory.appendingPathComponent("lan-received")
+        let lanServer = try network.start(in: network.lan, ["/bin/busybox", "nc", "-l", "-p", "9999"], output: lanOutput)
+        defer { stop(lanServer) }
+        let before = try network.state()
+        let run = try BootRun(["-D", machine.path, "-b", "-n", "--register=no", "--console=read-only"], in: machine.directory, prefix: network.prefix)
+        #expect(run.waitFor("lease-ROUTER=10."), "\(run.transcript.suffix(3000)) \(run.stderr)")
+        #expect(run.transcript.contains("lease-ADDRESS=10."))
+        #expect(waitUntil { (try? String(contentsOf: lanOutput, encoding: .utf8))?.contains("from-debian") == true })
+        kill(run.pid, SIGTERM)
+        #expect(run.finish(timeout: 30) == 0, "\(run.stderr)")
+        try network.expectUnchanged(since: before)
+    }
+
     /// --network-namespace-path: the machine lives in that namespace, with its links in /sys.
     @Test func joinedNamespaceIsTheMachines() throws {
         let network = try TestNetwork()
@@ -193,6 +246,17 @@ struct NetworkTests {
             machine, ["--network-namespace-path=/run/netns/\(network.lan)"], ["sh", "-c", "ls /sys/class/net; ip -4 -o addr show lan0"])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.lines.contains("lan0") && result.stdout.contains(TestNetwork.lanAddress), "\(result.stdout)")
+    }
+}
+
+/// The host's name servers a machine can reach (not on its loopback), as --resolv-conf=auto gives them.
+enum HostFile {
+    static func nameServers() -> [String] {
+        let text = (try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { line in
+            let words = line.split(separator: " ")
+            return words.count >= 2 && words[0] == "nameserver" && !words[1].hasPrefix("127.") && !words[1].contains(":") ? String(words[1]) : nil
+        }
     }
 }
 

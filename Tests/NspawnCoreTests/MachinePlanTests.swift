@@ -232,7 +232,7 @@ enum PlanFixture {
     private let utc = "/usr/share/zoneinfo/Etc/UTC"
 
     private func decide(_ mode: TimezoneMode, host: PathEntry, tree: PathEntry, zone: Bool = true, readOnly: Bool = false)
-        -> TimezoneSetup?
+        -> EtcFileSetup?
     {
         TimezoneSetup.decide(mode, facts: TimezoneFacts(host: host, hostFileUsable: host != .missing, tree: tree, treeHasHostZone: zone), readOnly: readOnly)
             .setup
@@ -240,25 +240,25 @@ enum PlanFixture {
 
     @Test func autoMountsTheHostsZoneAndNeverWritesIntoTheTree() {
         #expect(decide(.auto, host: .symlink(to: berlin), tree: .symlink(to: utc)) == .mount(.symlink(to: berlin), makeMountPoint: false))
-        #expect(decide(.auto, host: .symlink(to: berlin), tree: .file, zone: false) == .mount(.hostFile, makeMountPoint: false))
-        #expect(decide(.auto, host: .file, tree: .symlink(to: utc)) == .mount(.hostFile, makeMountPoint: false))
+        #expect(decide(.auto, host: .symlink(to: berlin), tree: .file, zone: false) == .mount(.hostFile("/etc/localtime"), makeMountPoint: false))
+        #expect(decide(.auto, host: .file, tree: .symlink(to: utc)) == .mount(.hostFile("/etc/localtime"), makeMountPoint: false))
         #expect(decide(.auto, host: .symlink(to: utc), tree: .symlink(to: "../usr/share/zoneinfo/Etc/UTC")) == nil, "already the host's zone")
         #expect(decide(.auto, host: .symlink(to: berlin), tree: .missing) == nil, "no mount point is made for auto")
         #expect(decide(.auto, host: .missing, tree: .file) == nil, "systemd-nspawn deletes; swift-nspawn leaves the tree's")
         #expect(decide(.auto, host: .file, tree: .directory) == nil)
-        #expect(decide(.auto, host: .file, tree: .file, readOnly: true) == .mount(.hostFile, makeMountPoint: false))
+        #expect(decide(.auto, host: .file, tree: .file, readOnly: true) == .mount(.hostFile("/etc/localtime"), makeMountPoint: false))
     }
 
     @Test func theOtherModesDoWhatSystemdNspawns() {
         #expect(decide(.off, host: .file, tree: .file) == nil)
-        #expect(decide(.bind, host: .symlink(to: berlin), tree: .missing) == .mount(.hostFile, makeMountPoint: true))
+        #expect(decide(.bind, host: .symlink(to: berlin), tree: .missing) == .mount(.hostFile("/etc/localtime"), makeMountPoint: true))
         #expect(decide(.bind, host: .file, tree: .missing, readOnly: true) == nil)
         #expect(decide(.symlink, host: .symlink(to: berlin), tree: .file) == .write(.symlink(to: berlin)))
         #expect(
-            decide(.symlink, host: .symlink(to: berlin), tree: .file, zone: false) == .mount(.hostFile, makeMountPoint: false),
+            decide(.symlink, host: .symlink(to: berlin), tree: .file, zone: false) == .mount(.hostFile("/etc/localtime"), makeMountPoint: false),
             "bound where the tree lacks the zone")
         #expect(decide(.symlink, host: .file, tree: .file) == nil, "the host's file names no zone")
-        #expect(decide(.copy, host: .file, tree: .symlink(to: utc)) == .write(.copyHostFile))
+        #expect(decide(.copy, host: .file, tree: .symlink(to: utc)) == .write(.copy("/etc/localtime")))
         #expect(decide(.copy, host: .missing, tree: .file) == nil)
         #expect(decide(.delete, host: .file, tree: .file) == .write(.delete))
         #expect(decide(.delete, host: .file, tree: .missing) == nil)
@@ -278,18 +278,18 @@ enum PlanFixture {
         #expect(TimezoneSetup.decide(.auto, facts: withZone, readOnly: false).setup == .mount(.symlink(to: berlin), makeMountPoint: false))
         #expect(decide(.symlink, host: .symlink(to: berlin), tree: .symlink(to: berlin)) == nil, "already the host's zone")
         #expect(TimezoneSetup.decide(.delete, facts: TimezoneFacts(host: .file, tree: .file), readOnly: true).note?.contains("read-only") == true)
-        #expect(decide(.auto, host: .symlink(to: "/elsewhere/zone"), tree: .file) == .mount(.hostFile, makeMountPoint: false))
+        #expect(decide(.auto, host: .symlink(to: "/elsewhere/zone"), tree: .file) == .mount(.hostFile("/etc/localtime"), makeMountPoint: false))
     }
 
     @Test func theMountComesAfterTheHostsOthers() throws {
         let plan = try MachinePlan(
             configuration: try PlanFixture.configuration([]), host: PlanFixture.host, image: PlanFixture.image, treeMachineID: nil,
-            idRange: PlanFixture.range, randomID: PlanFixture.randomID, timezone: .mount(.hostFile, makeMountPoint: false))
-        #expect(plan.mounts.hostMounts.last == .localtime(.hostFile, makeMountPoint: false))
+            idRange: PlanFixture.range, randomID: PlanFixture.randomID, timezone: .mount(.hostFile("/etc/localtime"), makeMountPoint: false))
+        #expect(plan.mounts.hostMounts.last == .etcFile("localtime", .hostFile("/etc/localtime"), makeMountPoint: false))
         let written = try MachinePlan(
             configuration: try PlanFixture.configuration([]), host: PlanFixture.host, image: PlanFixture.image, treeMachineID: nil,
             idRange: PlanFixture.range, randomID: PlanFixture.randomID, timezone: .write(.delete))
-        #expect(!written.mounts.hostMounts.contains(.localtime(.hostFile, makeMountPoint: false)))
+        #expect(!written.mounts.hostMounts.contains(.etcFile("localtime", .hostFile("/etc/localtime"), makeMountPoint: false)))
     }
 }
 

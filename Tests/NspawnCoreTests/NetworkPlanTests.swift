@@ -117,5 +117,54 @@ struct NetworkPlanTests {
         #expect(IPv4Subnet(IPv4Address(parsing: "10.1.2.16")!, prefix: 28).overlaps(a))
         #expect(!a.overlaps(IPv4Subnet(IPv4Address(parsing: "10.2.0.0")!, prefix: 28)))
         #expect(HostResolver.nameServers("nameserver 127.0.0.53\nnameserver 192.0.2.1\n# x\nnameserver ::1\n") == [IPv4Address(parsing: "192.0.2.1")!])
+        #expect(HostResolver.reachableNameServers(host: "nameserver 127.0.0.53\n", uplink: "nameserver 192.0.2.7\n") == [IPv4Address(parsing: "192.0.2.7")!])
+    }
+}
+
+/// --resolv-conf's decision, for the trees and hosts people have: auto never writes the tree.
+struct ResolvConfSetupTests {
+    private func decide(
+        _ mode: ResolvConfMode, tree: PathEntry = .file, host: String? = "nameserver 192.0.2.1\n", uplink: String? = nil, options: [String] = ["-n"],
+        readOnly: Bool = false
+    ) throws -> (setup: EtcFileSetup?, note: String?) {
+        var facts = ResolvConfFacts(tree: tree)
+        facts.hostFiles[.host] = host
+        facts.hostFiles[.uplink] = uplink
+        return ResolvConfSetup.decide(mode, facts: facts, network: try PlanFixture.configuration(options).network, readOnly: readOnly)
+    }
+
+    @Test func autoBindsWhatTheMachineCanReachAndNeverWrites() throws {
+        #expect(try decide(.auto).setup == .mount(.hostFile("/etc/resolv.conf"), makeMountPoint: false))
+        // A local stub on the host: its upstream servers, from resolved's own file.
+        #expect(
+            try decide(.auto, host: "nameserver 127.0.0.53\n", uplink: "nameserver 192.0.2.7\n").setup
+                == .mount(.hostFile("/run/systemd/resolve/resolv.conf"), makeMountPoint: false))
+        // Some reachable, some not: a file of the reachable ones.
+        let mixed = try decide(.auto, host: "nameserver 127.0.0.1\nnameserver 192.0.2.8\n").setup
+        guard case .mount(.contents(let text), makeMountPoint: false)? = mixed else {
+            Issue.record("\(String(describing: mixed))")
+            return
+        }
+        #expect(text.hasSuffix("nameserver 192.0.2.8\n") && !text.contains("127.0.0.1"))
+        // The host's network: its own file. No addresses of ours, no tree file, or the guest's
+        // resolved owning it: nothing.
+        #expect(try decide(.auto, options: ["--no-private-network"]).setup == .mount(.hostFile("/etc/resolv.conf"), makeMountPoint: false))
+        #expect(try decide(.auto, options: []).setup == nil)
+        #expect(try decide(.auto, options: ["--network-bridge=br0"]).setup == nil)
+        #expect(try decide(.auto, tree: .missing).setup == nil)
+        #expect(try decide(.auto, tree: .symlink(to: "../run/systemd/resolve/stub-resolv.conf")).setup == nil)
+    }
+
+    @Test func explicitModesDoWhatTheySay() throws {
+        #expect(try decide(.bind(.host), tree: .missing).setup == .mount(.hostFile("/etc/resolv.conf"), makeMountPoint: true))
+        #expect(try decide(.copy(.host)).setup == .write(.copy("/etc/resolv.conf")))
+        #expect(try decide(.copy(.host), tree: .symlink(to: "x")).setup == nil)
+        #expect(try decide(.replace(.host), tree: .symlink(to: "x")).setup == .write(.copy("/etc/resolv.conf")))
+        #expect(try decide(.delete).setup == .write(.delete))
+        #expect(try decide(.delete, readOnly: true).note?.contains("read-only") == true)
+        #expect(try decide(.bind(.stub)).note == "The host has no /run/systemd/resolve/stub-resolv.conf; not updating the machine's resolv.conf.")
+        #expect(try decide(.off).setup == nil)
+        #expect(try ResolvConfMode.parse("bind-uplink") == .bind(.uplink))
+        #expect(throws: UserError.self) { try ResolvConfMode.parse("copy-hosts") }
     }
 }

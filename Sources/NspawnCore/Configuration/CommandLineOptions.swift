@@ -59,6 +59,7 @@ public struct CommandLineOptions: Equatable, Sendable {
     var setCredentials: [String] = []
     var linkJournal: String?
     var timezone: String?
+    var resolvConf: String?
     var linkJournalTryGuest = false
     var loadCredentials: [String] = []
     var help = false
@@ -223,6 +224,9 @@ enum OptionTable {
         (
             "Integration",
             [
+                OptionSpec(
+                    long: "resolv-conf", store: .value(\.resolvConf), valueName: "MODE",
+                    help: "The machine's /etc/resolv.conf: off, copy-*, replace-*, bind-*, delete, auto"),
                 OptionSpec(
                     long: "timezone", store: .value(\.timezone), valueName: "MODE",
                     help: "The machine's /etc/localtime: off, copy, bind, symlink, delete, auto"),

@@ -54,6 +54,8 @@ public struct Configuration: Equatable, Sendable {
     public var linkJournal: LinkJournalMode = .auto
     /// --timezone (auto: the host's time zone, mounted, never written into the tree).
     public var timezone: TimezoneMode = .auto
+    /// --resolv-conf (auto: bound, never written; see ResolvConfSetup).
+    public var resolvConf: ResolvConfMode = .auto
     public var process = ProcessSettings()
     /// --set-credential values, in order.
     public var credentials: [Credential] = []
@@ -196,6 +198,7 @@ public struct Configuration: Equatable, Sendable {
         if o.linkJournalTryGuest { linkJournal = .tryGuest }
         if let text = o.linkJournal { linkJournal = try LinkJournalMode.parse(text) }
         if let text = o.timezone { timezone = try TimezoneMode.parse(text) }
+        if let text = o.resolvConf { resolvConf = try ResolvConfMode.parse(text) }
         credentials = try o.setCredentials.map { text throws(UserError) in try Credential.parseSet(text) }
         credentialFiles = try o.loadCredentials.map { text throws(UserError) in try Credential.parseLoad(text) }
         let ids = credentials.map(\.id) + credentialFiles.map(\.id)

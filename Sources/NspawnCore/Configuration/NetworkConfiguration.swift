@@ -91,6 +91,10 @@ public struct NetworkConfiguration: Equatable, Sendable {
         veth || !vethExtras.isEmpty || !interfaces.isEmpty || !macvlans.isEmpty || !ipvlans.isEmpty
     }
 
+    /// Whether swift-nspawn gives the machine its addresses (and a DHCP server, and NAT): a veth
+    /// of its own (-n) or in a zone, not on the user's bridge.
+    public var addressed: Bool { veth && bridge == nil }
+
     /// "HOST[:MACHINE]"; an empty MACHINE in the result means the option's default name.
     private static func namedLink(_ text: String, option: String, defaultMachineName: ((String) -> String)?) throws(UserError) -> NamedLink {
         let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)

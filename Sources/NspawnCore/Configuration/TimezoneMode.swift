@@ -40,15 +40,9 @@ struct TimezoneFacts: Equatable, Sendable {
 }
 
 /// What --timezone= does for one machine, decided without a system call.
-enum TimezoneSetup: Equatable, Sendable {
-    /// Mounted over the tree's /etc/localtime (the link itself, never what it points to), read-only:
-    /// the tree is not written, except for an empty mount point where --timezone=bind needs one.
-    case mount(LocaltimeSource, makeMountPoint: Bool)
-    /// Written into the tree, as the user asked (copy, symlink, delete), and said.
-    case write(LocaltimeWrite)
-
+enum TimezoneSetup {
     /// nil: nothing to do; `note` says why where the user asked for something that cannot be done.
-    static func decide(_ mode: TimezoneMode, facts: TimezoneFacts, readOnly: Bool) -> (setup: TimezoneSetup?, note: String?) {
+    static func decide(_ mode: TimezoneMode, facts: TimezoneFacts, readOnly: Bool) -> (setup: EtcFileSetup?, note: String?) {
         let place = "/etc/localtime"
         guard mode != .off else { return (nil, nil) }
         guard facts.treeHasEtc, facts.tree != .directory else {
@@ -62,12 +56,12 @@ enum TimezoneSetup: Equatable, Sendable {
             return TimezoneFacts.zone(target) == zone
         }()
         let noHostFile = "The host's \(place) is no time zone file; not updating the machine's time zone."
-        func bindHostFile() -> (TimezoneSetup?, String?) {
+        func bindHostFile() -> (EtcFileSetup?, String?) {
             guard facts.hostFileUsable else { return (nil, noHostFile) }
             guard facts.tree != .missing || !readOnly else { return (nil, "The tree has no \(place) and is read-only; not updating the machine's time zone.") }
-            return (.mount(.hostFile, makeMountPoint: facts.tree == .missing), nil)
+            return (.mount(.hostFile(place), makeMountPoint: facts.tree == .missing), nil)
         }
-        func write(_ change: LocaltimeWrite) -> (TimezoneSetup?, String?) {
+        func write(_ change: EtcFileWrite) -> (EtcFileSetup?, String?) {
             guard !readOnly else { return (nil, "--timezone=\(mode.rawValue) would write into a read-only tree; \(place) left as it is.") }
             return (.write(change), nil)
         }
@@ -78,7 +72,7 @@ enum TimezoneSetup: Equatable, Sendable {
             // Nothing written: where the tree has no /etc/localtime (or the host none), the machine keeps its own.
             guard facts.host != .missing, facts.tree != .missing, !alreadyRight else { return (nil, nil) }
             if let hostLink, facts.treeHasHostZone { return (.mount(.symlink(to: hostLink), makeMountPoint: false), nil) }
-            return facts.hostFileUsable ? (.mount(.hostFile, makeMountPoint: false), nil) : (nil, nil)
+            return facts.hostFileUsable ? (.mount(.hostFile(place), makeMountPoint: false), nil) : (nil, nil)
         case .bind:
             return bindHostFile()
         case .symlink:
@@ -88,22 +82,36 @@ enum TimezoneSetup: Equatable, Sendable {
             return facts.treeHasHostZone ? write(.symlink(to: hostLink)) : bindHostFile()
         case .copy:
             guard facts.hostFileUsable else { return (nil, noHostFile) }
-            return write(.copyHostFile)
+            return write(.copy(place))
         case .delete:
             return facts.tree == .missing ? (nil, nil) : write(.delete)
         }
     }
 }
 
-enum LocaltimeSource: Equatable, Sendable {
-    /// The host's /etc/localtime, followed to its file.
-    case hostFile
-    /// A symlink with this text: ../usr/share/zoneinfo/ZONE, the zone's file in the tree.
-    case symlink(to: String)
+/// What an option does to one of the machine's /etc files (/etc/localtime, /etc/resolv.conf).
+enum EtcFileSetup: Equatable, Sendable {
+    /// Mounted over the tree's file (the link itself, never what it points to), read-only: the
+    /// tree is not written, except for an empty mount point where a bind mode needs one.
+    case mount(EtcFileSource, makeMountPoint: Bool)
+    /// Written into the tree, as the user asked (copy, symlink, delete), and said.
+    case write(EtcFileWrite)
 }
 
-enum LocaltimeWrite: Equatable, Sendable {
-    case copyHostFile
+/// What is mounted over one of the machine's /etc files.
+enum EtcFileSource: Equatable, Sendable {
+    /// A file of the host, followed to its file.
+    case hostFile(String)
+    /// A symlink with this text (../usr/share/zoneinfo/ZONE, the zone's file in the tree).
+    case symlink(to: String)
+    /// A file with these contents, made for the machine.
+    case contents(String)
+}
+
+/// What is written into the tree for one of its /etc files.
+enum EtcFileWrite: Equatable, Sendable {
+    /// A copy of this host file.
+    case copy(String)
     case symlink(to: String)
     case delete
 }

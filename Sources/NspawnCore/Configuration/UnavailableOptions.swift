@@ -10,8 +10,6 @@ enum UnavailableOptions {
     private static let images = "swift-nspawn boots directory trees only so far; give the tree with -D"
 
     static let entries: [Entry] = [
-        Entry(
-            long: "resolv-conf", reason: "nothing in the machine needs the host's DNS without a network of its own; a tree's /etc/resolv.conf is used as it is"),
         Entry(long: "image", short: "i", reason: images),
         Entry(long: "image-policy", reason: images),
         Entry(long: "ephemeral", short: "x", reason: "not built yet; copy the tree, or use --read-only with --tmpfs= for what the machine writes"),

@@ -162,8 +162,8 @@ final class MountExecutor {
             try kernel.setMountAttributes(mask, .lockedDown, recursive: false, name: path)
             try kernel.moveMount(mask, onto: place, name: path)
 
-        case .localtime(let source, let makeMountPoint):
-            try coverLocaltime(with: source, makeMountPoint: makeMountPoint)
+        case .etcFile(let name, let source, let makeMountPoint):
+            try coverEtcFile(name, with: source, makeMountPoint: makeMountPoint)
         }
     }
 
@@ -187,35 +187,36 @@ final class MountExecutor {
 
     /// A mount lands on the link itself (a symlink or a file may cover a symlink): the zone file it
     /// points to stays what it is for every other user of that zone.
-    private func coverLocaltime(with source: LocaltimeSource, makeMountPoint: Bool) throws {
-        let path = "/etc/localtime"
+    private func coverEtcFile(_ name: String, with source: EtcFileSource, makeMountPoint: Bool) throws {
+        let path = "/etc/\(name)"
         let etc = try target("/etc", scope: .inRoot)
         func open() throws(SyscallError) -> OwnedFD {
-            try kernel.openBeneath("localtime", in: etc, flags: NSP_O_PATH | O_NOFOLLOW, resolve: .noSymlinks)
+            try kernel.openBeneath(name, in: etc, flags: NSP_O_PATH | O_NOFOLLOW, resolve: .noSymlinks)
         }
-        if makeMountPoint, (try? open()) == nil { try makeWithHostPrivileges(.file, "localtime", in: etc, path: path) }
+        if makeMountPoint, (try? open()) == nil { try makeWithHostPrivileges(.file, name, in: etc, path: path) }
         let place = try open()
         let mount: OwnedFD
         switch source {
-        case .hostFile:
-            mount = try kernel.cloneMount("/etc/localtime", in: nil, recursive: false, name: "/etc/localtime")
-        case .symlink(let text):
+        case .hostFile(let file):
+            mount = try kernel.cloneMount(file, in: nil, recursive: false, name: file)
+        case .symlink, .contents:
             // Made in the machine's /run tmpfs (open_tree clones only from an attached mount before
             // Linux 6.15), and its name removed once its clone is attached.
             let run = try target("/run")
-            let name = ".swift-nspawn-localtime"
-            try asMachineRoot { () throws(SyscallError) in try kernel.makeSymlink(name, in: run, target: text, path: "/run/\(name)") }
-            defer { try? kernel.remove(name, in: run, directory: false, path: "/run/\(name)") }
-            let link = try kernel.openBeneath(name, in: run, flags: NSP_O_PATH | O_NOFOLLOW, resolve: .noSymlinks)
-            try attach(try kernel.cloneMount("", in: link, recursive: false, name: path))
-            return
+            let made = ".swift-nspawn-\(name)"
+            try asMachineRoot { () throws(SyscallError) in
+                switch source {
+                case .symlink(let text): try kernel.makeSymlink(made, in: run, target: text, path: "/run/\(made)")
+                case .contents(let text): try kernel.writeNewFile(made, in: run, contents: Array(text.utf8), mode: 0o644, path: "/run/\(made)")
+                case .hostFile: preconditionFailure("cloned above")
+                }
+            }
+            defer { try? kernel.remove(made, in: run, directory: false, path: "/run/\(made)") }
+            let file = try kernel.openBeneath(made, in: run, flags: NSP_O_PATH | O_NOFOLLOW, resolve: .noSymlinks)
+            mount = try kernel.cloneMount("", in: file, recursive: false, name: path)
         }
-        try attach(mount)
-
-        func attach(_ mount: OwnedFD) throws {
-            try kernel.setMountAttributes(mount, .lockedDown, recursive: false, name: path)
-            try kernel.moveMount(mount, onto: place, name: path)
-        }
+        try kernel.setMountAttributes(mount, .lockedDown, recursive: false, name: path)
+        try kernel.moveMount(mount, onto: place, name: path)
     }
 
     // MARK: The guest's mounts

@@ -105,9 +105,9 @@ enum MountOperation: Equatable, Sendable {
     case rebind(path: String, attributes: MountAttributes, required: Bool)
     /// An entry made unreadable by an inaccessible file bound over it.
     case mask(path: String)
-    /// --timezone: the machine's /etc/localtime (its /etc found in root, localtime itself never
-    /// followed) covered, read-only, by the host's file or by a symlink to the zone's file in the tree.
-    case localtime(LocaltimeSource, makeMountPoint: Bool)
+    /// --timezone, --resolv-conf: the machine's /etc/NAME (its /etc found in root, NAME itself
+    /// never followed) covered, read-only, by a host file, a symlink, or a file made for it.
+    case etcFile(String, EtcFileSource, makeMountPoint: Bool)
 
     /// Where the mount lands in the machine (nil for steps that mount nothing).
     var path: String? {
@@ -117,7 +117,7 @@ enum MountOperation: Equatable, Sendable {
             .mask(let path), .hostInformation(let path, _, _, _, _, _):
             path
         case .bind(let bind): bind.path
-        case .localtime: "/etc/localtime"
+        case .etcFile(let name, _, _): "/etc/\(name)"
         case .deviceNodes, .symlink, .directory: nil
         }
     }

@@ -1,16 +1,26 @@
-/// The host's name servers, from its /etc/resolv.conf: those a machine can reach through its
+/// The host's name servers, from its resolv.conf files: those a machine can reach through its
 /// gateway (IPv4, and not the host's loopback, where a local stub such as systemd-resolved's
 /// 127.0.0.53 answers only the host itself).
 enum HostResolver {
-    static let path = "/etc/resolv.conf"
-
-    static func nameServers(_ text: String? = try? FileSystem.readFile(path)) -> [IPv4Address] {
-        (text ?? "").split(separator: "\n").compactMap { line in
+    /// The "nameserver" lines' addresses, as written.
+    static func nameServerLines(_ text: String) -> [String] {
+        text.split(separator: "\n").compactMap { line in
             let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
-            guard words.count >= 2, words[0] == "nameserver", let address = IPv4Address(parsing: String(words[1])), address.value >> 24 != 127 else {
-                return nil
-            }
-            return address
+            return words.count >= 2 && words[0] == "nameserver" ? String(words[1]) : nil
         }
+    }
+
+    /// The reachable ones among them.
+    static func nameServers(_ text: String) -> [IPv4Address] {
+        nameServerLines(text).compactMap { IPv4Address(parsing: $0) }.filter { $0.value >> 24 != 127 }
+    }
+
+    /// The host's /etc/resolv.conf's reachable servers, or, where it has none (it names a local
+    /// stub), those of systemd-resolved's upstream file.
+    static func reachableNameServers(
+        host: String? = try? FileSystem.readFile(ResolvConfMode.Source.host.path), uplink: String? = try? FileSystem.readFile(ResolvConfMode.Source.uplink.path)
+    ) -> [IPv4Address] {
+        let own = nameServers(host ?? "")
+        return own.isEmpty ? nameServers(uplink ?? "") : own
     }
 }

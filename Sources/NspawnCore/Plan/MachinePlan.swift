@@ -53,10 +53,12 @@ struct MachinePlan: Equatable, Sendable {
     ///   - credentials: --set-credential's values and --load-credential's files, read.
     ///   - journal: what --link-journal does, decided (and prepared on the host) by the launcher.
     ///   - timezone: what --timezone does, decided by the launcher (which writes what it writes).
+    ///   - resolvConf: what --resolv-conf does, likewise.
     ///   - boundUsers: --bind-user's users, looked up on the host by the launcher.
     init(
         configuration c: Configuration, host: HostFacts, image: MachineImage, treeMachineID: MachineID?, idRange: UIDRange?, randomID: MachineID,
-        credentials: [Credential] = [], journal: JournalLink? = nil, timezone: TimezoneSetup? = nil, boundUsers: [BoundUser] = []
+        credentials: [Credential] = [], journal: JournalLink? = nil, timezone: EtcFileSetup? = nil, resolvConf: EtcFileSetup? = nil,
+        boundUsers: [BoundUser] = []
     ) throws(UserError) {
         name = image.name
         hostname = c.hostname ?? image.name
@@ -109,7 +111,10 @@ struct MachinePlan: Equatable, Sendable {
         }
         if case .mount(let source, let makeMountPoint) = timezone {
             // After the tree's own mounts, as systemd-nspawn sets up the time zone after them.
-            mounts.hostMounts.append(.localtime(source, makeMountPoint: makeMountPoint))
+            mounts.hostMounts.append(.etcFile("localtime", source, makeMountPoint: makeMountPoint))
+        }
+        if case .mount(let source, let makeMountPoint) = resolvConf {
+            mounts.hostMounts.append(.etcFile("resolv.conf", source, makeMountPoint: makeMountPoint))
         }
 
         var capabilities = c.capabilities

@@ -72,7 +72,7 @@ final class Supervisor {
             handle(message)
         }
         if let network, let addressing = network.addressing {
-            dhcp = try DHCPServer(addressing: addressing, nameServers: HostResolver.nameServers(), loop: loop)
+            dhcp = try DHCPServer(addressing: addressing, nameServers: HostResolver.reachableNameServers(), loop: loop)
         }
         if let seconds = plan.bootTestTimeout {
             timers.append(
