@@ -52,8 +52,9 @@ struct NetworkTests {
         #expect(result.stdout.contains("lease of \(had) obtained"), "\(result.stdout)")
     }
 
-    /// The machine reaches the LAN through NAT; -p tcp:8080:80 reaches the machine from the LAN,
-    /// from the host's own address and from localhost; the owned table goes with the machine.
+    /// The machine reaches the LAN through NAT, over IPv4 and IPv6; -p tcp:8080:80 reaches the
+    /// machine from the LAN (both families), from the host's own address and from localhost; the
+    /// owned table goes with the machine.
     @Test func natAndPortForwardsWorkFromTheLANTheHostAndLocalhost() throws {
         let network = try TestNetwork()
         let machine = try TestMachine()
@@ -64,11 +65,16 @@ struct NetworkTests {
         let run = try BootRun(
             [
                 "-D", machine.path, "-P", "-q", "--register=no", "-n", "-p", "tcp:8080:80", "sh", "-c",
-                "echo from-machine | nc -w 3 \(TestNetwork.lanAddress) 9999; for i in 1 2 3; do echo answer-$i | nc -l -p 80 -w 5; done; sleep 2",
+                "echo from-machine | nc -w 3 \(TestNetwork.lanAddress) 9999; ping -c 1 -W 3 \(TestNetwork.lanAddress6) >/dev/null && echo ipv6-nat; "
+                    + "for i in 1 2 3 4; do echo answer-$i | nc -l -p 80 -w 5; done; sleep 2",
             ], in: machine.directory, prefix: network.prefix)
         #expect(waitUntil { (try? String(contentsOf: lanOutput, encoding: .utf8))?.contains("from-machine") == true })
         var answers: [String] = []
-        for (namespace, address) in [(network.lan, TestNetwork.hostAddress), (network.host, TestNetwork.hostAddress), (network.host, "127.0.0.1")] {
+        let clients = [
+            (network.lan, TestNetwork.hostAddress), (network.host, TestNetwork.hostAddress), (network.host, "127.0.0.1"),
+            (network.lan, TestNetwork.hostAddress6),
+        ]
+        for (namespace, address) in clients {
             var answer = ""
             for _ in 0..<20 where !answer.contains("answer-") {
                 answer = try network.exec(in: namespace, ["/bin/sh", "-c", "echo hi | busybox nc -w 2 \(address) 8080"]).stdout
@@ -76,12 +82,13 @@ struct NetworkTests {
             }
             answers.append(answer.trimmingCharacters(in: .whitespacesAndNewlines))
         }
-        #expect(answers == ["answer-1", "answer-2", "answer-3"])
+        #expect(answers == ["answer-1", "answer-2", "answer-3", "answer-4"])
         #expect(try network.tables().contains { $0.hasPrefix("table inet swift-nspawn-ve-") })
         // Someone else's `nft flush ruleset` does not touch a table its owner holds.
         try network.exec(in: network.host, ["/usr/sbin/nft", "flush", "ruleset"])
         #expect(try network.tables().contains { $0.hasPrefix("table inet swift-nspawn-ve-") })
         #expect(run.finish(timeout: 20) == 0, "\(run.stderr)")
+        #expect(run.transcript.contains("ipv6-nat"), "\(run.transcript)")
         try network.expectUnchanged(since: before)
     }
 

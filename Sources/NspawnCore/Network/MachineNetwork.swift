@@ -17,6 +17,12 @@ final class MachineNetwork {
         var gateway: IPv4Address
         var machine: IPv4Address
         var machineMAC: [UInt8]
+        /// A /64 of the host's unique local prefix, where the host has IPv6: the gateway is its
+        /// ::1, the machine's address ends in its IPv4 address.
+        var subnet6: IPNetwork?
+
+        var gateway6: [UInt8]? { subnet6?.address(suffix: 1) }
+        var machine6: [UInt8]? { subnet6?.address(suffix: machine.value) }
     }
 
     private let plan: NetworkPlan
@@ -63,10 +69,11 @@ final class MachineNetwork {
             case .routed:
                 try NetworkLock.hold {
                     let subnet = try freeSubnet(prefix: NetworkPlan.machinePrefix, key: "machine:" + machine)
-                    try host.addAddress(subnet.host(1), prefix: subnet.prefix, to: hostEnd!)
+                    try host.addAddress(subnet.host(1).bytes, prefix: subnet.prefix, to: hostEnd!)
                     addressing = Addressing(
-                        hostLink: hostEnd!, gatewayLink: hostEnd!, subnet: subnet, gateway: subnet.host(1), machine: subnet.host(2), machineMAC: veth.machineMAC
-                    )
+                        hostLink: hostEnd!, gatewayLink: hostEnd!, subnet: subnet, gateway: subnet.host(1), machine: subnet.host(2),
+                        machineMAC: veth.machineMAC,
+                        subnet6: try addIPv6Network(key: "machine:" + machine, to: hostEnd!))
                 }
                 try host.setLink(hostEnd!, up: true)
             case .bridge(let bridge):
@@ -84,13 +91,17 @@ final class MachineNetwork {
         for link in plan.movedInterfaces { try move(link) }
         if let addressing {
             try inside.setLink("host0", up: true)
-            try inside.addAddress(addressing.machine, prefix: addressing.subnet.prefix, to: "host0")
-            try inside.addDefaultRoute(via: addressing.gateway, on: "host0")
+            try inside.addAddress(addressing.machine.bytes, prefix: addressing.subnet.prefix, to: "host0")
+            try inside.addDefaultRoute(via: addressing.gateway.bytes, on: "host0")
+            if let machine6 = addressing.machine6, let gateway6 = addressing.gateway6 {
+                try inside.addAddress(machine6, prefix: 64, to: "host0")
+                try inside.addDefaultRoute(via: gateway6, on: "host0")
+            }
             if !plan.ports.isEmpty {
                 // Our own link's setting, gone with it: lets localhost:PORT reach the machine.
                 try LinuxKernel().writeFile("1", to: "/proc/sys/net/ipv4/conf/\(addressing.gatewayLink)/route_localnet")
             }
-            natTable = try OwnedNatTable(name: "swift-nspawn-" + hostEnd!, subnet: addressing.subnet, guest: addressing.machine, forwards: plan.ports)
+            natTable = try OwnedNatTable(name: "swift-nspawn-" + hostEnd!, addressing: addressing, forwards: plan.ports)
             undo.append(.always { [unowned self] in natTable?.remove() })
             try enableForwarding()
         }
@@ -159,17 +170,20 @@ final class MachineNetwork {
         let bridgeName = "vz-" + zone
         try NetworkLock.hold {
             var subnet: IPv4Subnet
+            var subnet6: IPNetwork?
             if let bridge = try host.links().first(where: { $0.name == bridgeName }) {
-                guard isZoneBridge(bridge), let existing = try host.addresses(of: bridgeName).first else {
+                guard isZoneBridge(bridge), let existing = try host.addresses(of: bridgeName, family: AF_INET).first else {
                     throw UserError("Interface \(bridgeName) exists but is no zone's bridge; remove it or pick another zone.")
                 }
-                subnet = existing
+                subnet = IPv4Subnet(existing)
+                subnet6 = try? host.addresses(of: bridgeName, family: AF_INET6).first { $0.prefix == 64 && $0.bytes.first == 0xfd }
             } else {
                 subnet = try freeSubnet(prefix: NetworkPlan.zonePrefix, key: "zone:" + zone)
                 // IFLA_IFALIAS is taken by a change only, not when the link is made.
                 try host.addLink(name: bridgeName, kind: "bridge", mac: NetworkPlan.zoneBridgeMAC(hostMachineID: plan.hostMachineID, zone: zone))
                 try host.setLink(bridgeName, up: true, alias: Self.zoneAlias)
-                try host.addAddress(subnet.host(1), prefix: subnet.prefix, to: bridgeName)
+                try host.addAddress(subnet.host(1).bytes, prefix: subnet.prefix, to: bridgeName)
+                subnet6 = try addIPv6Network(key: "zone:" + zone, to: bridgeName)
             }
             undo.append(
                 .always { [unowned self] in
@@ -232,7 +246,7 @@ final class MachineNetwork {
     /// A subnet of the pool that overlaps no route and no address of the host: found from a
     /// hash of `key` on, so that a machine or zone finds its subnet of last time again.
     private func freeSubnet(prefix: UInt8, key: String) throws -> IPv4Subnet {
-        let used = try host.usedSubnets()
+        let used = try host.usedNetworks(family: AF_INET).map(IPv4Subnet.init)
         let count = UInt32(1) << UInt32(prefix - NetworkPlan.pool.prefix)
         let start = UInt32(truncatingIfNeeded: StableHash.fnv1a(Array(key.utf8))) % count
         for step in 0..<min(count, 4096) {
@@ -241,6 +255,26 @@ final class MachineNetwork {
             if !used.contains(where: { $0.overlaps(candidate) }) { return candidate }
         }
         throw UserError("No free /\(prefix) subnet is left in \(NetworkPlan.pool) for the machine.")
+    }
+
+    /// A /64 of the host's unique local prefix (fd00::/8 and 40 bits from the host's machine ID,
+    /// RFC 4193) that no route or address of the host overlaps, found from a hash of `key` on,
+    /// with its ::1 on `link`; nil where the host has no IPv6 (disabled, or the link refuses it).
+    private func addIPv6Network(key: String, to link: String) throws -> IPNetwork? {
+        guard let used = try? host.usedNetworks(family: AF_INET6) else { return nil }
+        let global = Array(StableHash.fnv1a(Array("\(plan.hostMachineID) unique local".utf8)).bigEndianBytes.prefix(5))
+        let start = UInt16(truncatingIfNeeded: StableHash.fnv1a(Array(key.utf8)))
+        for step in 0..<UInt16(256) {
+            let candidate = IPNetwork([0xfd] + global + (start &+ step).bigEndianBytes + [UInt8](repeating: 0, count: 8), prefix: 64)
+            guard !used.contains(where: { $0.overlaps(candidate) }) else { continue }
+            do {
+                try host.addAddress(candidate.address(suffix: 1), prefix: 64, to: link)
+            } catch let error as NetlinkError where [EACCES, EAFNOSUPPORT, EPERM].contains(error.errno.rawValue) {
+                return nil
+            }
+            return candidate
+        }
+        return nil
     }
 
     /// Routing for the machine's subnet needs the host to forward IPv4: set when off, never

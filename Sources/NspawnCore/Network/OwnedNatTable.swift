@@ -18,8 +18,11 @@ final class OwnedNatTable {
 
     private static let inet: UInt8 = 1
     private static let ipv4: UInt8 = 2
+    private static let ipv6: UInt8 = 10
 
-    init(name: String, subnet: IPv4Subnet, guest: IPv4Address, forwards: [PortForward]) throws {
+    /// The machine's IPv4 subnet (and IPv6 network, where it has one) is masqueraded towards
+    /// everything else; each forward goes to the machine's address of the family it came in by.
+    init(name: String, addressing: MachineNetwork.Addressing, forwards: [PortForward]) throws {
         self.name = name
         socket = try NetlinkSocket(protocol: NetlinkSocket.netfilter)
         let flags = NetlinkMessage.request | NetlinkMessage.acknowledge | NetlinkMessage.create
@@ -46,29 +49,40 @@ final class OwnedNatTable {
             batch.append(chain)
         }
 
-        let sourceInSubnet = Expression.ipv4Only + Expression.match(networkOffset: 12, subnet: subnet, equal: true)
-        batch.append(rule("postrouting", sourceInSubnet + Expression.match(networkOffset: 16, subnet: subnet, equal: false) + [.masquerade]))
-        if !forwards.isEmpty {
-            // localhost:PORT from the host: forwarded like its other addresses, then given the
-            // gateway's address as source, since no other link may carry a loopback address (the
-            // link to the machine has route_localnet for the way there and back).
-            let loopback = IPv4Subnet(IPv4Address(0x7f00_0000), prefix: 8)
+        // Each family: (nfproto, where its source and destination lie in the header, the machine's
+        // network, the machine's address).
+        var families: [(UInt8, UInt32, UInt32, IPNetwork, [UInt8])] = [(Self.ipv4, 12, 16, addressing.subnet.network4, addressing.machine.bytes)]
+        if let subnet6 = addressing.subnet6, let machine6 = addressing.machine6 { families.append((Self.ipv6, 8, 24, subnet6, machine6)) }
+        for (family, source, destination, network, machine) in families {
+            let only = Expression.family(family)
             batch.append(
                 rule(
                     "postrouting",
-                    Expression.ipv4Only + Expression.match(networkOffset: 12, subnet: loopback, equal: true)
-                        + Expression.match(networkOffset: 16, subnet: subnet, equal: true) + [.masquerade]))
-        }
-        for forward in forwards {
-            let dnat: [Expression] =
-                Expression.ipv4Only + Expression.destinationIsLocal + [
-                    .meta(key: 16), .compare(equal: true, [forward.proto.number]),  // meta l4proto
-                    .payload(base: 2, offset: 2, length: 2), .compare(equal: true, forward.hostPort.bigEndianBytes),  // th dport
-                    .immediate(register: 1, guest.bytes), .immediate(register: 2, forward.machinePort.bigEndianBytes), .dnat,
-                ]
-            // From elsewhere, and from the host itself.
-            batch.append(rule("prerouting", dnat))
-            batch.append(rule("output", dnat))
+                    only + Expression.match(offset: source, network, equal: true) + Expression.match(offset: destination, network, equal: false) + [.masquerade]
+                ))
+            // The host itself reaches a forwarded port at its own addresses, and at localhost on
+            // IPv4: then the gateway's address becomes the source, since no other link may carry
+            // a loopback address (the machine's link has route_localnet for the way there and
+            // back). IPv6 has no such setting: ::1 is not forwarded.
+            let loopback = family == Self.ipv4 ? IPNetwork([127, 0, 0, 0], prefix: 8) : IPNetwork([UInt8](repeating: 0, count: 15) + [1], prefix: 128)
+            if !forwards.isEmpty && family == Self.ipv4 {
+                batch.append(
+                    rule(
+                        "postrouting",
+                        only + Expression.match(offset: source, loopback, equal: true) + Expression.match(offset: destination, network, equal: true) + [
+                            .masquerade
+                        ]))
+            }
+            for forward in forwards {
+                let dnat: [Expression] =
+                    Expression.destinationIsLocal + [
+                        .meta(key: 16), .compare(equal: true, [forward.proto.number]),  // meta l4proto
+                        .payload(base: 2, offset: 2, length: 2), .compare(equal: true, forward.hostPort.bigEndianBytes),  // th dport
+                        .immediate(register: 1, machine), .immediate(register: 2, forward.machinePort.bigEndianBytes), .dnat(family: family),
+                    ]
+                batch.append(rule("prerouting", only + dnat))
+                batch.append(rule("output", only + (family == Self.ipv6 ? Expression.match(offset: destination, loopback, equal: false) : []) + dnat))
+            }
         }
         batch.append(NetlinkMessage(type: Message.batchEnd, flags: NetlinkMessage.request, header: [0, 0] + UInt16(10).bigEndianBytes))
         try socket.performBatch(batch, "Failed to add nftables table inet \(name)")
@@ -101,19 +115,19 @@ final class OwnedNatTable {
         case bitwise(mask: [UInt8])
         case compare(equal: Bool, [UInt8])
         case immediate(register: UInt32, [UInt8])
-        case dnat
+        case dnat(family: UInt8)
         case masquerade
         /// fib daddr type → register 1.
         case fibDestinationType
 
-        /// meta nfproto ipv4.
-        static let ipv4Only: [Expression] = [.meta(key: 15), .compare(equal: true, [OwnedNatTable.ipv4])]
+        /// meta nfproto ipv4 or ipv6.
+        static func family(_ nfproto: UInt8) -> [Expression] { [.meta(key: 15), .compare(equal: true, [nfproto])] }
         /// fib daddr type local (RTN_LOCAL, in host byte order as the fib expression stores it).
         static let destinationIsLocal: [Expression] = [.fibDestinationType, .compare(equal: true, UInt32(2).littleEndianBytes)]
 
-        /// ip saddr (offset 12) or daddr (16) in, or not in, the subnet.
-        static func match(networkOffset: UInt32, subnet: IPv4Subnet, equal: Bool) -> [Expression] {
-            [.payload(base: 1, offset: networkOffset, length: 4), .bitwise(mask: subnet.mask.bigEndianBytes), .compare(equal: equal, subnet.network.bytes)]
+        /// The network header's address at `offset` (a source or destination) in, or not in, the network.
+        static func match(offset: UInt32, _ network: IPNetwork, equal: Bool) -> [Expression] {
+            [.payload(base: 1, offset: offset, length: UInt32(network.bytes.count)), .bitwise(mask: network.mask), .compare(equal: equal, network.network)]
         }
 
         func encode(into element: inout NetlinkMessage) {
@@ -157,11 +171,11 @@ final class OwnedNatTable {
                     $0.add(1, bigEndian: register)
                     data(2, value, in: &$0)
                 }
-            case .dnat:
+            case .dnat(let family):
                 element.add(1, string: "nat")
                 element.nest(2) {
                     $0.add(1, bigEndian: 1)  // NFT_NAT_DNAT
-                    $0.add(2, bigEndian: UInt32(OwnedNatTable.ipv4))
+                    $0.add(2, bigEndian: UInt32(family))
                     $0.add(3, bigEndian: 1)  // address from register 1
                     $0.add(5, bigEndian: 2)  // port from register 2
                 }

@@ -160,61 +160,70 @@ final class RouteNetlink {
         return Int32(bitPattern: reply.payload.u32(at: reply.payload.startIndex + 4))
     }
 
-    /// IPv4 addresses: `address`/`prefix` on the link.
-    func addAddress(_ address: IPv4Address, prefix: UInt8, to name: String) throws {
+    /// `address`/`prefix` on the link: IPv4 (with its broadcast address) or IPv6 (usable at
+    /// once: no duplicate address detection for an address only this link's subnet has).
+    func addAddress(_ address: [UInt8], prefix: UInt8, to name: String) throws {
         let index = try linkIndex(name)
+        let v6 = address.count == 16
         var message = NetlinkMessage(
             type: Message.newAddress, flags: NetlinkMessage.request | NetlinkMessage.acknowledge | NetlinkMessage.create | NetlinkMessage.exclusive,
-            header: [UInt8(AF_INET), prefix, 0, 0] + index.littleEndianBytes)
-        message.add(2, address.bytes)  // IFA_LOCAL
-        message.add(1, address.bytes)  // IFA_ADDRESS
-        message.add(4, address.broadcast(prefix: prefix).bytes)  // IFA_BROADCAST
-        try socket.perform(message, "Failed to add address \(address)/\(prefix) to \(name)")
+            header: [UInt8(v6 ? AF_INET6 : AF_INET), prefix, v6 ? 0x02 : 0, 0] + index.littleEndianBytes)
+        message.add(2, address)  // IFA_LOCAL
+        message.add(1, address)  // IFA_ADDRESS
+        if v6 {
+            message.add(8, u32: 0x02)  // IFA_FLAGS: IFA_F_NODAD
+        } else {
+            message.add(4, IPv4Address(address).broadcast(prefix: prefix).bytes)  // IFA_BROADCAST
+        }
+        try socket.perform(message, "Failed to add address \(Self.text(address))/\(prefix) to \(name)")
     }
 
-    /// The default route through `gateway` on the link.
-    func addDefaultRoute(via gateway: IPv4Address, on name: String) throws {
+    /// The default route through `gateway` (IPv4 or IPv6) on the link.
+    func addDefaultRoute(via gateway: [UInt8], on name: String) throws {
         let index = try linkIndex(name)
         // rtmsg: family, dst_len, src_len, tos, table (main), protocol (static), scope (universe), type (unicast); flags.
         var message = NetlinkMessage(
             type: Message.newRoute, flags: NetlinkMessage.request | NetlinkMessage.acknowledge | NetlinkMessage.create | NetlinkMessage.exclusive,
-            header: [UInt8(AF_INET), 0, 0, 0, 254, 4, 0, 1] + UInt32(0).littleEndianBytes)
-        message.add(5, gateway.bytes)  // RTA_GATEWAY
+            header: [UInt8(gateway.count == 16 ? AF_INET6 : AF_INET), 0, 0, 0, 254, 4, 0, 1] + UInt32(0).littleEndianBytes)
+        message.add(5, gateway)  // RTA_GATEWAY
         message.add(4, u32: UInt32(bitPattern: index))  // RTA_OIF
-        try socket.perform(message, "Failed to add default route via \(gateway) on \(name)")
+        try socket.perform(message, "Failed to add default route via \(Self.text(gateway)) on \(name)")
     }
 
-    /// Every IPv4 subnet this namespace routes or holds an address in, but its default routes:
-    /// what a machine's subnet must not overlap.
-    func usedSubnets() throws -> [IPv4Subnet] {
-        var subnets: [IPv4Subnet] = []
-        let header: [UInt8] = [UInt8(AF_INET), 0, 0, 0, 0, 0, 0, 0] + UInt32(0).littleEndianBytes
+    /// Every network of the family (AF_INET, AF_INET6) this namespace routes or holds an address
+    /// in, but its default routes: what a machine's subnet must not overlap.
+    func usedNetworks(family: Int32) throws -> [IPNetwork] {
+        var networks: [IPNetwork] = []
+        let header: [UInt8] = [UInt8(family), 0, 0, 0, 0, 0, 0, 0] + UInt32(0).littleEndianBytes
         for reply in try socket.dump(
             NetlinkMessage(type: Message.getRoute, flags: NetlinkMessage.request | NetlinkMessage.dump, header: header), "Failed to list routes")
         where reply.type == Message.newRoute && reply.payload.count >= 12 {
             let prefix = reply.payload[reply.payload.startIndex + 1]
             // Local and broadcast routes (table local) repeat the addresses, listed below.
-            guard prefix > 0, let destination = reply.attributes(after: 12)[1], destination.count == 4 else { continue }
-            subnets.append(IPv4Subnet(IPv4Address(Array(destination)), prefix: prefix))
+            guard prefix > 0, let destination = reply.attributes(after: 12)[1] else { continue }
+            networks.append(IPNetwork(Array(destination), prefix: prefix))
         }
-        subnets += try addresses()
-        return subnets
+        return networks + (try addresses(family: family))
     }
 
-    /// The IPv4 subnets of the addresses on one link, or on all.
-    func addresses(of name: String? = nil) throws -> [IPv4Subnet] {
+    /// The addresses of the family on one link, or on all, with their prefix lengths.
+    func addresses(of name: String? = nil, family: Int32) throws -> [IPNetwork] {
         let index = try name.map(linkIndex)
-        let header: [UInt8] = [UInt8(AF_INET), 0, 0, 0] + UInt32(0).littleEndianBytes
+        let header: [UInt8] = [UInt8(family), 0, 0, 0] + UInt32(0).littleEndianBytes
         return try socket.dump(
             NetlinkMessage(type: Message.getAddress, flags: NetlinkMessage.request | NetlinkMessage.dump, header: header), "Failed to list addresses"
         )
         .compactMap { reply in
-            guard reply.type == Message.newAddress, reply.payload.count >= 8 else { return nil }
+            guard reply.type == Message.newAddress, reply.payload.count >= 8, reply.payload[reply.payload.startIndex] == UInt8(family) else { return nil }
             if let index, Int32(bitPattern: reply.payload.u32(at: reply.payload.startIndex + 4)) != index { return nil }
             let attributes = reply.attributes(after: 8)
-            guard let local = attributes[2] ?? attributes[1], local.count == 4 else { return nil }
-            return IPv4Subnet(IPv4Address(Array(local)), prefix: reply.payload[reply.payload.startIndex + 1])
+            guard let local = attributes[2] ?? attributes[1] else { return nil }
+            return IPNetwork(Array(local), prefix: reply.payload[reply.payload.startIndex + 1])
         }
+    }
+
+    private static func text(_ address: [UInt8]) -> String {
+        address.count == 4 ? IPv4Address(address).description : IPNetwork(address, prefix: 128).addressText
     }
 }
 

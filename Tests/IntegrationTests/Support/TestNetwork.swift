@@ -3,13 +3,16 @@ import Testing
 
 /// Two network namespaces of the test's own: "host", where swift-nspawn runs (so its links,
 /// addresses, forwarding sysctl and nftables tables are made there, never on the real host), and
-/// "lan", a client on the host's network, linked to it by a veth (198.51.100.1 ↔ .2, TEST-NET-2).
+/// "lan", a client on the host's network, linked to it by a veth (198.51.100.1 ↔ .2, TEST-NET-2;
+/// 2001:db8::1 ↔ ::2, the documentation prefix).
 /// No traffic leaves them. Both are deleted, with every link in them, when the value goes away.
 final class TestNetwork {
     let host: String
     let lan: String
     static let hostAddress = "198.51.100.1"
     static let lanAddress = "198.51.100.2"
+    static let hostAddress6 = "2001:db8::1"
+    static let lanAddress6 = "2001:db8::2"
 
     init() throws {
         let tag = String(UInt32.random(in: 0...UInt32.max), radix: 36)
@@ -25,6 +28,13 @@ final class TestNetwork {
         try Self.ip(["-n", lan, "addr", "add", Self.lanAddress + "/24", "dev", "lan0"])
         try Self.ip(["-n", lan, "link", "set", "lan0", "up"])
         try Self.ip(["-n", lan, "route", "add", "default", "via", Self.hostAddress])
+        try Self.ip(["-n", host, "addr", "add", Self.hostAddress6 + "/64", "dev", "uplink", "nodad"])
+        try Self.ip(["-n", lan, "addr", "add", Self.lanAddress6 + "/64", "dev", "lan0", "nodad"])
+        try Self.ip(["-n", lan, "-6", "route", "add", "default", "via", Self.hostAddress6])
+        // IPv6 forwarding in the test's host namespace, as a host routing for its machines has it
+        // (swift-nspawn sets only IPv4's itself).
+        let forwarding = try Self.run(["/usr/bin/nsenter", "--net=/run/netns/\(host)", "/bin/sh", "-c", "echo 1 > /proc/sys/net/ipv6/conf/all/forwarding"])
+        guard forwarding.status == 0 else { throw TestNetworkError(text: "IPv6 forwarding in \(host): \(forwarding.stderr)") }
     }
 
     deinit {
