@@ -23,7 +23,7 @@ public enum Launcher {
 
     private static func boot(_ c: Configuration) throws -> Int32 {
         guard geteuid() == 0 else { throw UserError("Need to be root.") }
-        let host = HostFacts.probe()
+        let host = HostFacts.probe(askNetworkd: c.network.addressed && c.switches.ownAddresses == nil)
         let image = try MachineImage.locate(c)
         try image.requireMountPoints()
         if c.boot && c.switches.checkOSRelease { try image.requireOSRelease() }

@@ -92,6 +92,32 @@ struct NetworkTests {
         try network.expectUnchanged(since: before)
     }
 
+    /// Where the host's systemd-networkd addresses the links (simulated: SWIFT_NSPAWN_OWN_ADDRESSES=no,
+    /// and the test gives the host end its address as networkd would), swift-nspawn makes the
+    /// links only, and -p follows the address the machine is given.
+    @Test func portsFollowTheAddressTheMachineIsGivenWhenAddressesAreNotOurs() throws {
+        let network = try TestNetwork()
+        let machine = try TestMachine()
+        let before = try network.state()
+        let run = try BootRun(
+            [
+                "-D", machine.path, "-P", "-q", "--register=no", "-n", "-p", "8080:80", "sh", "-c",
+                "ip -4 -o addr show host0 | grep -q inet && echo addressed; sleep 0.5; ip link set host0 up; ip addr add 10.77.0.2/24 dev host0; "
+                    + "echo answer | nc -l -p 80 -w 5",
+            ], in: machine.directory, environment: ["SWIFT_NSPAWN_OWN_ADDRESSES": "no"], prefix: network.prefix)
+        let hostEnd = "ve-\(machine.name)".prefix(15)
+        #expect(waitUntil { (try? TestNetwork.ip(["-n", network.host, "addr", "add", "10.77.0.1/24", "dev", String(hostEnd)])) != nil })
+        var answer = ""
+        for _ in 0..<40 where !answer.contains("answer") {
+            answer = try network.exec(in: network.host, ["/bin/sh", "-c", "echo hi | busybox nc -w 1 10.77.0.1 8080"]).stdout
+            if !answer.contains("answer") { usleep(100_000) }
+        }
+        #expect(answer.contains("answer"))
+        #expect(run.finish(timeout: 20) == 0, "\(run.stderr)")
+        #expect(!run.transcript.contains("addressed"))
+        try network.expectUnchanged(since: before)
+    }
+
     /// Two machines in one zone share its bridge and subnet and reach each other and the host end;
     /// the bridge goes with the last of them.
     @Test func zoneMembersTalkToEachOther() throws {

@@ -22,6 +22,21 @@ struct NetworkPlanTests {
         #expect(p.ports == [PortForward(proto: .tcp, hostPort: 8080, machinePort: 80), PortForward(proto: .udp, hostPort: 53, machinePort: 53)])
     }
 
+    @Test func addressesAreLeftToSystemdNetworkdWhereItRunsOrWhereAsked() throws {
+        var host = PlanFixture.host
+        host.networkdRunsHere = true
+        func plan(_ args: [String], host: HostFacts, environment: [String: String] = [:]) throws -> NetworkPlan {
+            guard case .run(let c) = CommandLineParser.parse(args, environment: { environment[$0] }) else { throw UserError("bad arguments: \(args)") }
+            return try MachinePlan(
+                configuration: c, host: host, image: PlanFixture.image, treeMachineID: nil, idRange: PlanFixture.range, randomID: PlanFixture.randomID
+            ).network
+        }
+        #expect(try !plan(["-n"], host: host).addressed && plan(["-n"], host: host).veth != nil)
+        #expect(try plan(["-n"], host: host, environment: ["SWIFT_NSPAWN_OWN_ADDRESSES": "yes"]).addressed)
+        #expect(try !plan(["-n"], host: PlanFixture.host, environment: ["SWIFT_NSPAWN_OWN_ADDRESSES": "no"]).addressed)
+        #expect(try plan(["-n"], host: PlanFixture.host).addressed)
+    }
+
     @Test func bridgeAndZoneImplyAVethNamedVb() throws {
         let bridged = try plan(["--network-bridge=br0"])
         #expect(bridged.veth?.hostName == "vb-web" && bridged.attachment == .bridge("br0") && !bridged.addressed)

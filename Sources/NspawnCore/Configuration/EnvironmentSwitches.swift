@@ -12,6 +12,11 @@ public struct EnvironmentSwitches: Equatable, Sendable {
     /// the service machined lists the machine under (systemd-nspawn: "LXC sets container=lxc, so
     /// follow the scheme").
     public var containerService = "swift-nspawn"
+    /// SWIFT_NSPAWN_OWN_ADDRESSES=: whether swift-nspawn gives -n and zone machines their
+    /// addresses, DHCP server and masquerade (yes), or leaves them to the host's and the guest's
+    /// systemd-networkd as systemd-nspawn does (no); unset: no where systemd-networkd runs in
+    /// swift-nspawn's network namespace, yes elsewhere.
+    public var ownAddresses: Bool?
 
     public init() {}
 
@@ -49,6 +54,7 @@ public struct EnvironmentSwitches: Equatable, Sendable {
         if let value = try flag("SYSTEMD_NSPAWN_TMPFS_TMP") { switches.tmpfsTmp = value }
         if let value = try flag("SYSTEMD_NSPAWN_LOCK") { switches.lockImage = value }
         if let value = try flag("SYSTEMD_NSPAWN_CHECK_OS_RELEASE") { switches.checkOSRelease = value }
+        switches.ownAddresses = try flag("SWIFT_NSPAWN_OWN_ADDRESSES")
         if let service = lookup("SYSTEMD_NSPAWN_CONTAINER_SERVICE") {
             guard !service.isEmpty, service.utf8.count <= 255, !service.contains(where: { $0 == "/" || $0.isWhitespace }) else {
                 throw UserError("Invalid SYSTEMD_NSPAWN_CONTAINER_SERVICE=\(service): a service name without / or spaces.")

@@ -39,6 +39,8 @@ final class MachineNetwork {
     private var undo: [Undo] = []
     private(set) var addressing: Addressing?
     private var natTable: OwnedNatTable?
+    private var natTableName = ""
+    private var addressWatch: MachineAddressWatch?
     private(set) var warnings: [String] = []
 
     init(_ plan: NetworkPlan, machinePID: pid_t, machine: String) throws {
@@ -66,6 +68,9 @@ final class MachineNetwork {
         if let veth = plan.veth {
             hostEnd = try addVeth(veth, resolvingClashes: true)
             switch plan.attachment {
+            case .routed where !plan.ownAddresses:
+                // The host's systemd-networkd configures it (80-container-ve.network).
+                try host.setLink(hostEnd!, up: true)
             case .routed:
                 try NetworkLock.hold {
                     let subnet = try freeSubnet(prefix: NetworkPlan.machinePrefix, key: "machine:" + machine)
@@ -86,6 +91,7 @@ final class MachineNetwork {
                 try joinZone(zone, link: hostEnd!, machine: machine, veth: veth)
             }
         }
+        natTableName = "swift-nspawn-" + (hostEnd ?? machine)
         for extra in plan.extraVeths { _ = try addVeth(extra, resolvingClashes: false) }
         for link in plan.lowerLinks { try addLowerLink(link) }
         for link in plan.movedInterfaces { try move(link) }
@@ -101,10 +107,12 @@ final class MachineNetwork {
                 // Our own link's setting, gone with it: lets localhost:PORT reach the machine.
                 try LinuxKernel().writeFile("1", to: "/proc/sys/net/ipv4/conf/\(addressing.gatewayLink)/route_localnet")
             }
-            natTable = try OwnedNatTable(name: "swift-nspawn-" + hostEnd!, addressing: addressing, forwards: plan.ports)
-            undo.append(.always { [unowned self] in natTable?.remove() })
+            var targets = [OwnedNatTable.Target(machine: addressing.machine.bytes, masqueraded: addressing.subnet.network4)]
+            if let machine6 = addressing.machine6 { targets.append(OwnedNatTable.Target(machine: machine6, masqueraded: addressing.subnet6)) }
+            natTable = try OwnedNatTable(name: natTableName, targets: targets, forwards: plan.ports)
             try enableForwarding()
         }
+        undo.append(.always { [unowned self] in natTable?.remove() })
     }
 
     /// The host end of a veth pair; the machine's end is born in its namespace. A host name taken
@@ -165,25 +173,30 @@ final class MachineNetwork {
     }
 
     /// A zone's bridge vz-ZONE is made by its first member, with the zone's subnet and the
-    /// gateway address on it; each member leases an address of it for its machine.
+    /// gateway address on it; each member leases an address of it for its machine. (Without
+    /// addresses of our own, the host's systemd-networkd configures the bridge.)
     private func joinZone(_ zone: String, link: String, machine: String, veth: NetworkPlan.Veth) throws {
         let bridgeName = "vz-" + zone
         try NetworkLock.hold {
-            var subnet: IPv4Subnet
+            var subnet: IPv4Subnet?
             var subnet6: IPNetwork?
             if let bridge = try host.links().first(where: { $0.name == bridgeName }) {
-                guard isZoneBridge(bridge), let existing = try host.addresses(of: bridgeName, family: AF_INET).first else {
+                let existing = try host.addresses(of: bridgeName, family: AF_INET).first
+                guard isZoneBridge(bridge), existing != nil || !plan.ownAddresses else {
                     throw UserError("Interface \(bridgeName) exists but is no zone's bridge; remove it or pick another zone.")
                 }
-                subnet = IPv4Subnet(existing)
+                subnet = existing.map(IPv4Subnet.init)
                 subnet6 = try? host.addresses(of: bridgeName, family: AF_INET6).first { $0.prefix == 64 && $0.bytes.first == 0xfd }
             } else {
-                subnet = try freeSubnet(prefix: NetworkPlan.zonePrefix, key: "zone:" + zone)
                 // IFLA_IFALIAS is taken by a change only, not when the link is made.
                 try host.addLink(name: bridgeName, kind: "bridge", mac: NetworkPlan.zoneBridgeMAC(hostMachineID: plan.hostMachineID, zone: zone))
                 try host.setLink(bridgeName, up: true, alias: Self.zoneAlias)
-                try host.addAddress(subnet.host(1).bytes, prefix: subnet.prefix, to: bridgeName)
-                subnet6 = try addIPv6Network(key: "zone:" + zone, to: bridgeName)
+                if plan.ownAddresses {
+                    let made = try freeSubnet(prefix: NetworkPlan.zonePrefix, key: "zone:" + zone)
+                    try host.addAddress(made.host(1).bytes, prefix: made.prefix, to: bridgeName)
+                    subnet = made
+                    subnet6 = try addIPv6Network(key: "zone:" + zone, to: bridgeName)
+                }
             }
             undo.append(
                 .always { [unowned self] in
@@ -197,18 +210,21 @@ final class MachineNetwork {
                         try? host.deleteLink(bridgeName)
                     }
                 })
-            // Deterministic where free: the same machine gets the same address again.
-            let start = UInt32(StableHash.fnv1a(Array(machine.utf8)) % UInt64(subnet.hostCount - 1))
-            for step in 0..<(subnet.hostCount - 1) {
-                let candidate = subnet.host(2 + (start + step) % (subnet.hostCount - 1))
-                if let lease = try NetworkLock.lease(candidate, mac: veth.machineMAC) {
-                    undo.append(.always { lease.release() })
-                    addressing = Addressing(
-                        hostLink: link, gatewayLink: bridgeName, subnet: subnet, gateway: subnet.host(1), machine: candidate, machineMAC: veth.machineMAC)
-                    break
+            if plan.ownAddresses, let subnet {
+                // Deterministic where free: the same machine gets the same address again.
+                let start = UInt32(StableHash.fnv1a(Array(machine.utf8)) % UInt64(subnet.hostCount - 1))
+                for step in 0..<(subnet.hostCount - 1) {
+                    let candidate = subnet.host(2 + (start + step) % (subnet.hostCount - 1))
+                    if let lease = try NetworkLock.lease(candidate, mac: veth.machineMAC) {
+                        undo.append(.always { lease.release() })
+                        addressing = Addressing(
+                            hostLink: link, gatewayLink: bridgeName, subnet: subnet, gateway: subnet.host(1), machine: candidate, machineMAC: veth.machineMAC,
+                            subnet6: subnet6)
+                        break
+                    }
                 }
+                guard addressing != nil else { throw UserError("Zone \(zone) has no free address left in \(subnet).") }
             }
-            guard addressing != nil else { throw UserError("Zone \(zone) has no free address left in \(subnet).") }
             // Still under the lock: the last member leaving cannot remove the bridge meanwhile.
             try host.setLink(link, up: true, master: try host.linkIndex(bridgeName))
         }
@@ -285,8 +301,29 @@ final class MachineNetwork {
         try LinuxKernel().writeFile("1", to: path)
     }
 
+    /// Where the machine's addresses are not ours: -p forwards to what host0 is given (by the
+    /// guest's DHCP client, from the host's systemd-networkd), as systemd-nspawn does. The table
+    /// is made anew when host0's first global address of either family changes.
+    func watchMachineAddresses(loop: EventLoop) throws {
+        guard plan.veth != nil, !plan.addressed, !plan.ports.isEmpty else { return }
+        addressWatch = try MachineAddressWatch(namespace: machineNamespace, link: "host0", loop: loop) { [unowned self] addresses in
+            natTable?.remove()
+            natTable = nil
+            guard !addresses.isEmpty else { return }
+            do {
+                natTable = try OwnedNatTable(
+                    name: natTableName, targets: addresses.map { OwnedNatTable.Target(machine: $0, masqueraded: nil) }, forwards: plan.ports)
+            } catch {
+                printError("Failed to forward ports to the machine's addresses: \(error)")
+            }
+        }
+    }
+
     /// After the machine's end: undoes what the kernel does not undo with its namespace.
-    func finish() { unwind(failed: false) }
+    func finish() {
+        addressWatch = nil
+        unwind(failed: false)
+    }
 
     /// After a failed start: undoes everything at once.
     func tearDown() { unwind(failed: true) }

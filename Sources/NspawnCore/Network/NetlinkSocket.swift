@@ -43,6 +43,11 @@ final class NetlinkSocket {
             home?.close()
         }
         fd = OwnedFD(try sys("socket", path: "netlink") { socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), proto) })
+        // Bound now (the kernel picks our port ID): an unbound socket hears no multicast group.
+        var address: [UInt8] = UInt16(AF_NETLINK).littleEndianBytes + [UInt8](repeating: 0, count: 10)  // struct sockaddr_nl
+        try sys("bind", path: "netlink") {
+            address.withUnsafeMutableBytes { bind(fd.raw, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count)) }
+        }
         var on: Int32 = 1
         // NETLINK_EXT_ACK (the kernel's message with an error) and NETLINK_CAP_ACK (errors without
         // the whole request echoed back), both SOL_NETLINK; absent on old kernels, which is fine.

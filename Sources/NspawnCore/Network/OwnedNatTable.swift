@@ -20,9 +20,15 @@ final class OwnedNatTable {
     private static let ipv4: UInt8 = 2
     private static let ipv6: UInt8 = 10
 
-    /// The machine's IPv4 subnet (and IPv6 network, where it has one) is masqueraded towards
-    /// everything else; each forward goes to the machine's address of the family it came in by.
-    init(name: String, addressing: MachineNetwork.Addressing, forwards: [PortForward]) throws {
+    /// One family's part: the machine's address, and its network when we masquerade it.
+    struct Target {
+        var machine: [UInt8]
+        var masqueraded: IPNetwork?
+    }
+
+    /// Each target's network, if given, is masqueraded towards everything else; each forward goes
+    /// to the machine's address of the family it came in by.
+    init(name: String, targets: [Target], forwards: [PortForward]) throws {
         self.name = name
         socket = try NetlinkSocket(protocol: NetlinkSocket.netfilter)
         let flags = NetlinkMessage.request | NetlinkMessage.acknowledge | NetlinkMessage.create
@@ -33,10 +39,11 @@ final class OwnedNatTable {
         table.add(2, bigEndian: 2)  // NFTA_TABLE_FLAGS: NFT_TABLE_F_OWNER
         batch.append(table)
 
-        // NAT chains at systemd's priorities: dstnat + 1 and srcnat + 1.
-        // Each base chain is a netfilter hook, whose removal with the table costs a grace period
-        // (about 8 ms here): the port forwarding chains only when there are ports.
-        let chains: [(String, UInt32, Int32)] = (forwards.isEmpty ? [] : [("prerouting", 0, -99), ("output", 3, -99)]) + [("postrouting", 4, 101)]
+        // NAT chains at systemd's priorities: dstnat + 1 and srcnat + 1. Each base chain is a
+        // netfilter hook, whose removal with the table costs a grace period (about 8 ms here):
+        // only those with rules. postrouting masquerades, and for localhost:PORT (IPv4).
+        var chains: [(String, UInt32, Int32)] = forwards.isEmpty ? [] : [("prerouting", 0, -99), ("output", 3, -99)]
+        if targets.contains(where: { $0.masqueraded != nil || (!forwards.isEmpty && $0.machine.count == 4) }) { chains.append(("postrouting", 4, 101)) }
         for (chainName, hook, priority) in chains {
             var chain = NetlinkMessage(type: Message.type(Message.newChain), flags: flags, header: Self.header)
             chain.add(1, string: name)  // NFTA_CHAIN_TABLE
@@ -49,17 +56,18 @@ final class OwnedNatTable {
             batch.append(chain)
         }
 
-        // Each family: (nfproto, where its source and destination lie in the header, the machine's
-        // network, the machine's address).
-        var families: [(UInt8, UInt32, UInt32, IPNetwork, [UInt8])] = [(Self.ipv4, 12, 16, addressing.subnet.network4, addressing.machine.bytes)]
-        if let subnet6 = addressing.subnet6, let machine6 = addressing.machine6 { families.append((Self.ipv6, 8, 24, subnet6, machine6)) }
-        for (family, source, destination, network, machine) in families {
+        for target in targets {
+            // Where the family's source and destination lie in its header.
+            let (family, source, destination): (UInt8, UInt32, UInt32) = target.machine.count == 4 ? (Self.ipv4, 12, 16) : (Self.ipv6, 8, 24)
+            let machine = target.machine
             let only = Expression.family(family)
-            batch.append(
-                rule(
-                    "postrouting",
-                    only + Expression.match(offset: source, network, equal: true) + Expression.match(offset: destination, network, equal: false) + [.masquerade]
-                ))
+            if let network = target.masqueraded {
+                batch.append(
+                    rule(
+                        "postrouting",
+                        only + Expression.match(offset: source, network, equal: true) + Expression.match(offset: destination, network, equal: false)
+                            + [.masquerade]))
+            }
             // The host itself reaches a forwarded port at its own addresses, and at localhost on
             // IPv4: then the gateway's address becomes the source, since no other link may carry
             // a loopback address (the machine's link has route_localnet for the way there and
@@ -69,9 +77,10 @@ final class OwnedNatTable {
                 batch.append(
                     rule(
                         "postrouting",
-                        only + Expression.match(offset: source, loopback, equal: true) + Expression.match(offset: destination, network, equal: true) + [
-                            .masquerade
-                        ]))
+                        only + Expression.match(offset: source, loopback, equal: true)
+                            + Expression.match(offset: destination, IPNetwork(machine, prefix: 32), equal: true) + [
+                                .masquerade
+                            ]))
             }
             for forward in forwards {
                 let dnat: [Expression] =

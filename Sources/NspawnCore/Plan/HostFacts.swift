@@ -28,8 +28,13 @@ struct HostFacts: Equatable, Sendable {
     var mappedIDs: [UIDRange] = [UIDRange(base: 0, count: UInt32.max)]
     /// The host's /etc/machine-id: the key of the machine's MAC addresses.
     var machineID = ""
+    /// systemd-networkd runs in our network namespace (asked only for machines it would address):
+    /// its 80-container-*.network files then configure the machine's links.
+    var networkdRunsHere = false
 
-    static func probe() -> HostFacts {
+    /// - Parameter askNetworkd: whether to look for systemd-networkd (a scan of /proc, on a
+    ///   systemd host only).
+    static func probe(askNetworkd: Bool = false) -> HostFacts {
         var facts = HostFacts()
         facts.systemd = sd_booted() > 0
         facts.cgroupHierarchy = MachineCgroup.findHierarchy()
@@ -47,7 +52,24 @@ struct HostFacts: Equatable, Sendable {
         let gids = IDMap.parse((try? FileSystem.readFile("/proc/self/gid_map")) ?? "")
         if !uids.isEmpty && !gids.isEmpty { facts.mappedIDs = IDMap.intersection(uids, gids) }
         facts.machineID = ((try? FileSystem.readFile("/etc/machine-id")) ?? "").filter { !$0.isWhitespace }
+        if askNetworkd && facts.systemd { facts.networkdRunsHere = Self.networkdRunsInOurNetworkNamespace() }
         return facts
+    }
+}
+
+extension HostFacts {
+    /// A process named systemd-networkd ("systemd-network" in /proc/PID/comm, 15 characters)
+    /// shares our network namespace.
+    static func networkdRunsInOurNetworkNamespace() -> Bool {
+        let own = try? PathEntry.readLink("/proc/self/ns/net")
+        guard let own, let proc = opendir("/proc") else { return false }
+        defer { closedir(proc) }
+        while let entry = readdir(proc) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard name.first?.isNumber == true, (try? FileSystem.readFile("/proc/\(name)/comm")) == "systemd-network\n" else { continue }
+            if (try? PathEntry.readLink("/proc/\(name)/ns/net")) == own { return true }
+        }
+        return false
     }
 }
 

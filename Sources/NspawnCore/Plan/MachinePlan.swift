@@ -66,7 +66,8 @@ struct MachinePlan: Equatable, Sendable {
         machineID = treeMachineID ?? c.uuid ?? randomID
         self.idRange = idRange
         nestedUserNamespaces = c.nestedUserNamespaces
-        network = NetworkPlan(configuration: c.network, machine: image.name, hostMachineID: host.machineID)
+        network = NetworkPlan(
+            configuration: c.network, machine: image.name, hostMachineID: host.machineID, ownAddresses: c.switches.ownAddresses ?? !host.networkdRunsHere)
         cgroup = try CgroupPlan(
             host: host, machine: image.name, owner: idRange?.base ?? 0, keepUnit: c.keepUnit, register: c.register, slice: c.slice,
             properties: c.properties)

@@ -50,6 +50,9 @@ struct NetworkPlan: Equatable, Sendable {
     var ports: [PortForward] = []
     /// The key of the MAC addresses made at run time (a zone's bridge).
     var hostMachineID: String
+    /// Whether swift-nspawn addresses the veth's ends (-n, zones), runs their DHCP server and
+    /// masquerades them, or leaves that to systemd-networkd on both sides (SWIFT_NSPAWN_OWN_ADDRESSES).
+    var ownAddresses = true
 
     /// The host's IPv4 pool for machine subnets: a /28 for a machine of its own, a /24 per zone.
     static let pool = IPv4Subnet(IPv4Address(0x0a00_0000), prefix: 8)
@@ -58,8 +61,9 @@ struct NetworkPlan: Equatable, Sendable {
 
     /// - Parameter hostMachineID: the host's /etc/machine-id, the key of every MAC address (so
     ///   that a machine keeps its MACs, and so its DHCP leases, across runs, and no two hosts share them).
-    init(configuration n: NetworkConfiguration, machine: String, hostMachineID: String) {
+    init(configuration n: NetworkConfiguration, machine: String, hostMachineID: String, ownAddresses: Bool = true) {
         self.hostMachineID = hostMachineID
+        self.ownAddresses = ownAddresses
         if let path = n.namespacePath {
             namespace = .joined(path)
         } else {
@@ -98,7 +102,7 @@ struct NetworkPlan: Equatable, Sendable {
 
     /// Whether swift-nspawn gives the machine its addresses (and a DHCP server, and NAT).
     var addressed: Bool {
-        guard veth != nil else { return false }
+        guard veth != nil, ownAddresses else { return false }
         if case .bridge = attachment { return false }
         return true
     }

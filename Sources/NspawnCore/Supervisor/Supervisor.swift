@@ -74,6 +74,7 @@ final class Supervisor {
         if let network, let addressing = network.addressing {
             dhcp = try DHCPServer(addressing: addressing, nameServers: HostResolver.reachableNameServers(), loop: loop)
         }
+        try network?.watchMachineAddresses(loop: loop)
         if let seconds = plan.bootTestTimeout {
             timers.append(
                 try loop.addTimer(after: Double(seconds)) { [unowned self] in
