@@ -196,23 +196,25 @@ final class MountExecutor {
         if makeMountPoint, (try? open()) == nil { try makeWithHostPrivileges(.file, name, in: etc, path: path) }
         let place = try open()
         let mount: OwnedFD
+        var made: (name: String, in: OwnedFD)?
+        defer { if let made { try? kernel.remove(made.name, in: made.in, directory: false, path: "/run/\(made.name)") } }
         switch source {
         case .hostFile(let file):
             mount = try kernel.cloneMount(file, in: nil, recursive: false, name: file)
         case .symlink, .contents:
             // Made in the machine's /run tmpfs (open_tree clones only from an attached mount before
             // Linux 6.15), and its name removed once its clone is attached.
+            let name = ".swift-nspawn-\(name)"
             let run = try target("/run")
-            let made = ".swift-nspawn-\(name)"
             try asMachineRoot { () throws(SyscallError) in
                 switch source {
-                case .symlink(let text): try kernel.makeSymlink(made, in: run, target: text, path: "/run/\(made)")
-                case .contents(let text): try kernel.writeNewFile(made, in: run, contents: Array(text.utf8), mode: 0o644, path: "/run/\(made)")
+                case .symlink(let text): try kernel.makeSymlink(name, in: run, target: text, path: "/run/\(name)")
+                case .contents(let text): try kernel.writeNewFile(name, in: run, contents: Array(text.utf8), mode: 0o644, path: "/run/\(name)")
                 case .hostFile: preconditionFailure("cloned above")
                 }
             }
-            defer { try? kernel.remove(made, in: run, directory: false, path: "/run/\(made)") }
-            let file = try kernel.openBeneath(made, in: run, flags: NSP_O_PATH | O_NOFOLLOW, resolve: .noSymlinks)
+            made = (name, run)
+            let file = try kernel.openBeneath(name, in: run, flags: NSP_O_PATH | O_NOFOLLOW, resolve: .noSymlinks)
             mount = try kernel.cloneMount("", in: file, recursive: false, name: path)
         }
         try kernel.setMountAttributes(mount, .lockedDown, recursive: false, name: path)

@@ -2,19 +2,29 @@
     import Glibc
 #endif
 
-/// One host-wide lock, held while a machine picks its subnet or address, and while a zone's
-/// bridge is made or removed: what one supervisor sees free stays free until it has taken it.
-/// Addresses given to machines behind a zone's bridge are invisible on the host, so each is
-/// leased: a file named after it, locked for the machine's life (a dead supervisor's lock goes
-/// with it), removed at its end.
+/// One lock for each network namespace, held while a machine picks its subnet or address, and
+/// while a zone's bridge is made or removed: what one supervisor sees free stays free until it has
+/// taken it. It is a unix socket bound to an abstract name, which lives in the network namespace
+/// (as the links and routes it guards do) and goes with its holder, even a killed one: no file
+/// is left behind. Addresses given to machines behind a zone's bridge are invisible on the host,
+/// so each is leased: a file named after it, locked for the machine's life (a dead supervisor's
+/// lock goes with it), removed at its end.
 enum NetworkLock {
     static let directory = RuntimeDirectory.top + "/network"
+    private static let name = "swift-nspawn/network-lock"
 
+    /// Waits (at most ten seconds) for the lock, runs `body`, and lets go.
     static func hold<T>(_ body: () throws -> T) throws -> T {
-        try RuntimeDirectory.create(directory)
-        let fd = OwnedFD(try sys("open", path: directory + "/lock") { open(directory + "/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600) })
+        let fd = OwnedFD(try sys("socket", path: "@" + name) { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) })
         defer { fd.close() }
-        try sys("flock", path: directory + "/lock") { flock(fd.raw, LOCK_EX) }
+        // struct sockaddr_un with a leading zero byte: the abstract namespace.
+        var address = UInt16(AF_UNIX).littleEndianBytes + [0] + Array(name.utf8)
+        let deadline = Clock.monotonicNanoseconds() + 10_000_000_000
+        while address.withUnsafeMutableBytes({ bind(fd.raw, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count)) }) != 0 {
+            guard errno == EADDRINUSE else { throw SyscallError.last("bind", path: "@" + name) }
+            guard Clock.monotonicNanoseconds() < deadline else { throw UserError("Another swift-nspawn held the network lock @\(name) for ten seconds.") }
+            usleep(500)
+        }
         return try body()
     }
 
@@ -22,11 +32,23 @@ enum NetworkLock {
     /// nil when a live machine holds it.
     static func lease(_ address: IPv4Address, mac: [UInt8]) throws -> Lease? {
         let path = directory + "/lease-\(address)"
-        let fd = OwnedFD(try sys("open", path: path) { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) })
-        guard flock(fd.raw, LOCK_EX | LOCK_NB) == 0 else {
-            fd.close()
-            return nil
+        var fd: OwnedFD?
+        // The directory goes when its last lease does (a run in another network namespace may
+        // remove it meanwhile), and a lease file may be unlinked by its releaser between our
+        // open and our lock: then again.
+        for _ in 0..<8 where fd == nil {
+            try RuntimeDirectory.create(directory)
+            let raw = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+            if raw < 0 && errno == ENOENT { continue }
+            let candidate = OwnedFD(try sys("open", path: path) { raw })
+            guard flock(candidate.raw, LOCK_EX | LOCK_NB) == 0 else { return nil }
+            var opened = stat()
+            var named = stat()
+            if fstat(candidate.raw, &opened) == 0 && stat(path, &named) == 0 && opened.st_ino == named.st_ino && opened.st_dev == named.st_dev {
+                fd = candidate
+            }
         }
+        guard let fd else { throw UserError("Failed to lease \(address) in \(directory): its file kept changing.") }
         _ = ftruncate(fd.raw, 0)
         try LinuxKernel().write(mac, to: fd, name: path)
         return Lease(fd: fd, path: path)
@@ -58,6 +80,7 @@ enum NetworkLock {
             if flock(fd, LOCK_EX | LOCK_NB) == 0 { unlink(path) }
             close(fd)
         }
+        RuntimeDirectory.removeIfEmpty(Self.directory)
     }
 
     final class Lease {
@@ -69,12 +92,12 @@ enum NetworkLock {
             self.path = path
         }
 
-        /// Ends it under the host-wide lock, so no one takes the file between unlink and close.
+        /// Ends it: unlinked while still locked (whoever opened it meanwhile sees it gone), then
+        /// the directory if it was the last.
         func release() {
-            _ = try? NetworkLock.hold {
-                unlink(path)
-                fd.close()
-            }
+            unlink(path)
+            fd.close()
+            RuntimeDirectory.removeIfEmpty(NetworkLock.directory)
         }
     }
 }
