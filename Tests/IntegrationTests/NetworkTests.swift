@@ -118,6 +118,39 @@ struct NetworkTests {
         try network.expectUnchanged(since: before)
     }
 
+    /// A reboot makes the links again in the same process: the next boot waits for the old
+    /// namespace's link to go, and gets the same name and address. A host link that already has
+    /// the machine's name is no failure: the machine's gets the next hashed name.
+    @Test func rebootKeepsTheAddressAndATakenNameIsResolved() throws {
+        let network = try TestNetwork()
+        let machine = try TestMachine()
+        let shared = machine.directory.appendingPathComponent("shared")
+        try FileManager.default.createDirectory(at: shared, withIntermediateDirectories: true)
+        try FileManager.default.setAttributes([.posixPermissions: 0o1777], ofItemAtPath: shared.path)
+        let before = try network.state()
+        let script =
+            "n=$(cat /shared/n 2>/dev/null || echo 0); echo $((n + 1)) > /shared/n; ip -4 -o addr show host0 | awk '{print $4}' >> /shared/addresses; "
+            + "[ $n -ge 1 ] && exit 0; sleep 30"
+        let run = try BootRun(
+            ["-D", machine.path, "-P", "-q", "--register=no", "-a", "--kill-signal=SIGRTMIN+5", "-n", "--bind=\(shared.path):/shared", "sh", "-c", script],
+            in: machine.directory, prefix: network.prefix)
+        let addresses = shared.appendingPathComponent("addresses")
+        #expect(waitUntil { ((try? String(contentsOf: addresses, encoding: .utf8)) ?? "").hasSuffix("\n") })
+        kill(run.pid, SIGTERM)
+        #expect(run.finish(timeout: 20) == 0, "\(run.stderr)")
+        let lines = ((try? String(contentsOf: addresses, encoding: .utf8)) ?? "").split(separator: "\n")
+        #expect(lines.count == 2 && lines[0] == lines[1] && lines[0].hasPrefix("10."), "\(lines)")
+        try network.expectUnchanged(since: before)
+
+        // ve-NAME taken by a link of someone else's.
+        let name = String("ve-\(machine.name)".prefix(15))
+        try TestNetwork.ip(["-n", network.host, "link", "add", name, "type", "veth", "peer", "name", "someone0"])
+        let taken = try network.state()
+        let result = try network.nspawn(machine, ["-n"], ["sh", "-c", "ip -4 -o addr show host0 | grep -q inet && echo up"])
+        #expect(result.status == 0 && result.lines == ["up"], "\(result.stderr)")
+        try network.expectUnchanged(since: taken)
+    }
+
     /// Two machines in one zone share its bridge and subnet and reach each other and the host end;
     /// the bridge goes with the last of them.
     @Test func zoneMembersTalkToEachOther() throws {
