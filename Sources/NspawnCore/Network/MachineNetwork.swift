@@ -4,9 +4,11 @@
 
 /// The machine's links, made by the supervisor once PID 1 exists (its network namespace is where
 /// the machine's ends are born) and before PID 1 goes on, so that host0 has its address and
-/// route when the payload starts. `tearDown()` undoes everything, in reverse; what the kernel
-/// must undo after a SIGKILL (the veth pair dies with the namespace, the NAT table with our
-/// socket, a moved link returns to the host's first namespace) needs nothing from us.
+/// route when the payload starts. After a failed start `tearDown()` undoes everything, in
+/// reverse; after the machine's end `finish()` undoes what the kernel does not undo with the
+/// namespace. What the kernel undoes after a SIGKILL (the veth pair dies with the namespace, the
+/// NAT table with our socket, a moved link returns to the host's first namespace) needs nothing
+/// from us; the next run removes a zone's bridge left without members.
 final class MachineNetwork {
     /// What the machine was given, for the DHCP server and for the user.
     struct Addressing: Equatable {
@@ -41,7 +43,6 @@ final class MachineNetwork {
     private var natTable: OwnedNatTable?
     private var natTableName = ""
     private var addressWatch: MachineAddressWatch?
-    private(set) var warnings: [String] = []
 
     init(_ plan: NetworkPlan, machinePID: pid_t, machine: String) throws {
         self.plan = plan
@@ -121,6 +122,7 @@ final class MachineNetwork {
     private func addVeth(_ veth: NetworkPlan.Veth, resolvingClashes: Bool) throws -> String {
         var name = veth.hostName
         var attempt = 0
+        var waited = false
         while true {
             do {
                 try host.addVeth(
@@ -129,7 +131,10 @@ final class MachineNetwork {
             } catch let error as NetlinkError where error.errno == .fileExists && resolvingClashes && attempt < 16 {
                 // Our own MAC: this machine's last run, whose link the kernel is still removing
                 // with its namespace (a reboot, a quick restart). Anything else: the next name.
-                if attempt == 0, try waitForPreviousRun(name: name, mac: veth.hostMAC) { continue }
+                if !waited, attempt == 0 {
+                    waited = true
+                    if try waitForPreviousRun(name: name, mac: veth.hostMAC) { continue }
+                }
                 attempt += 1
                 name = NetworkPlan.shortenedInterfaceName(veth.fullName, attempt: attempt)
             }
@@ -138,8 +143,9 @@ final class MachineNetwork {
         // removing it here would cost; a failed start removes it at once.
         undo.append(.onFailure { [unowned self] in try? host.deleteLink(name) })
         if name != veth.fullName {
-            // The whole name, so `ip link show ve-long-machine-name` finds it; taken, it is left out.
-            do { try host.addAlternativeName(veth.fullName, to: name) } catch let error as NetlinkError where error.errno == .fileExists {}
+            // The whole name, so `ip link show ve-long-machine-name` finds it; where it is taken,
+            // or the kernel has no alternative names (before 5.5), it is left out.
+            try? host.addAlternativeName(veth.fullName, to: name)
         }
         return name
     }

@@ -31,18 +31,11 @@ final class NetlinkSocket {
 
     /// Opens the socket in the current network namespace, or in the one `namespace` refers to (we
     /// step into it just for socket(2): the socket stays there, we come back).
-    init(protocol proto: Int32, namespace: OwnedFD? = nil) throws(SyscallError) {
-        var home: OwnedFD?
-        if let namespace {
-            home = OwnedFD(try sys("open", path: "/proc/self/ns/net") { Glibc.open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC) })
-            try sys("setns", path: "net") { nsp_setns(namespace.raw, NSP_CLONE_NEWNET) }
+    init(protocol proto: Int32, namespace: OwnedFD? = nil) throws {
+        let open = { () throws(SyscallError) in
+            OwnedFD(try sys("socket", path: "netlink") { socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), proto) })
         }
-        defer {
-            // Back home whatever happened; failing that leaves us in the wrong namespace for good.
-            if let home, nsp_setns(home.raw, NSP_CLONE_NEWNET) != 0 { fatalError("setns(home network namespace): \(Errno(rawValue: errno).message)") }
-            home?.close()
-        }
-        fd = OwnedFD(try sys("socket", path: "netlink") { socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_CLOEXEC.rawValue), proto) })
+        fd = try namespace.map { namespace in try NetworkNamespace.within(namespace) { try open() } } ?? open()
         // Bound now (the kernel picks our port ID): an unbound socket hears no multicast group.
         var address: [UInt8] = UInt16(AF_NETLINK).littleEndianBytes + [UInt8](repeating: 0, count: 10)  // struct sockaddr_nl
         try sys("bind", path: "netlink") {

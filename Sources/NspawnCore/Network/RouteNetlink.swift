@@ -52,7 +52,7 @@ final class RouteNetlink {
 
     let socket: NetlinkSocket
 
-    init(namespace: OwnedFD? = nil) throws(SyscallError) {
+    init(namespace: OwnedFD? = nil) throws {
         socket = try NetlinkSocket(protocol: NetlinkSocket.route, namespace: namespace)
     }
 
