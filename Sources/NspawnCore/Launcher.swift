@@ -38,7 +38,8 @@ public enum Launcher {
         let journalFacts = treeMachineID.map { JournalFacts.probe(image, machineID: $0) } ?? JournalFacts()
         let journal = try JournalLink.decide(c.linkJournal, machineID: treeMachineID, treePath: image.path, facts: journalFacts)
         let (timezone, timezoneNote) = TimezoneSetup.decide(c.timezone, facts: .probe(image), readOnly: c.readOnly)
-        let (resolvConf, resolvConfNote) = ResolvConfSetup.decide(c.resolvConf, facts: .probe(image), network: c.network, readOnly: c.readOnly)
+        let (resolvConf, resolvConfNote) = ResolvConfSetup.decide(
+            c.resolvConf, facts: .probe(image), network: c.network, ownAddresses: c.switches.ownAddresses ?? !host.networkdRunsHere, readOnly: c.readOnly)
         let own = Configuration.processEnvironment("CREDENTIALS_DIRECTORY")
         let credentials = try c.credentials + c.credentialFiles.map { try $0.read(ownCredentials: own) }
         // The tree's passwd and group are read only for --bind-user, which the configuration

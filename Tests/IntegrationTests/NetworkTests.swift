@@ -92,6 +92,35 @@ struct NetworkTests {
         try network.expectUnchanged(since: before)
     }
 
+    /// localhost:PORT needs route_localnet on the machine's veth; the machine's root must not
+    /// use it to reach the host's localhost services: what it sends on its link to or from
+    /// 127.0.0.0/8 is dropped (it routes 127.0.0.0/8 to its gateway to try).
+    @Test func theMachineCannotReachTheHostsLocalhost() throws {
+        let network = try TestNetwork()
+        let machine = try TestMachine()
+        let secret = machine.directory.appendingPathComponent("secret")
+        // A server on the host's 127.0.0.2 that gives up after six seconds.
+        let server = try network.start(
+            in: network.host,
+            [
+                "/usr/bin/python3", "-c",
+                "import socket; s = socket.socket(); s.settimeout(6); s.bind(('127.0.0.2', 7777)); s.listen(); c, _ = s.accept(); print('reached', c.recv(100))",
+            ], output: secret)
+        defer { stop(server) }
+        usleep(300_000)
+        let result = try network.nspawn(
+            machine, ["-n", "-p", "8080:80"],
+            [
+                "sh", "-c",
+                "gw=$(ip route | awk '/default/ {print $3}'); echo 1 > /proc/sys/net/ipv4/conf/host0/route_localnet; "
+                    + "echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet; ip route del 127.0.0.0/8 dev lo table local; "
+                    + "ip route add 127.0.0.0/8 via $gw dev host0 && echo routed; echo leaked | nc -w 2 127.0.0.2 7777",
+            ])
+        #expect(result.lines.first == "routed", "\(result.stdout) \(result.stderr)")
+        #expect(waitUntil { !server.isRunning })
+        #expect(!((try? String(contentsOf: secret, encoding: .utf8)) ?? "").contains("reached"))
+    }
+
     /// Where the host's systemd-networkd addresses the links (simulated: SWIFT_NSPAWN_OWN_ADDRESSES=no,
     /// and the test gives the host end its address as networkd would), swift-nspawn makes the
     /// links only, and -p follows the address the machine is given.

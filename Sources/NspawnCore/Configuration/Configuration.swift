@@ -153,7 +153,8 @@ public struct Configuration: Equatable, Sendable {
         if !ambient.isEmpty && boot { throw UserError("--ambient-capability= may not be combined with --boot.") }
         capabilities = try CapabilityPolicy(
             retain: try union("--capability", o.capabilities), drop: try union("--drop-capability", o.droppedCapabilities),
-            ambient: ambient, privateNetwork: privateNetwork,
+            // CAP_NET_ADMIN over a namespace of its own only, not one joined (the host's root owns that).
+            ambient: ambient, privateNetwork: privateNetwork && network.namespacePath == nil,
             noNewPrivileges: try o.noNewPrivileges.map { v throws(UserError) in try Self.parseBoolean(v, option: "--no-new-privileges") } ?? false)
         binds =
             try o.binds.map { spec throws(UserError) in try BindMount.parse(spec, readOnly: false) }

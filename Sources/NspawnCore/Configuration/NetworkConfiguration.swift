@@ -75,9 +75,6 @@ public struct NetworkConfiguration: Equatable, Sendable {
             }
             ports.append(port)
         }
-        if !ports.isEmpty && (!veth || bridge != nil) {
-            throw UserError("--port= needs --network-veth or --network-zone: swift-nspawn forwards to the address it gives the machine.")
-        }
         // Names inside the machine must not clash (the defaults of macvlan and ipvlan included).
         var inside = veth ? ["host0"] : []
         inside += vethExtras.map(\.machine) + interfaces.map(\.machine) + macvlans.map(\.machine) + ipvlans.map(\.machine)

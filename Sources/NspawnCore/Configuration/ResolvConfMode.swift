@@ -59,7 +59,11 @@ enum ResolvConfSetup {
     static let place = "/etc/resolv.conf"
 
     /// nil: nothing to do; `note` says why where the user asked for something that cannot be done.
-    static func decide(_ mode: ResolvConfMode, facts: ResolvConfFacts, network: NetworkConfiguration, readOnly: Bool) -> (setup: EtcFileSetup?, note: String?) {
+    /// - Parameter ownAddresses: swift-nspawn addresses -n and zone machines (not the host's
+    ///   systemd-networkd).
+    static func decide(
+        _ mode: ResolvConfMode, facts: ResolvConfFacts, network: NetworkConfiguration, ownAddresses: Bool = true, readOnly: Bool
+    ) -> (setup: EtcFileSetup?, note: String?) {
         guard mode != .off else { return (nil, nil) }
         guard facts.treeHasEtc, facts.tree != .directory else {
             let what = facts.treeHasEtc ? "\(place) in the tree is a directory" : "The tree has no /etc directory"
@@ -97,7 +101,7 @@ enum ResolvConfSetup {
             guard facts.tree != .missing else { return (nil, nil) }
             if case .symlink(let target) = facts.tree, target.contains("/run/systemd/resolve/") { return (nil, nil) }
             if !network.privateNetwork { return (source(.host).map { (.mount(.hostFile($0), makeMountPoint: false), nil) }) ?? (nil, nil) }
-            guard network.addressed else { return (nil, nil) }
+            guard network.addressed && ownAddresses else { return (nil, nil) }
             // The host's own file where the machine reaches all its servers; else the host's
             // resolver's upstream file (the host's file names a local stub); else the reachable ones.
             for candidate in [ResolvConfMode.Source.host, .uplink] {

@@ -59,6 +59,8 @@ enum MachineEntry {
 
     /// In the cloned child: never returns.
     private static func enter(_ argv: [String], machine: ChildProcess, namespaces: NamespaceSet, policy: PayloadConfinement, output: OwnedFD) throws -> Never {
+        // The supervisor's host sockets and locks stay out of the machine.
+        closeDescriptors(except: [machine.pidfd.raw, output.raw])
         var joined = namespaces
         joined.insert(.cgroup)
         try sys("setns", path: "machine") { nsp_setns(machine.pidfd.raw, Int32(truncatingIfNeeded: joined.rawValue)) }

@@ -48,7 +48,7 @@ enum DHCPAnswer {
         reply[2] = 6
         reply.replaceSubrange(4..<8, with: request[4..<8])  // xid
         reply.replaceSubrange(10..<12, with: request[10..<12])  // flags
-        reply.replaceSubrange(12..<16, with: request[12..<16])  // ciaddr
+        if replyType != 6 { reply.replaceSubrange(12..<16, with: request[12..<16]) }  // ciaddr (none in a NAK)
         if replyType != 6 && type != 8 { reply.replaceSubrange(16..<20, with: addressing.machine.bytes) }  // yiaddr
         reply.replaceSubrange(28..<44, with: request[28..<44])  // chaddr
         reply.replaceSubrange(236..<240, with: [99, 130, 83, 99])
@@ -63,6 +63,8 @@ enum DHCPAnswer {
             if !nameServers.isEmpty { option(6, nameServers.prefix(3).flatMap(\.bytes)) }
         }
         reply.append(255)
+        // At least BOOTP's 300 bytes, which old clients expect.
+        if reply.count < 300 { reply += [UInt8](repeating: 0, count: 300 - reply.count) }
         // A client with an address hears us there; one without, by broadcast (RFC 2131 4.1).
         let unicast = clientAddress.value != 0 && replyType != 6
         return Reply(

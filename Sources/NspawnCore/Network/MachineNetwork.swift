@@ -42,6 +42,9 @@ final class MachineNetwork {
     private(set) var addressing: Addressing?
     private var natTable: OwnedNatTable?
     private var natTableName = ""
+    /// Tables made so far: a new one cannot take the name of one whose socket is still being
+    /// closed (SlowClose), so each after the first gets a number.
+    nonisolated(unsafe) private static var natTables = 0
     private var addressWatch: MachineAddressWatch?
 
     init(_ plan: NetworkPlan, machinePID: pid_t, machine: String) throws {
@@ -104,13 +107,15 @@ final class MachineNetwork {
                 try inside.addAddress(machine6, prefix: 64, to: "host0")
                 try inside.addDefaultRoute(via: gateway6, on: "host0")
             }
-            if !plan.ports.isEmpty {
-                // Our own link's setting, gone with it: lets localhost:PORT reach the machine.
-                try LinuxKernel().writeFile("1", to: "/proc/sys/net/ipv4/conf/\(addressing.gatewayLink)/route_localnet")
-            }
+            // localhost:PORT reaches the machine through its own veth only: that link gets
+            // route_localnet (gone with it), and the table drops whatever the machine sends to or
+            // from 127.0.0.0/8 on it, so the host's localhost services stay out of its reach. Not
+            // on a zone's bridge, which outlives any one member's table.
+            let localhostLink = plan.ports.isEmpty || addressing.gatewayLink != addressing.hostLink ? nil : addressing.hostLink
             var targets = [OwnedNatTable.Target(machine: addressing.machine.bytes, masqueraded: addressing.subnet.network4)]
             if let machine6 = addressing.machine6 { targets.append(OwnedNatTable.Target(machine: machine6, masqueraded: addressing.subnet6)) }
-            natTable = try OwnedNatTable(name: natTableName, targets: targets, forwards: plan.ports)
+            natTable = try OwnedNatTable(name: nextNatTableName(), targets: targets, forwards: plan.ports, localhostLink: localhostLink)
+            if let localhostLink { try LinuxKernel().writeFile("1", to: "/proc/sys/net/ipv4/conf/\(localhostLink)/route_localnet") }
             try enableForwarding()
         }
         undo.append(.always { [unowned self] in natTable?.remove() })
@@ -162,19 +167,26 @@ final class MachineNetwork {
         undo.append(.onFailure { [unowned self] in try? inside.deleteLink(link.name) })
     }
 
-    /// Moved in under its machine name; moved back under its own name at the end.
+    /// Moved in under its machine name; moved back under its own name at the end: the link of
+    /// the index it has in the machine, if it still has its MAC address (a name in the machine is
+    /// the machine's to give: it could put a link of its own under it).
     private func move(_ link: NetworkConfiguration.NamedLink) throws {
+        let original: RouteNetlink.LinkInfo
         do {
+            guard let found = try host.links().first(where: { $0.name == link.host }) else { throw NetlinkError(operation: "", errno: .noSuchFileOrDirectory) }
+            original = found
             try host.setLink(link.host, newName: link.machine == link.host ? nil : link.machine, namespace: .descriptor(machineNamespace.raw))
         } catch let error as NetlinkError where error.isMissingLink {
             throw UserError("Network interface \(link.host) does not exist (--network-interface=).")
         }
+        let moved = try inside.links().first { $0.name == link.machine }
         undo.append(
             .always { [unowned self] in
+                guard let moved, let now = try? inside.links().first(where: { $0.index == moved.index }), now.mac == original.mac else { return }
                 let home = try? OwnedFD(sys("open", path: "/proc/self/ns/net") { open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC) })
                 guard let home else { return }
                 defer { home.close() }
-                try? inside.setLink(link.machine, newName: link.machine == link.host ? nil : link.host, namespace: .descriptor(home.raw))
+                try? inside.setLink(index: now.index, now.name, newName: link.host, namespace: .descriptor(home.raw))
             })
     }
 
@@ -192,10 +204,12 @@ final class MachineNetwork {
                     throw UserError("Interface \(bridgeName) exists but is no zone's bridge; remove it or pick another zone.")
                 }
                 subnet = existing.map(IPv4Subnet.init)
+                if let subnet, subnet.prefix > 29 { throw UserError("Zone bridge \(bridgeName) has a subnet too small for machines (\(subnet)).") }
                 subnet6 = try? host.addresses(of: bridgeName, family: AF_INET6).first { $0.prefix == 64 && $0.bytes.first == 0xfd }
             } else {
                 // IFLA_IFALIAS is taken by a change only, not when the link is made.
                 try host.addLink(name: bridgeName, kind: "bridge", mac: NetworkPlan.zoneBridgeMAC(hostMachineID: plan.hostMachineID, zone: zone))
+                undo.append(.onFailure { [unowned self] in try? host.deleteLink(bridgeName) })
                 try host.setLink(bridgeName, up: true, alias: Self.zoneAlias)
                 if plan.ownAddresses {
                     let made = try freeSubnet(prefix: NetworkPlan.zonePrefix, key: "zone:" + zone)
@@ -307,22 +321,29 @@ final class MachineNetwork {
         try LinuxKernel().writeFile("1", to: path)
     }
 
-    /// Where the machine's addresses are not ours: -p forwards to what host0 is given (by the
-    /// guest's DHCP client, from the host's systemd-networkd), as systemd-nspawn does. The table
-    /// is made anew when host0's first global address of either family changes.
+    /// Where the machine's addresses are not ours (a bridge, lower or moved links, or the host's
+    /// systemd-networkd addressing its veth): -p forwards to the addresses its links are given,
+    /// as systemd-nspawn does. The table is made anew when the machine's first global address of
+    /// either family changes.
     func watchMachineAddresses(loop: EventLoop) throws {
-        guard plan.veth != nil, !plan.addressed, !plan.ports.isEmpty else { return }
-        addressWatch = try MachineAddressWatch(namespace: machineNamespace, link: "host0", loop: loop) { [unowned self] addresses in
+        guard !plan.addressed, !plan.ports.isEmpty else { return }
+        addressWatch = try MachineAddressWatch(namespace: machineNamespace, loop: loop) { [unowned self] addresses in
             natTable?.remove()
             natTable = nil
             guard !addresses.isEmpty else { return }
             do {
                 natTable = try OwnedNatTable(
-                    name: natTableName, targets: addresses.map { OwnedNatTable.Target(machine: $0, masqueraded: nil) }, forwards: plan.ports)
+                    name: nextNatTableName(), targets: addresses.map { OwnedNatTable.Target(machine: $0, masqueraded: nil) }, forwards: plan.ports,
+                    localhostLink: nil)
             } catch {
                 printError("Failed to forward ports to the machine's addresses: \(error)")
             }
         }
+    }
+
+    private func nextNatTableName() -> String {
+        Self.natTables += 1
+        return Self.natTables == 1 ? natTableName : "\(natTableName)-\(Self.natTables)"
     }
 
     /// After the machine's end: undoes what the kernel does not undo with its namespace.

@@ -41,6 +41,9 @@ final class NetlinkSocket {
         try sys("bind", path: "netlink") {
             address.withUnsafeMutableBytes { bind(fd.raw, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count)) }
         }
+        // The kernel answers at once; a bound on the wait all the same, so no request hangs us.
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        _ = setsockopt(fd.raw, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var on: Int32 = 1
         // NETLINK_EXT_ACK (the kernel's message with an error) and NETLINK_CAP_ACK (errors without
         // the whole request echoed back), both SOL_NETLINK; absent on old kernels, which is fine.
@@ -80,25 +83,35 @@ final class NetlinkSocket {
             if message.flags & (NetlinkMessage.acknowledge | NetlinkMessage.dump) != 0 { pending.insert(sequence) }
             datagram += message.finished(sequence: sequence)
         }
+        let first = sequence &- UInt32(messages.count) &+ 1
         let last = sequence
         try sys("sendto", path: "netlink") { datagram.withUnsafeBytes { send(fd.raw, $0.baseAddress, $0.count, 0) } }
         var collected: [NetlinkReply] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         var failure: NetlinkError?
         while !pending.isEmpty {
-            let n = try sys("recv", path: "netlink") { buffer.withUnsafeMutableBytes { recv(fd.raw, $0.baseAddress, $0.count, 0) } }
-            for reply in NetlinkReply.split(Array(buffer[0..<n])) where reply.sequence <= last && pending.contains(reply.sequence) {
+            let n = buffer.withUnsafeMutableBytes { recv(fd.raw, $0.baseAddress, $0.count, 0) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && errno == EAGAIN {
+                throw NetlinkError(operation: operation(), errno: .timedOut, detail: "no answer from the kernel within five seconds")
+            }
+            if n < 0 { throw SyscallError.last("recv", path: "netlink") }
+            for reply in NetlinkReply.split(Array(buffer[0..<n])) where reply.sequence >= first && reply.sequence <= last {
                 switch reply.type {
                 case NetlinkReply.error:
-                    pending.remove(reply.sequence)
+                    let awaited = pending.remove(reply.sequence) != nil
                     let code = -Int32(bitPattern: reply.payload.u32(at: reply.payload.startIndex))
-                    if code != 0 && failure == nil {
+                    guard code != 0 else { continue }
+                    if failure == nil {
                         failure = NetlinkError(operation: operation(), errno: Errno(rawValue: code), detail: Self.extendedAckMessage(reply))
                     }
+                    // An error for a message that asked for no answer (a batch's beginning): the
+                    // kernel refused the whole batch, and nothing more comes.
+                    if !awaited { pending.removeAll() }
                 case NetlinkReply.done:
                     pending.remove(reply.sequence)
                 default:
-                    collected.append(reply)
+                    if pending.contains(reply.sequence) { collected.append(reply) }
                 }
             }
         }

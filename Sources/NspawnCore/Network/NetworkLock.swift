@@ -2,29 +2,21 @@
     import Glibc
 #endif
 
-/// One lock for each network namespace, held while a machine picks its subnet or address, and
-/// while a zone's bridge is made or removed: what one supervisor sees free stays free until it has
-/// taken it. It is a unix socket bound to an abstract name, which lives in the network namespace
-/// (as the links and routes it guards do) and goes with its holder, even a killed one: no file
-/// is left behind. Addresses given to machines behind a zone's bridge are invisible on the host,
-/// so each is leased: a file named after it, locked for the machine's life (a dead supervisor's
-/// lock goes with it), removed at its end.
+/// One host-wide lock, held while a machine picks its subnet or address, and while a zone's
+/// bridge is made or removed: what one supervisor sees free stays free until it has taken it. A
+/// flock on a file in /run, which only root may write: nobody else can take the lock (an
+/// abstract socket name could be bound by anyone). The empty file stays, as such locks do.
+/// Addresses given to machines behind a zone's bridge are invisible on the host, so each is
+/// leased: a file named after it, locked for the machine's life (a dead supervisor's lock goes
+/// with it), removed at its end.
 enum NetworkLock {
     static let directory = RuntimeDirectory.top + "/network"
-    private static let name = "swift-nspawn/network-lock"
+    static let lockFile = "/run/swift-nspawn-network.lock"
 
-    /// Waits (at most ten seconds) for the lock, runs `body`, and lets go.
     static func hold<T>(_ body: () throws -> T) throws -> T {
-        let fd = OwnedFD(try sys("socket", path: "@" + name) { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) })
+        let fd = OwnedFD(try sys("open", path: lockFile) { open(lockFile, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) })
         defer { fd.close() }
-        // struct sockaddr_un with a leading zero byte: the abstract namespace.
-        var address = UInt16(AF_UNIX).littleEndianBytes + [0] + Array(name.utf8)
-        let deadline = Clock.monotonicNanoseconds() + 10_000_000_000
-        while address.withUnsafeMutableBytes({ bind(fd.raw, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count)) }) != 0 {
-            guard errno == EADDRINUSE else { throw SyscallError.last("bind", path: "@" + name) }
-            guard Clock.monotonicNanoseconds() < deadline else { throw UserError("Another swift-nspawn held the network lock @\(name) for ten seconds.") }
-            usleep(500)
-        }
+        try sys("flock", path: lockFile) { flock(fd.raw, LOCK_EX) }
         return try body()
     }
 
@@ -33,9 +25,8 @@ enum NetworkLock {
     static func lease(_ address: IPv4Address, mac: [UInt8]) throws -> Lease? {
         let path = directory + "/lease-\(address)"
         var fd: OwnedFD?
-        // The directory goes when its last lease does (a run in another network namespace may
-        // remove it meanwhile), and a lease file may be unlinked by its releaser between our
-        // open and our lock: then again.
+        // A lease file whose machine was killed may be unlinked by a run removing leftovers
+        // between our open and our lock: then again.
         for _ in 0..<8 where fd == nil {
             try RuntimeDirectory.create(directory)
             let raw = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
@@ -92,12 +83,14 @@ enum NetworkLock {
             self.path = path
         }
 
-        /// Ends it: unlinked while still locked (whoever opened it meanwhile sees it gone), then
-        /// the directory if it was the last.
+        /// Ends it under the host-wide lock: unlinked while still locked (whoever opened it
+        /// meanwhile sees it gone), then the directory if it was the last.
         func release() {
-            unlink(path)
-            fd.close()
-            RuntimeDirectory.removeIfEmpty(NetworkLock.directory)
+            _ = try? NetworkLock.hold {
+                unlink(path)
+                fd.close()
+                RuntimeDirectory.removeIfEmpty(NetworkLock.directory)
+            }
         }
     }
 }

@@ -27,8 +27,10 @@ final class OwnedNatTable {
     }
 
     /// Each target's network, if given, is masqueraded towards everything else; each forward goes
-    /// to the machine's address of the family it came in by.
-    init(name: String, targets: [Target], forwards: [PortForward]) throws {
+    /// to the machine's address of the family it came in by. With `localhostLink` (the machine's
+    /// own veth, which has route_localnet), IPv4 forwards work from localhost too, and whatever
+    /// comes in on that link to or from 127.0.0.0/8 is dropped before anything else sees it.
+    init(name: String, targets: [Target], forwards: [PortForward], localhostLink: String?) throws {
         self.name = name
         socket = try NetlinkSocket(protocol: NetlinkSocket.netfilter)
         let flags = NetlinkMessage.request | NetlinkMessage.acknowledge | NetlinkMessage.create
@@ -42,9 +44,11 @@ final class OwnedNatTable {
         // NAT chains at systemd's priorities: dstnat + 1 and srcnat + 1. Each base chain is a
         // netfilter hook, whose removal with the table costs a grace period (about 8 ms here):
         // only those with rules. postrouting masquerades, and for localhost:PORT (IPv4).
-        var chains: [(String, UInt32, Int32)] = forwards.isEmpty ? [] : [("prerouting", 0, -99), ("output", 3, -99)]
-        if targets.contains(where: { $0.masqueraded != nil || (!forwards.isEmpty && $0.machine.count == 4) }) { chains.append(("postrouting", 4, 101)) }
-        for (chainName, hook, priority) in chains {
+        var chains: [(String, UInt32, Int32, String)] = forwards.isEmpty ? [] : [("prerouting", 0, -99, "nat"), ("output", 3, -99, "nat")]
+        if targets.contains(where: { $0.masqueraded != nil }) || localhostLink != nil { chains.append(("postrouting", 4, 101, "nat")) }
+        // At raw priority, before connection tracking and NAT.
+        if localhostLink != nil { chains.append(("guard", 0, -300, "filter")) }
+        for (chainName, hook, priority, type) in chains {
             var chain = NetlinkMessage(type: Message.type(Message.newChain), flags: flags, header: Self.header)
             chain.add(1, string: name)  // NFTA_CHAIN_TABLE
             chain.add(3, string: chainName)  // NFTA_CHAIN_NAME
@@ -52,7 +56,7 @@ final class OwnedNatTable {
                 hookAttributes.add(1, bigEndian: hook)
                 hookAttributes.add(2, bigEndian: UInt32(bitPattern: priority))
             }
-            chain.add(7, string: "nat")  // NFTA_CHAIN_TYPE
+            chain.add(7, string: type)  // NFTA_CHAIN_TYPE
             batch.append(chain)
         }
 
@@ -69,11 +73,22 @@ final class OwnedNatTable {
                             + [.masquerade]))
             }
             // The host itself reaches a forwarded port at its own addresses, and at localhost on
-            // IPv4: then the gateway's address becomes the source, since no other link may carry
-            // a loopback address (the machine's link has route_localnet for the way there and
-            // back). IPv6 has no such setting: ::1 is not forwarded.
+            // IPv4 with `localhostLink`: then the gateway's address becomes the source, since no
+            // other link may carry a loopback address. IPv6 has no route_localnet: ::1 is never
+            // forwarded.
             let loopback = family == Self.ipv4 ? IPNetwork([127, 0, 0, 0], prefix: 8) : IPNetwork([UInt8](repeating: 0, count: 15) + [1], prefix: 128)
-            if !forwards.isEmpty && family == Self.ipv4 {
+            let localhost = family == Self.ipv4 && localhostLink != nil
+            if let link = localhostLink, family == Self.ipv4, !forwards.isEmpty {
+                // The machine never reaches the host's localhost, nor poses as it.
+                for offset in [destination, source] {
+                    batch.append(
+                        rule(
+                            "guard",
+                            only + [.meta(key: 6), .compare(equal: true, Self.interfaceName(link))] + Expression.match(offset: offset, loopback, equal: true)
+                                + [.drop]))
+                }
+            }
+            if localhost && !forwards.isEmpty {
                 batch.append(
                     rule(
                         "postrouting",
@@ -90,7 +105,7 @@ final class OwnedNatTable {
                         .immediate(register: 1, machine), .immediate(register: 2, forward.machinePort.bigEndianBytes), .dnat(family: family),
                     ]
                 batch.append(rule("prerouting", only + dnat))
-                batch.append(rule("output", only + (family == Self.ipv6 ? Expression.match(offset: destination, loopback, equal: false) : []) + dnat))
+                batch.append(rule("output", only + (localhost ? [] : Expression.match(offset: destination, loopback, equal: false)) + dnat))
             }
         }
         batch.append(NetlinkMessage(type: Message.batchEnd, flags: NetlinkMessage.request, header: [0, 0] + UInt16(10).bigEndianBytes))
@@ -98,6 +113,11 @@ final class OwnedNatTable {
     }
 
     private static let header: [UInt8] = [inet, 0, 0, 0]
+
+    /// An interface name as meta iifname loads it: IFNAMSIZ (16) bytes, zero-padded.
+    private static func interfaceName(_ name: String) -> [UInt8] {
+        Array((Array(name.utf8) + [UInt8](repeating: 0, count: 16)).prefix(16))
+    }
 
     /// Removes the table: our socket is closed by a short-lived child (SlowClose).
     func remove() { SlowClose.close(socket.fd) }
@@ -125,6 +145,8 @@ final class OwnedNatTable {
         case compare(equal: Bool, [UInt8])
         case immediate(register: UInt32, [UInt8])
         case dnat(family: UInt8)
+        /// The verdict: drop.
+        case drop
         case masquerade
         /// fib daddr type → register 1.
         case fibDestinationType
@@ -132,7 +154,7 @@ final class OwnedNatTable {
         /// meta nfproto ipv4 or ipv6.
         static func family(_ nfproto: UInt8) -> [Expression] { [.meta(key: 15), .compare(equal: true, [nfproto])] }
         /// fib daddr type local (RTN_LOCAL, in host byte order as the fib expression stores it).
-        static let destinationIsLocal: [Expression] = [.fibDestinationType, .compare(equal: true, UInt32(2).littleEndianBytes)]
+        static let destinationIsLocal: [Expression] = [.fibDestinationType, .compare(equal: true, withUnsafeBytes(of: UInt32(2)) { Array($0) })]
 
         /// The network header's address at `offset` (a source or destination) in, or not in, the network.
         static func match(offset: UInt32, _ network: IPNetwork, equal: Bool) -> [Expression] {
@@ -190,6 +212,12 @@ final class OwnedNatTable {
                 }
             case .masquerade:
                 element.add(1, string: "masq")
+            case .drop:
+                element.add(1, string: "immediate")
+                element.nest(2) {
+                    $0.add(1, bigEndian: 0)  // NFT_REG_VERDICT
+                    $0.nest(2) { data in data.nest(2) { $0.add(1, bigEndian: 0) } }  // NFTA_DATA_VERDICT { NFTA_VERDICT_CODE: NF_DROP }
+                }
             case .fibDestinationType:
                 element.add(1, string: "fib")
                 element.nest(2) {

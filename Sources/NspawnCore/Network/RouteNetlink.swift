@@ -86,7 +86,7 @@ final class RouteNetlink {
     }
 
     /// A link of a kind with no peer: a bridge, or a macvlan/ipvlan on `parent` in `mode`
-    /// (IFLA_MACVLAN_MODE and IFLA_IPVLAN_MODE are both attribute 1).
+    /// (IFLA_MACVLAN_MODE, a u32, and IFLA_IPVLAN_MODE, a u16, are both attribute 1).
     func addLink(name: String, kind: String, mac: [UInt8]? = nil, parent: Int32? = nil, mode: UInt32? = nil, namespace: Namespace = .here) throws {
         var message = NetlinkMessage(
             type: Message.newLink, flags: NetlinkMessage.request | NetlinkMessage.acknowledge | NetlinkMessage.create | NetlinkMessage.exclusive,
@@ -97,7 +97,7 @@ final class RouteNetlink {
         Self.namespaceAttribute(namespace, into: &message)
         message.nest(Link.info) { info in
             info.add(Link.infoKind, string: kind)
-            if let mode { info.nest(Link.infoData) { $0.add(1, u32: mode) } }
+            if let mode { info.nest(Link.infoData) { $0.add(1, kind == "ipvlan" ? UInt16(mode).littleEndianBytes : mode.littleEndianBytes) } }
         }
         try socket.perform(message, "Failed to add new \(kind) interface \(name)")
     }
@@ -110,12 +110,14 @@ final class RouteNetlink {
 
     /// Sets a link up, and optionally its master (a bridge), its alias, its name and its namespace,
     /// in one request (found by index when it is renamed: IFLA_IFNAME is then the new name).
-    func setLink(_ name: String, up: Bool? = nil, master: Int32? = nil, alias: String? = nil, newName: String? = nil, namespace: Namespace = .here) throws {
+    func setLink(
+        index: Int32? = nil, _ name: String, up: Bool? = nil, master: Int32? = nil, alias: String? = nil, newName: String? = nil, namespace: Namespace = .here
+    ) throws {
         let flags = up == true ? Link.up : 0
         let change = up == nil ? 0 : Link.up
         var message = NetlinkMessage(
             type: Message.setLink, flags: NetlinkMessage.request | NetlinkMessage.acknowledge,
-            header: Self.interfaceHeader(index: newName == nil ? 0 : try linkIndex(name), flags: flags, change: change))
+            header: Self.interfaceHeader(index: try index ?? (newName == nil ? 0 : linkIndex(name)), flags: flags, change: change))
         message.add(Link.name, string: newName ?? name)
         if let master { message.add(Link.master, u32: UInt32(bitPattern: master)) }
         if let alias { message.add(Link.alias, string: alias) }

@@ -18,10 +18,7 @@ enum SlowClose {
         let kept = fd.raw
         let child = try? ChildProcess.clone(namespaces: [], role: "The closer of the NAT table") {
             // Nothing else of ours is held a moment longer (the image lock least of all).
-            for (first, last) in [(3, min(kept, pipe[0]) - 1), (min(kept, pipe[0]) + 1, max(kept, pipe[0]) - 1), (max(kept, pipe[0]) + 1, Int32.max)]
-            where first <= last {
-                _ = nsp_close_range(UInt32(first), UInt32(last), 0)
-            }
+            closeDescriptors(except: [kept, pipe[0]])
             var byte: UInt8 = 0
             // End of file once the supervisor's copies of both are closed.
             while Glibc.read(pipe[0], &byte, 1) < 0 && errno == EINTR {}

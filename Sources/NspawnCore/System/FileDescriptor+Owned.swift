@@ -1,6 +1,7 @@
 #if canImport(Glibc)
     import Glibc
 #endif
+import CNspawnShim
 
 /// A file descriptor that this process owns and closes once, when the last reference goes away
 /// (or earlier, with `close()`).
@@ -20,6 +21,16 @@ public final class OwnedFD {
     public func release() -> Int32 {
         defer { raw = -1 }
         return raw
+    }
+}
+
+/// For a freshly cloned child: every descriptor above stderr closed but those it keeps, so that
+/// nothing of the supervisor's (host sockets, locks) goes where the child goes.
+func closeDescriptors(except kept: [Int32]) {
+    var first: Int32 = 3
+    for fd in kept.filter({ $0 >= 3 }).sorted() + [Int32.max] {
+        if first < fd { _ = nsp_close_range(UInt32(first), UInt32(fd - 1), 0) }
+        first = fd &+ 1
     }
 }
 
