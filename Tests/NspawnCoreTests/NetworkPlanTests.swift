@@ -109,7 +109,7 @@ struct NetworkPlanTests {
         renewal.replaceSubrange(12..<16, with: [10, 1, 2, 20])
         let holder = { (address: IPv4Address) in address == IPv4Address(parsing: "10.1.2.20") ? other : nil }
         let renewed = try #require(DHCPAnswer.reply(to: renewal, addressing: addressing, nameServers: [], leaseHolder: holder))
-        #expect(renewed.message[16..<20].elementsEqual([10, 1, 2, 20]) && renewed.destination == IPv4Address(parsing: "10.1.2.20") && renewed.mac == other)
+        #expect(renewed.message[16..<20].elementsEqual([10, 1, 2, 20]) && renewed.destination == IPv4Address(parsing: "10.1.2.20"))
         renewal.replaceSubrange(28..<34, with: [0x02, 8, 8, 8, 8, 8])
         #expect(DHCPAnswer.reply(to: renewal, addressing: addressing, nameServers: [], leaseHolder: holder) == nil)
     }

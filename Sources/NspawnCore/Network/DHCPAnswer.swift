@@ -4,8 +4,8 @@
 enum DHCPAnswer {
     struct Reply: Equatable {
         var message: [UInt8]
+        /// The client's address when it has one, else the broadcast address (RFC 2131 4.1).
         var destination: IPv4Address
-        var mac: [UInt8]
     }
 
     static let leaseSeconds: UInt32 = 3600
@@ -17,18 +17,17 @@ enum DHCPAnswer {
         to request: [UInt8], addressing ours: MachineNetwork.Addressing, nameServers: [IPv4Address], leaseHolder: (IPv4Address) -> [UInt8]? = { _ in nil }
     ) -> Reply? {
         guard request.count >= 240, request[0] == 1, request[1] == 1, request[2] == 6, request[236..<240].elementsEqual([99, 130, 83, 99]) else { return nil }
+        let options = Self.options(request[240...])
+        guard let type = options[53]?.first else { return nil }
+        let clientAddress = IPv4Address(Array(request[12..<16]))
         var addressing = ours
         let mac = Array(request[28..<34])
         if mac != ours.machineMAC {
             // A zone member's renewal, sent to the gateway, that reached our socket.
-            let client = IPv4Address(Array(request[12..<16]))
-            guard Self.options(request[240...])[53] == [3], client.value != 0, ours.subnet.contains(client), leaseHolder(client) == mac else { return nil }
-            addressing.machine = client
+            guard type == 3, clientAddress.value != 0, ours.subnet.contains(clientAddress), leaseHolder(clientAddress) == mac else { return nil }
+            addressing.machine = clientAddress
             addressing.machineMAC = mac
         }
-        let options = Self.options(request[240...])
-        guard let type = options[53]?.first else { return nil }
-        let clientAddress = IPv4Address(Array(request[12..<16]))
         let replyType: UInt8
         switch type {
         case 1:  // DISCOVER
@@ -66,10 +65,7 @@ enum DHCPAnswer {
         // At least BOOTP's 300 bytes, which old clients expect.
         if reply.count < 300 { reply += [UInt8](repeating: 0, count: 300 - reply.count) }
         // A client with an address hears us there; one without, by broadcast (RFC 2131 4.1).
-        let unicast = clientAddress.value != 0 && replyType != 6
-        return Reply(
-            message: reply, destination: unicast ? clientAddress : IPv4Address(0xffff_ffff),
-            mac: unicast ? addressing.machineMAC : [0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
+        return Reply(message: reply, destination: clientAddress.value != 0 && replyType != 6 ? clientAddress : IPv4Address(0xffff_ffff))
     }
 
     static func options(_ bytes: ArraySlice<UInt8>) -> [UInt8: [UInt8]] {
