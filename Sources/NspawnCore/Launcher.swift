@@ -27,7 +27,10 @@ public enum Launcher {
         let image = try MachineImage.locate(c)
         try image.requireMountPoints()
         if c.boot && c.switches.checkOSRelease { try image.requireOSRelease() }
-        let treeLock = c.switches.lockImage ? try ImageLock(image, readOnly: c.readOnly) : nil
+        // -x never writes the tree: like --read-only, it shares the lock, and nothing is written
+        // into the tree before the machine starts either.
+        let treeUnwritten = c.readOnly || c.ephemeral
+        let treeLock = c.switches.lockImage ? try ImageLock(image, readOnly: treeUnwritten) : nil
         try resetLoginUID()
         let (range, rangeLock) = try idRange(c, image: image, host: host)
         defer {
@@ -37,9 +40,9 @@ public enum Launcher {
         let treeMachineID = image.machineID()
         let journalFacts = treeMachineID.map { JournalFacts.probe(image, machineID: $0) } ?? JournalFacts()
         let journal = try JournalLink.decide(c.linkJournal, machineID: treeMachineID, treePath: image.path, facts: journalFacts)
-        let (timezone, timezoneNote) = TimezoneSetup.decide(c.timezone, facts: .probe(image), readOnly: c.readOnly)
+        let (timezone, timezoneNote) = TimezoneSetup.decide(c.timezone, facts: .probe(image), readOnly: treeUnwritten)
         let (resolvConf, resolvConfNote) = ResolvConfSetup.decide(
-            c.resolvConf, facts: .probe(image), network: c.network, ownAddresses: c.switches.ownAddresses ?? !host.networkdRunsHere, readOnly: c.readOnly)
+            c.resolvConf, facts: .probe(image), network: c.network, ownAddresses: c.switches.ownAddresses ?? !host.networkdRunsHere, readOnly: treeUnwritten)
         let own = Configuration.processEnvironment("CREDENTIALS_DIRECTORY")
         let credentials = try c.credentials + c.credentialFiles.map { try $0.read(ownCredentials: own) }
         // The tree's passwd and group are read only for --bind-user, which the configuration

@@ -37,6 +37,7 @@ public struct CommandLineOptions: Equatable, Sendable {
     var inaccessible: [String] = []
     var bindUsers: [String] = []
     var readOnly = false
+    var ephemeral = false
     var capabilities: [String] = []
     var droppedCapabilities: [String] = []
     var ambientCapabilities: [String] = []
@@ -116,6 +117,9 @@ enum OptionTable {
             [
                 OptionSpec(long: "directory", short: "D", store: .value(\.directory), valueName: "PATH", help: "Root directory for the machine"),
                 OptionSpec(long: "read-only", store: .flag(\.readOnly, value: true), help: "Mount the root directory read-only"),
+                OptionSpec(
+                    long: "ephemeral", short: "x", store: .flag(\.ephemeral, value: true),
+                    help: "Run on a throw-away overlay of the tree; the tree is never written"),
                 OptionSpec(
                     long: "pivot-root", store: .value(\.pivotRoot), valueName: "PATH[:PATH]",
                     help: "The tree's directory to make the root, and where the tree then shows"),

@@ -41,6 +41,8 @@ public struct Configuration: Equatable, Sendable {
     /// --bind-user: host users (and their homes) brought into the machine.
     public var bindUsers: [String] = []
     public var readOnly = false
+    /// -x: the machine's root is an overlay with a throw-away upper layer over the tree.
+    public var ephemeral = false
     /// --pivot-root=NEW[:OLD]: the tree's directory NEW becomes the machine's root, and the whole
     /// tree shows at OLD in it (or nowhere), for trees with several bootable directories (OSTree).
     public var pivotRoot: PivotRoot?
@@ -175,6 +177,7 @@ public struct Configuration: Equatable, Sendable {
             throw UserError("At most \(BoundUser.lastMachineID - BoundUser.firstMachineID + 1) users can be bound into a machine.")
         }
         readOnly = o.readOnly
+        ephemeral = o.ephemeral
         if let mode = o.register { register = try RegisterMode.parse(mode) }
         keepUnit = o.keepUnit
         if let slice = o.slice {

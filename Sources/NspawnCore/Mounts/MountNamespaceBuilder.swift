@@ -31,17 +31,23 @@ struct MountNamespaceBuilder {
         // tree's directory is looked up once, as the host's root; everything after uses descriptors.
         let sources = try BindSources(plan.guestMounts, kernel: kernel)
         let treeDirectory = try openRoot()
-        let tree = try kernel.cloneMount("", in: treeDirectory, recursive: true, name: treePath)
+        // -x: the tree alone (an overlay layer is one mount), read-only, below the overlay.
+        let ephemeral = plan.root.ephemeral
+        var tree = try kernel.cloneMount("", in: treeDirectory, recursive: !ephemeral, name: treePath)
         // The tree falls back to its raw owners where it cannot be ID-mapped (auto); then the
         // idmap binds fall back too, so the machine sees one kind of owner.
         let treeMapped = try kernel.setMountAttributes(
-            tree, plan.root.attributes, idmap: plan.root.idmap, userNamespace: userNamespace, recursive: true, name: treePath, quiet: quiet)
+            tree, ephemeral ? plan.root.attributes.union(.readOnly) : plan.root.attributes, idmap: plan.root.idmap, userNamespace: userNamespace,
+            recursive: true, name: treePath, quiet: quiet)
 
         // Searchable by all: after the copy, the machine's root (not the host's) finds the tree and
         // the stage in it, starting from the working directory.
         let workspace = try kernel.newMount("tmpfs", options: ["mode=0755", "size=64k", "nr_inodes=1k"], attributes: [.noSUID, .noDev, .noExec])
         try kernel.moveMount(workspace, onto: treeDirectory, name: treePath)
-        for name in ["root", "stage"] { try kernel.makeDirectory(name, in: workspace, mode: 0o755, path: "\(treePath)/\(name)") }
+        for name in ["root", "stage"] + (ephemeral ? ["ephemeral"] : []) {
+            try kernel.makeDirectory(name, in: workspace, mode: 0o755, path: "\(treePath)/\(name)")
+        }
+        if ephemeral { tree = try overlay(over: tree, in: workspace) }
         try kernel.moveMount(tree, onto: try kernel.open("root", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0), name: treePath)
         // The root as attached, found again now that the tree is there.
         let root = try kernel.open("root", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
@@ -92,6 +98,25 @@ struct MountNamespaceBuilder {
         }
         try switchRoot(to: newRoot)
         return hostExecutor
+    }
+
+    /// -x: the machine's root is an overlay whose lower layer is the (ID-mapped, read-only) tree and
+    /// whose upper layer lives in a tmpfs of the workspace, in this namespace only: the tree is
+    /// never written, and everything the machine wrote goes with the namespace, on every exit path
+    /// (nothing is made on the host to clean up). The upper directory is the overlay's root, so it
+    /// takes the owner and mode the machine sees on the tree's root.
+    private func overlay(over lower: OwnedFD, in workspace: OwnedFD) throws -> OwnedFD {
+        let path = "\(plan.root.path) (ephemeral)"
+        let layers = try kernel.newMount("tmpfs", options: ["mode=0755"], attributes: [])
+        try kernel.moveMount(layers, onto: try kernel.open("ephemeral", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0), name: path)
+        let directory = try kernel.open("ephemeral", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
+        let root = try kernel.status(lower, name: plan.root.path)
+        for name in ["upper", "work"] { try kernel.makeDirectory(name, in: directory, mode: 0o755, path: "\(path)/\(name)") }
+        try kernel.changeOwner("upper", in: directory, uid: root.st_uid, gid: root.st_gid, path: "\(path)/upper")
+        try kernel.changeMode("upper", in: directory, mode: root.st_mode & 0o7777, path: "\(path)/upper")
+        return try kernel.newOverlay(
+            lower: lower, upper: try kernel.open("upper", in: directory, flags: NSP_O_PATH | O_DIRECTORY, mode: 0),
+            work: try kernel.open("work", in: directory, flags: NSP_O_PATH | O_DIRECTORY, mode: 0), attributes: plan.root.attributes, name: path)
     }
 
     /// The tree's directory, or --pivot-root's found in it anew: between two boots the machine could

@@ -5,6 +5,9 @@ struct RootMount: Equatable, Sendable {
     /// filter says the same; this holds where no filter can be attached). Read-only with --read-only.
     var attributes: MountAttributes
     var idmap: IDMapping
+    /// -x: an overlay with a throw-away upper layer (a tmpfs in the outer child's namespace) over
+    /// the tree, which is mounted read-only below it.
+    var ephemeral = false
     /// With --pivot-root: the tree as given, and the directory in it (relative) that is the root,
     /// found again in the tree, never outside it, when the namespace is built (`path` only names it).
     var pivot: Pivot?
@@ -65,7 +68,7 @@ struct MountPlan: Equatable, Sendable {
         configuration c: Configuration, rootPath: String, machineID: MachineID, console: ConsoleMode, hostOSRelease: String?, userNamespace: Bool,
         idMapping: IDMapping, nesting: Bool, identity: Bool = false, credentials: [Credential] = [], boundUsers: [BoundUser] = []
     ) {
-        root = RootMount(path: rootPath, attributes: c.readOnly ? [.readOnly, .noDev] : [.noDev], idmap: idMapping)
+        root = RootMount(path: rootPath, attributes: c.readOnly ? [.readOnly, .noDev] : [.noDev], idmap: idMapping, ephemeral: c.ephemeral)
         copiedIntoUserNamespace = userNamespace
         var ops: [MountOperation] = [
             .tmpfs(path: "/dev", options: "mode=0755,size=4m,nr_inodes=64k", attributes: [.noSUID], resolution: .noSymlinks),

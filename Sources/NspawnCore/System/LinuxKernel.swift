@@ -31,6 +31,15 @@ struct LinuxKernel: Kernel {
         return OwnedFD(try sys("fsmount", path: type) { fsmount(context.raw, UInt32(FSMOUNT_CLOEXEC), UInt32(attributes.rawValue)) })
     }
 
+    func newOverlay(lower: OwnedFD, upper: OwnedFD, work: OwnedFD, attributes: MountAttributes, name: String) throws(SyscallError) -> OwnedFD {
+        let context = OwnedFD(try sys("fsopen", path: "overlay") { fsopen("overlay", UInt32(FSOPEN_CLOEXEC)) })
+        for (key, layer) in [("lowerdir+", lower), ("upperdir", upper), ("workdir", work)] {
+            try sys("fsconfig", path: "overlay: \(key)") { fsconfig(context.raw, FSCONFIG_SET_FD.rawValue, key, nil, layer.raw) }
+        }
+        try sys("fsconfig", path: name) { fsconfig(context.raw, FSCONFIG_CMD_CREATE.rawValue, nil, nil, 0) }
+        return OwnedFD(try sys("fsmount", path: name) { fsmount(context.raw, UInt32(FSMOUNT_CLOEXEC), UInt32(attributes.rawValue)) })
+    }
+
     func cloneMount(_ path: String, in directory: OwnedFD?, recursive: Bool, name: String) throws(SyscallError) -> OwnedFD {
         var flags = Self.OPEN_TREE_CLONE | UInt32(O_CLOEXEC)
         if recursive { flags |= Self.AT_RECURSIVE }

@@ -62,6 +62,11 @@ final class RecordingKernel: Kernel {
         return descriptor(type)
     }
 
+    func newOverlay(lower: OwnedFD, upper: OwnedFD, work: OwnedFD, attributes: MountAttributes, name: String) throws(SyscallError) -> OwnedFD {
+        try record("fsmount(overlay: lowerdir+=\(label(lower)),upperdir=\(label(upper)),workdir=\(label(work)); \(Self.describe(attributes)))", name: name)
+        return descriptor(name)
+    }
+
     func cloneMount(_ path: String, in directory: OwnedFD?, recursive: Bool, name: String) throws(SyscallError) -> OwnedFD {
         let source = join(directory, path)
         try record("open_tree(\(source)\(recursive ? ", recursive" : ""))", name: name)

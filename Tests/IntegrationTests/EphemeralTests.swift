@@ -1,0 +1,72 @@
+import Foundation
+import Testing
+
+/// -x/--ephemeral: the machine runs on an overlay with a throw-away upper layer over its tree, with
+/// the default user namespace; the tree is never written, and nothing is left on the host.
+@Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
+struct EphemeralTests {
+    @Test func writesGoNowhereAndTheTreeStaysAsItWas() throws {
+        let machine = try TestMachine()
+        let tree = treeFingerprint(machine.path)
+        let host = HostState.capture()
+        let script =
+            "echo new > /etc/new; rm /etc/os-release; mkdir -p /var/lib/x; touch /usr/bin/busybox; chown 1000 /etc/passwd; "
+            + "cat /etc/new; ls /etc/os-release 2>/dev/null || echo removed; stat -c %u /etc/passwd"
+        let result = try machine.run(["-x"], ["sh", "-c", script])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.lines == ["new", "removed", "1000"], "\(result.stdout)")
+        #expect(treeFingerprint(machine.path) == tree)
+        // A second run sees the tree, not what the first one wrote.
+        #expect(try machine.run(["-x"], ["cat", "/etc/os-release"]).stdout.contains("BusyBox"))
+        #expect(HostState.capture() == host)
+    }
+
+    /// The machine's root owns its / as it owns the tree's, through the ID-mapped lower layer.
+    @Test func ownersAreTheTreesAsTheMachineSeesThem() throws {
+        let machine = try TestMachine()
+        let result = try machine.run(["-x"], ["sh", "-c", "stat -c '%u %a' / /home/alice; touch /home/alice/x && echo root-writes"])
+        #expect(result.lines == ["0 755", "1000 755", "root-writes"], "\(result.stdout) \(result.stderr)")
+    }
+
+    @Test func readOnlyEphemeralIsReadOnly() throws {
+        let machine = try TestMachine()
+        let result = try machine.run(["-x", "--read-only"], ["sh", "-c", "touch /x 2>/dev/null || echo read-only"])
+        #expect(result.lines == ["read-only"], "\(result.stderr)")
+    }
+
+    /// Two ephemeral machines of one tree at once (both take the tree's lock shared), while a
+    /// read-write run is refused.
+    @Test func ephemeralMachinesShareTheTree() throws {
+        let machine = try TestMachine()
+        let first = try BackgroundRun(["-D", machine.path, "-P", "-q", "-x", "-M", "one", "/bin/sleep", "3"])
+        #expect(first.waitUntil { !HostState.capture().cgroups.isEmpty })
+        let second = try machine.run(["-x", "-M", "two"], ["true"])
+        #expect(second.status == 0, "\(second.stderr)")
+        let writer = try machine.run([], ["true"])
+        #expect(writer.status == 1 && writer.stderr.contains("busy"), "\(writer.stderr)")
+        kill(first.pid, SIGKILL)
+        _ = first.finish()
+    }
+
+    /// A killed run leaves nothing: the overlay and its layers live in the outer child's mount
+    /// namespace only.
+    @Test func aKilledRunLeavesNothing() throws {
+        let machine = try TestMachine()
+        let host = HostState.capture()
+        let run = try BackgroundRun(["-D", machine.path, "-P", "-q", "-x", "/bin/sleep", "30"])
+        #expect(run.waitUntil { !HostState.capture().cgroups.isEmpty })
+        kill(run.pid, SIGKILL)
+        _ = run.finish()
+        #expect(run.waitUntil { HostState.capture() == host })
+    }
+
+    /// A booted Debian on -x: it boots (its journal, its machine-id, everything it writes), and the
+    /// tree is as it was.
+    @Test func debianBootsEphemeralAndLeavesItsTreeAlone() throws {
+        let machine = try DebianMachine()
+        let tree = treeFingerprint(machine.path)
+        let result = try runNspawn(["-D", machine.path, "-x", "--boot-test", "--boot-test-timeout=90"], timeout: 120)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(treeFingerprint(machine.path) == tree)
+    }
+}
