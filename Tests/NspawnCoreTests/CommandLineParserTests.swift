@@ -91,7 +91,7 @@ import Testing
         (["--network-veth-extra=a/b"], "Network interface name not valid: a/b"),
         (["--network-macvlan=a-very-long-interface"], "Network interface name not valid: a-very-long-interface"),
         (["--private-network", "--no-private-network"], "--private-network and --no-private-network contradict each other."),
-        (["-x"], "--ephemeral is not supported by swift-nspawn: not built yet"),
+        (["--volatile=yes"], "--volatile is not supported by swift-nspawn: not built yet"),
         (["--private-users-chown"], "--private-users-chown is not supported by swift-nspawn: swift-nspawn never rewrites the tree's owners"),
         (["--link-journal=maybe"], "Failed to parse --link-journal= value: maybe; known: no, auto, host, guest, try-host, try-guest."),
         (["--pivot-root=rel"], "Failed to parse --pivot-root= argument: rel (NEW[:OLD], absolute paths without \"..\")."),
