@@ -84,6 +84,7 @@ bench: build
 	bench/console
 	bench/scope
 	bench/network
+	bench/ephemeral
 
 clean:
 	rm -rf .build
