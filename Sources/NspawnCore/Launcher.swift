@@ -29,7 +29,7 @@ public enum Launcher {
         if c.boot && c.switches.checkOSRelease { try image.requireOSRelease() }
         // -x never writes the tree: like --read-only, it shares the lock, and nothing is written
         // into the tree before the machine starts either.
-        let treeUnwritten = c.readOnly || c.ephemeral
+        let treeUnwritten = c.readOnly || c.ephemeral || c.volatile != .no
         let treeLock = c.switches.lockImage ? try ImageLock(image, readOnly: treeUnwritten) : nil
         try resetLoginUID()
         let (range, rangeLock) = try idRange(c, image: image, host: host)

@@ -64,13 +64,36 @@ struct EphemeralTests {
         #expect(HostState.capture() == host)
     }
 
-    /// A booted Debian on -x: it boots (its journal, its machine-id, everything it writes), and the
-    /// tree is as it was.
+    /// --volatile's modes with the default user namespace (systemd-nspawn's fail with one): yes is
+    /// a tmpfs root holding the tree's /usr, read-only; state the read-only tree with a tmpfs
+    /// /var; overlay -x's root. The tree is as it was after each.
+    @Test(arguments: [
+        ("yes", ["root-writable", "var-writable", "usr-ro", "no-os-release"]),
+        ("state", ["root-ro", "var-writable", "usr-ro", "os-release"]),
+        ("overlay", ["root-writable", "var-writable", "usr-writable", "os-release"]),
+        ("", ["root-writable", "var-writable", "usr-ro", "no-os-release"]),
+    ])
+    func volatileModes(mode: String, expected: [String]) throws {
+        let machine = try TestMachine()
+        let tree = treeFingerprint(machine.path)
+        let script =
+            "touch /x 2>/dev/null && echo root-writable || echo root-ro; mkdir -p /var/y && echo var-writable; "
+            + "touch /usr/z 2>/dev/null && echo usr-writable || echo usr-ro; [ -e /etc/os-release ] && echo os-release || echo no-os-release"
+        let result = try machine.run([mode.isEmpty ? "--volatile" : "--volatile=\(mode)"], ["sh", "-c", script])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.lines == expected, "\(result.stdout)")
+        #expect(treeFingerprint(machine.path) == tree)
+    }
+
+    /// A booted Debian on -x, and on --volatile=state: it boots (its journal, its machine-id,
+    /// everything it writes), and the tree is as it was.
     @Test func debianBootsEphemeralAndLeavesItsTreeAlone() throws {
         let machine = try DebianMachine()
         let tree = treeFingerprint(machine.path)
-        let result = try runNspawn(["-D", machine.path, "-x", "--boot-test", "--boot-test-timeout=90"], timeout: 120)
-        #expect(result.status == 0, "\(result.stderr)")
-        #expect(treeFingerprint(machine.path) == tree)
+        for mode in ["-x", "--volatile=state"] {
+            let result = try runNspawn(["-D", machine.path, mode, "--boot-test", "--boot-test-timeout=90"], timeout: 120)
+            #expect(result.status == 0, "\(mode): \(result.stderr)")
+            #expect(treeFingerprint(machine.path) == tree)
+        }
     }
 }

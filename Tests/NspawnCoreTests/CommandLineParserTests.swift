@@ -91,7 +91,9 @@ import Testing
         (["--network-veth-extra=a/b"], "Network interface name not valid: a/b"),
         (["--network-macvlan=a-very-long-interface"], "Network interface name not valid: a-very-long-interface"),
         (["--private-network", "--no-private-network"], "--private-network and --no-private-network contradict each other."),
-        (["--volatile=yes"], "--volatile is not supported by swift-nspawn: not built yet"),
+        (["--overlay=/a:/b"], "--overlay is not supported by swift-nspawn: not built yet"),
+        (["--volatile=maybe"], "Failed to parse --volatile= argument: maybe; known: no, yes, state, overlay."),
+        (["-x", "--volatile"], "--volatile= and --ephemeral cannot be combined."),
         (["--private-users-chown"], "--private-users-chown is not supported by swift-nspawn: swift-nspawn never rewrites the tree's owners"),
         (["--link-journal=maybe"], "Failed to parse --link-journal= value: maybe; known: no, auto, host, guest, try-host, try-guest."),
         (["--pivot-root=rel"], "Failed to parse --pivot-root= argument: rel (NEW[:OLD], absolute paths without \"..\")."),
@@ -118,6 +120,17 @@ import Testing
         #expect(result.1 == 1)
         #expect(result.0.contains(expected), "\(result.0)")
         #expect(!result.0.contains("\n"))
+    }
+
+    /// --volatile's value is optional and only ever inline, as with getopt's optional_argument: a
+    /// word after it is the command.
+    @Test func volatileTakesAnInlineValueOrNone() throws {
+        guard case .run(let bare) = CommandLineParser.parse(["--volatile", "yes"]) else { throw UserError("not a run") }
+        #expect(bare.volatile == .yes && bare.command == ["yes"])
+        guard case .run(let state) = CommandLineParser.parse(["--volatile=state"]) else { throw UserError("not a run") }
+        #expect(state.volatile == .state)
+        guard case .run(let off) = CommandLineParser.parse(["--volatile=no"]) else { throw UserError("not a run") }
+        #expect(off.volatile == .no)
     }
 
     @Test func defaultsAreTheSafeOnes() throws {

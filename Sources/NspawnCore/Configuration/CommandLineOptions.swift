@@ -38,6 +38,7 @@ public struct CommandLineOptions: Equatable, Sendable {
     var bindUsers: [String] = []
     var readOnly = false
     var ephemeral = false
+    var volatile: String?
     var capabilities: [String] = []
     var droppedCapabilities: [String] = []
     var ambientCapabilities: [String] = []
@@ -78,6 +79,9 @@ struct OptionSpec: @unchecked Sendable {
         case flag(WritableKeyPath<CommandLineOptions, Bool>, value: Bool)
         case value(WritableKeyPath<CommandLineOptions, String?>)
         case list(WritableKeyPath<CommandLineOptions, [String]>)
+        /// A long option whose value is optional and only ever inline (--volatile[=MODE]):
+        /// `absent` when given bare.
+        case optionalValue(WritableKeyPath<CommandLineOptions, String?>, absent: String)
     }
 
     var long: String?
@@ -96,7 +100,10 @@ struct OptionSpec: @unchecked Sendable {
     }
 
     var takesValue: Bool {
-        if case .flag = store { false } else { true }
+        switch store {
+        case .flag, .optionalValue: false
+        case .value, .list: true
+        }
     }
 }
 
@@ -120,6 +127,9 @@ enum OptionTable {
                 OptionSpec(
                     long: "ephemeral", short: "x", store: .flag(\.ephemeral, value: true),
                     help: "Run on a throw-away overlay of the tree; the tree is never written"),
+                OptionSpec(
+                    long: "volatile", store: .optionalValue(\.volatile, absent: "yes"), valueName: "[=MODE]",
+                    help: "Throw-away root or /var: no, yes, state or overlay"),
                 OptionSpec(
                     long: "pivot-root", store: .value(\.pivotRoot), valueName: "PATH[:PATH]",
                     help: "The tree's directory to make the root, and where the tree then shows"),

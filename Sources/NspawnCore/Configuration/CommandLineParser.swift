@@ -51,7 +51,9 @@ public enum CommandLineParser {
                     if let unavailable = UnavailableOptions.long(name) { throw UnavailableOptions.refusal(unavailable) }
                     throw UserError("Unknown option --\(name).")
                 }
-                if spec.takesValue {
+                if case .optionalValue(_, let absent) = spec.store {
+                    try store(spec, inline ?? absent, into: &options)
+                } else if spec.takesValue {
                     let value: String
                     if let inline { value = inline } else { value = try nextValue(for: "--\(name)") }
                     try store(spec, value, into: &options)
@@ -85,7 +87,7 @@ public enum CommandLineParser {
     private static func store(_ spec: OptionSpec, _ value: String?, into options: inout CommandLineOptions) throws(UserError) {
         switch spec.store {
         case .flag(let path, let set): options[keyPath: path] = set
-        case .value(let path): options[keyPath: path] = value
+        case .value(let path), .optionalValue(let path, _): options[keyPath: path] = value
         case .list(let path): options[keyPath: path].append(value ?? "")
         }
     }
@@ -101,7 +103,9 @@ public enum CommandLineParser {
             for spec in options {
                 var names = spec.short.map { "-\($0)" } ?? "  "
                 if let long = spec.long { names += (spec.short == nil ? " " : " ") + "--\(long)" }
-                if let value = spec.valueName { names += spec.long == nil ? " \(value)" : "=\(value)" }
+                if let value = spec.valueName {
+                    if case .optionalValue = spec.store { names += value } else { names += spec.long == nil ? " \(value)" : "=\(value)" }
+                }
                 let padding = String(repeating: " ", count: max(1, 34 - names.count))
                 lines.append("  \(names)\(padding)\(spec.help)")
             }

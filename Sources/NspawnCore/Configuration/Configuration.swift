@@ -43,6 +43,8 @@ public struct Configuration: Equatable, Sendable {
     public var readOnly = false
     /// -x: the machine's root is an overlay with a throw-away upper layer over the tree.
     public var ephemeral = false
+    /// --volatile: what of the machine is a throw-away tmpfs.
+    public var volatile: VolatileMode = .no
     /// --pivot-root=NEW[:OLD]: the tree's directory NEW becomes the machine's root, and the whole
     /// tree shows at OLD in it (or nowhere), for trees with several bootable directories (OSTree).
     public var pivotRoot: PivotRoot?
@@ -178,6 +180,13 @@ public struct Configuration: Equatable, Sendable {
         }
         readOnly = o.readOnly
         ephemeral = o.ephemeral
+        if let text = o.volatile {
+            guard let mode = VolatileMode(rawValue: text) ?? Configuration.parseBooleanValue(text).map({ $0 ? .yes : .no }) else {
+                throw UserError("Failed to parse --volatile= argument: \(text); known: no, yes, state, overlay.")
+            }
+            volatile = mode
+        }
+        if ephemeral && volatile != .no { throw UserError("--volatile= and --ephemeral cannot be combined.") }
         if let mode = o.register { register = try RegisterMode.parse(mode) }
         keepUnit = o.keepUnit
         if let slice = o.slice {
@@ -235,6 +244,8 @@ public struct Configuration: Equatable, Sendable {
         (binds.map(CustomMount.bind) + tmpfs.map(CustomMount.tmpfs)).sorted { $0.destination < $1.destination }
     }
 
+    static func parseBooleanValue(_ text: String) -> Bool? { try? parseBoolean(text, option: "") }
+
     static func parseBoolean(_ text: String, option: String) throws(UserError) -> Bool {
         switch text {
         case "yes", "true", "1", "on": return true
@@ -267,4 +278,17 @@ public struct PivotRoot: Equatable, Sendable {
         guard let oldRoot = PathName.normalizedAbsolute(parts[1]), oldRoot != "/" else { throw invalid }
         return PivotRoot(newRoot: newRoot, oldRoot: oldRoot)
     }
+}
+
+/// --volatile=: systemd-nspawn 252's modes, with a user namespace too (systemd-nspawn fails there).
+public enum VolatileMode: String, Equatable, Sendable {
+    /// The tree as it is.
+    case no
+    /// A tmpfs root, with the tree's /usr bound into it read-only: a machine that starts from nothing
+    /// but its vendor files.
+    case yes
+    /// The tree read-only, with a tmpfs at /var.
+    case state
+    /// The tree read-only below an overlay whose upper layer is a tmpfs: -x's root.
+    case overlay
 }

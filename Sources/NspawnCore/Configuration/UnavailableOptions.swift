@@ -12,7 +12,6 @@ enum UnavailableOptions {
     static let entries: [Entry] = [
         Entry(long: "image", short: "i", reason: images),
         Entry(long: "image-policy", reason: images),
-        Entry(long: "volatile", reason: "not built yet; use --read-only with --tmpfs= for what the machine writes"),
         Entry(long: "overlay", reason: "not built yet; use --bind= or --tmpfs="),
         Entry(long: "overlay-ro", reason: "not built yet; use --bind-ro="),
         Entry(long: "template", reason: "not built yet; copy the template with cp -a --reflink=auto"),

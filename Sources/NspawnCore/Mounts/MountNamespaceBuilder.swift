@@ -32,22 +32,25 @@ struct MountNamespaceBuilder {
         let sources = try BindSources(plan.guestMounts, kernel: kernel)
         let treeDirectory = try openRoot()
         // -x: the tree alone (an overlay layer is one mount), read-only, below the overlay.
+        // --volatile=yes: the tree's /usr alone, read-only, goes into a tmpfs root.
         let ephemeral = plan.root.ephemeral
-        var tree = try kernel.cloneMount("", in: treeDirectory, recursive: !ephemeral, name: treePath)
+        var tree = try kernel.cloneMount(plan.root.volatileRoot ? "usr" : "", in: treeDirectory, recursive: !ephemeral, name: treePath)
         // The tree falls back to its raw owners where it cannot be ID-mapped (auto); then the
         // idmap binds fall back too, so the machine sees one kind of owner.
         let treeMapped = try kernel.setMountAttributes(
-            tree, ephemeral ? plan.root.attributes.union(.readOnly) : plan.root.attributes, idmap: plan.root.idmap, userNamespace: userNamespace,
+            tree, ephemeral || plan.root.volatileRoot ? plan.root.attributes.union(.readOnly) : plan.root.attributes, idmap: plan.root.idmap,
+            userNamespace: userNamespace,
             recursive: true, name: treePath, quiet: quiet)
 
         // Searchable by all: after the copy, the machine's root (not the host's) finds the tree and
         // the stage in it, starting from the working directory.
         let workspace = try kernel.newMount("tmpfs", options: ["mode=0755", "size=64k", "nr_inodes=1k"], attributes: [.noSUID, .noDev, .noExec])
         try kernel.moveMount(workspace, onto: treeDirectory, name: treePath)
-        for name in ["root", "stage"] + (ephemeral ? ["ephemeral"] : []) {
+        for name in ["root", "stage"] + (ephemeral || plan.root.volatileRoot ? ["ephemeral"] : []) {
             try kernel.makeDirectory(name, in: workspace, mode: 0o755, path: "\(treePath)/\(name)")
         }
         if ephemeral { tree = try overlay(over: tree, in: workspace) }
+        if plan.root.volatileRoot { tree = try volatileRoot(usr: tree, tree: treeDirectory, in: workspace) }
         try kernel.moveMount(tree, onto: try kernel.open("root", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0), name: treePath)
         // The root as attached, found again now that the tree is there.
         let root = try kernel.open("root", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
@@ -117,6 +120,27 @@ struct MountNamespaceBuilder {
         return try kernel.newOverlay(
             lower: lower, upper: try kernel.open("upper", in: directory, flags: NSP_O_PATH | O_DIRECTORY, mode: 0),
             work: try kernel.open("work", in: directory, flags: NSP_O_PATH | O_DIRECTORY, mode: 0), attributes: plan.root.attributes, name: path)
+    }
+
+    /// --volatile=yes: the machine's root is a tmpfs of the outer child's namespace, owned by the
+    /// machine's root, holding the tree's /usr (ID-mapped, read-only), the mount points of the API
+    /// file systems, and the tree's top-level links into /usr (bin → usr/bin and the like).
+    private func volatileRoot(usr: OwnedFD, tree: OwnedFD, in workspace: OwnedFD) throws -> OwnedFD {
+        let path = "\(plan.root.path) (volatile)"
+        try kernel.moveMount(
+            try kernel.newMount("tmpfs", options: ["mode=0755", "uid=\(machineRoot)", "gid=\(machineRoot)"], attributes: [.noDev]),
+            onto: try kernel.open("ephemeral", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0), name: path)
+        let root = try kernel.open("ephemeral", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
+        for name in ["usr", "dev", "proc", "sys", "run", "tmp", "etc", "var", "root"] {
+            try kernel.makeDirectory(name, in: root, mode: name == "tmp" ? 0o1777 : 0o755, path: "\(path)/\(name)")
+            try kernel.changeOwner(name, in: root, uid: machineRoot, gid: machineRoot, path: "\(path)/\(name)")
+        }
+        for name in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
+            guard case .symlink(let target) = PathEntry.look(name, in: tree.raw), target.hasPrefix("usr/") else { continue }
+            try kernel.makeSymlink(name, in: root, target: target, path: "\(path)/\(name)")
+        }
+        try kernel.moveMount(usr, onto: try kernel.open("usr", in: root, flags: NSP_O_PATH | O_DIRECTORY, mode: 0), name: "\(path)/usr")
+        return try kernel.cloneMount("ephemeral", in: workspace, recursive: true, name: path)
     }
 
     /// The tree's directory, or --pivot-root's found in it anew: between two boots the machine could

@@ -8,6 +8,8 @@ struct RootMount: Equatable, Sendable {
     /// -x: an overlay with a throw-away upper layer (a tmpfs in the outer child's namespace) over
     /// the tree, which is mounted read-only below it.
     var ephemeral = false
+    /// --volatile=yes: the root is a tmpfs, with only the tree's /usr in it (read-only).
+    var volatileRoot = false
     /// With --pivot-root: the tree as given, and the directory in it (relative) that is the root,
     /// found again in the tree, never outside it, when the namespace is built (`path` only names it).
     var pivot: Pivot?
@@ -68,7 +70,11 @@ struct MountPlan: Equatable, Sendable {
         configuration c: Configuration, rootPath: String, machineID: MachineID, console: ConsoleMode, hostOSRelease: String?, userNamespace: Bool,
         idMapping: IDMapping, nesting: Bool, identity: Bool = false, credentials: [Credential] = [], boundUsers: [BoundUser] = []
     ) {
-        root = RootMount(path: rootPath, attributes: c.readOnly ? [.readOnly, .noDev] : [.noDev], idmap: idMapping, ephemeral: c.ephemeral)
+        // --volatile=state keeps the tree read-only (its /var a tmpfs, below); overlay is -x's root.
+        let readOnly = c.readOnly || c.volatile == .state
+        root = RootMount(
+            path: rootPath, attributes: readOnly ? [.readOnly, .noDev] : [.noDev], idmap: idMapping, ephemeral: c.ephemeral || c.volatile == .overlay,
+            volatileRoot: c.volatile == .yes)
         copiedIntoUserNamespace = userNamespace
         var ops: [MountOperation] = [
             .tmpfs(path: "/dev", options: "mode=0755,size=4m,nr_inodes=64k", attributes: [.noSUID], resolution: .noSymlinks),
@@ -119,6 +125,9 @@ struct MountPlan: Equatable, Sendable {
         var guest: [MountOperation] = []
         if c.switches.tmpfsTmp {
             guest.append(.tmpfs(path: "/tmp", options: "mode=01777,size=10%,nr_inodes=400k", attributes: [.noSUID, .noDev], resolution: .noSymlinks))
+        }
+        if c.volatile == .state {
+            guest.append(.tmpfs(path: "/var", options: "mode=0755", attributes: [.noSUID, .noDev], resolution: .noSymlinks))
         }
         for mount in c.customMountsInOrder {
             switch mount {
