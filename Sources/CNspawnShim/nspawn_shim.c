@@ -6,6 +6,8 @@
 #include <linux/sched.h>
 #include <linux/bpf.h>
 #include <linux/filter.h>
+#include <linux/fs.h>
+#include <stdio.h>
 #include <linux/keyctl.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
@@ -203,3 +205,15 @@ int nsp_sigrtmax(void) { return SIGRTMAX; }
 extern char **environ;
 char **nsp_environ(void) { return environ; }
 
+
+int nsp_renameat2_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath) {
+    return renameat2(olddirfd, oldpath, newdirfd, newpath, RENAME_NOREPLACE);
+}
+
+ssize_t nsp_copy_file_range(int in, int out, size_t len) {
+    return copy_file_range(in, NULL, out, NULL, len, 0);
+}
+
+int nsp_clone_file(int dest, int source) {
+    return ioctl(dest, FICLONE, source);
+}

@@ -24,6 +24,11 @@ public enum Launcher {
     private static func boot(_ c: Configuration) throws -> Int32 {
         guard geteuid() == 0 else { throw UserError("Need to be root.") }
         let host = HostFacts.probe(askNetworkd: c.network.addressed && c.switches.ownAddresses == nil)
+        if let template = c.template, let directory = c.directory, !FileSystem.exists(directory) {
+            let absolute = directory.hasPrefix("/") ? directory : FileSystem.currentDirectory() + "/" + directory
+            try TreeCopy.make(
+                String(absolute.reversed().drop { $0 == "/" }.reversed()), from: template, progress: !c.quiet && isatty(2) != 0)
+        }
         let image = try MachineImage.locate(c)
         try image.requireMountPoints()
         if c.boot && c.switches.checkOSRelease { try image.requireOSRelease() }

@@ -11,6 +11,7 @@
 #include <sys/statfs.h>
 #include <sys/reboot.h>
 #include <sys/epoll.h>
+#include <sys/xattr.h>  /* flistxattr, fgetxattr, fsetxattr: not part of the Glibc module */
 
 // Namespace flags: <sched.h> hides them from Swift without _GNU_SOURCE.
 #define NSP_CLONE_NEWNS 0x00020000
@@ -87,6 +88,13 @@ ssize_t nsp_recv_datagram(int sock, void *data, size_t len, pid_t *pid, int *tru
 
 /// Brings an interface up with SIOCSIFFLAGS: struct ifreq is a union of unions.
 int nsp_interface_up(const char *name);
+
+/// For --template's copy: renameat2(RENAME_NOREPLACE), copy_file_range() and the FICLONE ioctl
+/// (a reflink) are hidden without _GNU_SOURCE, or macros. Each returns like the call (the copy:
+/// bytes copied), -1 with errno on failure.
+int nsp_renameat2_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+ssize_t nsp_copy_file_range(int in, int out, size_t len);
+int nsp_clone_file(int dest, int source);
 
 /// WIFEXITED & co. and SIGRTMIN are macros (SIGRTMIN calls a libc function).
 int nsp_sigrtmin(void);

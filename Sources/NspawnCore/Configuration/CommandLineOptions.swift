@@ -39,6 +39,7 @@ public struct CommandLineOptions: Equatable, Sendable {
     var readOnly = false
     var ephemeral = false
     var volatile: String?
+    var template: String?
     var capabilities: [String] = []
     var droppedCapabilities: [String] = []
     var ambientCapabilities: [String] = []
@@ -127,6 +128,8 @@ enum OptionTable {
                 OptionSpec(
                     long: "ephemeral", short: "x", store: .flag(\.ephemeral, value: true),
                     help: "Run on a throw-away overlay of the tree; the tree is never written"),
+                OptionSpec(
+                    long: "template", store: .value(\.template), valueName: "PATH", help: "Make the -D tree as a copy of this one where it does not exist"),
                 OptionSpec(
                     long: "volatile", store: .optionalValue(\.volatile, absent: "yes"), valueName: "[=MODE]",
                     help: "Throw-away root or /var: no, yes, state or overlay"),

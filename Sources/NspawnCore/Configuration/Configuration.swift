@@ -43,6 +43,8 @@ public struct Configuration: Equatable, Sendable {
     public var readOnly = false
     /// -x: the machine's root is an overlay with a throw-away upper layer over the tree.
     public var ephemeral = false
+    /// --template: the tree the -D tree is copied from where it does not exist yet.
+    public var template: String?
     /// --volatile: what of the machine is a throw-away tmpfs.
     public var volatile: VolatileMode = .no
     /// --pivot-root=NEW[:OLD]: the tree's directory NEW becomes the machine's root, and the whole
@@ -187,6 +189,14 @@ public struct Configuration: Equatable, Sendable {
             volatile = mode
         }
         if ephemeral && volatile != .no { throw UserError("--volatile= and --ephemeral cannot be combined.") }
+        if let text = o.template {
+            guard let path = PathName.normalizedAbsolute(text), path != "/" else {
+                throw UserError("--template= takes an absolute path to a directory, not the root: \(text)")
+            }
+            guard directory != nil else { throw UserError("--template= needs --directory=: the tree to make from it.") }
+            guard !ephemeral else { throw UserError("--ephemeral and --template= may not be combined.") }
+            template = path
+        }
         if let mode = o.register { register = try RegisterMode.parse(mode) }
         keepUnit = o.keepUnit
         if let slice = o.slice {

@@ -14,7 +14,6 @@ enum UnavailableOptions {
         Entry(long: "image-policy", reason: images),
         Entry(long: "overlay", reason: "not built yet; use --bind= or --tmpfs="),
         Entry(long: "overlay-ro", reason: "not built yet; use --bind-ro="),
-        Entry(long: "template", reason: "not built yet; copy the template with cp -a --reflink=auto"),
         Entry(long: "settings", reason: ".nspawn settings files are not read yet; give their settings as options"),
         Entry(long: "root-hash", reason: "dm-verity needs disk images, which swift-nspawn does not boot yet"),
         Entry(long: "root-hash-sig", reason: "dm-verity needs disk images, which swift-nspawn does not boot yet"),

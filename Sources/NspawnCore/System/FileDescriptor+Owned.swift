@@ -35,6 +35,13 @@ func closeDescriptors(except kept: [Int32]) {
 }
 
 enum FileSystem {
+    /// getcwd(3), or "/" where it cannot say (a removed directory).
+    static func currentDirectory() -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard getcwd(&buffer, buffer.count) != nil else { return "/" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// open(2) with O_CLOEXEC always added.
     static func open(_ path: String, _ flags: Int32, mode: mode_t = 0, at dir: Int32 = AT_FDCWD) throws(SyscallError) -> OwnedFD {
         OwnedFD(try sys("open", path: path) { openat(dir, path, flags | O_CLOEXEC, mode) })
