@@ -26,8 +26,11 @@ public enum Launcher {
         let host = HostFacts.probe(askNetworkd: c.network.addressed && c.switches.ownAddresses == nil)
         if let template = c.template, let directory = c.directory, !FileSystem.exists(directory) {
             let absolute = directory.hasPrefix("/") ? directory : FileSystem.currentDirectory() + "/" + directory
-            try TreeCopy.make(
-                String(absolute.reversed().drop { $0 == "/" }.reversed()), from: template, progress: !c.quiet && isatty(2) != 0)
+            let destination = String(absolute.reversed().drop { $0 == "/" }.reversed())
+            guard !(destination + "/").hasPrefix(template + "/") else {
+                throw UserError("The tree \(destination) would lie inside its template \(template). Refusing.")
+            }
+            try TreeCopy.make(destination, from: template, progress: !c.quiet && isatty(2) != 0)
         }
         let image = try MachineImage.locate(c)
         try image.requireMountPoints()
@@ -44,10 +47,15 @@ public enum Launcher {
         }
         let treeMachineID = image.machineID()
         let journalFacts = treeMachineID.map { JournalFacts.probe(image, machineID: $0) } ?? JournalFacts()
-        let journal = try JournalLink.decide(c.linkJournal, machineID: treeMachineID, treePath: image.path, facts: journalFacts)
-        let (timezone, timezoneNote) = TimezoneSetup.decide(c.timezone, facts: .probe(image), readOnly: treeUnwritten)
-        let (resolvConf, resolvConfNote) = ResolvConfSetup.decide(
+        // A throw-away machine's journal is thrown away with it, as with systemd-nspawn: nothing is
+        // linked (the configuration refuses modes that would ask for it).
+        let throwAway = c.ephemeral || c.volatile != .no
+        let journal = throwAway ? nil : try JournalLink.decide(c.linkJournal, machineID: treeMachineID, treePath: image.path, facts: journalFacts)
+        // --volatile=yes: the machine's /etc is an empty tmpfs, not the tree's: nothing to cover.
+        var (timezone, timezoneNote) = TimezoneSetup.decide(c.timezone, facts: .probe(image), readOnly: treeUnwritten)
+        var (resolvConf, resolvConfNote) = ResolvConfSetup.decide(
             c.resolvConf, facts: .probe(image), network: c.network, ownAddresses: c.switches.ownAddresses ?? !host.networkdRunsHere, readOnly: treeUnwritten)
+        if c.volatile == .yes { (timezone, timezoneNote, resolvConf, resolvConfNote) = (nil, nil, nil, nil) }
         let own = Configuration.processEnvironment("CREDENTIALS_DIRECTORY")
         let credentials = try c.credentials + c.credentialFiles.map { try $0.read(ownCredentials: own) }
         // The tree's passwd and group are read only for --bind-user, which the configuration

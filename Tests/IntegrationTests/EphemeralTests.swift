@@ -85,6 +85,22 @@ struct EphemeralTests {
         #expect(treeFingerprint(machine.path) == tree)
     }
 
+    /// --volatile=yes on a Debian tree: its /etc is the machine's own, empty one (nothing of the
+    /// host's time zone or resolv.conf is laid over it); a tree whose /bin is a directory is refused.
+    @Test func volatileYesStartsFromUsrAlone() throws {
+        let machine = try DebianMachine()
+        let result = try runNspawn(["-D", machine.path, "-q", "-P", "--volatile=yes", "/usr/bin/ls", "-A", "/etc"], timeout: 60)
+        #expect(result.status == 0 && result.stdout.isEmpty, "\(result.stdout) \(result.stderr)")
+        let unmerged = try TestMachine { root in
+            try FileManager.default.removeItem(at: root.appendingPathComponent("sbin"))
+            try FileManager.default.createDirectory(at: root.appendingPathComponent("sbin"), withIntermediateDirectories: true)
+        }
+        let refused = try unmerged.run(["--volatile=yes"], ["true"])
+        #expect(refused.status == 1 && refused.stderr.contains("needs a tree whose /usr is merged"), "\(refused.stderr)")
+        let journal = try unmerged.run(["-x", "--link-journal=try-guest"], ["true"])
+        #expect(journal.status == 1 && journal.stderrLines.count == 1 && journal.stderr.contains("may not be combined"), "\(journal.stderr)")
+    }
+
     /// A booted Debian on -x, and on --volatile=state: it boots (its journal, its machine-id,
     /// everything it writes), and the tree is as it was.
     @Test func debianBootsEphemeralAndLeavesItsTreeAlone() throws {

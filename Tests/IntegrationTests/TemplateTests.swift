@@ -16,6 +16,13 @@ struct TemplateTests {
             try FileManager.default.linkItem(at: etc.appendingPathComponent("passwd"), to: etc.appendingPathComponent("passwd-hard"))
             let path = etc.appendingPathComponent("os-release").path
             _ = try TestNetwork.run(["/usr/bin/python3", "-c", "import os; os.setxattr('\(path)', 'user.test', b'hello')"])
+            // A file capability (cap_net_raw+ep), which a chown after it would clear.
+            let program = root.appendingPathComponent("usr/bin/ping-like").path
+            try FileManager.default.copyItem(atPath: root.appendingPathComponent("usr/bin/busybox").path, toPath: program)
+            _ = try TestNetwork.run([
+                "/usr/bin/python3", "-c",
+                "import os; os.setxattr('\(program)', 'security.capability', bytes([1,0,0,2, 0,0x20,0,0, 0,0,0,0, 0,0,0,0, 0,0,0,0]))",
+            ])
             #expect(mkfifo(root.appendingPathComponent("run/fifo").path, 0o600) == 0)
             #expect(chmod(root.appendingPathComponent("usr/bin/busybox").path, 0o4755) == 0)
         }
@@ -33,6 +40,10 @@ struct TemplateTests {
         #expect(a.st_ino == b.st_ino && a.st_nlink == 2)
         let attribute = try TestNetwork.run(["/usr/bin/python3", "-c", "import os; print(os.getxattr('\(target)/etc/os-release', 'user.test'))"])
         #expect(attribute.lines == ["b'hello'"], "\(attribute.stderr)")
+        let capability = try TestNetwork.run([
+            "/usr/bin/python3", "-c", "import os; print(list(os.getxattr('\(target)/usr/bin/ping-like', 'security.capability'))[:8])",
+        ])
+        #expect(capability.lines == ["[1, 0, 0, 2, 0, 32, 0, 0]"], "\(capability.stderr)")
         // Made once: the next run uses the tree as it is, with what the first one wrote.
         let second = try runNspawn(["-D", target, "--template=\(template.path)", "-q", "-P", "cat", "/etc/motd"])
         #expect(second.stdout == "changed\n", "\(second.stderr)")

@@ -235,6 +235,11 @@ public struct Configuration: Equatable, Sendable {
     /// Checks between options, as systemd-nspawn's verify_arguments() does.
     func verify() throws(UserError) {
         if boot && asPID2 { throw UserError("--boot and --as-pid2 may not be combined.") }
+        if ephemeral || volatile != .no, ![.auto, .no].contains(linkJournal) {
+            throw UserError(
+                "\(ephemeral ? "--ephemeral" : "--volatile=") and --link-journal=\(linkJournal.rawValue) may not be combined: a throw-away machine's journal goes with it."
+            )
+        }
         if userNamespace == .no && !bindUsers.isEmpty {
             throw UserError("--bind-user= needs a user namespace for the machine (not --private-users=no).")
         }

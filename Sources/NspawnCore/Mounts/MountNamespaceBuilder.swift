@@ -32,9 +32,12 @@ struct MountNamespaceBuilder {
         let sources = try BindSources(plan.guestMounts, kernel: kernel)
         let treeDirectory = try openRoot()
         // -x: the tree alone (an overlay layer is one mount), read-only, below the overlay.
-        // --volatile=yes: the tree's /usr alone, read-only, goes into a tmpfs root.
+        // --volatile=yes: the tree's /usr alone, read-only, goes into a tmpfs root; found in the
+        // tree as the machine resolves it (a link the machine made cannot lead it out).
         let ephemeral = plan.root.ephemeral
-        var tree = try kernel.cloneMount(plan.root.volatileRoot ? "usr" : "", in: treeDirectory, recursive: !ephemeral, name: treePath)
+        let source =
+            plan.root.volatileRoot ? try kernel.openBeneath("usr", in: treeDirectory, flags: NSP_O_PATH | O_DIRECTORY, resolve: .inRoot) : treeDirectory
+        var tree = try kernel.cloneMount("", in: source, recursive: !ephemeral, name: treePath)
         // The tree falls back to its raw owners where it cannot be ID-mapped (auto); then the
         // idmap binds fall back too, so the machine sees one kind of owner.
         let treeMapped = try kernel.setMountAttributes(
@@ -117,9 +120,14 @@ struct MountNamespaceBuilder {
         for name in ["upper", "work"] { try kernel.makeDirectory(name, in: directory, mode: 0o755, path: "\(path)/\(name)") }
         try kernel.changeOwner("upper", in: directory, uid: root.st_uid, gid: root.st_gid, path: "\(path)/upper")
         try kernel.changeMode("upper", in: directory, mode: root.st_mode & 0o7777, path: "\(path)/upper")
-        return try kernel.newOverlay(
-            lower: lower, upper: try kernel.open("upper", in: directory, flags: NSP_O_PATH | O_DIRECTORY, mode: 0),
-            work: try kernel.open("work", in: directory, flags: NSP_O_PATH | O_DIRECTORY, mode: 0), attributes: plan.root.attributes, name: path)
+        do {
+            return try kernel.newOverlay(
+                lower: lower, upper: try kernel.open("upper", in: directory, flags: NSP_O_PATH | O_DIRECTORY, mode: 0),
+                work: try kernel.open("work", in: directory, flags: NSP_O_PATH | O_DIRECTORY, mode: 0), attributes: plan.root.attributes, name: path)
+        } catch {
+            guard error.syscall == "fsconfig", error.errno.rawValue == EINVAL else { throw error }
+            throw UserError("\(error): the kernel takes no ID-mapped detached mount as an overlay layer (Linux 6.15 does); -x and --volatile=overlay need it.")
+        }
     }
 
     /// --volatile=yes: the machine's root is a tmpfs of the outer child's namespace, owned by the
@@ -136,8 +144,15 @@ struct MountNamespaceBuilder {
             try kernel.changeOwner(name, in: root, uid: machineRoot, gid: machineRoot, path: "\(path)/\(name)")
         }
         for name in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
-            guard case .symlink(let target) = PathEntry.look(name, in: tree.raw), target.hasPrefix("usr/") else { continue }
-            try kernel.makeSymlink(name, in: root, target: target, path: "\(path)/\(name)")
+            switch PathEntry.look(name, in: tree.raw) {
+            case .symlink(let target) where target.hasPrefix("usr/") || target.hasPrefix("/usr/"):
+                try kernel.makeSymlink(name, in: root, target: target, path: "\(path)/\(name)")
+            case .directory where name == "bin" || name == "sbin":
+                // As systemd-nspawn: a /bin of its own would be missing from the machine.
+                throw UserError("--volatile=yes needs a tree whose /usr is merged: \(plan.root.path)/\(name) is a directory, not a link into /usr.")
+            default:
+                continue
+            }
         }
         try kernel.moveMount(usr, onto: try kernel.open("usr", in: root, flags: NSP_O_PATH | O_DIRECTORY, mode: 0), name: "\(path)/usr")
         return try kernel.cloneMount("ephemeral", in: workspace, recursive: true, name: path)

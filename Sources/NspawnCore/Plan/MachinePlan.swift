@@ -99,7 +99,10 @@ struct MachinePlan: Equatable, Sendable {
             mounts.guestMounts.insert(
                 .bind(
                     BindOperation(
-                        source: image.directory, path: oldRoot, attributes: mounts.root.attributes, recursive: false,
+                        source: image.directory, path: oldRoot,
+                        // Never writable where the root is a throw-away one (-x, --volatile).
+                        attributes: mounts.root.ephemeral || mounts.root.volatileRoot ? mounts.root.attributes.union(.readOnly) : mounts.root.attributes,
+                        recursive: false,
                         mapping: idMapping == .none ? .none : .machine(idMapping))), at: 0)
         }
         if let journal, journal.action == .bindHostDirectory {
