@@ -79,6 +79,10 @@ public enum Launcher {
         if let resolvConfNote, !c.quiet { printError(resolvConfNote) }
         if case .write(let change) = resolvConf { try change.apply(to: "resolv.conf", in: image, option: "--resolv-conf", quiet: c.quiet) }
 
+        // Made now that everything else has been checked; removed when the machine is gone.
+        let overlayWork = try OverlayWorkDirectories(c.overlays)
+        defer { overlayWork.remove() }
+
         var announced = plan.quiet
         while true {
             let outcome = try MachineBoot.run(plan, seccomp: seccomp) {

@@ -34,6 +34,8 @@ public struct CommandLineOptions: Equatable, Sendable {
     var binds: [String] = []
     var readOnlyBinds: [String] = []
     var tmpfs: [String] = []
+    var overlays: [String] = []
+    var readOnlyOverlays: [String] = []
     var inaccessible: [String] = []
     var bindUsers: [String] = []
     var readOnly = false
@@ -259,6 +261,10 @@ enum OptionTable {
                 OptionSpec(long: "bind", store: .list(\.binds), valueName: "SRC[:DST[:OPTS]]", help: "Bind a host path into the machine"),
                 OptionSpec(long: "bind-ro", store: .list(\.readOnlyBinds), valueName: "SRC[:DST[:OPTS]]", help: "Bind a host path into the machine, read-only"),
                 OptionSpec(long: "inaccessible", store: .list(\.inaccessible), valueName: "PATH", help: "Cover a path so the machine cannot reach it"),
+                OptionSpec(
+                    long: "overlay", store: .list(\.overlays), valueName: "PATH[:PATH…]:PATH", help: "Overlay these host directories at the last path"),
+                OptionSpec(
+                    long: "overlay-ro", store: .list(\.readOnlyOverlays), valueName: "PATH[:PATH…]:PATH", help: "A read-only overlay, likewise"),
                 OptionSpec(long: "tmpfs", store: .list(\.tmpfs), valueName: "PATH[:OPTS]", help: "Mount an empty tmpfs in the machine"),
                 OptionSpec(long: "bind-user", store: .list(\.bindUsers), valueName: "NAME", help: "Bind a host user and their home into the machine"),
             ]

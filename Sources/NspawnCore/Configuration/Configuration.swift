@@ -36,6 +36,8 @@ public struct Configuration: Equatable, Sendable {
     public var seccomp = true
     public var binds: [BindMount] = []
     public var tmpfs: [TmpfsMount] = []
+    /// --overlay and --overlay-ro.
+    public var overlays: [OverlayMount] = []
     /// --inaccessible paths.
     public var inaccessible: [String] = []
     /// --bind-user: host users (and their homes) brought into the machine.
@@ -166,6 +168,9 @@ public struct Configuration: Equatable, Sendable {
             try o.binds.map { spec throws(UserError) in try BindMount.parse(spec, readOnly: false) }
             + o.readOnlyBinds.map { spec throws(UserError) in try BindMount.parse(spec, readOnly: true) }
         tmpfs = try o.tmpfs.map { spec throws(UserError) in try TmpfsMount.parse(spec) }
+        overlays =
+            try o.overlays.map { spec throws(UserError) in try OverlayMount.parse(spec, readOnly: false) }
+            + o.readOnlyOverlays.map { spec throws(UserError) in try OverlayMount.parse(spec, readOnly: true) }
         inaccessible = try o.inaccessible.map { path throws(UserError) in
             guard let normalized = PathName.normalizedAbsolute(path), normalized != "/" else {
                 throw UserError("Path in --inaccessible=\(path) must be absolute, not the root, and may not contain \"..\".")
@@ -248,7 +253,7 @@ public struct Configuration: Equatable, Sendable {
                 "\(mapped.readOnly ? "--bind-ro" : "--bind")=\(mapped.source):\(mapped.destination):\(mapped.ownership.rawValue) needs a user namespace for the machine (not --private-users=no)."
             )
         }
-        let destinations = binds.map(\.destination) + tmpfs.map(\.destination)
+        let destinations = binds.map(\.destination) + tmpfs.map(\.destination) + overlays.map(\.destination)
         if let duplicate = Dictionary(grouping: destinations, by: { $0 }).first(where: { $0.value.count > 1 })?.key {
             throw UserError("Mount destination \(duplicate) is given more than once.")
         }
@@ -256,7 +261,7 @@ public struct Configuration: Equatable, Sendable {
 
     /// The machine's mounts sorted by destination, so that a parent is mounted before what goes inside it.
     public var customMountsInOrder: [CustomMount] {
-        (binds.map(CustomMount.bind) + tmpfs.map(CustomMount.tmpfs)).sorted { $0.destination < $1.destination }
+        (binds.map(CustomMount.bind) + tmpfs.map(CustomMount.tmpfs) + overlays.map(CustomMount.overlay)).sorted { $0.destination < $1.destination }
     }
 
     static func parseBooleanValue(_ text: String) -> Bool? { try? parseBoolean(text, option: "") }

@@ -12,8 +12,6 @@ enum UnavailableOptions {
     static let entries: [Entry] = [
         Entry(long: "image", short: "i", reason: images),
         Entry(long: "image-policy", reason: images),
-        Entry(long: "overlay", reason: "not built yet; use --bind= or --tmpfs="),
-        Entry(long: "overlay-ro", reason: "not built yet; use --bind-ro="),
         Entry(long: "settings", reason: ".nspawn settings files are not read yet; give their settings as options"),
         Entry(long: "root-hash", reason: "dm-verity needs disk images, which swift-nspawn does not boot yet"),
         Entry(long: "root-hash-sig", reason: "dm-verity needs disk images, which swift-nspawn does not boot yet"),

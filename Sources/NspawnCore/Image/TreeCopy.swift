@@ -149,7 +149,7 @@ struct TreeCopy {
 
     /// A directory's entries, read whole before anything below it is copied (so that a level holds
     /// two descriptors, not three); readdir's errors are errors.
-    private static func entries(of directory: OwnedFD, path: String) throws -> [String] {
+    static func entries(of directory: OwnedFD, path: String) throws -> [String] {
         guard let listing = fdopendir(try sys("dup", path: path) { fcntl(directory.raw, F_DUPFD_CLOEXEC, 0) }) else {
             throw SyscallError.last("fdopendir", path: path)
         }

@@ -56,7 +56,7 @@ final class MountExecutor {
 
     func run(_ operation: MountOperation) throws {
         switch operation {
-        case .tmpfs, .bind:
+        case .tmpfs, .bind, .overlay:
             let (mount, creation) = try detachedMount(operation)
             try attach(mount, for: operation, creating: creation)
 
@@ -301,8 +301,10 @@ final class MountExecutor {
             try kernel.moveMount(mount, onto: try target(path, create: creation, scope: resolution), name: path)
         case .bind(let bind):
             try kernel.moveMount(mount, onto: try target(bind.path, create: creation, scope: .inRoot), name: bind.path)
+        case .overlay(let overlay):
+            try kernel.moveMount(mount, onto: try target(overlay.path, create: creation, scope: .inRoot), name: overlay.path)
         default:
-            preconditionFailure("only tmpfs and bind mounts are the guest's")
+            preconditionFailure("only tmpfs, bind and overlay mounts are the guest's")
         }
     }
 
@@ -343,9 +345,83 @@ final class MountExecutor {
                     mount, bind.attributes, idmap: .required, userNamespace: namespace, recursive: true, name: bind.source, quiet: quiet)
             }
             return (mount, FileSystem.isDirectory(st.st_mode) ? .directory : .file)
+        case .overlay(let overlay):
+            return (try overlayMount(overlay), .directory)
         default:
-            preconditionFailure("only tmpfs and bind mounts are the guest's")
+            preconditionFailure("only tmpfs, bind and overlay mounts are the guest's")
         }
+    }
+
+    /// --overlay: each layer a detached clone (read-only below the upper one), ID-mapped to the
+    /// machine as the tree is; a host upper layer cloned with its parent, where its work
+    /// directory is (the kernel wants both on one mount); a throw-away one in a tmpfs of this
+    /// namespace only. overlayfs clones its upper layer's mount, which must be attached for that:
+    /// it is, in the workspace the tree sits in (this namespace's only, gone with it).
+    private func overlayMount(_ overlay: OverlayOperation) throws -> OwnedFD {
+        func attached(_ mount: OwnedFD) throws -> OwnedFD {
+            let workspace = try kernel.open("..", in: root, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
+            let name = ".overlay-\(overlay.path.utf8.count)-\(UInt32(truncatingIfNeeded: StableHash.fnv1a(Array(overlay.path.utf8))))"
+            try kernel.makeDirectory(name, in: workspace, mode: 0o700, path: "\(rootPath)/\(name)")
+            try kernel.moveMount(mount, onto: try kernel.open(name, in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0), name: overlay.path)
+            return try kernel.open(name, in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
+        }
+        /// A layer's directory, and whether its clone is to be ID-mapped: a host one as the tree
+        /// is, one of the tree not again (it is mapped already).
+        func directory(_ layer: OverlayMount.Layer) throws -> (OwnedFD, String, Bool) {
+            switch layer {
+            case .host(let path):
+                guard let bindSources else { preconditionFailure("overlays need their host layers opened") }
+                return (try bindSources.descriptor(for: path), path, true)
+            case .tree(let path):
+                return (
+                    try kernel.openBeneath(String(path.drop { $0 == "/" }), in: root, flags: NSP_O_PATH | O_DIRECTORY, resolve: .inRoot), "+" + path, false
+                )
+            case .temporary:
+                preconditionFailure("only the upper layer is temporary")
+            }
+        }
+        func layer(_ source: OwnedFD, _ attributes: MountAttributes, name: String, mapped: Bool) throws -> OwnedFD {
+            let mount = try kernel.cloneMount("", in: source, recursive: false, name: name)
+            if mapped, overlay.mapped, treeMapped, let idmapUserNamespace {
+                try kernel.setMountAttributes(
+                    mount, attributes, idmap: .required, userNamespace: idmapUserNamespace, recursive: false, name: name, quiet: quiet)
+            } else {
+                try kernel.setMountAttributes(mount, attributes, recursive: false, name: name)
+            }
+            return mount
+        }
+        let lowers = try overlay.lowers.map { lower in
+            let (source, name, mapped) = try directory(lower)
+            return try layer(source, [.readOnly], name: name, mapped: mapped)
+        }
+        var upper: OwnedFD?
+        var work: OwnedFD?
+        switch overlay.upper {
+        case .host(let path)?:
+            let parent = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+            guard let bindSources else { preconditionFailure("overlays need their host layers opened") }
+            // Not ID-mapped: overlayfs writes it with the credentials of whoever mounted it, the
+            // host's root, whom no mapping covers. What the machine writes there gets the host IDs
+            // of its range, as a bind without idmap does.
+            let both = try attached(try layer(try bindSources.descriptor(for: parent.isEmpty ? "/" : parent), [], name: parent, mapped: false))
+            upper = try kernel.openBeneath(
+                String(path[path.index(after: path.lastIndex(of: "/")!)...]), in: both, flags: NSP_O_PATH | O_DIRECTORY, resolve: .noSymlinks)
+            let workPath = OverlayMount.workDirectory(for: path)
+            work = try kernel.openBeneath(
+                String(workPath[workPath.index(after: workPath.lastIndex(of: "/")!)...]), in: both, flags: NSP_O_PATH | O_DIRECTORY, resolve: .noSymlinks)
+        case .temporary?:
+            let layers = try attached(try kernel.newMount("tmpfs", options: ["mode=0755", "uid=\(machineRoot)", "gid=\(machineRoot)"], attributes: []))
+            for name in ["upper", "work"] { try kernel.makeDirectory(name, in: layers, mode: 0o755, path: "\(overlay.path) (\(name))") }
+            try kernel.changeOwner("upper", in: layers, uid: machineRoot, gid: machineRoot, path: "\(overlay.path) (upper)")
+            upper = try kernel.openBeneath("upper", in: layers, flags: NSP_O_PATH | O_DIRECTORY, resolve: .noSymlinks)
+            work = try kernel.openBeneath("work", in: layers, flags: NSP_O_PATH | O_DIRECTORY, resolve: .noSymlinks)
+        case .tree?:
+            preconditionFailure("an upper layer in the tree is refused when parsed")
+        case nil:
+            break
+        }
+        // overlayfs takes its lower layers from the highest down.
+        return try kernel.newOverlay(lowers: lowers.reversed(), upper: upper, work: work, attributes: overlay.attributes, name: overlay.path)
     }
 
     /// Binds /dev/NAME of the namespace we were started in over an empty file, after checking that

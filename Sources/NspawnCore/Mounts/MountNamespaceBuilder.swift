@@ -122,7 +122,7 @@ struct MountNamespaceBuilder {
         try kernel.changeMode("upper", in: directory, mode: root.st_mode & 0o7777, path: "\(path)/upper")
         do {
             return try kernel.newOverlay(
-                lower: lower, upper: try kernel.open("upper", in: directory, flags: NSP_O_PATH | O_DIRECTORY, mode: 0),
+                lowers: [lower], upper: try kernel.open("upper", in: directory, flags: NSP_O_PATH | O_DIRECTORY, mode: 0),
                 work: try kernel.open("work", in: directory, flags: NSP_O_PATH | O_DIRECTORY, mode: 0), attributes: plan.root.attributes, name: path)
         } catch {
             guard error.syscall == "fsconfig", error.errno.rawValue == EINVAL else { throw error }
@@ -208,11 +208,27 @@ final class BindSources {
     private var opened: [String: OwnedFD] = [:]
 
     init(_ operations: [MountOperation], kernel: any Kernel) throws {
-        for case .bind(let bind) in operations where opened[bind.source] == nil {
+        var sources: [(String, String)] = []
+        for operation in operations {
+            switch operation {
+            case .bind(let bind):
+                sources.append((bind.source, "bind source"))
+            case .overlay(let overlay):
+                for case .host(let path) in overlay.lowers { sources.append((path, "overlay layer")) }
+                // The upper layer's parent, where its work directory is too.
+                if case .host(let path)? = overlay.upper {
+                    let parent = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+                    sources.append((parent.isEmpty ? "/" : parent, "overlay layer"))
+                }
+            default:
+                continue
+            }
+        }
+        for (source, what) in sources where opened[source] == nil {
             do {
-                opened[bind.source] = try kernel.open(bind.source, in: nil, flags: NSP_O_PATH, mode: 0)
+                opened[source] = try kernel.open(source, in: nil, flags: NSP_O_PATH, mode: 0)
             } catch {
-                throw UserError("Failed to resolve bind source \(bind.source): \(error.errno.message)")
+                throw UserError("Failed to resolve \(what) \(source): \(error.errno.message)")
             }
         }
     }

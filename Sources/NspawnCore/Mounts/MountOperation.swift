@@ -49,6 +49,18 @@ enum IDMapping: Equatable, Sendable {
 }
 
 /// A bind of a host path into the machine, with everything about it decided.
+struct OverlayOperation: Equatable, Sendable {
+    /// From the lowest up.
+    var lowers: [OverlayMount.Layer]
+    /// nil: a read-only overlay.
+    var upper: OverlayMount.Layer?
+    /// Found as the machine will resolve it, as a bind's.
+    var path: String
+    var attributes: MountAttributes
+    /// Its layers ID-mapped to the machine, as the tree is.
+    var mapped: Bool
+}
+
 struct BindOperation: Equatable, Sendable {
     var source: String
     /// Found as the machine will resolve it, with the tree as "/" (RESOLVE_IN_ROOT), as
@@ -91,6 +103,8 @@ enum MountOperation: Equatable, Sendable {
     case hostInformation(
         path: String, files: [String: String], osRelease: String?, notifySocket: String, credentials: [Credential], boundUsers: [BoundUser] = [])
     case bind(BindOperation)
+    /// --overlay, --overlay-ro: an overlay of the layers, made by the outer child.
+    case overlay(OverlayOperation)
     /// The machine's console, bound from the pty's peer.
     case console(path: String)
     case api(APIFilesystem, path: String, attributes: MountAttributes)
@@ -117,6 +131,7 @@ enum MountOperation: Equatable, Sendable {
             .mask(let path), .hostInformation(let path, _, _, _, _, _):
             path
         case .bind(let bind): bind.path
+        case .overlay(let overlay): overlay.path
         case .etcFile(let name, _, _): "/etc/\(name)"
         case .deviceNodes, .symlink, .directory: nil
         }

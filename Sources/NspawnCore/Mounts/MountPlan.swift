@@ -148,6 +148,12 @@ struct MountPlan: Equatable, Sendable {
                             mapping: mapping)))
             case .tmpfs(let t):
                 guest.append(.tmpfs(path: t.destination, options: t.options, attributes: [.noSUID, .noDev], resolution: .inRoot))
+            case .overlay(let o):
+                guest.append(
+                    .overlay(
+                        OverlayOperation(
+                            lowers: o.lowers, upper: o.upper, path: o.destination, attributes: o.upper == nil ? [.readOnly, .noDev] : [.noDev],
+                            mapped: idMapping != .none)))
             }
         }
         // The bound users' homes: their owners map onto the users' machine IDs through the user

@@ -14,9 +14,10 @@ protocol Kernel {
 
     /// fsopen, fsconfig for each "key=value" or flag option, FSCONFIG_CMD_CREATE, fsmount.
     func newMount(_ type: String, options: [String], attributes: MountAttributes) throws(SyscallError) -> OwnedFD
-    /// An overlay of `upper` (with `work`) over `lower`, each layer given by descriptor
-    /// (FSCONFIG_SET_FD, Linux 6.13), so an ID-mapped detached mount can be the lower layer.
-    func newOverlay(lower: OwnedFD, upper: OwnedFD, work: OwnedFD, attributes: MountAttributes, name: String) throws(SyscallError) -> OwnedFD
+    /// An overlay of `upper` (with `work`; neither for a read-only one) over `lowers` (the
+    /// highest first), each layer given by descriptor (FSCONFIG_SET_FD), so ID-mapped detached
+    /// mounts can be layers.
+    func newOverlay(lowers: [OwnedFD], upper: OwnedFD?, work: OwnedFD?, attributes: MountAttributes, name: String) throws(SyscallError) -> OwnedFD
     /// open_tree(OPEN_TREE_CLONE): a detached copy of the mount at `path` below `directory` (of
     /// `directory` itself for ""), with the mounts below it when recursive.
     func cloneMount(_ path: String, in directory: OwnedFD?, recursive: Bool, name: String) throws(SyscallError) -> OwnedFD

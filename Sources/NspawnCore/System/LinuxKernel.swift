@@ -31,9 +31,10 @@ struct LinuxKernel: Kernel {
         return OwnedFD(try sys("fsmount", path: type) { fsmount(context.raw, UInt32(FSMOUNT_CLOEXEC), UInt32(attributes.rawValue)) })
     }
 
-    func newOverlay(lower: OwnedFD, upper: OwnedFD, work: OwnedFD, attributes: MountAttributes, name: String) throws(SyscallError) -> OwnedFD {
+    func newOverlay(lowers: [OwnedFD], upper: OwnedFD?, work: OwnedFD?, attributes: MountAttributes, name: String) throws(SyscallError) -> OwnedFD {
         let context = OwnedFD(try sys("fsopen", path: "overlay") { fsopen("overlay", UInt32(FSOPEN_CLOEXEC)) })
-        for (key, layer) in [("lowerdir+", lower), ("upperdir", upper), ("workdir", work)] {
+        let layers = lowers.map { ("lowerdir+", $0) } + [upper.map { ("upperdir", $0) }, work.map { ("workdir", $0) }].compactMap { $0 }
+        for (key, layer) in layers {
             try sys("fsconfig", path: "overlay: \(key)") { fsconfig(context.raw, FSCONFIG_SET_FD.rawValue, key, nil, layer.raw) }
         }
         try sys("fsconfig", path: name) { fsconfig(context.raw, FSCONFIG_CMD_CREATE.rawValue, nil, nil, 0) }

@@ -62,8 +62,9 @@ final class RecordingKernel: Kernel {
         return descriptor(type)
     }
 
-    func newOverlay(lower: OwnedFD, upper: OwnedFD, work: OwnedFD, attributes: MountAttributes, name: String) throws(SyscallError) -> OwnedFD {
-        try record("fsmount(overlay: lowerdir+=\(label(lower)),upperdir=\(label(upper)),workdir=\(label(work)); \(Self.describe(attributes)))", name: name)
+    func newOverlay(lowers: [OwnedFD], upper: OwnedFD?, work: OwnedFD?, attributes: MountAttributes, name: String) throws(SyscallError) -> OwnedFD {
+        let layers = lowers.map { "lowerdir+=\(label($0))" } + [upper.map { "upperdir=\(label($0))" }, work.map { "workdir=\(label($0))" }].compactMap { $0 }
+        try record("fsmount(overlay: \(layers.joined(separator: ",")); \(Self.describe(attributes)))", name: name)
         return descriptor(name)
     }
 
