@@ -63,7 +63,9 @@ struct BadInputTests {
     @Test func aRangeOfSeveralSlotsPartlyHeldIsRefusedAndReleased() throws {
         let first = try TestMachine(), second = try TestMachine()
         let run = try BackgroundRun(["-D", first.path, "-P", "-q", "--private-users=2031616:65536", "/bin/sleep", "30"])
-        #expect(run.waitUntil { FileManager.default.fileExists(atPath: "/run/swift-nspawn/uid-range/2031616") })
+        // Its range locked and its cgroup made (after the lock): the host as it stays while it runs.
+        #expect(
+            run.waitUntil { FileManager.default.fileExists(atPath: "/run/swift-nspawn/uid-range/2031616") && !HostState.capture().cgroups.isEmpty })
         let before = HostState.capture()
         let result = try second.run(["--private-users=1966080:131072"], ["true"])
         #expect(result.status == 1 && result.stderrLines == ["UID range 1966080:131072 is in use by another machine. Refusing."], "\(result.stderr)")
