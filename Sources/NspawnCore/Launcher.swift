@@ -23,7 +23,7 @@ public enum Launcher {
 
     private static func boot(_ c: Configuration) throws -> Int32 {
         guard geteuid() == 0 else { throw UserError("Need to be root.") }
-        let host = HostFacts.probe(askNetworkd: c.network.addressed && c.switches.ownAddresses == nil)
+        let host = HostFacts.probe(askNetworkd: c.network.addressed && c.switches.ownAddresses == nil, askMachineID: c.network.hasLinks)
         if let template = c.template, let directory = c.directory, !FileSystem.exists(directory) {
             let absolute = directory.hasPrefix("/") ? directory : FileSystem.currentDirectory() + "/" + directory
             let destination = String(absolute.reversed().drop { $0 == "/" }.reversed())
@@ -52,10 +52,18 @@ public enum Launcher {
         let throwAway = c.ephemeral || c.volatile != .no
         let journal = throwAway ? nil : try JournalLink.decide(c.linkJournal, machineID: treeMachineID, treePath: image.path, facts: journalFacts)
         // --volatile=yes: the machine's /etc is an empty tmpfs, not the tree's: nothing to cover.
-        var (timezone, timezoneNote) = TimezoneSetup.decide(c.timezone, facts: .probe(image), readOnly: treeUnwritten)
-        var (resolvConf, resolvConfNote) = ResolvConfSetup.decide(
-            c.resolvConf, facts: .probe(image), network: c.network, ownAddresses: c.switches.ownAddresses ?? !host.networkdRunsHere, readOnly: treeUnwritten)
-        if c.volatile == .yes { (timezone, timezoneNote, resolvConf, resolvConfNote) = (nil, nil, nil, nil) }
+        let etcIsTheTrees = c.volatile != .yes
+        let (timezone, timezoneNote): (EtcFileSetup?, String?) =
+            etcIsTheTrees ? TimezoneSetup.decide(c.timezone, facts: .probe(image), readOnly: treeUnwritten) : (nil, nil)
+        // The host's resolv.conf files are read only where auto can do something (no network of
+        // the machine's own does nothing), or another mode was asked for.
+        let resolvConfMatters = c.resolvConf != .off && (c.resolvConf != .auto || !c.network.privateNetwork || c.network.addressed)
+        let (resolvConf, resolvConfNote): (EtcFileSetup?, String?) =
+            etcIsTheTrees && resolvConfMatters
+            ? ResolvConfSetup.decide(
+                c.resolvConf, facts: .probe(image), network: c.network, ownAddresses: c.switches.ownAddresses ?? !host.networkdRunsHere, readOnly: treeUnwritten
+            )
+            : (nil, nil)
         let own = Configuration.processEnvironment("CREDENTIALS_DIRECTORY")
         let credentials = try c.credentials + c.credentialFiles.map { try $0.read(ownCredentials: own) }
         // The tree's passwd and group are read only for --bind-user, which the configuration

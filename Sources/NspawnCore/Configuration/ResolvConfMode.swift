@@ -65,9 +65,8 @@ enum ResolvConfSetup {
         _ mode: ResolvConfMode, facts: ResolvConfFacts, network: NetworkConfiguration, ownAddresses: Bool = true, readOnly: Bool
     ) -> (setup: EtcFileSetup?, note: String?) {
         guard mode != .off else { return (nil, nil) }
-        guard facts.treeHasEtc, facts.tree != .directory else {
-            let what = facts.treeHasEtc ? "\(place) in the tree is a directory" : "The tree has no /etc directory"
-            return (nil, mode == .auto ? nil : "\(what); not updating the machine's resolv.conf.")
+        if let unusable = EtcFileSetup.unusable(place, treeHasEtc: facts.treeHasEtc, tree: facts.tree, subject: "resolv.conf") {
+            return (nil, mode == .auto ? nil : unusable)
         }
         func source(_ source: ResolvConfMode.Source) -> String? { facts.hostFiles[source] == nil ? nil : source.path }
         func missing(_ source: ResolvConfMode.Source) -> String { "The host has no \(source.path); not updating the machine's resolv.conf." }

@@ -45,9 +45,8 @@ enum TimezoneSetup {
     static func decide(_ mode: TimezoneMode, facts: TimezoneFacts, readOnly: Bool) -> (setup: EtcFileSetup?, note: String?) {
         let place = "/etc/localtime"
         guard mode != .off else { return (nil, nil) }
-        guard facts.treeHasEtc, facts.tree != .directory else {
-            let what = facts.treeHasEtc ? "\(place) in the tree is a directory" : "The tree has no /etc directory"
-            return (nil, mode == .auto ? nil : "\(what); not updating the machine's time zone.")
+        if let unusable = EtcFileSetup.unusable(place, treeHasEtc: facts.treeHasEtc, tree: facts.tree, subject: "time zone") {
+            return (nil, mode == .auto ? nil : unusable)
         }
         let hostLink = facts.hostZone.map { "../usr/share/zoneinfo/\($0)" }
         // The tree's link already names the host's zone.
@@ -91,6 +90,13 @@ enum TimezoneSetup {
 
 /// What an option does to one of the machine's /etc files (/etc/localtime, /etc/resolv.conf).
 enum EtcFileSetup: Equatable, Sendable {
+    /// Why nothing can be done at `place` (the tree has no /etc, or a directory there), as a
+    /// line about the machine's `subject`; nil when something can.
+    static func unusable(_ place: String, treeHasEtc: Bool, tree: PathEntry, subject: String) -> String? {
+        if !treeHasEtc { return "The tree has no /etc directory; not updating the machine's \(subject)." }
+        return tree == .directory ? "\(place) in the tree is a directory; not updating the machine's \(subject)." : nil
+    }
+
     /// Mounted over the tree's file (the link itself, never what it points to), read-only: the
     /// tree is not written, except for an empty mount point where a bind mode needs one.
     case mount(EtcFileSource, makeMountPoint: Bool)

@@ -25,7 +25,7 @@ final class OverlayWorkDirectories {
                 }
                 held.append((parent, name, path, lock))
                 // What a killed run's kernel left.
-                for child in try TreeCopy.entries(of: lock, path: path) { try TreeCopy.removeTree(child, in: lock.raw, path: "\(path)/\(child)") }
+                for (child, _) in try FileSystem.entries(of: lock.raw, path: path) { try TreeCopy.removeTree(child, in: lock.raw, path: "\(path)/\(child)") }
             }
         } catch {
             remove()

@@ -58,7 +58,8 @@ struct TreeCopy {
         let st = try FileSystem.status(source, path: path)
         try sys("mkdir", path: path) { mkdirat(parent, name, 0o700) }
         let target = OwnedFD(try sys("open", path: path) { openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) })
-        for child in try Self.entries(of: source, path: path) {
+        // Read whole before anything below is copied: a level holds two descriptors, not three.
+        for (child, _) in try FileSystem.entries(of: source.raw, path: path) {
             try copyEntry(child, from: source.raw, to: target.raw, path: "\(path)/\(child)", device: st.st_dev)
         }
         try sys("fchown", path: path) { fchown(target.raw, st.st_uid, st.st_gid) }
@@ -147,25 +148,6 @@ struct TreeCopy {
         }
     }
 
-    /// A directory's entries, read whole before anything below it is copied (so that a level holds
-    /// two descriptors, not three); readdir's errors are errors.
-    static func entries(of directory: OwnedFD, path: String) throws -> [String] {
-        guard let listing = fdopendir(try sys("dup", path: path) { fcntl(directory.raw, F_DUPFD_CLOEXEC, 0) }) else {
-            throw SyscallError.last("fdopendir", path: path)
-        }
-        defer { closedir(listing) }
-        var names: [String] = []
-        while true {
-            errno = 0
-            guard let entry = readdir(listing) else {
-                if errno != 0 { throw SyscallError.last("readdir", path: path) }
-                return names
-            }
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-    }
-
     /// SIGINT, SIGTERM or SIGHUP pending (they are blocked for the event loop): the copy ends.
     private static func stopIfAsked() throws {
         var pending = sigset_t()
@@ -207,16 +189,7 @@ struct TreeCopy {
             let directory = OwnedFD(try sys("open", path: path) { openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) })
             // Emptied even where it was made read-only.
             _ = fchmod(directory.raw, 0o700)
-            guard let listing = fdopendir(try sys("dup", path: path) { fcntl(directory.raw, F_DUPFD_CLOEXEC, 0) }) else {
-                throw SyscallError.last("fdopendir", path: path)
-            }
-            var children: [String] = []
-            while let entry = readdir(listing) {
-                let child = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                if child != "." && child != ".." { children.append(child) }
-            }
-            closedir(listing)
-            for child in children { try removeTree(child, in: directory.raw, path: "\(path)/\(child)") }
+            for (child, _) in try FileSystem.entries(of: directory.raw, path: path) { try removeTree(child, in: directory.raw, path: "\(path)/\(child)") }
             try sys("rmdir", path: path) { unlinkat(parent, name, AT_REMOVEDIR) }
         } else {
             try sys("unlink", path: path) { unlinkat(parent, name, 0) }

@@ -30,14 +30,7 @@ final class DHCPServer {
             try sys("setsockopt", path: "udp:67") { setsockopt(fd.raw, SOL_SOCKET, option, &on, socklen_t(MemoryLayout<Int32>.size)) }
         }
         try sys("setsockopt(SO_BINDTODEVICE)", path: link) { setsockopt(fd.raw, SOL_SOCKET, SO_BINDTODEVICE, link, socklen_t(link.utf8.count)) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(67).bigEndian
-        try sys("bind", path: "\(link):67") {
-            withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd.raw, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-        }
+        try sys("bind", path: "\(link):67") { IPv4Address.any.withSocketAddress(port: 67) { bind(fd.raw, $0, $1) } }
         source = try loop.addIO(fd.raw, events: UInt32(EPOLLIN.rawValue)) { [unowned self] _ in receive() }
     }
 
@@ -58,16 +51,8 @@ final class DHCPServer {
     }
 
     private func send(_ reply: DHCPAnswer.Reply) {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(68).bigEndian
-        address.sin_addr.s_addr = reply.destination.value.bigEndian
         _ = reply.message.withUnsafeBytes { bytes in
-            withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(fd.raw, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
+            reply.destination.withSocketAddress(port: 68) { sendto(fd.raw, bytes.baseAddress, bytes.count, 0, $0, $1) }
         }
     }
 }

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// An IPv4 address as a number, printed dotted.
 struct IPv4Address: Equatable, Hashable, Sendable, CustomStringConvertible, Comparable {
     var value: UInt32
@@ -21,6 +25,20 @@ struct IPv4Address: Equatable, Hashable, Sendable, CustomStringConvertible, Comp
     var description: String { bytes.map(String.init).joined(separator: ".") }
 
     func broadcast(prefix: UInt8) -> IPv4Address { IPv4Address(value | ~IPv4Subnet.mask(prefix)) }
+
+    /// This address and `port` as a struct sockaddr, for bind(2) and sendto(2).
+    func withSocketAddress<T>(port: UInt16, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = value.bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+    }
+
+    /// 0.0.0.0: every address of the host.
+    static let any = IPv4Address(0)
     static func < (a: IPv4Address, b: IPv4Address) -> Bool { a.value < b.value }
 }
 

@@ -13,10 +13,11 @@ final class MachineAddressWatch {
     private var current: [[UInt8]] = []
     private var source: EventSource?
 
-    init(namespace: OwnedFD, loop: EventLoop, changed: @escaping ([[UInt8]]) -> Void) throws {
+    /// - Parameter lookup: a socket of the machine's namespace, for the addresses themselves.
+    init(namespace: OwnedFD, lookup: RouteNetlink, loop: EventLoop, changed: @escaping ([[UInt8]]) -> Void) throws {
         self.changed = changed
         events = try NetlinkSocket(protocol: NetlinkSocket.route, namespace: namespace)
-        lookup = try RouteNetlink(namespace: namespace)
+        self.lookup = lookup
         for group: Int32 in [5, 9] {  // RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR
             var number = group
             // SOL_NETLINK, NETLINK_ADD_MEMBERSHIP

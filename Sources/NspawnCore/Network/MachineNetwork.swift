@@ -49,7 +49,7 @@ final class MachineNetwork {
 
     init(_ plan: NetworkPlan, machinePID: pid_t, machine: String) throws {
         self.plan = plan
-        machineNamespace = OwnedFD(try sys("open", path: "/proc/\(machinePID)/ns/net") { open("/proc/\(machinePID)/ns/net", O_RDONLY | O_CLOEXEC) })
+        machineNamespace = try FileSystem.open("/proc/\(machinePID)/ns/net", O_RDONLY)
         host = try RouteNetlink()
         inside = try RouteNetlink(namespace: machineNamespace)
         do {
@@ -183,9 +183,7 @@ final class MachineNetwork {
         undo.append(
             .always { [unowned self] in
                 guard let moved, let now = try? inside.links().first(where: { $0.index == moved.index }), now.mac == original.mac else { return }
-                let home = try? OwnedFD(sys("open", path: "/proc/self/ns/net") { open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC) })
-                guard let home else { return }
-                defer { home.close() }
+                guard let home = try? NetworkNamespace.current() else { return }
                 try? inside.setLink(index: now.index, now.name, newName: link.host, namespace: .descriptor(home.raw))
             })
     }
@@ -327,7 +325,7 @@ final class MachineNetwork {
     /// either family changes.
     func watchMachineAddresses(loop: EventLoop) throws {
         guard !plan.addressed, !plan.ports.isEmpty else { return }
-        addressWatch = try MachineAddressWatch(namespace: machineNamespace, loop: loop) { [unowned self] addresses in
+        addressWatch = try MachineAddressWatch(namespace: machineNamespace, lookup: inside, loop: loop) { [unowned self] addresses in
             natTable?.remove()
             natTable = nil
             guard !addresses.isEmpty else { return }

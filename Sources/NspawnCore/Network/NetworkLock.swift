@@ -14,7 +14,7 @@ enum NetworkLock {
     static let lockFile = "/run/swift-nspawn-network.lock"
 
     static func hold<T>(_ body: () throws -> T) throws -> T {
-        let fd = OwnedFD(try sys("open", path: lockFile) { open(lockFile, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) })
+        let fd = try FileSystem.open(lockFile, O_RDWR | O_CREAT | O_NOFOLLOW, mode: 0o600)
         defer { fd.close() }
         try sys("flock", path: lockFile) { flock(fd.raw, LOCK_EX) }
         return try body()
@@ -60,11 +60,9 @@ enum NetworkLock {
 
     /// Lease files whose machine is gone (called with the lock held).
     static func removeStaleLeases() {
-        guard let directory = opendir(directory) else { return }
-        defer { closedir(directory) }
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            guard name.hasPrefix("lease-") else { continue }
+        guard let listing = try? FileSystem.open(directory, O_RDONLY | O_DIRECTORY), let entries = try? FileSystem.entries(of: listing.raw, path: directory)
+        else { return }
+        for (name, _) in entries where name.hasPrefix("lease-") {
             let path = Self.directory + "/" + name
             let fd = open(path, O_RDWR | O_CLOEXEC)
             guard fd >= 0 else { continue }

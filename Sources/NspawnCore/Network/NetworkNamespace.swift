@@ -11,7 +11,7 @@ import SystemPackage
 enum NetworkNamespace {
     static func within<T>(joining namespace: NetworkPlan.Namespace, _ body: () throws -> T) throws -> T {
         guard case .joined(let path) = namespace else { return try body() }
-        let target = OwnedFD(try sys("open", path: path) { open(path, O_RDONLY | O_CLOEXEC) })
+        let target = try FileSystem.open(path, O_RDONLY)
         defer { target.close() }
         do {
             return try within(target, body)
@@ -20,10 +20,13 @@ enum NetworkNamespace {
         }
     }
 
+    /// The network namespace we run in.
+    static func current() throws(SyscallError) -> OwnedFD { try FileSystem.open("/proc/self/ns/net", O_RDONLY) }
+
     /// Runs `body` in the network namespace `target` refers to, and comes back whatever happens
     /// (a socket made there stays there).
     static func within<T>(_ target: OwnedFD, _ body: () throws -> T) throws -> T {
-        let home = OwnedFD(try sys("open", path: "/proc/self/ns/net") { open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC) })
+        let home = try current()
         defer { home.close() }
         try sys("setns", path: "net") { nsp_setns(target.raw, NSP_CLONE_NEWNET) }
         defer {

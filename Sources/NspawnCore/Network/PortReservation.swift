@@ -14,12 +14,7 @@ struct PortReservation {
         fd = OwnedFD(
             try sys("socket", path: "\(forward.proto.rawValue):\(forward.hostPort)") { socket(AF_INET, Int32(type.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         )
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = forward.hostPort.bigEndian
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd.raw, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
+        let bound = IPv4Address.any.withSocketAddress(port: forward.hostPort) { bind(fd.raw, $0, $1) }
         if bound != 0 {
             let error = errno
             fd.close()

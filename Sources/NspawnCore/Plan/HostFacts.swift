@@ -26,15 +26,16 @@ struct HostFacts: Equatable, Sendable {
     /// The IDs this process's user namespace maps (uid_map and gid_map both): a machine's range must
     /// lie inside them. The whole ID space on a host; less inside a machine.
     var mappedIDs: [UIDRange] = [UIDRange(base: 0, count: UInt32.max)]
-    /// The host's /etc/machine-id: the key of the machine's MAC addresses.
+    /// The host's /etc/machine-id: the key of the machine's MAC addresses (read for machines with links).
     var machineID = ""
     /// systemd-networkd runs in our network namespace (asked only for machines it would address):
     /// its 80-container-*.network files then configure the machine's links.
     var networkdRunsHere = false
 
-    /// - Parameter askNetworkd: whether to look for systemd-networkd (a scan of /proc, on a
-    ///   systemd host only).
-    static func probe(askNetworkd: Bool = false) -> HostFacts {
+    /// - Parameters:
+    ///   - askNetworkd: whether to look for systemd-networkd (a scan of /proc, on a systemd host only).
+    ///   - askMachineID: whether the host's machine ID is needed (for the MAC addresses of links).
+    static func probe(askNetworkd: Bool = false, askMachineID: Bool = false) -> HostFacts {
         var facts = HostFacts()
         facts.systemd = sd_booted() > 0
         facts.cgroupHierarchy = MachineCgroup.findHierarchy()
@@ -51,7 +52,7 @@ struct HostFacts: Equatable, Sendable {
         let uids = IDMap.parse((try? FileSystem.readFile("/proc/self/uid_map")) ?? "")
         let gids = IDMap.parse((try? FileSystem.readFile("/proc/self/gid_map")) ?? "")
         if !uids.isEmpty && !gids.isEmpty { facts.mappedIDs = IDMap.intersection(uids, gids) }
-        facts.machineID = ((try? FileSystem.readFile("/etc/machine-id")) ?? "").filter { !$0.isWhitespace }
+        if askMachineID { facts.machineID = ((try? FileSystem.readFile("/etc/machine-id")) ?? "").filter { !$0.isWhitespace } }
         if askNetworkd && facts.systemd { facts.networkdRunsHere = Self.networkdRunsInOurNetworkNamespace() }
         return facts
     }
@@ -62,10 +63,9 @@ extension HostFacts {
     /// shares our network namespace.
     static func networkdRunsInOurNetworkNamespace() -> Bool {
         let own = try? PathEntry.readLink("/proc/self/ns/net")
-        guard let own, let proc = opendir("/proc") else { return false }
-        defer { closedir(proc) }
-        while let entry = readdir(proc) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        guard let own, let proc = try? FileSystem.open("/proc", O_RDONLY | O_DIRECTORY), let entries = try? FileSystem.entries(of: proc.raw, path: "/proc")
+        else { return false }
+        for (name, _) in entries {
             guard name.first?.isNumber == true, (try? FileSystem.readFile("/proc/\(name)/comm")) == "systemd-network\n" else { continue }
             if (try? PathEntry.readLink("/proc/\(name)/ns/net")) == own { return true }
         }

@@ -35,6 +35,28 @@ func closeDescriptors(except kept: [Int32]) {
 }
 
 enum FileSystem {
+    /// A directory's entries but . and .., with their d_type, read whole (so that no listing stays
+    /// open while the caller works on them); readdir's errors are errors.
+    static func entries(of directory: Int32, path: String) throws(SyscallError) -> [(name: String, type: UInt8)] {
+        let copy = try sys("dup", path: path) { fcntl(directory, F_DUPFD_CLOEXEC, 0) }
+        guard let listing = fdopendir(copy) else {
+            let error = SyscallError.last("fdopendir", path: path)
+            Glibc.close(copy)
+            throw error
+        }
+        defer { closedir(listing) }
+        var entries: [(name: String, type: UInt8)] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(listing) else {
+                if errno != 0 { throw SyscallError.last("readdir", path: path) }
+                return entries
+            }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { entries.append((name, entry.pointee.d_type)) }
+        }
+    }
+
     /// getcwd(3), or "/" where it cannot say (a removed directory).
     static func currentDirectory() -> String {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)

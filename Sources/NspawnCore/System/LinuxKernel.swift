@@ -155,19 +155,7 @@ struct LinuxKernel: Kernel {
     }
 
     func subdirectories(of directory: OwnedFD, name: String) throws(SyscallError) -> [String] {
-        let copy = try sys("dup", path: name) { dup(directory.raw) }
-        guard let dir = fdopendir(copy) else {
-            let error = SyscallError.last("fdopendir", path: name)
-            Glibc.close(copy)
-            throw error
-        }
-        defer { closedir(dir) }
-        var children: [String] = []
-        while let entry = readdir(dir) {
-            let child = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if entry.pointee.d_type == UInt8(DT_DIR), child != ".", child != ".." { children.append(child) }
-        }
-        return children
+        try FileSystem.entries(of: directory.raw, path: name).filter { $0.type == UInt8(DT_DIR) }.map(\.name)
     }
 
     func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
