@@ -5,9 +5,9 @@ SWIFT ?= swift
 
 # What building and testing need from Debian (the C libraries, the test trees' busybox, the
 # reference implementations the benchmarks compare with).
-DEB_PACKAGES = pkg-config libsystemd-dev libseccomp-dev libcap-dev busybox-static \
+DEB_PACKAGES = pkg-config libsystemd-dev libseccomp-dev libcap-dev libblkid-dev busybox-static \
 	systemd-container dbus bubblewrap hyperfine util-linux bsdutils python3 gcc libc6-dev libstdc++-12-dev debootstrap \
-	iproute2 nftables
+	iproute2 nftables fdisk e2fsprogs
 
 RELEASE_BINARY = .build/release/swift-nspawn
 
@@ -85,6 +85,7 @@ bench: build
 	bench/scope
 	bench/network
 	bench/ephemeral
+	bench/image
 
 clean:
 	rm -rf .build

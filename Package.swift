@@ -13,11 +13,12 @@ let package = Package(
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
         .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
+        .systemLibrary(name: "CBlkid", pkgConfig: "blkid", providers: [.apt(["libblkid-dev"])]),
         .target(name: "CNspawnShim"),
         .target(
             name: "NspawnCore",
             dependencies: [
-                "CSystemd", "CCap", "CSeccomp", "CNspawnShim",
+                "CSystemd", "CCap", "CSeccomp", "CBlkid", "CNspawnShim",
                 .product(name: "SystemPackage", package: "swift-system"),
             ],
             swiftSettings: [.enableUpcomingFeature("ExistentialAny")]

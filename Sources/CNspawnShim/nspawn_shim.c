@@ -15,6 +15,7 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <linux/loop.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/personality.h>
@@ -216,4 +217,18 @@ ssize_t nsp_copy_file_range(int in, int out, size_t len) {
 
 int nsp_clone_file(int dest, int source) {
     return ioctl(dest, FICLONE, source);
+}
+
+int nsp_loop_get_free(int control) {
+    return ioctl(control, LOOP_CTL_GET_FREE);
+}
+
+int nsp_loop_configure(int loop, int backing, uint64_t offset, uint64_t size, uint32_t flags) {
+    struct loop_config config;
+    memset(&config, 0, sizeof config);
+    config.fd = (uint32_t)backing;
+    config.info.lo_offset = offset;
+    config.info.lo_sizelimit = size;
+    config.info.lo_flags = flags;
+    return ioctl(loop, LOOP_CONFIGURE, &config);
 }

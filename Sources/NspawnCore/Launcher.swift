@@ -21,7 +21,8 @@ public enum Launcher {
         }
     }
 
-    private static func boot(_ c: Configuration) throws -> Int32 {
+    private static func boot(_ configuration: Configuration) throws -> Int32 {
+        var c = configuration
         guard geteuid() == 0 else { throw UserError("Need to be root.") }
         let host = HostFacts.probe(askNetworkd: c.network.addressed && c.switches.ownAddresses == nil, askMachineID: c.network.hasLinks)
         if let template = c.template, let directory = c.directory, !FileSystem.exists(directory) {
@@ -32,13 +33,21 @@ public enum Launcher {
             }
             try TreeCopy.make(destination, from: template, progress: !c.quiet && isatty(2) != 0)
         }
-        let image = try MachineImage.locate(c)
+        // -i (or -M NAME finding NAME.raw): the image's file systems are mounted in a mount namespace
+        // of our own, and the machine is made from them as from a directory.
+        let diskImage = try DiskImage.find(c).map {
+            try DiskImage(
+                $0, policy: c.imagePolicy, readOnly: c.readOnly, throwAway: c.ephemeral || c.volatile != .no, lock: c.switches.lockImage, quiet: c.quiet)
+        }
+        defer { diskImage?.release() }
+        if diskImage?.readOnly == true { c.readOnly = true }
+        let image = try MachineImage.locate(c, diskImage: diskImage)
         try image.requireMountPoints()
         if c.boot && c.switches.checkOSRelease { try image.requireOSRelease() }
         // -x never writes the tree: like --read-only, it shares the lock, and nothing is written
         // into the tree before the machine starts either.
         let treeUnwritten = c.readOnly || c.ephemeral || c.volatile != .no
-        let treeLock = c.switches.lockImage ? try ImageLock(image, readOnly: treeUnwritten) : nil
+        let treeLock = c.switches.lockImage && diskImage == nil ? try ImageLock(image, readOnly: treeUnwritten) : nil
         try resetLoginUID()
         let (range, rangeLock) = try idRange(c, image: image, host: host)
         defer {
@@ -96,7 +105,7 @@ public enum Launcher {
             let outcome = try MachineBoot.run(plan, seccomp: seccomp) {
                 guard !announced else { return }
                 announced = true
-                printError("Spawning container \(image.name) on \(image.directory).")
+                printError("Spawning container \(image.name) on \(image.shown).")
                 if plan.console == .interactive { printError("Press ^] three times within 1s to kill container.") }
             }
             let end = outcome.end

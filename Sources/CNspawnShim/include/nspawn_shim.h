@@ -96,6 +96,12 @@ int nsp_renameat2_noreplace(int olddirfd, const char *oldpath, int newdirfd, con
 ssize_t nsp_copy_file_range(int in, int out, size_t len);
 int nsp_clone_file(int dest, int source);
 
+/// Loop devices for disk images: LOOP_CTL_GET_FREE on /dev/loop-control (the free device's number,
+/// -1 with errno), and LOOP_CONFIGURE (struct loop_config, Linux 5.8) binding `backing` to the
+/// device `loop` from `offset` for `size` bytes (0: to the end) with LO_FLAGS_* `flags`.
+int nsp_loop_get_free(int control);
+int nsp_loop_configure(int loop, int backing, uint64_t offset, uint64_t size, uint32_t flags);
+
 /// WIFEXITED & co. and SIGRTMIN are macros (SIGRTMIN calls a libc function).
 int nsp_sigrtmin(void);
 int nsp_sigrtmax(void);

@@ -3,6 +3,8 @@
 /// `OptionTable.options`, from which both the parser and --help are made.
 public struct CommandLineOptions: Equatable, Sendable {
     var directory: String?
+    var image: String?
+    var imagePolicy: String?
     var machine: String?
     var hostname: String?
     var uuid: String?
@@ -126,6 +128,10 @@ enum OptionTable {
             "Image",
             [
                 OptionSpec(long: "directory", short: "D", store: .value(\.directory), valueName: "PATH", help: "Root directory for the machine"),
+                OptionSpec(
+                    long: "image", short: "i", store: .value(\.image), valueName: "PATH", help: "Disk image for the machine (GPT, MBR or a file system)"),
+                OptionSpec(
+                    long: "image-policy", store: .value(\.imagePolicy), valueName: "POLICY", help: "Which partitions of the image to use, and how protected"),
                 OptionSpec(long: "read-only", store: .flag(\.readOnly, value: true), help: "Mount the root directory read-only"),
                 OptionSpec(
                     long: "ephemeral", short: "x", store: .flag(\.ephemeral, value: true),

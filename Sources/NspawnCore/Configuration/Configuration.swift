@@ -6,6 +6,10 @@
 /// bad input fails here, before anything exists on the host.
 public struct Configuration: Equatable, Sendable {
     public var directory: String?
+    /// -i: a disk image holding the machine's tree.
+    public var image: String?
+    /// --image-policy: which of the image's partitions are used, and how they must be protected.
+    public var imagePolicy = ImagePolicy.containerDefault
     public var machineName: String?
     public var hostname: String?
     public var uuid: MachineID?
@@ -79,6 +83,12 @@ public struct Configuration: Equatable, Sendable {
             guard !directory.isEmpty else { throw UserError("Directory path given with -D may not be empty.") }
             self.directory = directory
         }
+        if let image = o.image {
+            guard !image.isEmpty else { throw UserError("Image path given with -i may not be empty.") }
+            guard directory == nil else { throw UserError("Please specify either --directory= or --image=, the combination of both is not supported.") }
+            self.image = image
+        }
+        if let text = o.imagePolicy { imagePolicy = try ImagePolicy.parse(text) }
         if let machine = o.machine {
             guard MachineName.isValid(machine) else { throw UserError("Invalid machine name: \(machine)") }
             machineName = machine
@@ -198,6 +208,7 @@ public struct Configuration: Equatable, Sendable {
             guard let path = PathName.normalizedAbsolute(text), path != "/" else {
                 throw UserError("--template= takes an absolute path to a directory, not the root: \(text)")
             }
+            guard image == nil else { throw UserError("--template= is not supported with --image=.") }
             guard directory != nil else { throw UserError("--template= needs --directory=: the tree to make from it.") }
             guard !ephemeral else { throw UserError("--ephemeral and --template= may not be combined.") }
             template = path

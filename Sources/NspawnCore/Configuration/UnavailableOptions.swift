@@ -7,15 +7,13 @@ enum UnavailableOptions {
         var reason: String
     }
 
-    private static let images = "swift-nspawn boots directory trees only so far; give the tree with -D"
+    private static let verity = "dm-verity needs device-mapper, which swift-nspawn does not use; --image-policy=root=unprotected boots an image unverified"
 
     static let entries: [Entry] = [
-        Entry(long: "image", short: "i", reason: images),
-        Entry(long: "image-policy", reason: images),
         Entry(long: "settings", reason: ".nspawn settings files are not read yet; give their settings as options"),
-        Entry(long: "root-hash", reason: "dm-verity needs disk images, which swift-nspawn does not boot yet"),
-        Entry(long: "root-hash-sig", reason: "dm-verity needs disk images, which swift-nspawn does not boot yet"),
-        Entry(long: "verity-data", reason: "dm-verity needs disk images, which swift-nspawn does not boot yet"),
+        Entry(long: "root-hash", reason: verity),
+        Entry(long: "root-hash-sig", reason: verity),
+        Entry(long: "verity-data", reason: verity),
         Entry(long: "oci-bundle", reason: "OCI bundles are not read yet; run the bundle's rootfs with -D and its process as the command"),
         Entry(long: "private-users-chown", reason: "swift-nspawn never rewrites the tree's owners; use --private-users-ownership=map"),
         Entry(long: "selinux-context", short: "Z", reason: "swift-nspawn has no SELinux support"),

@@ -15,6 +15,10 @@ public struct MachineImage: Equatable, Sendable {
     /// or another machine on a part of the tree), so it is found again in the tree, never outside,
     /// wherever it is opened: `path` only names it.
     public var pivotRoot: String?
+    /// -i: the disk image file whose file systems are mounted at `directory`.
+    public var diskImage: String?
+    /// -i: where the image's other file systems (/usr, /home …) are mounted, relative to the root.
+    public var submounts: [String] = []
 
     public init(path: String, name: String, directory: String? = nil, pivotRoot: String? = nil) {
         self.path = path
@@ -22,6 +26,9 @@ public struct MachineImage: Equatable, Sendable {
         self.directory = directory ?? path
         self.pivotRoot = pivotRoot
     }
+
+    /// The tree as the user named it: the disk image, or the directory.
+    public var shown: String { diskImage ?? directory }
 
     /// The machine's root, opened (O_PATH): the tree, or --pivot-root's directory found in it.
     func openRoot() throws -> OwnedFD {
@@ -37,10 +44,13 @@ public struct MachineImage: Equatable, Sendable {
     /// Where -M NAME is looked up when no -D is given, as systemd-nspawn does.
     public static let searchPath = ["/etc/machines", "/run/machines", "/var/lib/machines", "/usr/local/lib/machines", "/usr/lib/machines"]
 
-    /// Finds the tree the configuration names: -D, else -M in the search path, else the current directory.
-    public static func locate(_ configuration: Configuration) throws -> MachineImage {
+    /// Finds the tree the configuration names: the mounted disk image, -D, else -M in the search
+    /// path, else the current directory.
+    public static func locate(_ configuration: Configuration, diskImage: DiskImage? = nil) throws -> MachineImage {
         let given: String
-        if let directory = configuration.directory {
+        if let diskImage {
+            given = diskImage.root
+        } else if let directory = configuration.directory {
             given = directory
         } else if let name = configuration.machineName {
             guard let found = searchPath.map({ "\($0)/\(name)" }).first(where: FileSystem.exists) else {
@@ -58,16 +68,21 @@ public struct MachineImage: Equatable, Sendable {
 
         let st = try FileSystem.stat(path)
         guard FileSystem.isDirectory(st.st_mode) else {
-            throw UserError("Path \(path) is not a directory; swift-nspawn boots directory trees.")
+            throw UserError("Path \(path) is not a directory; give a disk image with --image=.")
         }
         guard path != "/" else {
             throw UserError("Spawning a machine on the root directory is not supported. Refusing.")
         }
-        let name = configuration.machineName ?? MachineName.cleanup(String(path.split(separator: "/").last ?? ""))
+        // A disk image's machine is named after its file, less ".raw".
+        var base = String((diskImage?.file ?? path).split(separator: "/").last ?? "")
+        if diskImage != nil, base.hasSuffix(".raw") { base.removeLast(4) }
+        let name = configuration.machineName ?? MachineName.cleanup(base)
         guard MachineName.isValid(name) else {
-            throw UserError("Cannot derive a machine name from \(path); name it with -M.")
+            throw UserError("Cannot derive a machine name from \(diskImage?.file ?? path); name it with -M.")
         }
         var image = MachineImage(path: path, name: name)
+        image.diskImage = diskImage?.file
+        image.submounts = diskImage?.submounts ?? []
         if let newRoot = configuration.pivotRoot?.newRoot, newRoot != "/" {
             image.pivotRoot = String(newRoot.dropFirst())
             let root = try image.openRoot()
@@ -75,7 +90,9 @@ public struct MachineImage: Equatable, Sendable {
         }
         // Without an OS tree there is nothing to run; nspawn checks /usr the same way.
         guard let usr = try? FileSystem.stat(image.path + "/usr", followSymlinks: false), FileSystem.isDirectory(usr.st_mode) else {
-            throw UserError("Directory \(image.path) doesn't look like it has an OS tree (/usr/ directory is missing). Refusing.")
+            throw UserError(
+                "\(image.diskImage.map { "Image \($0)" } ?? "Directory \(image.path)") doesn't look like it has an OS tree (/usr/ directory is missing). Refusing."
+            )
         }
         return image
     }
@@ -124,10 +141,11 @@ extension MachineImage {
     public func requireMountPoints() throws {
         for mountPoint in Self.mountPoints {
             guard let st = try? FileSystem.stat(path + mountPoint, followSymlinks: false) else {
-                throw UserError("Directory \(path) has no \(mountPoint) directory to mount on; create it in the tree. Refusing.")
+                throw UserError(
+                    "\(diskImage.map { "Image \($0)" } ?? "Directory \(path)") has no \(mountPoint) directory to mount on; create it in the tree. Refusing.")
             }
             guard FileSystem.isDirectory(st.st_mode) else {
-                throw UserError("\(mountPoint) in \(path) is not a directory (a symlink?). Refusing.")
+                throw UserError("\(mountPoint) in \(diskImage ?? path) is not a directory (a symlink?). Refusing.")
             }
         }
     }
@@ -135,7 +153,8 @@ extension MachineImage {
     /// With --boot the tree must be an OS: os-release in /etc or /usr/lib, as systemd-nspawn checks.
     public func requireOSRelease() throws {
         guard ["/etc/os-release", "/usr/lib/os-release"].contains(where: { (try? FileSystem.stat(path + $0, followSymlinks: false)) != nil }) else {
-            throw UserError("Directory \(path) doesn't look like an OS root directory (os-release file is missing). Refusing.")
+            throw UserError(
+                "\(diskImage.map { "Image \($0)" } ?? "Directory \(path)") doesn't look like an OS root directory (os-release file is missing). Refusing.")
         }
     }
 }

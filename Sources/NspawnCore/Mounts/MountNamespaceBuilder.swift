@@ -52,11 +52,24 @@ struct MountNamespaceBuilder {
         for name in ["root", "stage"] + (ephemeral || plan.root.volatileRoot ? ["ephemeral"] : []) {
             try kernel.makeDirectory(name, in: workspace, mode: 0o755, path: "\(treePath)/\(name)")
         }
-        if ephemeral { tree = try overlay(over: tree, in: workspace) }
+        let layers = ephemeral ? try throwAwayLayers(in: workspace) : nil
+        if let layers { tree = try overlay(over: tree, layers: layers, name: "root") }
         if plan.root.volatileRoot { tree = try volatileRoot(usr: tree, tree: treeDirectory, in: workspace) }
         try kernel.moveMount(tree, onto: try kernel.open("root", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0), name: treePath)
         // The root as attached, found again now that the tree is there.
         let root = try kernel.open("root", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
+        if let layers {
+            // A disk image's other file systems, each under a throw-away overlay of its own too.
+            for (index, relative) in plan.root.submounts.enumerated() {
+                let lower = try kernel.cloneMount(relative, in: treeDirectory, recursive: false, name: "\(treePath)/\(relative)")
+                _ = try kernel.setMountAttributes(
+                    lower, plan.root.attributes.union(.readOnly), idmap: plan.root.idmap, userNamespace: userNamespace, recursive: false,
+                    name: "\(treePath)/\(relative)", quiet: quiet)
+                try kernel.moveMount(
+                    try overlay(over: lower, layers: layers, name: "\(index)"),
+                    onto: try kernel.openBeneath(relative, in: root, flags: NSP_O_PATH | O_DIRECTORY, resolve: .inRoot), name: "\(treePath)/\(relative)")
+            }
+        }
         let hostExecutor = MountExecutor(
             kernel: kernel, root: root, rootPath: treePath, machineRoot: machineRoot, idmapUserNamespace: userNamespace, treeMapped: treeMapped,
             quiet: quiet, bindSources: sources, receiveAPIMounts: receiveAPIMounts)
@@ -109,21 +122,29 @@ struct MountNamespaceBuilder {
     /// -x: the machine's root is an overlay whose lower layer is the (ID-mapped, read-only) tree and
     /// whose upper layer lives in a tmpfs of the workspace, in this namespace only: the tree is
     /// never written, and everything the machine wrote goes with the namespace, on every exit path
-    /// (nothing is made on the host to clean up). The upper directory is the overlay's root, so it
-    /// takes the owner and mode the machine sees on the tree's root.
-    private func overlay(over lower: OwnedFD, in workspace: OwnedFD) throws -> OwnedFD {
-        let path = "\(plan.root.path) (ephemeral)"
+    /// (nothing is made on the host to clean up). This is that tmpfs.
+    private func throwAwayLayers(in workspace: OwnedFD) throws -> OwnedFD {
         let layers = try kernel.newMount("tmpfs", options: ["mode=0755"], attributes: [])
-        try kernel.moveMount(layers, onto: try kernel.open("ephemeral", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0), name: path)
-        let directory = try kernel.open("ephemeral", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
+        try kernel.moveMount(
+            layers, onto: try kernel.open("ephemeral", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0), name: "\(plan.root.path) (ephemeral)")
+        return try kernel.open("ephemeral", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
+    }
+
+    /// A throw-away overlay over `lower`, its upper and work directories NAME.upper and NAME.work
+    /// in the throw-away tmpfs. The upper directory is the overlay's root, so it takes the owner
+    /// and mode the machine sees on the lower layer's root.
+    private func overlay(over lower: OwnedFD, layers directory: OwnedFD, name: String) throws -> OwnedFD {
+        let path = "\(plan.root.path) (ephemeral)"
         let root = try kernel.status(lower, name: plan.root.path)
-        for name in ["upper", "work"] { try kernel.makeDirectory(name, in: directory, mode: 0o755, path: "\(path)/\(name)") }
-        try kernel.changeOwner("upper", in: directory, uid: root.st_uid, gid: root.st_gid, path: "\(path)/upper")
-        try kernel.changeMode("upper", in: directory, mode: root.st_mode & 0o7777, path: "\(path)/upper")
+        let upper = "\(name).upper"
+        let work = "\(name).work"
+        for name in [upper, work] { try kernel.makeDirectory(name, in: directory, mode: 0o755, path: "\(path)/\(name)") }
+        try kernel.changeOwner(upper, in: directory, uid: root.st_uid, gid: root.st_gid, path: "\(path)/\(upper)")
+        try kernel.changeMode(upper, in: directory, mode: root.st_mode & 0o7777, path: "\(path)/\(upper)")
         do {
             return try kernel.newOverlay(
-                lowers: [lower], upper: try kernel.open("upper", in: directory, flags: NSP_O_PATH | O_DIRECTORY, mode: 0),
-                work: try kernel.open("work", in: directory, flags: NSP_O_PATH | O_DIRECTORY, mode: 0), attributes: plan.root.attributes, name: path)
+                lowers: [lower], upper: try kernel.open(upper, in: directory, flags: NSP_O_PATH | O_DIRECTORY, mode: 0),
+                work: try kernel.open(work, in: directory, flags: NSP_O_PATH | O_DIRECTORY, mode: 0), attributes: plan.root.attributes, name: path)
         } catch {
             guard error.syscall == "fsconfig", error.errno.rawValue == EINVAL else { throw error }
             throw UserError("\(error): the kernel takes no ID-mapped detached mount as an overlay layer (Linux 6.15 does); -x and --volatile=overlay need it.")

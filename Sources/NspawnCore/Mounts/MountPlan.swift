@@ -10,6 +10,9 @@ struct RootMount: Equatable, Sendable {
     var ephemeral = false
     /// --volatile=yes: the root is a tmpfs, with only the tree's /usr in it (read-only).
     var volatileRoot = false
+    /// -i: the other file systems of the disk image, mounted in the tree (relative paths, parents
+    /// first). With -x each gets a throw-away overlay of its own, as the root does.
+    var submounts: [String] = []
     /// With --pivot-root: the tree as given, and the directory in it (relative) that is the root,
     /// found again in the tree, never outside it, when the namespace is built (`path` only names it).
     var pivot: Pivot?

@@ -93,6 +93,7 @@ struct MachinePlan: Equatable, Sendable {
             configuration: c, rootPath: image.path, machineID: machineID, console: console, hostOSRelease: host.osRelease, userNamespace: idRange != nil,
             idMapping: idMapping, nesting: c.nesting, identity: idRange?.base == 0, credentials: credentials, boundUsers: boundUsers)
         self.boundUsers = boundUsers
+        mounts.root.submounts = image.submounts
         mounts.root.pivot = image.pivotRoot.map { RootMount.Pivot(tree: image.directory, relative: $0) }
         if let oldRoot = c.pivotRoot?.oldRoot {
             // The whole tree, shown as the root is (owners, read-only); its own submounts stay out.

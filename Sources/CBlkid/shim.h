@@ -1,0 +1,2 @@
+// libblkid's headers, for Swift: partition tables and file system signatures of disk images.
+#include <blkid/blkid.h>
