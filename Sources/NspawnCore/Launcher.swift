@@ -41,6 +41,10 @@ public enum Launcher {
         }
         defer { diskImage?.release() }
         if diskImage?.readOnly == true { c.readOnly = true }
+        if let diskImage, !diskImage.submounts.isEmpty, c.pivotRoot != nil, c.ephemeral || c.volatile == .overlay {
+            throw UserError(
+                "--pivot-root= with \(c.ephemeral ? "--ephemeral" : "--volatile=overlay") needs an image with one file system; \(diskImage.file) has more.")
+        }
         let image = try MachineImage.locate(c, diskImage: diskImage)
         try image.requireMountPoints()
         if c.boot && c.switches.checkOSRelease { try image.requireOSRelease() }

@@ -118,6 +118,37 @@ struct ImageTests {
         let second = try run(image, ["-x", "-M", "two"], "true")
         #expect(second.status == 1 && second.stderr.contains("Disk image \(image.path) is currently busy."), "\(second.stderr)")
         #expect(first.finish().status == 0)
+        // Ephemeral runs share it.
+        let one = try BackgroundRun(["-i", image.path, "-P", "-q", "-x", "-M", "one", "/bin/sleep", "3"])
+        #expect(one.waitUntil { !HostState.capture().cgroups.isEmpty })
+        let two = try run(image, ["-x", "-M", "two"], "true")
+        #expect(two.status == 0, "\(two.stderr)")
+        #expect(one.finish().status == 0)
+    }
+
+    /// Mount points are the image's own directories: a symbolic link on the way (here /home to
+    /// var/h, where the var partition's h leads to the host's /) is refused, never followed.
+    @Test func symlinkedMountPointIsRefused() throws {
+        let root = try TestMachine {
+            try FileManager.default.removeItem(at: $0.appendingPathComponent("home"))
+            try FileManager.default.createSymbolicLink(atPath: $0.appendingPathComponent("home").path, withDestinationPath: "var/h")
+        }
+        let varContent = root.directory.appendingPathComponent("var-content")
+        try FileManager.default.createDirectory(at: varContent, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: varContent.appendingPathComponent("h").path, withDestinationPath: "/")
+        let image = try TestDiskImage(
+            table: "gpt",
+            [
+                Partition(type: "root", content: .tree(root.path)), Partition(type: "home", content: .empty),
+                Partition(type: "var", content: .tree(varContent.path)),
+            ])
+        let host = HostState.capture()
+        for options in [["-x"], []] {
+            let result = try runNspawn(["-i", image.path, "-P", "-q"] + options + ["true"])
+            #expect(result.status == 1 && result.stderrLines.count == 1, "\(result.stderr)")
+            #expect(result.stderr.contains("Cannot mount the home partition of \(image.path) on /home"), "\(result.stderr)")
+            expectClean(image, since: host)
+        }
     }
 
     /// A killed supervisor leaves no mount and no loop device (they lived in its namespace, the loop

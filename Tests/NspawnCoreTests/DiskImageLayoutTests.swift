@@ -45,8 +45,12 @@ struct DiskImageLayoutTests {
         let flagged = [entry(1, DiskImageLayout.rootType), entry(2, Self.home, flags: DiskImageLayout.readOnlyFlag)]
         #expect(try layout(flagged).mounts.map(\.readOnly) == [false, true])
         #expect(try layout(flagged, readOnly: true).mounts.map(\.readOnly) == [true, true])
-        let policy = try ImagePolicy.parse("root=unprotected+read-only-on:home=unprotected")
-        #expect(try layout(flagged, policy: policy).mounts.map(\.readOnly) == [true, true])
+        // read-only-on and read-only-off ask for the flag to be so; both: either way.
+        #expect(try layout(flagged, policy: try .parse("root=unprotected+read-only-off:home=unprotected+read-only-on")).mounts.count == 2)
+        #expect(try layout(flagged, policy: try .parse("root=unprotected:home=unprotected+read-only-on+read-only-off")).mounts.count == 2)
+        #expect(
+            refusal { () throws(UserError) in try layout(flagged, policy: try .parse("root=unprotected+read-only-on:home=unprotected")) }
+                == "The root partition (partition 1) of /i.raw is not flagged read-only, which the image policy does not allow.")
     }
 
     @Test func newestRootByLabelVersion() throws {
@@ -61,6 +65,9 @@ struct DiskImageLayoutTests {
 
     @Test func singleLinuxPartitionIsTheRoot() throws {
         #expect(try layout([entry(1, DiskImageLayout.genericLinuxType)]).mounts.map(\.partition) == [1])
+        #expect(
+            try layout([entry(1, DiskImageLayout.genericLinuxType, flags: DiskImageLayout.noAutoFlag), entry(2, DiskImageLayout.genericLinuxType)]).mounts
+                .map(\.partition) == [2])
         #expect(try layout([entry(1, "0x83")], table: .mbr).mounts.map(\.partition) == [1])
         #expect(try layout([entry(1, "0x83"), entry(2, "0x83", flags: 0x80)], table: .mbr).mounts.map(\.partition) == [2])
         // A Discoverable root wins over generic Linux partitions.
@@ -83,11 +90,15 @@ struct DiskImageLayoutTests {
 
     @Test func protectionAndPolicy() throws {
         let verity = [entry(1, DiskImageLayout.rootType), entry(2, DiskImageLayout.rootVerityType, fileSystem: nil)]
-        #expect(refusal { () throws(UserError) in try layout(verity) }.contains("--image-policy=root=unprotected boots it unverified"))
+        #expect(refusal { () throws(UserError) in try layout(verity) }.contains("--image-policy=\(DiskImageLayout.unverifiedPolicy) boots it unverified"))
+        #expect(try layout(verity, policy: try .parse(DiskImageLayout.unverifiedPolicy)).mounts.map(\.partition) == [1])
         #expect(try layout(verity, policy: try .parse("root=unprotected")).mounts.map(\.partition) == [1])
         let luks = [entry(1, DiskImageLayout.rootType, fileSystem: "crypto_LUKS")]
         #expect(refusal { () throws(UserError) in try layout(luks) }.contains("is LUKS-encrypted, which swift-nspawn cannot unlock here"))
         #expect(refusal { () throws(UserError) in try layout(luks, policy: try .parse("root=unprotected")) }.contains("which the image policy does not allow"))
+        #expect(
+            refusal { () throws(UserError) in try layout(luks, policy: try .parse("root=unprotected+unused")) }.contains(
+                "which the image policy does not allow"))
         // Unused: the home partition is there and left alone; absent-only: it may not be there.
         let withHome = [entry(1, DiskImageLayout.rootType), entry(2, Self.home)]
         #expect(try layout(withHome, policy: try .parse("root=unprotected:home=unused")).mounts.map(\.designator) == [.root])
@@ -110,7 +121,7 @@ struct DiskImageLayoutTests {
         #expect(policy.flags(for: .usr) == ImagePolicy.Flags.open.union(.readOnlyOn))
         // Kinds no rule names are ignored.
         #expect(try ImagePolicy.parse("root=unprotected").flags(for: .home) == .ignore)
-        for bad in ["root", "root=bogus", "bogus=open", "root=open:root=open", "root=read-only-on+read-only-off", "=open:=absent"] {
+        for bad in ["root", "root=bogus", "bogus=open", "root=open:root=open", "=open:=absent"] {
             #expect(throws: UserError.self, "\(bad)") { try ImagePolicy.parse(bad) }
         }
     }

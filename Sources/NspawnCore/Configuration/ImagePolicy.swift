@@ -21,6 +21,7 @@ public struct ImagePolicy: Equatable, Sendable {
         /// Present but left alone.
         public static let unused = Flags(rawValue: 1 << 4)
         public static let absent = Flags(rawValue: 1 << 5)
+        /// The partition's GPT read-only flag must be off (with read-only-on too: either way).
         public static let readOnlyOff = Flags(rawValue: 1 << 6)
         public static let readOnlyOn = Flags(rawValue: 1 << 7)
         public static let growFileSystemOff = Flags(rawValue: 1 << 8)
@@ -74,9 +75,6 @@ public struct ImagePolicy: Equatable, Sendable {
                 flags.formUnion(flag)
             }
             if flags.isSubset(of: [.readOnlyOff, .readOnlyOn, .growFileSystemOff, .growFileSystemOn]) { flags.formUnion(.open) }
-            if flags.isSuperset(of: [.readOnlyOn, .readOnlyOff]) || flags.isSuperset(of: [.growFileSystemOn, .growFileSystemOff]) {
-                throw UserError("Failed to parse image policy: \(text): '\(rule)' turns a setting both on and off.")
-            }
             if name.isEmpty {
                 guard !fallbackGiven else { throw UserError("Failed to parse image policy: \(text): the default rule is given twice.") }
                 fallbackGiven = true

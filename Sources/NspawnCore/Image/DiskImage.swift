@@ -78,10 +78,8 @@ public final class DiskImage {
         let kernel = LinuxKernel()
         try kernel.unshare(.mount)
         try kernel.makeMountsSlave()
-        Self.removeStale()
-        try RuntimeDirectory.create(Self.stagingDirectory, mode: 0o700)
         root = "\(Self.stagingDirectory)/\(getpid())"
-        try sys("mkdir", path: root) { mkdir(root, 0o700) }
+        try Self.makeStagingDirectory(root)
         do {
             try mount(layout, from: image, kernel: kernel, quiet: quiet)
         } catch {
@@ -96,19 +94,26 @@ public final class DiskImage {
         var rootFD: OwnedFD?
         for mount in layout.mounts {
             let name = "\(file)" + (mount.partition.map { " (partition \($0), \(mount.designator.rawValue))" } ?? "")
-            var target: OwnedFD
+            let target: OwnedFD
+            var relative: String?
             if let rootFD {
-                guard let found = try mountPoint(mount, in: rootFD, writable: !layout.mounts[0].readOnly, kernel: kernel, quiet: quiet) else { continue }
-                target = found
+                guard let (found, path) = try mountPoint(mount, in: rootFD, writable: !layout.mounts[0].readOnly, kernel: kernel, quiet: quiet)
+                else { continue }
+                (target, relative) = (found, path)
             } else {
                 target = try kernel.open(root, in: nil, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
             }
-            let loop = try LoopDevice.attach(image, offset: mount.offset, size: mount.size, readOnly: mount.readOnly)
+            let loop: LoopDevice
+            do {
+                loop = try LoopDevice.attach(image, offset: mount.offset, size: mount.size, readOnly: mount.readOnly)
+            } catch {
+                throw UserError("Failed to set up a loop device for \(name): \(error)")
+            }
             let fileSystem: OwnedFD
             do {
                 fileSystem = try kernel.newMount(
-                    mount.fileSystem,
-                    options: ["source=\(loop.path)"] + (mount.readOnly ? ["ro"] : []), attributes: mount.readOnly ? [.readOnly, .noDev] : [.noDev])
+                    mount.fileSystem, options: ["source=\(loop.path)"] + (mount.readOnly ? ["ro"] + Self.noReplay(mount.fileSystem) : []),
+                    attributes: mount.readOnly ? [.readOnly, .noDev] : [.noDev])
             } catch {
                 // The ESP and XBOOTLDR are FAT, which not every kernel has; the machine runs without them.
                 if mount.designator == .esp || mount.designator == .xbootldr, error.errno.rawValue == ENODEV {
@@ -120,23 +125,47 @@ public final class DiskImage {
                 throw UserError("Failed to mount \(name) (\(mount.fileSystem) from \(loop.path)): \(error)")
             }
             try kernel.moveMount(fileSystem, onto: target, name: name)
-            if rootFD == nil {
-                rootFD = try kernel.open(root, in: nil, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
+            if let relative {
+                submounts.append(relative)
             } else {
-                submounts.append(try PathEntry.readLink("/proc/self/fd/\(target.raw)").dropFirst(root.count + 1).description)
+                rootFD = try kernel.open(root, in: nil, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
             }
         }
     }
 
-    /// The directory a partition is mounted on: the first of its mount points the root has (for the
-    /// ESP: empty), made where the root is mounted writable and has none; nil where it is skipped.
-    private func mountPoint(_ mount: DiskImageLayout.Mount, in root: OwnedFD, writable: Bool, kernel: LinuxKernel, quiet: Bool) throws -> OwnedFD? {
+    /// A read-only mount replays no journal (it could not write the replay on a read-only loop
+    /// device, and would fail on an image whose journal is dirty), as systemd-nspawn mounts them.
+    private static func noReplay(_ fileSystem: String) -> [String] {
+        switch fileSystem {
+        case "ext3", "ext4", "xfs": ["norecovery"]
+        case "btrfs": ["rescue=nologreplay"]
+        default: []
+        }
+    }
+
+    /// The directory a partition is mounted on, and its path relative to the root: the first of its
+    /// mount points the root has (for the ESP: empty), made where the root is mounted writable and
+    /// has none; nil where it is skipped. Mount points are plain directories of the image: a symbolic
+    /// link on the way is refused (followed, it could lead a later mount, or -x's overlays, which find
+    /// the place again by its path, onto another partition's or the host's directories).
+    private func mountPoint(
+        _ mount: DiskImageLayout.Mount, in root: OwnedFD, writable: Bool, kernel: LinuxKernel, quiet: Bool
+    ) throws -> (OwnedFD, String)? {
         let boot = mount.designator == .esp || mount.designator == .xbootldr
+        let partition = "\(mount.designator.rawValue) partition of \(file)"
         for place in mount.mountPoints {
             let relative = String(place.dropFirst())
-            guard let directory = try? kernel.openBeneath(relative, in: root, flags: O_RDONLY | O_DIRECTORY, resolve: .inRoot) else { continue }
+            let directory: OwnedFD
+            do {
+                directory = try kernel.openBeneath(relative, in: root, flags: O_RDONLY | O_DIRECTORY, resolve: .noSymlinks)
+            } catch {
+                guard error.errno == .noSuchFileOrDirectory else {
+                    throw UserError("Cannot mount the \(partition) on \(place): \(error.errno.message) (mount points must be directories, not symbolic links).")
+                }
+                continue
+            }
             if boot, (try? FileSystem.entries(of: directory.raw, path: place))?.isEmpty == false { continue }
-            return try kernel.openBeneath(relative, in: root, flags: NSP_O_PATH | O_DIRECTORY, resolve: .inRoot)
+            return (try kernel.openBeneath(relative, in: root, flags: NSP_O_PATH | O_DIRECTORY, resolve: .noSymlinks), relative)
         }
         if boot { return nil }
         let place = mount.mountPoints[0]
@@ -144,14 +173,14 @@ public final class DiskImage {
             if mount.designator == .usr {
                 throw UserError("Image \(file) has a usr partition but its root has no /usr directory to mount it on, and is read-only.")
             }
-            if !quiet { printError("Not mounting the \(mount.designator.rawValue) partition of \(file): its read-only root has no \(place) directory.") }
+            if !quiet { printError("Not mounting the \(partition): its read-only root has no \(place) directory.") }
             return nil
         }
+        let relative = String(place.dropFirst())
         let parent = try kernel.openBeneath(
-            String(place.dropFirst()).split(separator: "/").dropLast().joined(separator: "/"), in: root, flags: NSP_O_PATH | O_DIRECTORY, resolve: .inRoot)
-        let name = String(place.split(separator: "/").last ?? "")
-        try kernel.makeDirectory(name, in: parent, mode: 0o755, path: place)
-        return try kernel.openBeneath(String(place.dropFirst()), in: root, flags: NSP_O_PATH | O_DIRECTORY, resolve: .inRoot)
+            relative.split(separator: "/").dropLast().joined(separator: "/"), in: root, flags: NSP_O_PATH | O_DIRECTORY, resolve: .noSymlinks)
+        try kernel.makeDirectory(String(relative.split(separator: "/").last ?? ""), in: parent, mode: 0o755, path: place)
+        return (try kernel.openBeneath(relative, in: root, flags: NSP_O_PATH | O_DIRECTORY, resolve: .noSymlinks), relative)
     }
 
     /// Unmounts the image from our namespace and removes its directory. The kernel releases the loop
@@ -160,6 +189,25 @@ public final class DiskImage {
         _ = umount2(root, Int32(MNT_DETACH))
         _ = rmdir(root)
         RuntimeDirectory.removeIfEmpty(Self.stagingDirectory)
+    }
+
+    /// Our directory, after removing those of killed runs. Another run may remove the parent as we
+    /// make ours in it (its release): then again. One with our own PID can only be a killed run's.
+    private static func makeStagingDirectory(_ path: String) throws(SyscallError) {
+        removeStale()
+        var attempts = 0
+        while true {
+            try RuntimeDirectory.create(stagingDirectory, mode: 0o700)
+            if mkdir(path, 0o700) == 0 { return }
+            let error = SyscallError.last("mkdir", path: path)
+            attempts += 1
+            guard attempts < 16 else { throw error }
+            switch error.errno {
+            case .noSuchFileOrDirectory: continue
+            case .fileExists: _ = rmdir(path)
+            default: throw error
+            }
+        }
     }
 
     /// The directories of killed runs: only ever empty on the host (the mounts were in their

@@ -34,6 +34,8 @@ struct DiskImageLayout: Equatable, Sendable {
         var fileSystem: String
         var readOnly: Bool
         var mountPoints: [String]
+        /// The GPT read-only flag (bit 60); nil where the table has none (MBR, the ESP, a bare file system).
+        var flaggedReadOnly: Bool? = nil
     }
 
     /// The root first, then the others in mount order (/usr before /var before /var/tmp).
@@ -88,9 +90,10 @@ struct DiskImageLayout: Equatable, Sendable {
                 // As with systemd-nspawn, a single Linux partition, or the one marked bootable.
                 if entry.type == "0x83" { genericLinux.append(entry) }
             case .gpt:
+                // No-auto (bit 63) keeps any partition but the ESP (where the bit means nothing) out.
+                if Self.types[entry.type] != .esp && entry.flags & Self.noAutoFlag != 0 { continue }
                 if entry.type == Self.genericLinuxType { genericLinux.append(entry) }
                 guard let designator = Self.types[entry.type] else { continue }
-                if designator != .esp && entry.flags & Self.noAutoFlag != 0 { continue }
                 if let previous = found[designator] {
                     // A/B updates: of several root or /usr partitions, the newest by label version wins.
                     guard designator == .root || designator == .usr, VersionOrder.isNewer(entry.label, than: previous.label) else { continue }
@@ -136,7 +139,8 @@ struct DiskImageLayout: Equatable, Sendable {
             }
             let mount = Mount(
                 designator: designator, partition: entry.number, offset: entry.offset, size: entry.size, fileSystem: entry.fileSystem ?? "",
-                readOnly: readOnly || (designator != .esp && entry.flags & Self.readOnlyFlag != 0), mountPoints: mountPoints)
+                readOnly: readOnly || (designator != .esp && entry.flags & Self.readOnlyFlag != 0), mountPoints: mountPoints,
+                flaggedReadOnly: table == .gpt && designator != .esp ? entry.flags & Self.readOnlyFlag != 0 : nil)
             if let checked = try Self.checked(mount, policy: policy, protection: protection, image: image) { result.append(checked) }
         }
         guard result.first?.designator == .root else {
@@ -153,14 +157,14 @@ struct DiskImageLayout: Equatable, Sendable {
         let refusal = UserError("The \(name) is \(Self.describe(protection)), which the image policy does not allow.")
         switch protection {
         case .encrypted:
-            guard flags.contains(.encrypted) else { if flags.contains(.unused) { return nil } else { throw refusal } }
+            guard flags.contains(.encrypted) else { throw refusal }
             throw UserError("The \(name) is LUKS-encrypted, which swift-nspawn cannot unlock here (the kernel has no device-mapper). Refusing.")
         case .verity, .signed:
             // Where the policy asks for it plain only, the file system is used and its Verity data left alone.
             if flags.contains(.unprotected) && flags.isDisjoint(with: [.verity, .signed]) { break }
             guard flags.isDisjoint(with: [.verity, .signed]) else {
                 throw UserError(
-                    "The \(name) is protected by dm-verity, which swift-nspawn cannot set up here (the kernel has no device-mapper). Refusing; --image-policy=\(mount.designator.rawValue)=unprotected boots it unverified."
+                    "The \(name) is protected by dm-verity, which swift-nspawn cannot set up here (the kernel has no device-mapper). Refusing; --image-policy=\(Self.unverifiedPolicy) boots it unverified."
                 )
             }
             if flags.contains(.unused) { return nil }
@@ -175,10 +179,18 @@ struct DiskImageLayout: Equatable, Sendable {
                     : "The \(name) holds a \(mount.fileSystem) file system, which swift-nspawn does not mount (\(fileSystems.sorted().joined(separator: ", ")))."
             )
         }
-        if flags.contains(.readOnlyOn) { mount.readOnly = true }
-        if flags.contains(.readOnlyOff) && !mount.readOnly { mount.readOnly = false }
+        // read-only-on and read-only-off ask for the partition's flag to be so (both: either way).
+        if flags.contains(.readOnlyOn) != flags.contains(.readOnlyOff), let flagged = mount.flaggedReadOnly,
+            flagged != flags.contains(.readOnlyOn)
+        {
+            throw UserError("The \(name) is \(flagged ? "" : "not ")flagged read-only, which the image policy does not allow.")
+        }
         return mount
     }
+
+    /// The policy that boots an image whose root and /usr have Verity data, without it: everything
+    /// the default allows, unprotected.
+    static let unverifiedPolicy = "root=unprotected+absent:usr=unprotected+absent:=unprotected+unused+absent"
 
     private static func describe(_ protection: ImagePolicy.Flags) -> String {
         switch protection {

@@ -24,7 +24,7 @@ enum DiskImageProbe {
         case 0: break
         case 1: throw UserError("Failed to dissect image \(image): no partition table and no file system found.")
         case -2: throw UserError("Failed to dissect image \(image): it carries signatures of more than one partition table or file system.")
-        default: throw UserError("Failed to dissect image \(image): libblkid could not read it (\(SyscallError.last("read").errno.message)).")
+        default: throw UserError("Failed to dissect image \(image): libblkid could not read it.")
         }
         let tableKind = lookup(probe, "PTTYPE")
         guard let tableKind else {

@@ -61,13 +61,15 @@ struct MountNamespaceBuilder {
         if let layers {
             // A disk image's other file systems, each under a throw-away overlay of its own too.
             for (index, relative) in plan.root.submounts.enumerated() {
-                let lower = try kernel.cloneMount(relative, in: treeDirectory, recursive: false, name: "\(treePath)/\(relative)")
+                // Found again without symbolic links (the image has none on the way: DiskImage checked).
+                let place = try kernel.openBeneath(relative, in: treeDirectory, flags: NSP_O_PATH | O_DIRECTORY, resolve: .noSymlinks)
+                let lower = try kernel.cloneMount("", in: place, recursive: false, name: "\(treePath)/\(relative)")
                 _ = try kernel.setMountAttributes(
                     lower, plan.root.attributes.union(.readOnly), idmap: plan.root.idmap, userNamespace: userNamespace, recursive: false,
                     name: "\(treePath)/\(relative)", quiet: quiet)
                 try kernel.moveMount(
                     try overlay(over: lower, layers: layers, name: "\(index)"),
-                    onto: try kernel.openBeneath(relative, in: root, flags: NSP_O_PATH | O_DIRECTORY, resolve: .inRoot), name: "\(treePath)/\(relative)")
+                    onto: try kernel.openBeneath(relative, in: root, flags: NSP_O_PATH | O_DIRECTORY, resolve: .noSymlinks), name: "\(treePath)/\(relative)")
             }
         }
         let hostExecutor = MountExecutor(
