@@ -22,8 +22,8 @@ public enum Launcher {
     }
 
     private static func boot(_ configuration: Configuration) throws -> Int32 {
-        var c = configuration
         guard geteuid() == 0 else { throw UserError("Need to be root.") }
+        var c = try withSettingsFile(configuration)
         let host = HostFacts.probe(askNetworkd: c.network.addressed && c.switches.ownAddresses == nil, askMachineID: c.network.hasLinks)
         if let template = c.template, let directory = c.directory, !FileSystem.exists(directory) {
             let absolute = directory.hasPrefix("/") ? directory : FileSystem.currentDirectory() + "/" + directory
@@ -126,6 +126,19 @@ public enum Launcher {
             case .reboot: continue
             }
         }
+    }
+
+    /// The configuration with the machine's .nspawn file read into it, where there is one and
+    /// --settings= does not say no; its warnings said.
+    private static func withSettingsFile(_ c: Configuration) throws -> Configuration {
+        guard c.settings != .no, let (name, directory) = MachineImage.settingsLocation(c),
+            let (path, trusted) = SettingsFile.find(name: name, besides: directory, trustAll: c.settings == .trusted)
+        else { return c }
+        let file = try SettingsFile.load(path, trusted: trusted)
+        let (configuration, warnings) = try file.configuration(
+            commandLine: c.options, override: c.settings == .override, environment: Configuration.processEnvironment)
+        for warning in warnings { printError(warning) }
+        return configuration
     }
 
     /// The machine's processes must not carry the audit login ID of whoever started swift-nspawn

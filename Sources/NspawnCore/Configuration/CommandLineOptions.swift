@@ -4,6 +4,7 @@
 public struct CommandLineOptions: Equatable, Sendable {
     var directory: String?
     var image: String?
+    var settings: String?
     var imagePolicy: String?
     var machine: String?
     var hostname: String?
@@ -122,6 +123,8 @@ enum OptionTable {
                 OptionSpec(long: "version", store: .flag(\.showVersion, value: true), help: "Print the version"),
                 OptionSpec(long: "no-pager", store: .flag(\.noPager, value: true), help: "Do not pipe output into a pager (there is none)"),
                 OptionSpec(long: "quiet", short: "q", store: .flag(\.quiet, value: true), help: "Do not show status information"),
+                OptionSpec(
+                    long: "settings", store: .value(\.settings), valueName: "MODE", help: "Read the machine's .nspawn file: yes, no, override or trusted"),
             ]
         ),
         (

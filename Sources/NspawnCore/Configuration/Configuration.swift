@@ -74,11 +74,17 @@ public struct Configuration: Equatable, Sendable {
     /// --load-credential ID and file, read by the launcher.
     public var credentialFiles: [CredentialFile] = []
     public var command: [String] = []
+    /// --settings: whether and how the machine's .nspawn file is read.
+    public var settings: SettingsMode = .yes
+    /// The command line as given, which a settings file's keys are carried into.
+    var options = CommandLineOptions()
 
     public init() {}
 
     /// Throws UserError for bad input, InformationRequest for "help" values.
     public init(options o: CommandLineOptions, environment lookup: (String) -> String? = Configuration.processEnvironment) throws {
+        options = o
+        if let text = o.settings { settings = try SettingsMode.parse(text) }
         if let directory = o.directory {
             guard !directory.isEmpty else { throw UserError("Directory path given with -D may not be empty.") }
             self.directory = directory

@@ -10,7 +10,6 @@ enum UnavailableOptions {
     private static let verity = "dm-verity needs device-mapper, which swift-nspawn does not use; --image-policy=root=unprotected boots an image unverified"
 
     static let entries: [Entry] = [
-        Entry(long: "settings", reason: ".nspawn settings files are not read yet; give their settings as options"),
         Entry(long: "root-hash", reason: verity),
         Entry(long: "root-hash-sig", reason: verity),
         Entry(long: "verity-data", reason: verity),

@@ -97,6 +97,24 @@ public struct MachineImage: Equatable, Sendable {
         return image
     }
 
+    /// The machine's name and the directory its tree or image lies in, where its untrusted .nspawn
+    /// file would be: found as `locate` and DiskImage.find find them, without mounting anything.
+    /// nil where the tree cannot be found (locate says why).
+    static func settingsLocation(_ c: Configuration) -> (name: String, directory: String)? {
+        var given = c.image ?? c.directory
+        if given == nil, let name = c.machineName {
+            given = searchPath.lazy.flatMap { ["\($0)/\(name)", "\($0)/\(name).raw"] }.first(where: FileSystem.exists)
+        }
+        guard let resolved = realpath(given ?? ".", nil) else { return nil }
+        let path = String(cString: resolved)
+        free(resolved)
+        var base = String(path.split(separator: "/").last ?? "")
+        if c.directory == nil, path.hasSuffix(".raw"), let st = try? FileSystem.stat(path), !FileSystem.isDirectory(st.st_mode) { base.removeLast(4) }
+        let name = c.machineName ?? MachineName.cleanup(base)
+        let slash = path.lastIndex(of: "/") ?? path.startIndex
+        return (name, slash == path.startIndex ? "/" : String(path[..<slash]))
+    }
+
     /// The tree's /etc/machine-id when it holds a valid ID. Read through a no-follow open so that a
     /// symlink in the tree cannot point us at a host file.
     public func machineID() -> MachineID? {
