@@ -132,9 +132,9 @@ public enum Launcher {
     /// --settings= does not say no; its warnings said.
     private static func withSettingsFile(_ c: Configuration) throws -> Configuration {
         guard c.settings != .no, let (name, directory) = MachineImage.settingsLocation(c),
-            let (path, trusted) = SettingsFile.find(name: name, besides: directory, trustAll: c.settings == .trusted)
+            let (path, trusted, beside) = SettingsFile.find(name: name, besides: directory, trustAll: c.settings == .trusted)
         else { return c }
-        let file = try SettingsFile.load(path, trusted: trusted)
+        let file = try SettingsFile.load(path, trusted: trusted, beside: beside)
         let (configuration, warnings) = try file.configuration(
             commandLine: c.options, override: c.settings == .override, environment: Configuration.processEnvironment)
         for warning in warnings { printError(warning) }

@@ -126,6 +126,27 @@ struct ImageTests {
         #expect(one.finish().status == 0)
     }
 
+    /// --volatile's modes take the image read-only below their tmpfs layers; an image file that
+    /// cannot be opened for writing (here on a read-only bind, in a mount namespace of the test's
+    /// own) makes a read-only machine. The image's bytes stay as they were.
+    @Test func volatileModesAndReadOnlyImageFile() throws {
+        let (_, image) = try busyboxImage()
+        let before = try image.checksum()
+        let script = "touch /x 2>/dev/null && echo root-writable || echo root-ro; mkdir -p /var/y && echo var-writable"
+        for (mode, expected) in [
+            ("yes", ["root-writable", "var-writable"]), ("state", ["root-ro", "var-writable"]), ("overlay", ["root-writable", "var-writable"]),
+        ] {
+            let result = try run(image, ["--volatile=\(mode)"], script)
+            #expect(result.lines == expected, "\(mode): \(result.stdout) \(result.stderr)")
+        }
+        let readOnly = "mount --bind \"$0\" \"$0\" && mount -o remount,bind,ro \"$0\" && exec \"$@\""
+        let result = try runNspawn(
+            ["-i", image.path, "-P", "-q", "/bin/sh", "-c", "touch /x 2>/dev/null || echo read-only"],
+            prefix: ["/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c", readOnly, image.directory.path])
+        #expect(result.lines == ["read-only"], "\(result.stdout) \(result.stderr)")
+        #expect(try image.checksum() == before)
+    }
+
     /// Mount points are the image's own directories: a symbolic link on the way (here /home to
     /// var/h, where the var partition's h leads to the host's /) is refused, never followed.
     @Test func symlinkedMountPointIsRefused() throws {

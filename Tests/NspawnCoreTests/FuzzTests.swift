@@ -65,15 +65,21 @@ struct FuzzTests {
         print("fuzz command line: \(runs) inputs in \(Self.seconds) s from seed \(Self.seed), no failure")
     }
 
+    /// Command lines a machine might be started with: the file's keys meet these.
+    static let commandLines: [[String]] = [
+        [], ["-b"], ["-U"], ["-n", "-p", "80"], ["--network-zone=z"], ["--drop-capability=CAP_SYS_ADMIN"], ["--bind=/srv:/srv"],
+        ["--system-call-filter=~@clock"], ["--private-users=no"], ["-a", "/bin/sh"], ["--rlimit=NOFILE=10"], ["-E", "A=1"],
+    ]
+
     @Test func settingsFiles() throws {
         var random = Generator(state: Self.seed ^ 0x5eed)
-        var commandLine = CommandLineOptions()
-        try CommandLineParser.read(["-D", "/m"], into: &commandLine)
+        // Every name looks set in swift-nspawn's environment: a file must never read it.
+        let environment: (String) -> String? = { $0.hasPrefix("SYSTEMD_") || $0.hasPrefix("SWIFT_NSPAWN_") ? nil : "host-secret-\($0)" }
         let deadline = Date().addingTimeInterval(Self.seconds)
         var runs = 0
         while Date() < deadline {
             var lines: [String] = []
-            for _ in 0..<Int.random(in: 0...12, using: &random) {
+            for _ in 0..<Int.random(in: 0...40, using: &random) {
                 let key = Self.settingsKeys.randomElement(using: &random)!
                 let section = String(key.prefix { $0 != "/" })
                 let name = String(key.drop { $0 != "/" }.dropFirst())
@@ -94,10 +100,27 @@ struct FuzzTests {
                 bytes[Int.random(in: 0..<bytes.count, using: &random)] = UInt8.random(in: 0...255, using: &random)
                 text = String(decoding: bytes, as: UTF8.self)
             }
+            var commandLine = CommandLineOptions()
+            try CommandLineParser.read(["-D", "/m"] + Self.commandLines.randomElement(using: &random)!, into: &commandLine)
+            let alone = try Configuration(options: commandLine, environment: environment)
+            let trusted = Bool.random(using: &random)
             do {
                 var file = try SettingsFile.parse(text, path: "/m.nspawn")
-                file.trusted = Bool.random(using: &random)
-                _ = try file.configuration(commandLine: commandLine, override: Bool.random(using: &random), environment: { _ in nil })
+                file.trusted = trusted
+                let (c, _) = try file.configuration(commandLine: commandLine, override: Bool.random(using: &random), environment: environment)
+                #expect(!c.environment.contains { $0.contains("host-secret") }, "seed \(Self.seed): \(text)")
+                #expect(Set(alone.systemCallFilters.filter { $0.hasPrefix("~") }).isSubset(of: c.systemCallFilters), "seed \(Self.seed): \(text)")
+                if !trusted {
+                    // What an untrusted file may never change.
+                    #expect(c.binds == alone.binds && c.tmpfs == alone.tmpfs && c.overlays == alone.overlays, "seed \(Self.seed): \(text)")
+                    #expect(c.inaccessible == alone.inaccessible && c.bindUsers == alone.bindUsers, "seed \(Self.seed): \(text)")
+                    #expect(
+                        c.network == alone.network && c.userNamespace == alone.userNamespace && c.ownership == alone.ownership, "seed \(Self.seed): \(text)")
+                    #expect(c.process.resourceLimits == alone.process.resourceLimits && c.process.oomScoreAdjust == alone.process.oomScoreAdjust)
+                    #expect(c.process.cpuAffinity == alone.process.cpuAffinity && c.uuid == alone.uuid && c.linkJournal == alone.linkJournal)
+                    #expect(c.ephemeral == alone.ephemeral && c.capabilities.ambient == alone.capabilities.ambient)
+                    #expect(c.capabilities.bounding.isSubset(of: alone.capabilities.bounding), "seed \(Self.seed): \(text)")
+                }
             } catch {
                 let message = "\(error)"
                 #expect(!message.contains("\n") && message.hasPrefix("/m.nspawn"), "seed \(Self.seed): \(text) → \(message)")

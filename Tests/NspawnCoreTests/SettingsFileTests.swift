@@ -82,6 +82,44 @@ struct SettingsFileTests {
         #expect(emptied.binds.map(\.destination) == ["/f"] && !emptied.network.privateNetwork)
     }
 
+    /// Keys that say one thing together are taken or left as a group: the command line's -b keeps
+    /// the file's ProcessTwo= and Parameters= out, its -n the file's [Network]; with override the
+    /// file's group replaces the command line's. Parameters= lines add up.
+    @Test func groupsAreTakenWhole() throws {
+        let start = "[Exec]\nProcessTwo=yes\nParameters=a\nParameters=\"b c\"\n"
+        let (plain, _) = try configure(start, commandLine: ["-D", "/m", "-b"])
+        #expect(plain.boot && !plain.asPID2 && plain.command.isEmpty)
+        let (override, _) = try configure(start, override: true, commandLine: ["-D", "/m", "-b", "x"])
+        #expect(!override.boot && override.asPID2 && override.command == ["a", "b c"])
+        let network = "[Network]\nBridge=br0\n"
+        let (kept, _) = try configure(network, commandLine: ["-D", "/m", "-n", "-p", "80"])
+        #expect(kept.network.bridge == nil && kept.network.ports.count == 1)
+        let (replaced, _) = try configure(network, override: true, commandLine: ["-D", "/m", "--network-zone=z", "-p", "80"])
+        #expect(replaced.network.bridge == "br0" && replaced.network.zone == nil && replaced.network.ports.isEmpty)
+        // -U is of the user namespace's group: the file's PrivateUsers= stays out.
+        let (users, _) = try configure("[Exec]\nPrivateUsers=no\n", commandLine: ["-D", "/m", "-U"])
+        #expect(users.userNamespace == .pick)
+        let (yes, _) = try configure("[Exec]\nBoot=Yes\n[Files]\nReadOnly=y\n")
+        #expect(yes.boot && yes.readOnly)
+    }
+
+    /// A file only ever adds to the command line's dropped capabilities and system call denials,
+    /// even with override; its Environment= never reads swift-nspawn's own environment.
+    @Test func restrictionsOnlyGrow() throws {
+        let secret: (String) -> String? = { $0.hasPrefix("SYSTEMD_") || $0.hasPrefix("SWIFT_NSPAWN_") ? nil : "secret-\($0)" }
+        for trusted in [false, true] {
+            var file = try SettingsFile.parse(
+                "[Exec]\nDropCapability=\nDropCapability=CAP_MKNOD\nSystemCallFilter=\nSystemCallFilter=~@swap\n", path: "/m.nspawn")
+            file.trusted = trusted
+            var commandLine = CommandLineOptions()
+            try CommandLineParser.read(["-D", "/m", "--drop-capability=CAP_SYS_ADMIN", "--system-call-filter=~@clock"], into: &commandLine)
+            let (c, _) = try file.configuration(commandLine: commandLine, override: true, environment: secret)
+            #expect(!c.capabilities.bounding.contains(number: 21) && !c.capabilities.bounding.contains(number: 27))  // SYS_ADMIN, MKNOD
+            #expect(c.systemCallFilters == ["~@clock", "~@swap"])
+        }
+        #expect(failure("[Exec]\nEnvironment=A=1 SSH_AUTH_SOCK\n") == "/m.nspawn:2: Environment= takes NAME=VALUE assignments, not 'SSH_AUTH_SOCK'.")
+    }
+
     /// An untrusted file keeps what the tree alone may ask for and says which keys it ignored.
     @Test func untrustedSubset() throws {
         let (c, warnings) = try configure(
@@ -120,6 +158,9 @@ struct SettingsFileTests {
         #expect(failure("[Exec]\nHostname=ok\n\nKillSignal=SIGFOO\n").hasPrefix("/m.nspawn:4: "))
         #expect(failure("[Files]\nVolatile=sometimes\n").hasPrefix("/m.nspawn:2: Failed to parse --volatile= argument"))
         #expect(failure("[Exec]\nCapability=help\n") == "/m.nspawn:2: 'help' lists values on the command line only")
+        // A conflict a later line resolves is not the one blamed.
+        #expect(failure("[Exec]\nBoot=yes\nProcessTwo=yes\nProcessTwo=no\nKillSignal=SIGFOO\n").hasPrefix("/m.nspawn:5: "))
+        #expect(failure("[Exec]\nBoot=yes\nProcessTwo=yes\n").hasPrefix("/m.nspawn:3: "))
         #expect(throws: UserError.self) { try SettingsMode.parse("sometimes") }
         #expect(try SettingsMode.parse("false") == .no && SettingsMode.parse("override") == .override)
     }

@@ -283,10 +283,11 @@ public struct Configuration: Equatable, Sendable {
 
     static func parseBooleanValue(_ text: String) -> Bool? { try? parseBoolean(text, option: "") }
 
+    /// As systemd's parse_boolean: any case of these.
     static func parseBoolean(_ text: String, option: String) throws(UserError) -> Bool {
-        switch text {
-        case "yes", "true", "1", "on": return true
-        case "no", "false", "0", "off": return false
+        switch text.lowercased() {
+        case "1", "yes", "y", "true", "t", "on": return true
+        case "0", "no", "n", "false", "f", "off": return false
         default: throw UserError("Failed to parse \(option)= value: \(text)")
         }
     }

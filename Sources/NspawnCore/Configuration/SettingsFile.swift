@@ -41,19 +41,22 @@ struct SettingsFile: Equatable {
 
     static let trustedDirectories = ["/etc/systemd/nspawn", "/run/systemd/nspawn"]
 
-    /// The first NAME.nspawn of the trusted directories, else the one beside the tree or image.
-    static func find(name: String, besides directory: String, trustAll: Bool) -> (path: String, trusted: Bool)? {
+    /// The first NAME.nspawn of the trusted directories, else the one beside the tree or image
+    /// (`beside`: not in a trusted directory).
+    static func find(name: String, besides directory: String, trustAll: Bool) -> (path: String, trusted: Bool, beside: Bool)? {
         for trustedDirectory in trustedDirectories where FileSystem.exists("\(trustedDirectory)/\(name).nspawn") {
-            return ("\(trustedDirectory)/\(name).nspawn", true)
+            return ("\(trustedDirectory)/\(name).nspawn", true, false)
         }
         let beside = "\(directory == "/" ? "" : directory)/\(name).nspawn"
-        return FileSystem.exists(beside) ? (beside, trustAll) : nil
+        return FileSystem.exists(beside) ? (beside, trustAll, true) : nil
     }
 
-    static func load(_ path: String, trusted: Bool) throws(UserError) -> SettingsFile {
+    /// Reads and parses the file. One beside the tree is opened without following a symbolic link:
+    /// whoever may write there must not make us read a file of root's.
+    static func load(_ path: String, trusted: Bool, beside: Bool) throws(UserError) -> SettingsFile {
         let text: String
         switch Result(catching: { () throws(SyscallError) -> [UInt8]? in
-            let file = try FileSystem.open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+            let file = try FileSystem.open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (beside ? O_NOFOLLOW : 0))
             let st = try FileSystem.status(file, path: path)
             guard st.st_mode & S_IFMT == S_IFREG, st.st_size <= 1 << 20 else { return nil }
             return try FileSystem.readAll(fd: file.raw, path: path)
@@ -122,69 +125,101 @@ struct SettingsFile: Equatable {
         /// The value of this option (the last assignment wins).
         case value(String)
         /// Appended to this list option; `words`: split into words (quotes kept together) first.
-        /// An empty value empties the list.
         case list(String, words: Bool)
         /// A boolean: yes gives the first option (a flag), no the second (where there is one).
         case flag(String, off: String?)
-        /// The command's arguments (or init's, with Boot=).
+        /// The command's arguments (or init's, with Boot=), as words, appended.
         case parameters
         /// LimitNAME=: --rlimit=NAME=VALUE.
         case resourceLimit(String)
+        /// A key of systemd-nspawn's that swift-nspawn has no counterpart for: ignored, saying why.
+        case unsupported(String)
+    }
+
+    /// Keys that say one thing together (systemd-nspawn's SETTING_* masks): the command line's
+    /// options of a group and the file's keys of it are never mixed. Where the command line gave
+    /// any option of the group, the file's keys of it are ignored (unless --settings=override);
+    /// where the file's are used, they replace the command line's options of the group.
+    enum Group: String {
+        case start, network, users, journal, mounts, capabilities
+
+        /// The group's options, by long name or short letter.
+        var options: [String] {
+            switch self {
+            case .start: ["boot", "as-pid2"]
+            case .network:
+                [
+                    "private-network", "no-private-network", "network-namespace-path", "network-veth", "network-veth-extra", "network-bridge",
+                    "network-zone", "network-interface", "network-macvlan", "network-ipvlan", "port",
+                ]
+            case .users: ["private-users", "private-users-ownership", "U"]
+            case .journal: ["link-journal", "j"]
+            case .mounts: ["bind", "bind-ro", "tmpfs", "inaccessible", "overlay", "overlay-ro"]
+            case .capabilities: ["capability", "ambient-capability"]
+            }
+        }
     }
 
     struct Key: Equatable {
         var effect: Effect
         /// Ignored in an untrusted file: it gives the machine what its tree alone may not ask for.
         var trustedOnly = false
+        var group: Group? = nil
+        /// Only ever adds to the command line's list, whoever wins (DropCapability=,
+        /// SystemCallFilter=): a file can take capabilities and calls away, never give back what
+        /// the command line took.
+        var additive = false
     }
 
     static let keys: [String: Key] = {
         var keys: [String: Key] = [
-            "Exec/Boot": Key(effect: .flag("boot", off: nil)),
+            "Exec/Boot": Key(effect: .flag("boot", off: nil), group: .start),
             "Exec/Ephemeral": Key(effect: .flag("ephemeral", off: nil), trustedOnly: true),
-            "Exec/ProcessTwo": Key(effect: .flag("as-pid2", off: nil)),
-            "Exec/Parameters": Key(effect: .parameters),
+            "Exec/ProcessTwo": Key(effect: .flag("as-pid2", off: nil), group: .start),
+            "Exec/Parameters": Key(effect: .parameters, group: .start),
             "Exec/Environment": Key(effect: .list("setenv", words: true)),
             "Exec/User": Key(effect: .value("user")),
             "Exec/WorkingDirectory": Key(effect: .value("chdir")),
             "Exec/PivotRoot": Key(effect: .value("pivot-root")),
-            "Exec/Capability": Key(effect: .list("capability", words: true), trustedOnly: true),
-            "Exec/AmbientCapability": Key(effect: .list("ambient-capability", words: true), trustedOnly: true),
-            "Exec/DropCapability": Key(effect: .list("drop-capability", words: true)),
+            "Exec/Capability": Key(effect: .list("capability", words: true), trustedOnly: true, group: .capabilities),
+            "Exec/AmbientCapability": Key(effect: .list("ambient-capability", words: true), trustedOnly: true, group: .capabilities),
+            "Exec/DropCapability": Key(effect: .list("drop-capability", words: true), additive: true),
             "Exec/NoNewPrivileges": Key(effect: .value("no-new-privileges")),
             "Exec/KillSignal": Key(effect: .value("kill-signal")),
             "Exec/Personality": Key(effect: .value("personality")),
             "Exec/MachineID": Key(effect: .value("uuid"), trustedOnly: true),
-            "Exec/PrivateUsers": Key(effect: .value("private-users"), trustedOnly: true),
+            "Exec/PrivateUsers": Key(effect: .value("private-users"), trustedOnly: true, group: .users),
             "Exec/NotifyReady": Key(effect: .value("notify-ready")),
             // Deny-lists (~…) are honoured from any file; allow-lists only from a trusted one.
-            "Exec/SystemCallFilter": Key(effect: .list("system-call-filter", words: false)),
+            "Exec/SystemCallFilter": Key(effect: .list("system-call-filter", words: false), additive: true),
             "Exec/OOMScoreAdjust": Key(effect: .value("oom-score-adjust"), trustedOnly: true),
             "Exec/CPUAffinity": Key(effect: .value("cpu-affinity"), trustedOnly: true),
             "Exec/Hostname": Key(effect: .value("hostname")),
             "Exec/ResolvConf": Key(effect: .value("resolv-conf")),
             "Exec/Timezone": Key(effect: .value("timezone")),
-            "Exec/LinkJournal": Key(effect: .value("link-journal"), trustedOnly: true),
+            "Exec/LinkJournal": Key(effect: .value("link-journal"), trustedOnly: true, group: .journal),
             "Exec/SuppressSync": Key(effect: .value("suppress-sync")),
             "Files/ReadOnly": Key(effect: .flag("read-only", off: nil)),
             "Files/Volatile": Key(effect: .value("volatile")),
-            "Files/Bind": Key(effect: .list("bind", words: false), trustedOnly: true),
-            "Files/BindReadOnly": Key(effect: .list("bind-ro", words: false), trustedOnly: true),
+            "Files/Bind": Key(effect: .list("bind", words: false), trustedOnly: true, group: .mounts),
+            "Files/BindReadOnly": Key(effect: .list("bind-ro", words: false), trustedOnly: true, group: .mounts),
             "Files/BindUser": Key(effect: .list("bind-user", words: true), trustedOnly: true),
-            "Files/TemporaryFileSystem": Key(effect: .list("tmpfs", words: false), trustedOnly: true),
-            "Files/Inaccessible": Key(effect: .list("inaccessible", words: true), trustedOnly: true),
-            "Files/Overlay": Key(effect: .list("overlay", words: false), trustedOnly: true),
-            "Files/OverlayReadOnly": Key(effect: .list("overlay-ro", words: false), trustedOnly: true),
-            "Files/PrivateUsersOwnership": Key(effect: .value("private-users-ownership"), trustedOnly: true),
-            "Network/Private": Key(effect: .flag("private-network", off: "no-private-network"), trustedOnly: true),
-            "Network/VirtualEthernet": Key(effect: .flag("network-veth", off: nil), trustedOnly: true),
-            "Network/VirtualEthernetExtra": Key(effect: .list("network-veth-extra", words: false), trustedOnly: true),
-            "Network/Interface": Key(effect: .list("network-interface", words: true), trustedOnly: true),
-            "Network/MACVLAN": Key(effect: .list("network-macvlan", words: true), trustedOnly: true),
-            "Network/IPVLAN": Key(effect: .list("network-ipvlan", words: true), trustedOnly: true),
-            "Network/Bridge": Key(effect: .value("network-bridge"), trustedOnly: true),
-            "Network/Zone": Key(effect: .value("network-zone"), trustedOnly: true),
-            "Network/Port": Key(effect: .list("port", words: false), trustedOnly: true),
+            "Files/TemporaryFileSystem": Key(effect: .list("tmpfs", words: false), trustedOnly: true, group: .mounts),
+            "Files/Inaccessible": Key(effect: .list("inaccessible", words: true), trustedOnly: true, group: .mounts),
+            "Files/Overlay": Key(effect: .list("overlay", words: false), trustedOnly: true, group: .mounts),
+            "Files/OverlayReadOnly": Key(effect: .list("overlay-ro", words: false), trustedOnly: true, group: .mounts),
+            "Files/PrivateUsersOwnership": Key(effect: .value("private-users-ownership"), trustedOnly: true, group: .users),
+            "Files/PrivateUsersChown": Key(
+                effect: .unsupported("swift-nspawn never rewrites the tree's owners; PrivateUsersOwnership=map shows them mapped"), trustedOnly: true),
+            "Network/Private": Key(effect: .flag("private-network", off: "no-private-network"), trustedOnly: true, group: .network),
+            "Network/VirtualEthernet": Key(effect: .flag("network-veth", off: nil), trustedOnly: true, group: .network),
+            "Network/VirtualEthernetExtra": Key(effect: .list("network-veth-extra", words: false), trustedOnly: true, group: .network),
+            "Network/Interface": Key(effect: .list("network-interface", words: true), trustedOnly: true, group: .network),
+            "Network/MACVLAN": Key(effect: .list("network-macvlan", words: true), trustedOnly: true, group: .network),
+            "Network/IPVLAN": Key(effect: .list("network-ipvlan", words: true), trustedOnly: true, group: .network),
+            "Network/Bridge": Key(effect: .value("network-bridge"), trustedOnly: true, group: .network),
+            "Network/Zone": Key(effect: .value("network-zone"), trustedOnly: true, group: .network),
+            "Network/Port": Key(effect: .list("port", words: false), trustedOnly: true, group: .network),
         ]
         for name in ResourceLimit.names.map(\.0) {
             keys["Exec/Limit\(name)"] = Key(effect: .resourceLimit(name), trustedOnly: true)
@@ -195,13 +230,13 @@ struct SettingsFile: Equatable {
     // MARK: Applying it
 
     /// The command line's options with the file's settings carried in: where both say something the
-    /// command line wins, or with `override` the file. Returns them with the warnings to show (the
-    /// keys an untrusted file may not set). Values are checked by the configuration they make.
+    /// command line wins, or with `override` the file (a group of keys as a whole, see Group).
+    /// Returns them with the warnings to show (the keys an untrusted file may not set). Values are
+    /// checked by the configuration they make.
     func apply(to commandLine: CommandLineOptions, override: Bool) throws(UserError) -> (options: CommandLineOptions, warnings: [String]) {
-        var options = commandLine
         var warnings = self.warnings
         var ignored = Set<String>()
-        var replaced = Set<String>()
+        var usable: [(Assignment, Key)] = []
         for assignment in assignments {
             guard let key = Self.keys["\(assignment.section)/\(assignment.key)"] else { continue }
             let place = "\(path):\(assignment.line)"
@@ -214,85 +249,156 @@ struct SettingsFile: Equatable {
                 }
                 continue
             }
-            switch key.effect {
-            case .value(let name):
-                let spec = Self.option(name)
-                guard override || !Self.given(spec, in: commandLine) else { continue }
-                try Self.store(spec, assignment.value, into: &options, place: place)
-            case .list(let name, let words):
-                let spec = Self.option(name)
-                guard override || !Self.given(spec, in: commandLine) else { continue }
-                guard case .list(let path) = spec.store else { continue }
-                if replaced.insert(name).inserted || assignment.value.isEmpty { options[keyPath: path] = [] }
-                if assignment.value.isEmpty { continue }
-                options[keyPath: path] += words ? try Self.words(assignment.value, place: place) : [assignment.value]
-            case .flag(let on, let off):
-                let onSpec = Self.option(on)
-                let offSpec = off.map(Self.option)
-                guard override || !(Self.given(onSpec, in: commandLine) || offSpec.map { Self.given($0, in: commandLine) } ?? false) else { continue }
-                guard let flag = Configuration.parseBooleanValue(assignment.value) else {
-                    throw UserError("\(place): Failed to parse \(assignment.key)= value: \(assignment.value)")
-                }
-                if case .flag(let path, _) = onSpec.store { options[keyPath: path] = flag }
-                if let offSpec, case .flag(let path, _) = offSpec.store { options[keyPath: path] = !flag }
-            case .parameters:
-                guard override || commandLine.command.isEmpty else { continue }
-                options.command = try Self.words(assignment.value, place: place)
-            case .resourceLimit(let name):
-                let given = commandLine.resourceLimits.contains { $0.hasPrefix("\(name)=") || $0.hasPrefix("RLIMIT_\(name)=") }
-                guard override || !given else { continue }
-                options.resourceLimits.removeAll { $0.hasPrefix("\(name)=") || $0.hasPrefix("RLIMIT_\(name)=") }
-                options.resourceLimits.append("\(name)=\(assignment.value)")
+            if case .unsupported(let reason) = key.effect {
+                if ignored.insert(assignment.key).inserted { warnings.append("\(place): Ignoring \(assignment.key)=: \(reason).") }
+                continue
             }
+            // A boolean is checked even where the command line's group wins: the line is wrong either way.
+            if case .flag = key.effect, Configuration.parseBooleanValue(assignment.value) == nil {
+                throw UserError("\(place): Failed to parse \(assignment.key)= value: \(assignment.value)")
+            }
+            usable.append((assignment, key))
+        }
+
+        // Each unit (a group, an option, a limit) the file sets: kept from the command line, or replaced.
+        var options = commandLine
+        var decided: [String: Bool] = [:]
+        for (assignment, key) in usable {
+            let unit = Self.unit(of: key)
+            if decided[unit] == nil {
+                let given = Self.given(unit, in: commandLine)
+                decided[unit] = key.additive || override || !given
+                if decided[unit] == true && !key.additive { Self.clear(unit, in: &options) }
+            }
+            guard decided[unit] == true else { continue }
+            try apply(assignment, key, to: &options, commandLine: commandLine)
         }
         return (options, warnings)
     }
 
-    /// The configuration the command line and this file make, or the first line whose setting
-    /// makes it fail (with the option's own message).
+    private func apply(_ assignment: Assignment, _ key: Key, to options: inout CommandLineOptions, commandLine: CommandLineOptions) throws(UserError) {
+        let place = "\(path):\(assignment.line)"
+        switch key.effect {
+        case .value(let name):
+            switch Self.specs[name]?.store {
+            case .value(let path), .optionalValue(let path, _): options[keyPath: path] = assignment.value
+            default: return
+            }
+        case .list(let name, let words):
+            guard let spec = Self.specs[name], case .list(let path) = spec.store else { return }
+            // An empty value empties the list of what the file put there.
+            if assignment.value.isEmpty {
+                options[keyPath: path] = key.additive ? commandLine[keyPath: path] : []
+                return
+            }
+            let values = words ? try Self.words(assignment.value, place: place) : [assignment.value]
+            if assignment.key == "Environment", let bare = values.first(where: { !$0.contains("=") }) {
+                // Never a lookup in swift-nspawn's own environment, as a bare -E NAME makes.
+                throw UserError("\(place): Environment= takes NAME=VALUE assignments, not '\(bare)'.")
+            }
+            options[keyPath: path] += values
+        case .flag(let on, let off):
+            let flag = Configuration.parseBooleanValue(assignment.value) ?? false
+            if let spec = Self.specs[on], case .flag(let path, _) = spec.store { options[keyPath: path] = flag }
+            if let off, let spec = Self.specs[off], case .flag(let path, _) = spec.store { options[keyPath: path] = !flag }
+        case .parameters:
+            options.command += try Self.words(assignment.value, place: place)
+        case .resourceLimit(let name):
+            options.resourceLimits.removeAll { Self.limits(name, $0) }
+            options.resourceLimits.append("\(name)=\(assignment.value)")
+        case .unsupported:
+            return
+        }
+    }
+
+    /// The options by long name and by short letter.
+    private static let specs: [String: OptionSpec] = {
+        var specs: [String: OptionSpec] = [:]
+        for spec in OptionTable.all {
+            if let long = spec.long { specs[long] = spec }
+            if let short = spec.short { specs[String(short)] = spec }
+        }
+        return specs
+    }()
+
+    /// What a key is decided with: its group, its option, or its limit.
+    private static func unit(of key: Key) -> String {
+        if let group = key.group { return "group:\(group.rawValue)" }
+        switch key.effect {
+        case .value(let name), .list(let name, _), .flag(let name, _): return name
+        case .resourceLimit(let name): return "limit:\(name)"
+        case .parameters, .unsupported: return ""
+        }
+    }
+
+    private static func options(of unit: String) -> [String] {
+        if unit.hasPrefix("group:"), let group = Group(rawValue: String(unit.dropFirst("group:".count))) { return group.options }
+        return unit.hasPrefix("limit:") ? [] : [unit]
+    }
+
+    private static func limits(_ name: String, _ entry: String) -> Bool { entry.hasPrefix("\(name)=") || entry.hasPrefix("RLIMIT_\(name)=") }
+
+    /// Whether the command line gave any option of the unit.
+    private static func given(_ unit: String, in options: CommandLineOptions) -> Bool {
+        if unit.hasPrefix("limit:") { return options.resourceLimits.contains { limits(String(unit.dropFirst("limit:".count)), $0) } }
+        if unit == "group:start" && !options.command.isEmpty { return true }
+        return Self.options(of: unit).contains { name in
+            guard let spec = specs[name] else { return false }
+            switch spec.store {
+            case .flag(let path, let value): return options[keyPath: path] == value
+            case .value(let path), .optionalValue(let path, _): return options[keyPath: path] != nil
+            case .list(let path): return !options[keyPath: path].isEmpty
+            }
+        }
+    }
+
+    /// The unit's options as if the command line had not given them.
+    private static func clear(_ unit: String, in options: inout CommandLineOptions) {
+        if unit.hasPrefix("limit:") { options.resourceLimits.removeAll { limits(String(unit.dropFirst("limit:".count)), $0) } }
+        if unit == "group:start" { options.command = [] }
+        for name in Self.options(of: unit) {
+            guard let spec = specs[name] else { continue }
+            switch spec.store {
+            case .flag(let path, let value): options[keyPath: path] = !value
+            case .value(let path), .optionalValue(let path, _): options[keyPath: path] = nil
+            case .list(let path): options[keyPath: path] = []
+            }
+        }
+    }
+
+    /// The configuration the command line and this file make; where it fails, the error names the
+    /// line whose setting brought it: the first line from which the same error shows (found by
+    /// bisection, so a long file costs a few configurations, not one a line).
     func configuration(
         commandLine: CommandLineOptions, override: Bool, environment: (String) -> String?
     ) throws(UserError) -> (configuration: Configuration, warnings: [String]) {
         let (options, warnings) = try apply(to: commandLine, override: override)
+        func failure(of options: CommandLineOptions) -> String? {
+            do {
+                _ = try Configuration(options: options, environment: environment)
+                return nil
+            } catch {
+                return error is InformationRequest ? "'help' lists values on the command line only" : "\(error)"
+            }
+        }
         do {
             return (try Configuration(options: options, environment: environment), warnings)
         } catch {
-            // Which line: the first whose setting, added to those before it, makes the configuration fail.
-            for count in 1...max(1, assignments.count) {
+            let final = failure(of: options) ?? "\(error)"
+            func prefixFailure(_ count: Int) -> String? {
                 var prefix = self
                 prefix.assignments = Array(assignments.prefix(count))
-                guard let (partial, _) = try? prefix.apply(to: commandLine, override: override) else { continue }
-                do {
-                    _ = try Configuration(options: partial, environment: environment)
-                } catch let failure {
-                    let line = assignments.isEmpty ? 0 : assignments[count - 1].line
-                    let text = failure is InformationRequest ? "'help' lists values on the command line only" : "\(failure)"
-                    throw UserError("\(path):\(line): \(text)")
-                }
+                guard let (partial, _) = try? prefix.apply(to: commandLine, override: override) else { return nil }
+                return failure(of: partial)
             }
-            throw UserError("\(path): \(error)")
-        }
-    }
-
-    private static func option(_ name: String) -> OptionSpec {
-        guard let spec = OptionTable.long(Substring(name)) else { preconditionFailure("settings key for unknown option --\(name)") }
-        return spec
-    }
-
-    /// Whether the command line gave this option.
-    private static func given(_ spec: OptionSpec, in options: CommandLineOptions) -> Bool {
-        switch spec.store {
-        case .flag(let path, let value): options[keyPath: path] == value
-        case .value(let path), .optionalValue(let path, _): options[keyPath: path] != nil
-        case .list(let path): !options[keyPath: path].isEmpty
-        }
-    }
-
-    private static func store(_ spec: OptionSpec, _ value: String, into options: inout CommandLineOptions, place: String) throws(UserError) {
-        switch spec.store {
-        case .value(let path), .optionalValue(let path, _): options[keyPath: path] = value
-        case .list(let path): options[keyPath: path].append(value)
-        case .flag: throw UserError("\(place): internal error: a flag given a value")
+            var low = 1
+            var high = assignments.count
+            while low < high {
+                let middle = (low + high) / 2
+                if prefixFailure(middle) == final { high = middle } else { low = middle + 1 }
+            }
+            guard !assignments.isEmpty, prefixFailure(low) == final else { throw UserError("\(path): \(final)") }
+            throw UserError("\(path):\(assignments[low - 1].line): \(final)")
         }
     }
 

@@ -105,12 +105,19 @@ public struct MachineImage: Equatable, Sendable {
         if given == nil, let name = c.machineName {
             given = searchPath.lazy.flatMap { ["\($0)/\(name)", "\($0)/\(name).raw"] }.first(where: FileSystem.exists)
         }
-        guard let resolved = realpath(given ?? ".", nil) else { return nil }
-        let path = String(cString: resolved)
-        free(resolved)
+        // A tree --template= has yet to make has no canonical path: its name is in the one given.
+        var path = given ?? "."
+        if let resolved = realpath(path, nil) {
+            path = String(cString: resolved)
+            free(resolved)
+        } else {
+            path = (path.hasPrefix("/") ? "" : FileSystem.currentDirectory() + "/") + path
+            while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+        }
         var base = String(path.split(separator: "/").last ?? "")
         if c.directory == nil, path.hasSuffix(".raw"), let st = try? FileSystem.stat(path), !FileSystem.isDirectory(st.st_mode) { base.removeLast(4) }
         let name = c.machineName ?? MachineName.cleanup(base)
+        guard MachineName.isValid(name) else { return nil }
         let slash = path.lastIndex(of: "/") ?? path.startIndex
         return (name, slash == path.startIndex ? "/" : String(path[..<slash]))
     }
