@@ -35,9 +35,13 @@ struct ImageTests {
         }
         let image = try TestDiskImage(table: "gpt", [Partition(type: "root", name: "debian", sizeMiB: 400, content: .tree(tree))], name: "debian.raw")
         let host = HostState.capture()
+        // An ephemeral boot (its journal, its machine-id, its units' state all written to /) leaves
+        // the image's bytes as they were.
+        let pristine = try image.checksum()
         let ephemeral = try runNspawn(["-i", image.path, "-x", "--boot-test"], timeout: 120)
         #expect(ephemeral.status == 0, "\(ephemeral.stderr.suffix(2000))")
         #expect(ephemeral.stderr.contains("Boot test of debian: running"), "\(ephemeral.stderr.suffix(500))")
+        #expect(try image.checksum() == pristine)
         let booted = try runNspawn(["-i", image.path, "--boot-test"], timeout: 120)
         #expect(booted.status == 0, "\(booted.stderr.suffix(2000))")
         expectClean(image, since: host)

@@ -19,6 +19,8 @@ struct SettingsTests {
         Bind=/etc:/hostetc
         [Network]
         Port=8080
+        [X-Other]
+        Anything=1
         """
 
     static let script = "hostname; echo ${FROM_FILE:-none}; ls -d /hostetc 2>/dev/null || echo no-bind; grep CapBnd /proc/self/status"
@@ -96,6 +98,7 @@ struct SettingsTests {
             ("[Exec]\nHostname=ok\nBoot=sometimes\n", ":3: Failed to parse Boot= value: sometimes"),
             ("[Files]\nVolatile=maybe\n", ":2: Failed to parse --volatile= argument: maybe"),
             ("Boot=yes\n", ":1: Assignment outside of section."),
+            ("[Files]\nBnd=/etc:/x\n", ":2: Unknown key 'Bnd' in section [Files]."),
         ] {
             try writeSettings(text, for: machine)
             let host = HostState.capture()

@@ -31,9 +31,10 @@ struct SettingsFileTests {
 
     @Test func syntax() throws {
         let file = try SettingsFile.parse(
-            "# comment\n; also\n\n[Exec]\nBoot = yes\nParameters=a \\\n  b\n[Other]\nX=1\n[Files]\nNope=1\n", path: "/m.nspawn")
+            "# comment\n; also\n\n[Exec]\nBoot = yes\nParameters=a \\\n  b\n[Other]\nX=1\n", path: "/m.nspawn")
         #expect(file.assignments.map { "\($0.section)/\($0.key)=\($0.value)@\($0.line)" } == ["Exec/Boot=yes@5", "Exec/Parameters=a    b@6"])
-        #expect(file.warnings == ["/m.nspawn:8: Unknown section 'Other'. Ignoring.", "/m.nspawn:11: Unknown key 'Nope' in section [Files], ignoring."])
+        #expect(file.warnings == ["/m.nspawn:8: Unknown section 'Other'. Ignoring."])
+        #expect(failure("[Files]\nBnd=/a:/b\n") == "/m.nspawn:2: Unknown key 'Bnd' in section [Files].")
         #expect(failure("Boot=yes\n") == "/m.nspawn:1: Assignment outside of section.")
         #expect(failure("[Exec]\nBoot\n") == "/m.nspawn:2: Missing '='.")
         #expect(failure("[Exec\n") == "/m.nspawn:1: Invalid section header '[Exec'.")

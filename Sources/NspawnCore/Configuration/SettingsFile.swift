@@ -109,10 +109,9 @@ struct SettingsFile: Equatable {
             guard !key.isEmpty else { throw UserError("\(place): Missing key name before '='.") }
             guard ["Exec", "Files", "Network"].contains(section) else { continue }
             let value = String(whole[whole.index(after: equals)...]).trimmingCharacters(in: " \t")
-            guard keys["\(section)/\(key)"] != nil else {
-                file.warnings.append("\(place): Unknown key '\(key)' in section [\(section)], ignoring.")
-                continue
-            }
+            // A misspelt key would silently leave out what it meant to set (a bind, a port): an error,
+            // where systemd-nspawn warns. swift-nspawn knows every key of systemd-nspawn 252.
+            guard keys["\(section)/\(key)"] != nil else { throw UserError("\(place): Unknown key '\(key)' in section [\(section)].") }
             file.assignments.append(Assignment(section: section, key: key, value: value, line: pendingLine))
         }
         if !pending.isEmpty { throw UserError("\(path):\(pendingLine): Line continues past the end of the file.") }
