@@ -131,6 +131,13 @@ public enum Launcher {
     /// The configuration with the machine's .nspawn file read into it, where there is one and
     /// --settings= does not say no; its warnings said.
     private static func withSettingsFile(_ c: Configuration) throws -> Configuration {
+        if let bundle = c.ociBundle {
+            // A bundle's config.json takes the place of the .nspawn file, as with systemd-nspawn.
+            guard c.options.directory == nil else { throw UserError("--oci-bundle= may not be combined with --directory=: the bundle names its root.") }
+            let (configuration, _) = try OCIBundle.load(bundle).configuration(
+                commandLine: c.options, override: false, environment: Configuration.processEnvironment)
+            return configuration
+        }
         guard c.settings != .no, let (name, directory) = MachineImage.settingsLocation(c),
             let (path, trusted, beside) = SettingsFile.find(name: name, besides: directory, trustAll: c.settings == .trusted)
         else { return c }

@@ -92,7 +92,7 @@ import Testing
         (["--network-macvlan=a-very-long-interface"], "Network interface name not valid: a-very-long-interface"),
         (["--private-network", "--no-private-network"], "--private-network and --no-private-network contradict each other."),
         (["--settings=sometimes"], "Failed to parse --settings= argument: sometimes; known: yes, no, override, trusted."),
-        (["--oci-bundle=/b"], "--oci-bundle is not supported by swift-nspawn"),
+        (["--oci-bundle=/b", "-i", "/i.raw"], "--oci-bundle= may not be combined with --image= or --template=."),
         (["-D", "/m", "-i", "/i.raw"], "Please specify either --directory= or --image=, the combination of both is not supported."),
         (["--image-policy=root=bogus"], "Failed to parse image policy: root=bogus: unknown partition policy flag 'bogus'."),
         (["-i", "/i.raw", "--template=/t"], "--template= is not supported with --image=."),

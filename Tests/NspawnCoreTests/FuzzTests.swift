@@ -129,4 +129,46 @@ struct FuzzTests {
         }
         print("fuzz settings files: \(runs) inputs in \(Self.seconds) s from seed \(Self.seed), no failure")
     }
+
+    /// config.json of OCI bundles: runc's default one, damaged byte by byte, cut short, with
+    /// values swapped for the fuzz values; the JSON parser and the mapping must end in settings
+    /// or one line of error.
+    @Test func ociConfigs() throws {
+        var random = Generator(state: Self.seed ^ 0x0c1)
+        let base = Array(OCIBundleTests.config.utf8)
+        var commandLine = CommandLineOptions()
+        try CommandLineParser.read(["--oci-bundle=/b"], into: &commandLine)
+        let deadline = Date().addingTimeInterval(Self.seconds)
+        var runs = 0
+        while Date() < deadline {
+            var bytes = base
+            for _ in 0..<Int.random(in: 1...4, using: &random) {
+                switch Int.random(in: 0..<4, using: &random) {
+                case 0: bytes[Int.random(in: 0..<bytes.count, using: &random)] = UInt8.random(in: 0...255, using: &random)
+                case 1: bytes = Array(bytes.prefix(Int.random(in: 0...bytes.count, using: &random)))
+                case 2:
+                    // A string value replaced: the parser takes it, the mapping must judge it.
+                    let text = String(decoding: bytes, as: UTF8.self)
+                    let value = Self.values.randomElement(using: &random)!.replacingOccurrences(of: "\\", with: "").replacingOccurrences(of: "\"", with: "")
+                    bytes = Array(text.replacingOccurrences(of: "\"sh\"", with: "\"\(value)\"").replacingOccurrences(of: "\"oci\"", with: "\"\(value)\"").utf8)
+                default: bytes.insert(contentsOf: Array("[{\"".utf8), at: Int.random(in: 0...bytes.count, using: &random))
+                }
+                if bytes.isEmpty { break }
+            }
+            do {
+                let document = try JSONValue.parse(bytes)
+                let file = SettingsFile(
+                    path: "/b/config.json", trusted: true, assignments: try OCIBundle.assignments(document, bundle: "/b", path: "/b/config.json"),
+                    warnings: [])
+                _ = try file.configuration(commandLine: commandLine, override: false, environment: { _ in nil })
+            } catch let error as JSONValue.SyntaxError {
+                #expect(error.offset <= bytes.count)
+            } catch {
+                let message = "\(error)"
+                #expect(!message.contains("\n") && message.hasPrefix("/b/config.json"), "seed \(Self.seed): \(message)")
+            }
+            runs += 1
+        }
+        print("fuzz OCI configs: \(runs) inputs in \(Self.seconds) s from seed \(Self.seed), no failure")
+    }
 }

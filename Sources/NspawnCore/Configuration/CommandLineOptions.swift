@@ -5,6 +5,7 @@ public struct CommandLineOptions: Equatable, Sendable {
     var directory: String?
     var image: String?
     var settings: String?
+    var ociBundle: String?
     var imagePolicy: String?
     var machine: String?
     var hostname: String?
@@ -135,6 +136,8 @@ enum OptionTable {
                     long: "image", short: "i", store: .value(\.image), valueName: "PATH", help: "Disk image for the machine (GPT, MBR or a file system)"),
                 OptionSpec(
                     long: "image-policy", store: .value(\.imagePolicy), valueName: "POLICY", help: "Which partitions of the image to use, and how protected"),
+                OptionSpec(
+                    long: "oci-bundle", store: .value(\.ociBundle), valueName: "PATH", help: "OCI bundle to run: its config.json and root file system"),
                 OptionSpec(long: "read-only", store: .flag(\.readOnly, value: true), help: "Mount the root directory read-only"),
                 OptionSpec(
                     long: "ephemeral", short: "x", store: .flag(\.ephemeral, value: true),

@@ -74,6 +74,8 @@ public struct Configuration: Equatable, Sendable {
     /// --load-credential ID and file, read by the launcher.
     public var credentialFiles: [CredentialFile] = []
     public var command: [String] = []
+    /// --oci-bundle: an OCI bundle whose config.json is read as the machine's settings.
+    public var ociBundle: String?
     /// --settings: whether and how the machine's .nspawn file is read.
     public var settings: SettingsMode = .yes
     /// The command line as given, which a settings file's keys are carried into.
@@ -95,6 +97,11 @@ public struct Configuration: Equatable, Sendable {
             self.image = image
         }
         if let text = o.imagePolicy { imagePolicy = try ImagePolicy.parse(text) }
+        if let bundle = o.ociBundle {
+            guard !bundle.isEmpty else { throw UserError("OCI bundle path given with --oci-bundle may not be empty.") }
+            guard o.image == nil, o.template == nil else { throw UserError("--oci-bundle= may not be combined with --image= or --template=.") }
+            ociBundle = bundle
+        }
         if let machine = o.machine {
             guard MachineName.isValid(machine) else { throw UserError("Invalid machine name: \(machine)") }
             machineName = machine

@@ -31,6 +31,12 @@ struct SettingsFile: Equatable {
         var key: String
         var value: String
         var line: Int
+        /// Words given as such (an OCI bundle's arrays), not split from `value`.
+        var words: [String]? = nil
+        /// Where it came from, where that is not a line (an OCI bundle's field, such as process.args).
+        var field: String? = nil
+
+        func place(in path: String) -> String { field.map { "\(path): \($0)" } ?? "\(path):\(line)" }
     }
 
     var path: String
@@ -223,6 +229,11 @@ struct SettingsFile: Equatable {
         for name in ResourceLimit.names.map(\.0) {
             keys["Exec/Limit\(name)"] = Key(effect: .resourceLimit(name), trustedOnly: true)
         }
+        // What an OCI bundle says that no .nspawn key does (the parser takes no [OCI] section).
+        keys["OCI/Directory"] = Key(effect: .value("directory"), trustedOnly: true)
+        keys["OCI/Console"] = Key(effect: .value("console"), trustedOnly: true)
+        keys["OCI/NetworkNamespacePath"] = Key(effect: .value("network-namespace-path"), trustedOnly: true, group: .network)
+        keys["OCI/Property"] = Key(effect: .list("property", words: false), trustedOnly: true)
         return keys
     }()
 
@@ -238,7 +249,7 @@ struct SettingsFile: Equatable {
         var usable: [(Assignment, Key)] = []
         for assignment in assignments {
             guard let key = Self.keys["\(assignment.section)/\(assignment.key)"] else { continue }
-            let place = "\(path):\(assignment.line)"
+            let place = assignment.place(in: path)
             let allowList = assignment.key == "SystemCallFilter" && !assignment.value.hasPrefix("~") && !assignment.value.isEmpty
             if !trusted && (key.trustedOnly || allowList) {
                 if ignored.insert(assignment.key).inserted {
@@ -276,7 +287,7 @@ struct SettingsFile: Equatable {
     }
 
     private func apply(_ assignment: Assignment, _ key: Key, to options: inout CommandLineOptions, commandLine: CommandLineOptions) throws(UserError) {
-        let place = "\(path):\(assignment.line)"
+        let place = assignment.place(in: path)
         switch key.effect {
         case .value(let name):
             switch Self.specs[name]?.store {
@@ -286,11 +297,12 @@ struct SettingsFile: Equatable {
         case .list(let name, let words):
             guard let spec = Self.specs[name], case .list(let path) = spec.store else { return }
             // An empty value empties the list of what the file put there.
-            if assignment.value.isEmpty {
+            if assignment.value.isEmpty && assignment.words == nil {
                 options[keyPath: path] = key.additive ? commandLine[keyPath: path] : []
                 return
             }
-            let values = words ? try Self.words(assignment.value, place: place) : [assignment.value]
+            var values = assignment.words ?? [assignment.value]
+            if assignment.words == nil && words { values = try Self.words(assignment.value, place: place) }
             if assignment.key == "Environment", let bare = values.first(where: { !$0.contains("=") }) {
                 // Never a lookup in swift-nspawn's own environment, as a bare -E NAME makes.
                 throw UserError("\(place): Environment= takes NAME=VALUE assignments, not '\(bare)'.")
@@ -301,7 +313,7 @@ struct SettingsFile: Equatable {
             if let spec = Self.specs[on], case .flag(let path, _) = spec.store { options[keyPath: path] = flag }
             if let off, let spec = Self.specs[off], case .flag(let path, _) = spec.store { options[keyPath: path] = !flag }
         case .parameters:
-            options.command += try Self.words(assignment.value, place: place)
+            if let words = assignment.words { options.command += words } else { options.command += try Self.words(assignment.value, place: place) }
         case .resourceLimit(let name):
             options.resourceLimits.removeAll { Self.limits(name, $0) }
             options.resourceLimits.append("\(name)=\(assignment.value)")
@@ -397,7 +409,7 @@ struct SettingsFile: Equatable {
                 if prefixFailure(middle) == final { high = middle } else { low = middle + 1 }
             }
             guard !assignments.isEmpty, prefixFailure(low) == final else { throw UserError("\(path): \(final)") }
-            throw UserError("\(path):\(assignments[low - 1].line): \(final)")
+            throw UserError("\(assignments[low - 1].place(in: path)): \(final)")
         }
     }
 

@@ -13,7 +13,6 @@ enum UnavailableOptions {
         Entry(long: "root-hash", reason: verity),
         Entry(long: "root-hash-sig", reason: verity),
         Entry(long: "verity-data", reason: verity),
-        Entry(long: "oci-bundle", reason: "OCI bundles are not read yet; run the bundle's rootfs with -D and its process as the command"),
         Entry(long: "private-users-chown", reason: "swift-nspawn never rewrites the tree's owners; use --private-users-ownership=map"),
         Entry(long: "selinux-context", short: "Z", reason: "swift-nspawn has no SELinux support"),
         Entry(long: "selinux-apifs-context", short: "L", reason: "swift-nspawn has no SELinux support"),

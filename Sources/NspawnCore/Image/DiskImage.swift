@@ -29,12 +29,10 @@ public final class DiskImage {
     /// no directory NAME comes first in the same place (as systemd-nspawn).
     public static func find(_ configuration: Configuration) -> String? {
         if let image = configuration.image { return image }
-        guard configuration.directory == nil, let name = configuration.machineName else { return nil }
-        for directory in MachineImage.searchPath {
-            if FileSystem.exists("\(directory)/\(name)") { return nil }
-            if FileSystem.exists("\(directory)/\(name).raw") { return "\(directory)/\(name).raw" }
+        guard configuration.directory == nil, let name = configuration.machineName, let found = MachineImage.search(name), found.diskImage else {
+            return nil
         }
-        return nil
+        return found.path
     }
 
     /// Opens, locks, reads and mounts the image; on any failure nothing is left mounted or attached.
@@ -50,11 +48,11 @@ public final class DiskImage {
         var readOnly = askedReadOnly
         var image: OwnedFD
         do {
-            image = try FileSystem.open(file, (readOnly || throwAway ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY)
+            image = try FileSystem.open(file, (readOnly || throwAway ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
         } catch {
             guard !readOnly, [.readOnlyFileSystem, .permissionDenied, .notPermitted].contains(error.errno) else { throw error }
             // A read-only image makes a read-only machine, as with systemd-nspawn.
-            image = try FileSystem.open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY)
+            image = try FileSystem.open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
             readOnly = true
         }
         let st = try FileSystem.status(image, path: file)

@@ -44,6 +44,16 @@ public struct MachineImage: Equatable, Sendable {
     /// Where -M NAME is looked up when no -D is given, as systemd-nspawn does.
     public static let searchPath = ["/etc/machines", "/run/machines", "/var/lib/machines", "/usr/local/lib/machines", "/usr/lib/machines"]
 
+    /// -M NAME without -D or -i: the first tree NAME or disk image NAME.raw in the search path (in
+    /// each directory the tree first), and whether it is the image.
+    static func search(_ name: String) -> (path: String, diskImage: Bool)? {
+        for directory in searchPath {
+            if FileSystem.exists("\(directory)/\(name)") { return ("\(directory)/\(name)", false) }
+            if FileSystem.exists("\(directory)/\(name).raw") { return ("\(directory)/\(name).raw", true) }
+        }
+        return nil
+    }
+
     /// Finds the tree the configuration names: the mounted disk image, -D, else -M in the search
     /// path, else the current directory.
     public static func locate(_ configuration: Configuration, diskImage: DiskImage? = nil) throws -> MachineImage {
@@ -53,7 +63,7 @@ public struct MachineImage: Equatable, Sendable {
         } else if let directory = configuration.directory {
             given = directory
         } else if let name = configuration.machineName {
-            guard let found = searchPath.map({ "\($0)/\(name)" }).first(where: FileSystem.exists) else {
+            guard let found = search(name)?.path else {
                 throw UserError("No image for machine '\(name)' found in \(searchPath.joined(separator: ", ")).")
             }
             given = found
@@ -102,9 +112,8 @@ public struct MachineImage: Equatable, Sendable {
     /// nil where the tree cannot be found (locate says why).
     static func settingsLocation(_ c: Configuration) -> (name: String, directory: String)? {
         var given = c.image ?? c.directory
-        if given == nil, let name = c.machineName {
-            given = searchPath.lazy.flatMap { ["\($0)/\(name)", "\($0)/\(name).raw"] }.first(where: FileSystem.exists)
-        }
+        var diskImage = c.image != nil
+        if given == nil, let name = c.machineName, let found = search(name) { (given, diskImage) = (found.path, found.diskImage) }
         // A tree --template= has yet to make has no canonical path: its name is in the one given.
         var path = given ?? "."
         if let resolved = realpath(path, nil) {
@@ -115,7 +124,7 @@ public struct MachineImage: Equatable, Sendable {
             while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
         }
         var base = String(path.split(separator: "/").last ?? "")
-        if c.directory == nil, path.hasSuffix(".raw"), let st = try? FileSystem.stat(path), !FileSystem.isDirectory(st.st_mode) { base.removeLast(4) }
+        if diskImage, base.hasSuffix(".raw") { base.removeLast(4) }
         let name = c.machineName ?? MachineName.cleanup(base)
         guard MachineName.isValid(name) else { return nil }
         let slash = path.lastIndex(of: "/") ?? path.startIndex

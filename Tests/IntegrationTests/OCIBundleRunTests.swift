@@ -1,0 +1,79 @@
+import Foundation
+import Testing
+
+/// --oci-bundle: a busybox bundle whose config.json (as `runc spec` writes one, with a bind, a
+/// tmpfs, a read-only root and limits) is run as the machine.
+@Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
+struct OCIBundleRunTests {
+    private func bundle(_ extra: String = "") throws -> (TestMachine, URL) {
+        let machine = try TestMachine {
+            for directory in ["data", "scratch"] {
+                try FileManager.default.createDirectory(at: $0.appendingPathComponent(directory), withIntermediateDirectories: true)
+            }
+        }
+        let data = machine.directory.appendingPathComponent("hostdata")
+        try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
+        try "from the host\n".write(to: data.appendingPathComponent("f"), atomically: false, encoding: .utf8)
+        let script =
+            "hostname; pwd; echo $GREETING; cat /data/f; touch /x 2>/dev/null || echo ro-root; touch /scratch/y && echo scratch-w; ulimit -n; "
+            + "grep NoNewPrivs /proc/self/status | tr -d '\\t'"
+        let config = """
+            {
+              "ociVersion": "1.0.2",
+              "process": {
+                "terminal": false,
+                "user": {"uid": 0, "gid": 0},
+                "args": ["sh", "-c", "\(script)"],
+                "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "GREETING=hello oci"],
+                "cwd": "/tmp",
+                "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 512}],
+                "noNewPrivileges": true
+              },
+              "root": {"path": "\(machine.root.lastPathComponent)", "readonly": true},
+              "hostname": "ocimachine",
+              "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+                {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+                {"destination": "/data", "type": "bind", "source": "\(data.path)", "options": ["rbind", "ro"]},
+                {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=1777"]}
+              ],
+              "linux": {
+                "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+                "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "network"}],
+                "maskedPaths": ["/proc/kcore", "/proc/keys"],
+                "readonlyPaths": ["/proc/sys", "/proc/bus"]\(extra)
+              }
+            }
+            """
+        try config.write(to: machine.directory.appendingPathComponent("config.json"), atomically: false, encoding: .utf8)
+        return (machine, machine.directory)
+    }
+
+    @Test func runsTheBundle() throws {
+        let (machine, directory) = try bundle()
+        defer { withExtendedLifetime(machine) {} }
+        let host = HostState.capture()
+        let result = try runNspawn(["--oci-bundle=\(directory.path)", "-q"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(
+            result.lines == ["ocimachine", "/tmp", "hello oci", "from the host", "ro-root", "scratch-w", "512", "NoNewPrivs:1"],
+            "\(result.stdout) \(result.stderr)")
+        #expect(HostState.capture() == host)
+        // The command line wins over the bundle.
+        let ours = try runNspawn(["--oci-bundle=\(directory.path)", "-q", "--hostname=mine", "hostname"])
+        #expect(ours.lines == ["mine"], "\(ours.stderr)")
+    }
+
+    /// A field swift-nspawn cannot honour: one line naming it, status 1, nothing left.
+    @Test func unsupportedFieldIsRefused() throws {
+        let (machine, directory) = try bundle(#", "sysctl": {"net.ipv4.ip_forward": "1"}"#)
+        defer { withExtendedLifetime(machine) {} }
+        let host = HostState.capture()
+        let result = try runNspawn(["--oci-bundle=\(directory.path)"])
+        #expect(result.status == 1 && result.stderrLines == ["\(directory.path)/config.json: linux.sysctl: not supported by swift-nspawn."], "\(result.stderr)")
+        #expect(HostState.capture() == host)
+        let both = try runNspawn(["--oci-bundle=\(directory.path)", "-D", directory.path])
+        #expect(both.status == 1 && both.stderr.contains("--oci-bundle= may not be combined with --directory="), "\(both.stderr)")
+    }
+}

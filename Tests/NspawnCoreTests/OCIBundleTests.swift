@@ -1,0 +1,124 @@
+import Testing
+
+@testable import NspawnCore
+
+/// config.json as JSON, and as the options it stands for.
+struct OCIBundleTests {
+    private func parse(_ text: String) throws(JSONValue.SyntaxError) -> JSONValue { try JSONValue.parse(Array(text.utf8)) }
+
+    @Test func json() throws {
+        let value = try parse(#" {"a": [1, -2.5e3, true, false, null, "x\"\\\/\n\u00e9\ud83d\ude00"], "b": {}, "c": 18446744073709551615} "#)
+        #expect(value["a"]?.array?.count == 6)
+        #expect(value["a"]?.array?[5].string == "x\"\\/\né😀")
+        #expect(value["c"]?.uint64 == UInt64.max && value["a"]?.array?[0].int64 == 1)
+        #expect(value["b"] == .object([:]))
+        for bad in [
+            "", "{", "[1,]", "{\"a\":1,}", "{\"a\" 1}", "01", "1.", "-", "\"\\x\"", "\"\u{1}\"", "\"\\ud800\"", "[1] 2", "{\"a\":1,\"a\":2}", "tru",
+            String(repeating: "[", count: 100) + String(repeating: "]", count: 100),
+        ] {
+            #expect(throws: JSONValue.SyntaxError.self, "\(bad)") { try parse(bad) }
+        }
+    }
+
+    /// What `runc spec` writes, less its terminal, with a bind, a tmpfs and limits.
+    static let config = """
+        {
+          "ociVersion": "1.0.2",
+          "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh", "-c", "echo hi there"],
+            "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+            "cwd": "/tmp",
+            "capabilities": {
+              "bounding": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+              "effective": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+              "permitted": ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+              "ambient": ["CAP_KILL"]
+            },
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 512}],
+            "noNewPrivileges": true
+          },
+          "root": {"path": "rootfs", "readonly": true},
+          "hostname": "oci",
+          "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/data", "type": "bind", "source": "/srv", "options": ["rbind", "ro", "rprivate"]},
+            {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=1777"]}
+          ],
+          "linux": {
+            "resources": {"devices": [{"allow": false, "access": "rwm"}], "memory": {"limit": 104857600}},
+            "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "network"}],
+            "maskedPaths": ["/proc/kcore", "/sys/firmware"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+          }
+        }
+        """
+
+    private func configuration(_ json: String, commandLine: [String] = []) throws -> Configuration {
+        var options = CommandLineOptions()
+        try CommandLineParser.read(["--oci-bundle=/b"] + commandLine, into: &options)
+        let file = SettingsFile(
+            path: "/b/config.json", trusted: true, assignments: try OCIBundle.assignments(try parse(json), bundle: "/b", path: "/b/config.json"),
+            warnings: [])
+        return try file.configuration(commandLine: options, override: false, environment: { _ in nil }).configuration
+    }
+
+    @Test func runcSpecBecomesOptions() throws {
+        let c = try configuration(Self.config)
+        #expect(c.directory == "/b/rootfs" && c.readOnly && c.hostname == "oci" && c.console == .pipe)
+        #expect(c.command == ["sh", "-c", "echo hi there"] && c.workingDirectory == "/tmp")
+        #expect(c.environment == ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"])
+        #expect(c.capabilities.bounding == (try CapabilitySet.parse("CAP_AUDIT_WRITE,CAP_KILL,CAP_NET_BIND_SERVICE", option: "")))
+        #expect(c.capabilities.ambient == (try CapabilitySet.parse("CAP_KILL", option: "")) && c.capabilities.noNewPrivileges)
+        #expect(c.process.resourceLimits.map(\.soft) == [512] && c.process.resourceLimits.map(\.hard) == [1024])
+        #expect(c.binds.map(\.destination) == ["/data"] && c.tmpfs.map(\.destination) == ["/scratch"])
+        #expect(c.tmpfs.first?.options.contains("mode=1777") == true)
+        #expect(c.network.privateNetwork && c.userNamespace == .no && c.inaccessible == ["/sys/firmware"])
+        #expect(c.properties.count == 1)
+        // The command line wins.
+        let ours = try configuration(Self.config, commandLine: ["--hostname=mine", "/bin/true"])
+        #expect(ours.hostname == "mine" && ours.command == ["/bin/true"])
+    }
+
+    @Test func namespacesAndMappings() throws {
+        let shared = Self.config.replacingOccurrences(of: #", {"type": "network"}"#, with: "")
+        #expect(!(try configuration(shared)).network.privateNetwork)
+        let mapped = Self.config.replacingOccurrences(
+            of: #"{"type": "network"}]"#,
+            with:
+                #"{"type": "network"}, {"type": "user"}], "uidMappings": [{"containerID": 0, "hostID": 1048576, "size": 65536}], "gidMappings": [{"containerID": 0, "hostID": 1048576, "size": 65536}]"#
+        )
+        #expect(try configuration(mapped).userNamespace == .fixed(UIDRange(base: 1_048_576, count: 65536)))
+    }
+
+    /// What swift-nspawn cannot honour is refused, naming the field.
+    @Test func unsupportedFieldsAreNamed() throws {
+        let cases = [
+            (#""hostname": "oci","#, #""hostname": "oci", "hooks": {"prestart": [{"path": "/bin/true"}]},"#, "/b/config.json: hooks: not supported"),
+            (#""1.0.2""#, #""0.9""#, "ociVersion: a version 1.x"),
+            (#""maskedPaths""#, #""sysctl": {"net.ipv4.ip_forward": "1"}, "maskedPaths""#, "linux.sysctl: not supported"),
+            (#"{"type": "pid"}, "#, "", "linux.namespaces: swift-nspawn always gives a machine a pid namespace of its own."),
+            (
+                #""type": "bind", "source": "/srv", "options": ["rbind", "ro", "rprivate"]"#, #""type": "nfs", "source": "/srv", "options": ["ro"]"#,
+                "mounts[4]: a nfs mount on /data is not supported"
+            ),
+            (#""rbind", "ro""#, #""rbind", "nosuid""#, "mounts[4].options: nosuid not supported for binds."),
+            (#""memory": {"limit": 104857600}"#, #""memory": {"limit": 104857600, "swap": 1}"#, "linux.resources.memory.swap: not supported"),
+            (#""user": {"uid": 0, "gid": 0}"#, #""user": {"uid": 1000, "gid": 100}"#, "process.user.gid: differs from uid"),
+            (#""args": ["sh", "-c", "echo hi there"]"#, #""args": []"#, "process.args: missing or empty."),
+        ]
+        for (old, new, expected) in cases {
+            #expect(Self.config.contains(old), "\(old)")
+            do {
+                _ = try configuration(Self.config.replacingOccurrences(of: old, with: new))
+                Issue.record("accepted: \(expected)")
+            } catch {
+                #expect("\(error)".contains(expected), "\(error)")
+            }
+        }
+    }
+}
