@@ -1,8 +1,8 @@
 import Foundation
 import Testing
 
-/// --oci-bundle: a busybox bundle whose config.json (as `runc spec` writes one, with a bind, a
-/// tmpfs, a read-only root and limits) is run as the machine.
+/// --oci-bundle: a busybox bundle whose config.json (as `runc spec` writes one: its mounts, masks
+/// and read-only paths, with a bind, a tmpfs, a read-only root and limits) is run as the machine.
 @Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
 struct OCIBundleRunTests {
     private func bundle(_ extra: String = "") throws -> (TestMachine, URL) {
@@ -15,8 +15,10 @@ struct OCIBundleRunTests {
         try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
         try "from the host\n".write(to: data.appendingPathComponent("f"), atomically: false, encoding: .utf8)
         let script =
-            "hostname; pwd; echo $GREETING; cat /data/f; touch /x 2>/dev/null || echo ro-root; touch /scratch/y && echo scratch-w; ulimit -n; "
-            + "grep NoNewPrivs /proc/self/status | tr -d '\\t'"
+            "hostname; pwd; echo $GREETING; cat /data/f; touch /x 2>/dev/null || echo ro-root; touch /data/g 2>/dev/null || echo ro-data; "
+            + "touch /scratch/y && echo scratch-w; ulimit -n; grep NoNewPrivs /proc/self/status | tr -d '\\t'; "
+            + "mkdir /sys/fs/cgroup/x 2>/dev/null || echo ro-cgroup; echo 1 > /proc/sys/net/ipv4/ip_forward 2>/dev/null || echo ro-sysctl; "
+            + "cat /proc/asound/cards 2>/dev/null | wc -c"
         let config = """
             {
               "ociVersion": "1.0.2",
@@ -34,15 +36,20 @@ struct OCIBundleRunTests {
               "mounts": [
                 {"destination": "/proc", "type": "proc", "source": "proc"},
                 {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+                {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=620", "gid=5"]},
+                {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+                {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
                 {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+                {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
                 {"destination": "/data", "type": "bind", "source": "\(data.path)", "options": ["rbind", "ro"]},
                 {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=1777"]}
               ],
               "linux": {
                 "resources": {"devices": [{"allow": false, "access": "rwm"}]},
                 "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "network"}],
-                "maskedPaths": ["/proc/kcore", "/proc/keys"],
-                "readonlyPaths": ["/proc/sys", "/proc/bus"]\(extra)
+                "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+                  "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
+                "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]\(extra)
               }
             }
             """
@@ -57,7 +64,9 @@ struct OCIBundleRunTests {
         let result = try runNspawn(["--oci-bundle=\(directory.path)", "-q"])
         #expect(result.status == 0, "\(result.stderr)")
         #expect(
-            result.lines == ["ocimachine", "/tmp", "hello oci", "from the host", "ro-root", "scratch-w", "512", "NoNewPrivs:1"],
+            result.lines == [
+                "ocimachine", "/tmp", "hello oci", "from the host", "ro-root", "ro-data", "scratch-w", "512", "NoNewPrivs:1", "ro-cgroup", "ro-sysctl", "0",
+            ],
             "\(result.stdout) \(result.stderr)")
         #expect(HostState.capture() == host)
         // The command line wins over the bundle.
@@ -71,9 +80,19 @@ struct OCIBundleRunTests {
         defer { withExtendedLifetime(machine) {} }
         let host = HostState.capture()
         let result = try runNspawn(["--oci-bundle=\(directory.path)"])
-        #expect(result.status == 1 && result.stderrLines == ["\(directory.path)/config.json: linux.sysctl: not supported by swift-nspawn."], "\(result.stderr)")
+        let real = try FileManager.default.destinationOfSymbolicLinkOrSelf(directory.path)
+        #expect(result.status == 1 && result.stderrLines == ["\(real)/config.json: linux.sysctl: not supported by swift-nspawn."], "\(result.stderr)")
         #expect(HostState.capture() == host)
         let both = try runNspawn(["--oci-bundle=\(directory.path)", "-D", directory.path])
         #expect(both.status == 1 && both.stderr.contains("--oci-bundle= may not be combined with --directory="), "\(both.stderr)")
+    }
+}
+
+extension FileManager {
+    /// The path with every symbolic link in it resolved (realpath(3)).
+    func destinationOfSymbolicLinkOrSelf(_ path: String) throws -> String {
+        guard let resolved = realpath(path, nil) else { throw CocoaError(.fileNoSuchFile) }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 }

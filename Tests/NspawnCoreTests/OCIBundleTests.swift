@@ -7,20 +7,24 @@ struct OCIBundleTests {
     private func parse(_ text: String) throws(JSONValue.SyntaxError) -> JSONValue { try JSONValue.parse(Array(text.utf8)) }
 
     @Test func json() throws {
-        let value = try parse(#" {"a": [1, -2.5e3, true, false, null, "x\"\\\/\n\u00e9\ud83d\ude00"], "b": {}, "c": 18446744073709551615} "#)
+        let value = try parse(#" {"a": [1, -2.5e3, true, false, null, "x\"\\\/\t\u00e9\ud83d\ude00"], "b": {}, "c": 18446744073709551615} "#)
         #expect(value["a"]?.array?.count == 6)
-        #expect(value["a"]?.array?[5].string == "x\"\\/\né😀")
+        #expect(value["a"]?.array?[5].string == "x\"\\/\té😀")
         #expect(value["c"]?.uint64 == UInt64.max && value["a"]?.array?[0].int64 == 1)
         #expect(value["b"] == .object([:]))
         for bad in [
             "", "{", "[1,]", "{\"a\":1,}", "{\"a\" 1}", "01", "1.", "-", "\"\\x\"", "\"\u{1}\"", "\"\\ud800\"", "[1] 2", "{\"a\":1,\"a\":2}", "tru",
+            "\"\\u0000\"", "\"a\\nb\"",
             String(repeating: "[", count: 100) + String(repeating: "]", count: 100),
         ] {
             #expect(throws: JSONValue.SyntaxError.self, "\(bad)") { try parse(bad) }
         }
+        // Bytes that are not UTF-8 are refused, not repaired.
+        #expect(throws: JSONValue.SyntaxError.self) { try JSONValue.parse([0x22, 0xff, 0x22]) }
     }
 
-    /// What `runc spec` writes, less its terminal, with a bind, a tmpfs and limits.
+    /// What `runc spec` writes (its mounts, masks and read-only paths), less its terminal, with a
+    /// bind, a tmpfs and limits.
     static let config = """
         {
           "ociVersion": "1.0.2",
@@ -44,15 +48,19 @@ struct OCIBundleTests {
           "mounts": [
             {"destination": "/proc", "type": "proc", "source": "proc"},
             {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
             {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
             {"destination": "/data", "type": "bind", "source": "/srv", "options": ["rbind", "ro", "rprivate"]},
             {"destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "mode=1777"]}
           ],
           "linux": {
             "resources": {"devices": [{"allow": false, "access": "rwm"}], "memory": {"limit": 104857600}},
             "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "network"}],
-            "maskedPaths": ["/proc/kcore", "/sys/firmware"],
+            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
+              "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
           }
         }
@@ -77,11 +85,15 @@ struct OCIBundleTests {
         #expect(c.process.resourceLimits.map(\.soft) == [512] && c.process.resourceLimits.map(\.hard) == [1024])
         #expect(c.binds.map(\.destination) == ["/data"] && c.tmpfs.map(\.destination) == ["/scratch"])
         #expect(c.tmpfs.first?.options.contains("mode=1777") == true)
-        #expect(c.network.privateNetwork && c.userNamespace == .no && c.inaccessible == ["/sys/firmware"])
-        #expect(c.properties.count == 1)
-        // The command line wins.
-        let ours = try configuration(Self.config, commandLine: ["--hostname=mine", "/bin/true"])
+        #expect(c.network.privateNetwork && c.userNamespace == .no)
+        #expect(c.inaccessible == ["/proc/acpi", "/proc/asound", "/proc/latency_stats", "/proc/timer_stats", "/sys/firmware", "/proc/scsi"])
+        #expect(c.properties.count == 1 && c.cgroupReadOnly && c.procSysReadOnly)
+        // The command line wins; the bundle's masks and limits stay with other mounts and limits given.
+        let ours = try configuration(Self.config, commandLine: ["--hostname=mine", "--bind=/opt", "--property=CPUWeight=50", "/bin/true"])
         #expect(ours.hostname == "mine" && ours.command == ["/bin/true"])
+        #expect(ours.inaccessible.count == 6 && ours.properties.count == 2 && ours.binds.count == 1)
+        let memory = try configuration(Self.config, commandLine: ["--property=MemoryMax=1G"])
+        #expect(memory.properties == [.memoryMax(1 << 30)])
     }
 
     @Test func namespacesAndMappings() throws {
@@ -104,11 +116,23 @@ struct OCIBundleTests {
             (#"{"type": "pid"}, "#, "", "linux.namespaces: swift-nspawn always gives a machine a pid namespace of its own."),
             (
                 #""type": "bind", "source": "/srv", "options": ["rbind", "ro", "rprivate"]"#, #""type": "nfs", "source": "/srv", "options": ["ro"]"#,
-                "mounts[4]: a nfs mount on /data is not supported"
+                "mounts[7]: a nfs mount on /data is not supported"
             ),
-            (#""rbind", "ro""#, #""rbind", "nosuid""#, "mounts[4].options: nosuid not supported for binds."),
+            (#""rbind", "ro""#, #""rbind", "nosuid""#, "mounts[7].options: nosuid not supported for binds."),
             (#""memory": {"limit": 104857600}"#, #""memory": {"limit": 104857600, "swap": 1}"#, "linux.resources.memory.swap: not supported"),
-            (#""user": {"uid": 0, "gid": 0}"#, #""user": {"uid": 1000, "gid": 100}"#, "process.user.gid: differs from uid"),
+            (#""user": {"uid": 0, "gid": 0}"#, #""user": {"uid": 1000, "gid": 1000}"#, "process.user: swift-nspawn runs a bundle's process as UID 0"),
+            (#""user": {"uid": 0, "gid": 0}"#, #""user": {"uid": "1000", "gid": 0}"#, "process.user.uid: expected an integer"),
+            (#""user": {"uid": 0, "gid": 0}"#, #""user": {"uid": 1e3, "gid": 0}"#, "process.user.uid: expected an integer"),
+            (#""readonly": true"#, #""readonly": "true""#, "root.readonly: expected true or false."),
+            (#""noNewPrivileges": true"#, #""noNewPrivileges": true, "bogus": 1"#, "process.bogus: not supported by swift-nspawn."),
+            (#"{"type": "network"}]"#, #"{"type": "network"}, {"type": "pid"}]"#, "the pid namespace is listed twice."),
+            (#"{"type": "network"}]"#, #"{"type": "network"}, {"type": "user", "path": "/proc/1/ns/user"}]"#, "joining a user namespace is not supported"),
+            (
+                #""maskedPaths""#, #""uidMappings": [{"containerID": 0, "hostID": 65536, "size": 65536}], "maskedPaths""#,
+                "linux.uidMappings: given without a user namespace."
+            ),
+            (#""mode=1777"]}"#, #""mode=1777", "noexec"]}"#, "mounts[8].options: noexec not supported for tmpfs mounts."),
+            (#""size=65536k"]}"#, #""size=1g"]}"#, "mounts[1].options: size=1g on /dev: swift-nspawn mounts it its own way."),
             (#""args": ["sh", "-c", "echo hi there"]"#, #""args": []"#, "process.args: missing or empty."),
         ]
         for (old, new, expected) in cases {

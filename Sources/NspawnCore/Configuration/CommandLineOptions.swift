@@ -73,6 +73,10 @@ public struct CommandLineOptions: Equatable, Sendable {
     var loadCredentials: [String] = []
     var help = false
     var showVersion = false
+    /// Set by an OCI bundle only (no option): /proc/sys read-only even where the network namespace
+    /// is the machine's own; /sys/fs/cgroup read-only.
+    var procSysReadOnly = false
+    var cgroupReadOnly = false
     /// The payload's argv: everything from the first argument that is not an option, or after `--`.
     var command: [String] = []
 

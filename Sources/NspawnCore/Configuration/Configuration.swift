@@ -74,6 +74,10 @@ public struct Configuration: Equatable, Sendable {
     /// --load-credential ID and file, read by the launcher.
     public var credentialFiles: [CredentialFile] = []
     public var command: [String] = []
+    /// An OCI bundle's readonlyPaths /proc/sys: its network sysctls stay read-only too.
+    public var procSysReadOnly = false
+    /// An OCI bundle's read-only /sys/fs/cgroup.
+    public var cgroupReadOnly = false
     /// --oci-bundle: an OCI bundle whose config.json is read as the machine's settings.
     public var ociBundle: String?
     /// --settings: whether and how the machine's .nspawn file is read.
@@ -101,7 +105,13 @@ public struct Configuration: Equatable, Sendable {
             guard !bundle.isEmpty else { throw UserError("OCI bundle path given with --oci-bundle may not be empty.") }
             guard o.image == nil, o.template == nil else { throw UserError("--oci-bundle= may not be combined with --image= or --template=.") }
             ociBundle = bundle
+            guard o.settings == nil else { throw UserError("--settings= does not apply with --oci-bundle=: no .nspawn file is read.") }
+            guard o.nesting.flatMap(Configuration.parseBooleanValue) != true else {
+                throw UserError("--nesting=yes may not be combined with --oci-bundle=: it takes away the /proc masks a bundle asks for.")
+            }
         }
+        procSysReadOnly = o.procSysReadOnly
+        cgroupReadOnly = o.cgroupReadOnly
         if let machine = o.machine {
             guard MachineName.isValid(machine) else { throw UserError("Invalid machine name: \(machine)") }
             machineName = machine

@@ -126,7 +126,8 @@ struct SettingsFile: Equatable {
 
     // MARK: What each key does
 
-    enum Effect: Equatable {
+    /// @unchecked: key paths are immutable values (as in OptionSpec).
+    enum Effect: Equatable, @unchecked Sendable {
         /// The value of this option (the last assignment wins).
         case value(String)
         /// Appended to this list option; `words`: split into words (quotes kept together) first.
@@ -139,6 +140,8 @@ struct SettingsFile: Equatable {
         case resourceLimit(String)
         /// A key of systemd-nspawn's that swift-nspawn has no counterpart for: ignored, saying why.
         case unsupported(String)
+        /// An OCI bundle's setting that no option makes: set to true.
+        case internalFlag(WritableKeyPath<CommandLineOptions, Bool>)
     }
 
     /// Keys that say one thing together (systemd-nspawn's SETTING_* masks): the command line's
@@ -165,7 +168,7 @@ struct SettingsFile: Equatable {
         }
     }
 
-    struct Key: Equatable {
+    struct Key: Equatable, Sendable {
         var effect: Effect
         /// Ignored in an untrusted file: it gives the machine what its tree alone may not ask for.
         var trustedOnly = false
@@ -233,7 +236,12 @@ struct SettingsFile: Equatable {
         keys["OCI/Directory"] = Key(effect: .value("directory"), trustedOnly: true)
         keys["OCI/Console"] = Key(effect: .value("console"), trustedOnly: true)
         keys["OCI/NetworkNamespacePath"] = Key(effect: .value("network-namespace-path"), trustedOnly: true, group: .network)
-        keys["OCI/Property"] = Key(effect: .list("property", words: false), trustedOnly: true)
+        // A bundle's limits and masks only add to the command line's (a --property or --bind given
+        // must not drop them); for a property both name, the command line's value counts.
+        keys["OCI/Property"] = Key(effect: .list("property", words: false), trustedOnly: true, additive: true)
+        keys["OCI/Inaccessible"] = Key(effect: .list("inaccessible", words: false), trustedOnly: true, additive: true)
+        keys["OCI/ProcSysReadOnly"] = Key(effect: .internalFlag(\.procSysReadOnly), trustedOnly: true)
+        keys["OCI/CgroupReadOnly"] = Key(effect: .internalFlag(\.cgroupReadOnly), trustedOnly: true)
         return keys
     }()
 
@@ -303,6 +311,11 @@ struct SettingsFile: Equatable {
             }
             var values = assignment.words ?? [assignment.value]
             if assignment.words == nil && words { values = try Self.words(assignment.value, place: place) }
+            if assignment.key == "Property", let name = assignment.value.split(separator: "=").first,
+                commandLine.properties.contains(where: { $0.hasPrefix("\(name)=") })
+            {
+                return
+            }
             if assignment.key == "Environment", let bare = values.first(where: { !$0.contains("=") }) {
                 // Never a lookup in swift-nspawn's own environment, as a bare -E NAME makes.
                 throw UserError("\(place): Environment= takes NAME=VALUE assignments, not '\(bare)'.")
@@ -317,6 +330,8 @@ struct SettingsFile: Equatable {
         case .resourceLimit(let name):
             options.resourceLimits.removeAll { Self.limits(name, $0) }
             options.resourceLimits.append("\(name)=\(assignment.value)")
+        case .internalFlag(let path):
+            options[keyPath: path] = true
         case .unsupported:
             return
         }
@@ -339,6 +354,7 @@ struct SettingsFile: Equatable {
         case .value(let name), .list(let name, _), .flag(let name, _): return name
         case .resourceLimit(let name): return "limit:\(name)"
         case .parameters, .unsupported: return ""
+        case .internalFlag(let path): return "internal:\(path)"
         }
     }
 

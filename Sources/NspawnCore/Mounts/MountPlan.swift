@@ -104,7 +104,7 @@ struct MountPlan: Equatable, Sendable {
         ops.append(.api(.proc, path: "/proc", attributes: [.noSUID, .noDev, .noExec]))
         if !nesting {
             ops.append(.rebind(path: "/proc/sys", attributes: .lockedDown, required: true))
-            if c.privateNetwork && c.network.namespacePath == nil {
+            if c.privateNetwork && c.network.namespacePath == nil && !c.procSysReadOnly {
                 // The network namespace is the machine's own, so its sysctls may be too.
                 ops.append(.rebind(path: "/proc/sys/net", attributes: [.noSUID, .noDev, .noExec], required: true))
             }
@@ -118,7 +118,7 @@ struct MountPlan: Equatable, Sendable {
         } else {
             ops.append(.hostBind(source: "/sys", path: "/sys", attributes: .lockedDown))
         }
-        ops.append(.api(.cgroup2, path: "/sys/fs/cgroup", attributes: [.noSUID, .noDev, .noExec]))
+        ops.append(.api(.cgroup2, path: "/sys/fs/cgroup", attributes: c.cgroupReadOnly ? .lockedDown : [.noSUID, .noDev, .noExec]))
         ops.append(.api(.mqueue, path: "/dev/mqueue", attributes: [.noSUID, .noDev, .noExec]))
         hostMounts = ops
 

@@ -191,14 +191,18 @@ enum JSONValue: Equatable, Sendable {
             index += 1  // the opening quote
             var scalars = String.UnicodeScalarView()
             var runStart = index
-            func flushRun() {
-                scalars.append(contentsOf: String(decoding: bytes[runStart..<index], as: UTF8.self).unicodeScalars)
+            // Bytes that are not UTF-8 are refused, never repaired into other characters.
+            func flushRun() throws(SyntaxError) {
+                guard let run = String(validating: bytes[runStart..<index], as: UTF8.self) else {
+                    throw SyntaxError(offset: runStart, reason: "a string that is not UTF-8")
+                }
+                scalars.append(contentsOf: run.unicodeScalars)
             }
             while true {
                 guard index < bytes.count else { throw error("unterminated string") }
                 let byte = bytes[index]
                 if byte == UInt8(ascii: "\"") {
-                    flushRun()
+                    try flushRun()
                     index += 1
                     return String(scalars)
                 }
@@ -207,7 +211,7 @@ enum JSONValue: Equatable, Sendable {
                     index += 1
                     continue
                 }
-                flushRun()
+                try flushRun()
                 index += 1
                 guard index < bytes.count else { throw error("unterminated string") }
                 let escape = bytes[index]
@@ -216,11 +220,8 @@ enum JSONValue: Equatable, Sendable {
                 case UInt8(ascii: "\""): scalars.append("\"")
                 case UInt8(ascii: "\\"): scalars.append("\\")
                 case UInt8(ascii: "/"): scalars.append("/")
-                case UInt8(ascii: "b"): scalars.append("\u{8}")
-                case UInt8(ascii: "f"): scalars.append("\u{c}")
-                case UInt8(ascii: "n"): scalars.append("\n")
-                case UInt8(ascii: "r"): scalars.append("\r")
                 case UInt8(ascii: "t"): scalars.append("\t")
+                case UInt8(ascii: "b"), UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"): throw error("control character in a string")
                 case UInt8(ascii: "u"):
                     var code = try hex4()
                     if code >= 0xd800 && code < 0xdc00 {
@@ -234,6 +235,9 @@ enum JSONValue: Equatable, Sendable {
                         code = 0x10000 + ((code - 0xd800) << 10) + (low - 0xdc00)
                     }
                     guard let scalar = Unicode.Scalar(code) else { throw error("lone surrogate") }
+                    // Paths, arguments and variables reach C strings and one-line messages: no NUL,
+                    // no control characters but the tab.
+                    guard scalar.value >= 0x20 || scalar == "\t" else { throw error("control character in a string") }
                     scalars.append(scalar)
                 default:
                     throw error("bad escape")

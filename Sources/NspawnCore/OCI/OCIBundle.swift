@@ -6,12 +6,18 @@
 /// machine's settings, as systemd-nspawn reads one: the root directory, the process, the mounts,
 /// the namespaces and limits become the options that mean the same, carried in like a trusted
 /// .nspawn file (the command line wins; no .nspawn file is read). A field swift-nspawn cannot
-/// honour is refused naming it, never dropped.
+/// honour, of the wrong type, or unknown, is refused naming it, never dropped.
 enum OCIBundle {
-    /// The mounts an OCI runtime makes itself and swift-nspawn makes its own way (destination, types).
+    /// The mounts an OCI runtime makes itself and swift-nspawn makes its own way (destination,
+    /// types), and the options that ask for nothing swift-nspawn does not do there anyway (its
+    /// sizes and modes are its own). "ro" on /sys/fs/cgroup is honoured.
     static let apiMounts: [String: Set<String>] = [
         "/proc": ["proc"], "/dev": ["tmpfs"], "/dev/pts": ["devpts"], "/dev/shm": ["tmpfs"], "/dev/mqueue": ["mqueue"], "/sys": ["sysfs"],
         "/sys/fs/cgroup": ["cgroup", "cgroup2"],
+    ]
+    static let apiMountOptions: Set<String> = [
+        "nosuid", "nodev", "noexec", "strictatime", "relatime", "rw", "ro", "newinstance", "ptmxmode=0666", "mode=620", "gid=5", "mode=755",
+        "mode=1777", "size=65536k",
     ]
 
     static func load(_ bundle: String) throws(UserError) -> SettingsFile {
@@ -38,18 +44,71 @@ enum OCIBundle {
         } catch {
             throw UserError("\(path): not valid JSON: \(error)")
         }
-        return SettingsFile(path: path, trusted: true, assignments: try assignments(document, bundle: directory, path: path), warnings: [])
+        // A masked path of the kernel's (/proc, /sys) that this kernel lacks is not there to mask,
+        // as runc takes it (runc spec's list names some that newer kernels dropped).
+        let exists = { (masked: String) in !(masked.hasPrefix("/proc/") || masked.hasPrefix("/sys/")) || FileSystem.exists(masked) }
+        return SettingsFile(
+            path: path, trusted: true, assignments: try assignments(document, bundle: directory, path: path, kernelHas: exists), warnings: [])
     }
 
-    /// The settings the document stands for, each labelled with its field.
-    static func assignments(_ document: JSONValue, bundle: String, path: String) throws(UserError) -> [SettingsFile.Assignment] {
-        var result: [SettingsFile.Assignment] = []
-        func add(_ key: String, _ value: String = "", words: [String]? = nil, field: String) {
-            let parts = key.split(separator: "/")
-            result.append(.init(section: String(parts[0]), key: String(parts[1]), value: value, line: 0, words: words, field: field))
-        }
+    /// Reads config.json's values, each at its field; every read refuses a wrong type.
+    private struct Reader {
+        let path: String
+
         func refuse(_ field: String, _ reason: String) -> UserError { UserError("\(path): \(field): \(reason)") }
-        func unsupported(_ field: String, _ value: JSONValue?) throws(UserError) {
+
+        func object(_ value: JSONValue?, _ field: String, known: Set<String>) throws(UserError) -> [String: JSONValue]? {
+            guard let value, value != .null else { return nil }
+            guard let members = value.object else { throw refuse(field, "expected an object.") }
+            if let unknown = members.keys.sorted().first(where: { !known.contains($0) }) {
+                throw refuse(field.isEmpty ? unknown : "\(field).\(unknown)", "not supported by swift-nspawn.")
+            }
+            return members
+        }
+
+        func array(_ value: JSONValue?, _ field: String) throws(UserError) -> [JSONValue] {
+            guard let value, value != .null else { return [] }
+            guard let items = value.array else { throw refuse(field, "expected an array.") }
+            return items
+        }
+
+        func string(_ value: JSONValue?, _ field: String) throws(UserError) -> String? {
+            guard let value, value != .null else { return nil }
+            guard let text = value.string else { throw refuse(field, "expected a string.") }
+            return text
+        }
+
+        func strings(_ value: JSONValue?, _ field: String) throws(UserError) -> [String] {
+            var texts: [String] = []
+            for (index, item) in try array(value, field).enumerated() {
+                guard let text = item.string else { throw refuse("\(field)[\(index)]", "expected a string.") }
+                texts.append(text)
+            }
+            return texts
+        }
+
+        func bool(_ value: JSONValue?, _ field: String) throws(UserError) -> Bool? {
+            guard let value, value != .null else { return nil }
+            guard let flag = value.bool else { throw refuse(field, "expected true or false.") }
+            return flag
+        }
+
+        func integer(_ value: JSONValue?, _ field: String, in range: ClosedRange<Int64>) throws(UserError) -> Int64? {
+            guard let value, value != .null else { return nil }
+            guard let number = value.int64, range.contains(number) else {
+                throw refuse(field, "expected an integer from \(range.lowerBound) to \(range.upperBound).")
+            }
+            return number
+        }
+
+        func unsigned(_ value: JSONValue?, _ field: String) throws(UserError) -> UInt64? {
+            guard let value, value != .null else { return nil }
+            guard let number = value.uint64 else { throw refuse(field, "expected an unsigned integer.") }
+            return number
+        }
+
+        /// A field swift-nspawn has nothing for: refused unless empty.
+        func unsupported(_ value: JSONValue?, _ field: String) throws(UserError) {
             guard let value, value != .null else { return }
             switch value {
             case .string(let text) where text.isEmpty: return
@@ -58,186 +117,258 @@ enum OCIBundle {
             default: throw refuse(field, "not supported by swift-nspawn.")
             }
         }
-        func strings(_ value: JSONValue?, _ field: String) throws(UserError) -> [String] {
-            guard let value, value != .null else { return [] }
-            guard let items = value.array else { throw refuse(field, "expected an array of strings.") }
-            var texts: [String] = []
-            for item in items {
-                guard let text = item.string else { throw refuse(field, "expected an array of strings.") }
-                texts.append(text)
-            }
-            return texts
+    }
+
+    /// The settings the document stands for, each labelled with its field.
+    /// - Parameter kernelHas: whether a masked path of /proc or /sys is there to mask.
+    static func assignments(
+        _ document: JSONValue, bundle: String, path: String, kernelHas: (String) -> Bool = { _ in true }
+    ) throws(UserError) -> [SettingsFile.Assignment] {
+        let read = Reader(path: path)
+        var result: [SettingsFile.Assignment] = []
+        func add(_ key: String, _ value: String = "", words: [String]? = nil, field: String) {
+            let parts = key.split(separator: "/")
+            result.append(.init(section: String(parts[0]), key: String(parts[1]), value: value, line: 0, words: words, field: field))
         }
 
-        guard document.object != nil else { throw refuse("(document)", "expected an object.") }
-        guard let version = document["ociVersion"]?.string, version.hasPrefix("1.") else {
-            throw refuse("ociVersion", "a version 1.x of the OCI runtime specification is needed.")
+        let top = try read.object(
+            document, "", known: ["ociVersion", "process", "root", "hostname", "domainname", "mounts", "hooks", "annotations", "linux"])
+        guard let top else { throw read.refuse("(document)", "expected an object.") }
+        guard let version = try read.string(top["ociVersion"], "ociVersion"), version.hasPrefix("1.") else {
+            throw read.refuse("ociVersion", "a version 1.x of the OCI runtime specification is needed.")
         }
-        guard let rootPath = document["root"]?["path"]?.string, !rootPath.isEmpty else { throw refuse("root.path", "missing.") }
+        let root = try read.object(top["root"], "root", known: ["path", "readonly"])
+        guard let rootPath = try read.string(root?["path"], "root.path"), !rootPath.isEmpty else { throw read.refuse("root.path", "missing.") }
         add("OCI/Directory", rootPath.hasPrefix("/") ? rootPath : "\(bundle)/\(rootPath)", field: "root.path")
-        if document["root"]?["readonly"]?.bool == true { add("Files/ReadOnly", "yes", field: "root.readonly") }
-        if let hostname = document["hostname"]?.string, !hostname.isEmpty { add("Exec/Hostname", hostname, field: "hostname") }
-        try unsupported("domainname", document["domainname"])
-        try unsupported("hooks", document["hooks"])
-
-        if let process = document["process"], process != .null {
-            if let terminal = process["terminal"]?.bool { add("OCI/Console", terminal ? "interactive" : "pipe", field: "process.terminal") }
-            let arguments = try strings(process["args"], "process.args")
-            guard !arguments.isEmpty else { throw refuse("process.args", "missing or empty.") }
-            add("Exec/Parameters", words: arguments, field: "process.args")
-            let environment = try strings(process["env"], "process.env")
-            if !environment.isEmpty { add("Exec/Environment", words: environment, field: "process.env") }
-            if let cwd = process["cwd"]?.string, cwd != "/" { add("Exec/WorkingDirectory", cwd, field: "process.cwd") }
-            if let user = process["user"] {
-                let uid = user["uid"]?.uint64 ?? 0
-                let gid = user["gid"]?.uint64 ?? 0
-                if uid != 0 || gid != 0 {
-                    guard uid == gid else {
-                        throw refuse("process.user.gid", "differs from uid; swift-nspawn takes the user's group from the machine's /etc/passwd.")
-                    }
-                    add("Exec/User", "\(uid)", field: "process.user.uid")
-                }
-                try unsupported("process.user.additionalGids", user["additionalGids"])
-                if let umask = user["umask"], umask != .null, umask.uint64 != 0o022 {
-                    throw refuse("process.user.umask", "only the default 0022 is supported.")
-                }
-            }
-            if let capabilities = process["capabilities"], capabilities != .null {
-                let bounding = CapabilitySet.parseOrNil(try strings(capabilities["bounding"], "process.capabilities.bounding"))
-                guard let bounding else { throw refuse("process.capabilities.bounding", "unknown capability.") }
-                for set in ["effective", "permitted", "inheritable"] {
-                    let names = try strings(capabilities[set], "process.capabilities.\(set)")
-                    guard let other = CapabilitySet.parseOrNil(names), other.isSubset(of: bounding) else {
-                        throw refuse("process.capabilities.\(set)", "must be part of the bounding set (swift-nspawn keeps one set).")
-                    }
-                }
-                add("Exec/Capability", words: bounding.isEmpty ? [] : ["\(bounding)"], field: "process.capabilities.bounding")
-                let dropped = CapabilitySet.all.subtracting(bounding)
-                if !dropped.isEmpty { add("Exec/DropCapability", words: ["\(dropped)"], field: "process.capabilities.bounding") }
-                let ambient = try strings(capabilities["ambient"], "process.capabilities.ambient")
-                if !ambient.isEmpty { add("Exec/AmbientCapability", words: [ambient.joined(separator: ",")], field: "process.capabilities.ambient") }
-            }
-            for (index, limit) in (process["rlimits"]?.array ?? []).enumerated() {
-                guard let type = limit["type"]?.string, let soft = limit["soft"]?.uint64, let hard = limit["hard"]?.uint64 else {
-                    throw refuse("process.rlimits[\(index)]", "expected type, soft and hard.")
-                }
-                let name = type.hasPrefix("RLIMIT_") ? String(type.dropFirst("RLIMIT_".count)) : type
-                guard ResourceLimit.names.contains(where: { $0.0 == name }) else { throw refuse("process.rlimits[\(index)].type", "unknown limit \(type).") }
-                let text = { (value: UInt64) in value == UInt64.max ? "infinity" : "\(value)" }
-                add("Exec/Limit\(name)", "\(text(soft)):\(text(hard))", field: "process.rlimits[\(index)]")
-            }
-            if let flag = process["noNewPrivileges"]?.bool { add("Exec/NoNewPrivileges", flag ? "yes" : "no", field: "process.noNewPrivileges") }
-            if let score = process["oomScoreAdj"]?.int64 { add("Exec/OOMScoreAdjust", "\(score)", field: "process.oomScoreAdj") }
-            for field in ["apparmorProfile", "selinuxLabel", "ioPriority", "scheduler", "execCPUAffinity"] {
-                try unsupported("process.\(field)", process[field])
-            }
+        if try read.bool(root?["readonly"], "root.readonly") == true { add("Files/ReadOnly", "yes", field: "root.readonly") }
+        if let hostname = try read.string(top["hostname"], "hostname"), !hostname.isEmpty { add("Exec/Hostname", hostname, field: "hostname") }
+        try read.unsupported(top["domainname"], "domainname")
+        try read.unsupported(top["hooks"], "hooks")
+        // Metadata for whoever made the bundle; nothing for the machine.
+        if let annotations = top["annotations"], annotations != .null, annotations.object == nil {
+            throw read.refuse("annotations", "expected an object.")
         }
 
-        for (index, mount) in (document["mounts"]?.array ?? []).enumerated() {
+        try process(top["process"], read: read, add: add)
+        try mounts(top["mounts"], bundle: bundle, read: read, add: add)
+        try linux(top["linux"], read: read, kernelHas: kernelHas, add: add)
+        return result
+    }
+
+    private static func process(_ value: JSONValue?, read: Reader, add: (String, String, [String]?, String) -> Void) throws(UserError) {
+        let known: Set<String> = [
+            "terminal", "consoleSize", "user", "args", "commandLine", "env", "cwd", "capabilities", "rlimits", "noNewPrivileges", "oomScoreAdj",
+            "apparmorProfile", "selinuxLabel", "ioPriority", "scheduler", "execCPUAffinity",
+        ]
+        guard let process = try read.object(value, "process", known: known) else { return }
+        if let terminal = try read.bool(process["terminal"], "process.terminal") {
+            add("OCI/Console", terminal ? "interactive" : "pipe", nil, "process.terminal")
+        }
+        _ = try read.object(process["consoleSize"], "process.consoleSize", known: ["height", "width"])
+        let arguments = try read.strings(process["args"], "process.args")
+        guard !arguments.isEmpty else { throw read.refuse("process.args", "missing or empty.") }
+        add("Exec/Parameters", "", arguments, "process.args")
+        try read.unsupported(process["commandLine"], "process.commandLine")
+        let environment = try read.strings(process["env"], "process.env")
+        if !environment.isEmpty { add("Exec/Environment", "", environment, "process.env") }
+        if let cwd = try read.string(process["cwd"], "process.cwd"), cwd != "/" { add("Exec/WorkingDirectory", cwd, nil, "process.cwd") }
+        if let user = try read.object(process["user"], "process.user", known: ["uid", "gid", "umask", "additionalGids", "username"]) {
+            // The machine's user is found by name in its /etc/passwd, which could say anything
+            // about a number (a user named "1000" of UID 0): a bundle's process runs as root.
+            let uid = try read.integer(user["uid"], "process.user.uid", in: 0...0xffff_fffe) ?? 0
+            let gid = try read.integer(user["gid"], "process.user.gid", in: 0...0xffff_fffe) ?? 0
+            guard uid == 0, gid == 0 else { throw read.refuse("process.user", "swift-nspawn runs a bundle's process as UID 0 and GID 0 only.") }
+            try read.unsupported(user["additionalGids"], "process.user.additionalGids")
+            try read.unsupported(user["username"], "process.user.username")
+            if let umask = try read.unsigned(user["umask"], "process.user.umask"), umask != 0o022 {
+                throw read.refuse("process.user.umask", "only the default 0022 is supported.")
+            }
+        }
+        let capabilityKnown: Set<String> = ["bounding", "effective", "permitted", "inheritable", "ambient"]
+        if let capabilities = try read.object(process["capabilities"], "process.capabilities", known: capabilityKnown) {
+            guard let bounding = CapabilitySet.parseOrNil(try read.strings(capabilities["bounding"], "process.capabilities.bounding")) else {
+                throw read.refuse("process.capabilities.bounding", "unknown capability.")
+            }
+            for set in ["effective", "permitted", "inheritable"] {
+                let names = try read.strings(capabilities[set], "process.capabilities.\(set)")
+                guard let other = CapabilitySet.parseOrNil(names), other.isSubset(of: bounding) else {
+                    throw read.refuse("process.capabilities.\(set)", "must be part of the bounding set (swift-nspawn keeps one set).")
+                }
+            }
+            add("Exec/Capability", "", bounding.isEmpty ? [] : ["\(bounding)"], "process.capabilities.bounding")
+            let dropped = CapabilitySet.all.subtracting(bounding)
+            if !dropped.isEmpty { add("Exec/DropCapability", "", ["\(dropped)"], "process.capabilities.bounding") }
+            let ambient = try read.strings(capabilities["ambient"], "process.capabilities.ambient")
+            guard let ambientSet = CapabilitySet.parseOrNil(ambient), ambientSet.isSubset(of: bounding) else {
+                throw read.refuse("process.capabilities.ambient", "must be part of the bounding set.")
+            }
+            if !ambient.isEmpty { add("Exec/AmbientCapability", "", [ambient.joined(separator: ",")], "process.capabilities.ambient") }
+        }
+        for (index, value) in try read.array(process["rlimits"], "process.rlimits").enumerated() {
+            let field = "process.rlimits[\(index)]"
+            let limit = try read.object(value, field, known: ["type", "soft", "hard"])
+            guard let type = try read.string(limit?["type"], "\(field).type"), let soft = try read.unsigned(limit?["soft"], "\(field).soft"),
+                let hard = try read.unsigned(limit?["hard"], "\(field).hard")
+            else { throw read.refuse(field, "expected type, soft and hard.") }
+            let name = type.hasPrefix("RLIMIT_") ? String(type.dropFirst("RLIMIT_".count)) : type
+            guard ResourceLimit.names.contains(where: { $0.0 == name }) else { throw read.refuse("\(field).type", "unknown limit \(type).") }
+            let text = { (value: UInt64) in value == UInt64.max ? "infinity" : "\(value)" }
+            add("Exec/Limit\(name)", "\(text(soft)):\(text(hard))", nil, field)
+        }
+        if let flag = try read.bool(process["noNewPrivileges"], "process.noNewPrivileges") {
+            add("Exec/NoNewPrivileges", flag ? "yes" : "no", nil, "process.noNewPrivileges")
+        }
+        if let score = try read.integer(process["oomScoreAdj"], "process.oomScoreAdj", in: -1000...1000) {
+            add("Exec/OOMScoreAdjust", "\(score)", nil, "process.oomScoreAdj")
+        }
+        for field in ["apparmorProfile", "selinuxLabel", "ioPriority", "scheduler", "execCPUAffinity"] {
+            try read.unsupported(process[field], "process.\(field)")
+        }
+    }
+
+    private static func mounts(_ value: JSONValue?, bundle: String, read: Reader, add: (String, String, [String]?, String) -> Void) throws(UserError) {
+        let propagation: Set<String> = ["private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable"]
+        for (index, value) in try read.array(value, "mounts").enumerated() {
             let field = "mounts[\(index)]"
-            guard let destination = mount["destination"]?.string, destination.hasPrefix("/") else {
-                throw refuse("\(field).destination", "expected an absolute path.")
+            let mount = try read.object(value, field, known: ["destination", "type", "source", "options", "uidMappings", "gidMappings"]) ?? [:]
+            guard let destination = try read.string(mount["destination"], "\(field).destination"), destination.hasPrefix("/") else {
+                throw read.refuse("\(field).destination", "expected an absolute path.")
             }
-            let type = mount["type"]?.string ?? ""
-            let options = try strings(mount["options"], "\(field).options")
-            if OCIBundle.apiMounts[destination]?.contains(type) == true { continue }
-            try unsupported("\(field).uidMappings", mount["uidMappings"])
-            try unsupported("\(field).gidMappings", mount["gidMappings"])
-            let propagation: Set<String> = ["private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable"]
+            let type = try read.string(mount["type"], "\(field).type") ?? ""
+            let options = try read.strings(mount["options"], "\(field).options")
+            try read.unsupported(mount["uidMappings"], "\(field).uidMappings")
+            try read.unsupported(mount["gidMappings"], "\(field).gidMappings")
+            if apiMounts[destination]?.contains(type) == true {
+                let other = options.filter { !apiMountOptions.contains($0) && !propagation.contains($0) }
+                guard other.isEmpty else {
+                    throw read.refuse("\(field).options", "\(other.joined(separator: ",")) on \(destination): swift-nspawn mounts it its own way.")
+                }
+                if destination == "/sys/fs/cgroup" && options.contains("ro") { add("OCI/CgroupReadOnly", "", nil, field) }
+                continue
+            }
             if type == "bind" || options.contains("bind") || options.contains("rbind") {
-                guard let source = mount["source"]?.string, !source.isEmpty else { throw refuse("\(field).source", "missing.") }
+                guard let source = try read.string(mount["source"], "\(field).source"), !source.isEmpty else {
+                    throw read.refuse("\(field).source", "missing.")
+                }
                 let other = options.filter { !["bind", "rbind", "ro", "rw"].contains($0) && !propagation.contains($0) }
-                guard other.isEmpty else { throw refuse("\(field).options", "\(other.joined(separator: ",")) not supported for binds.") }
-                let readOnly = options.contains("ro")
+                guard other.isEmpty else { throw read.refuse("\(field).options", "\(other.joined(separator: ",")) not supported for binds.") }
                 add(
-                    readOnly ? "Files/BindReadOnly" : "Files/Bind",
-                    "\(source.hasPrefix("/") ? source : "\(bundle)/\(source)"):\(destination):\(options.contains("rbind") ? "rbind" : "norbind")",
-                    field: field)
+                    options.contains("ro") ? "Files/BindReadOnly" : "Files/Bind",
+                    "\(source.hasPrefix("/") ? source : "\(bundle)/\(source)"):\(destination):\(options.contains("rbind") ? "rbind" : "norbind")", nil,
+                    field)
             } else if type == "tmpfs" {
-                let flags: Set<String> = ["nosuid", "nodev", "noexec", "rw", "strictatime", "relatime", "noatime"]
+                // swift-nspawn's tmpfs mounts are nosuid and nodev; other mount flags it does not set.
+                let flags: Set<String> = ["nosuid", "nodev", "rw", "relatime"]
+                if let other = options.first(where: { ["noexec", "ro", "strictatime", "noatime", "nodiratime", "sync", "dirsync"].contains($0) }) {
+                    throw read.refuse("\(field).options", "\(other) not supported for tmpfs mounts.")
+                }
                 let data = options.filter { !flags.contains($0) && !propagation.contains($0) }
-                add("Files/TemporaryFileSystem", data.isEmpty ? destination : "\(destination):\(data.joined(separator: ","))", field: field)
+                add("Files/TemporaryFileSystem", data.isEmpty ? destination : "\(destination):\(data.joined(separator: ","))", nil, field)
             } else {
-                throw refuse(field, "a \(type.isEmpty ? "mount without a type" : "\(type) mount") on \(destination) is not supported by swift-nspawn.")
+                throw read.refuse(field, "a \(type.isEmpty ? "mount without a type" : "\(type) mount") on \(destination) is not supported by swift-nspawn.")
             }
         }
+    }
 
-        let linux = document["linux"] ?? .null
+    private static func linux(
+        _ value: JSONValue?, read: Reader, kernelHas: (String) -> Bool, add: (String, String, [String]?, String) -> Void
+    ) throws(UserError) {
+        let known: Set<String> = [
+            "namespaces", "uidMappings", "gidMappings", "maskedPaths", "readonlyPaths", "resources", "personality", "sysctl", "seccomp", "cgroupsPath",
+            "rootfsPropagation", "mountLabel", "intelRdt", "timeOffsets", "devices", "netDevices", "memoryPolicy",
+        ]
+        let linux = try read.object(value, "linux", known: known) ?? [:]
         // Each type listed, with the path to join ("" for a new one).
         var namespaces: [String: String] = [:]
-        for (index, namespace) in (linux["namespaces"]?.array ?? []).enumerated() {
-            guard let type = namespace["type"]?.string else { throw refuse("linux.namespaces[\(index)].type", "missing.") }
-            namespaces[type] = namespace["path"]?.string ?? ""
-        }
-        for type in ["pid", "mount", "ipc", "uts"] {
-            guard namespaces.keys.contains(type) else {
-                throw refuse("linux.namespaces", "swift-nspawn always gives a machine a \(type) namespace of its own.")
+        for (index, value) in try read.array(linux["namespaces"], "linux.namespaces").enumerated() {
+            let namespace = try read.object(value, "linux.namespaces[\(index)]", known: ["type", "path"])
+            guard let type = try read.string(namespace?["type"], "linux.namespaces[\(index)].type") else {
+                throw read.refuse("linux.namespaces[\(index)].type", "missing.")
             }
-            if let path = namespaces[type], !path.isEmpty {
-                throw refuse("linux.namespaces", "joining a \(type) namespace (\(path)) is not supported by swift-nspawn.")
+            guard ["pid", "mount", "ipc", "uts", "network", "user", "cgroup"].contains(type) else {
+                throw read.refuse("linux.namespaces[\(index)]", "a \(type) namespace is not supported by swift-nspawn.")
             }
+            guard namespaces[type] == nil else { throw read.refuse("linux.namespaces[\(index)]", "the \(type) namespace is listed twice.") }
+            let joined = try read.string(namespace?["path"], "linux.namespaces[\(index)].path") ?? ""
+            guard joined.isEmpty || type == "network" else {
+                throw read.refuse("linux.namespaces[\(index)].path", "joining a \(type) namespace is not supported by swift-nspawn.")
+            }
+            namespaces[type] = joined
         }
-        if let unknown = namespaces.keys.first(where: { !["pid", "mount", "ipc", "uts", "network", "user", "cgroup"].contains($0) }) {
-            throw refuse("linux.namespaces", "a \(unknown) namespace is not supported by swift-nspawn.")
+        for type in ["pid", "mount", "ipc", "uts"] where namespaces[type] == nil {
+            throw read.refuse("linux.namespaces", "swift-nspawn always gives a machine a \(type) namespace of its own.")
         }
         switch namespaces["network"] {
-        case nil: add("Network/Private", "no", field: "linux.namespaces")
-        case .some(let path) where !path.isEmpty: add("OCI/NetworkNamespacePath", path, field: "linux.namespaces")
-        default: add("Network/Private", "yes", field: "linux.namespaces")
+        case nil: add("Network/Private", "no", nil, "linux.namespaces")
+        case .some(let path) where !path.isEmpty: add("OCI/NetworkNamespacePath", path, nil, "linux.namespaces")
+        default: add("Network/Private", "yes", nil, "linux.namespaces")
         }
-        if namespaces.keys.contains("user") {
-            let uids = linux["uidMappings"]?.array ?? []
-            let gids = linux["gidMappings"]?.array ?? []
+        let uids = try read.array(linux["uidMappings"], "linux.uidMappings")
+        let gids = try read.array(linux["gidMappings"], "linux.gidMappings")
+        if namespaces["user"] != nil {
             if uids.isEmpty && gids.isEmpty {
-                add("Exec/PrivateUsers", "pick", field: "linux.namespaces")
+                add("Exec/PrivateUsers", "pick", nil, "linux.namespaces")
             } else {
-                guard uids.count == 1, gids.count == 1, uids[0]["containerID"]?.uint64 == 0, uids == gids, let host = uids[0]["hostID"]?.uint64,
-                    let size = uids[0]["size"]?.uint64
+                guard uids.count == 1, gids.count == 1, uids == gids, uids[0].object?.count == 3, uids[0]["containerID"]?.uint64 == 0,
+                    let host = uids[0]["hostID"]?.uint64, let size = uids[0]["size"]?.uint64
                 else {
-                    throw refuse("linux.uidMappings", "swift-nspawn maps one range from 0, the same for users and groups.")
+                    throw read.refuse("linux.uidMappings", "swift-nspawn maps one range from 0, the same for users and groups.")
                 }
-                add("Exec/PrivateUsers", "\(host):\(size)", field: "linux.uidMappings")
+                add("Exec/PrivateUsers", "\(host):\(size)", nil, "linux.uidMappings")
             }
         } else {
-            add("Exec/PrivateUsers", "no", field: "linux.namespaces")
+            guard uids.isEmpty && gids.isEmpty else { throw read.refuse("linux.uidMappings", "given without a user namespace.") }
+            add("Exec/PrivateUsers", "no", nil, "linux.namespaces")
         }
         // Those swift-nspawn masks anyway are masked its way (an empty file over the entry).
-        for path in try strings(linux["maskedPaths"], "linux.maskedPaths") where !MountPlan.maskedProcEntries.contains(path) {
-            add("Files/Inaccessible", words: [path], field: "linux.maskedPaths")
+        for masked in try read.strings(linux["maskedPaths"], "linux.maskedPaths") where !MountPlan.maskedProcEntries.contains(masked) && kernelHas(masked) {
+            add("OCI/Inaccessible", masked, nil, "linux.maskedPaths")
         }
         let readOnly = MountPlan.readOnlyProcEntries + ["/proc/sys", "/proc/sysrq-trigger"] + MountPlan.maskedProcEntries
-        for path in try strings(linux["readonlyPaths"], "linux.readonlyPaths") where !readOnly.contains(path) {
-            throw refuse("linux.readonlyPaths", "\(path) is not one swift-nspawn makes read-only.")
+        for entry in try read.strings(linux["readonlyPaths"], "linux.readonlyPaths") {
+            guard readOnly.contains(entry) else { throw read.refuse("linux.readonlyPaths", "\(entry) is not one swift-nspawn makes read-only.") }
+            // Where the network namespace is the machine's own, its sysctls are writable unless this says no.
+            if entry == "/proc/sys" { add("OCI/ProcSysReadOnly", "", nil, "linux.readonlyPaths") }
         }
-        if let resources = linux["resources"], resources != .null {
-            for (name, value) in resources.object ?? [:] {
-                switch name {
-                case "memory":
-                    for (key, limit) in value.object ?? [:] {
-                        guard key == "limit", let bytes = limit.int64 else { throw refuse("linux.resources.memory.\(key)", "not supported by swift-nspawn.") }
-                        if bytes >= 0 { add("OCI/Property", "MemoryMax=\(bytes)", field: "linux.resources.memory.limit") }
-                    }
-                case "pids":
-                    guard let limit = value["limit"]?.int64, value.object?.count == 1 else { throw refuse("linux.resources.pids", "expected a limit.") }
-                    if limit > 0 { add("OCI/Property", "TasksMax=\(limit)", field: "linux.resources.pids.limit") }
-                case "devices":
-                    // Denying every device is swift-nspawn's own policy; anything else is not.
-                    for (index, rule) in (value.array ?? []).enumerated() where !(rule["allow"]?.bool == false && rule["type"] == nil && rule["major"] == nil) {
-                        throw refuse("linux.resources.devices[\(index)]", "swift-nspawn allows the devices it makes, and no others.")
-                    }
-                default:
-                    try unsupported("linux.resources.\(name)", value)
-                }
+        try resources(linux["resources"], read: read, add: add)
+        if let personality = try read.object(linux["personality"], "linux.personality", known: ["domain", "flags"]) {
+            let domain = try read.string(personality["domain"], "linux.personality.domain") ?? ""
+            guard ["LINUX", "LINUX32"].contains(domain) else { throw read.refuse("linux.personality.domain", "unknown domain \(domain).") }
+            try read.unsupported(personality["flags"], "linux.personality.flags")
+            add("Exec/Personality", domain == "LINUX32" ? "x86" : "x86-64", nil, "linux.personality")
+        }
+        for field in [
+            "sysctl", "seccomp", "cgroupsPath", "rootfsPropagation", "mountLabel", "intelRdt", "timeOffsets", "devices", "netDevices", "memoryPolicy",
+        ] {
+            try read.unsupported(linux[field], "linux.\(field)")
+        }
+    }
+
+    private static func resources(_ value: JSONValue?, read: Reader, add: (String, String, [String]?, String) -> Void) throws(UserError) {
+        let known: Set<String> = ["memory", "pids", "devices", "cpu", "blockIO", "hugepageLimits", "network", "rdma", "unified"]
+        guard let resources = try read.object(value, "linux.resources", known: known) else { return }
+        if let memory = try read.object(resources["memory"], "linux.resources.memory", known: ["limit"]),
+            let bytes = try read.integer(memory["limit"], "linux.resources.memory.limit", in: -1...Int64.max), bytes >= 0
+        {
+            add("OCI/Property", "MemoryMax=\(bytes)", nil, "linux.resources.memory.limit")
+        }
+        if let pids = try read.object(resources["pids"], "linux.resources.pids", known: ["limit"]),
+            let limit = try read.integer(pids["limit"], "linux.resources.pids.limit", in: -1...Int64.max), limit > 0
+        {
+            add("OCI/Property", "TasksMax=\(limit)", nil, "linux.resources.pids.limit")
+        }
+        // Denying every device is swift-nspawn's own policy; anything else is not.
+        for (index, value) in try read.array(resources["devices"], "linux.resources.devices").enumerated() {
+            let rule = try read.object(value, "linux.resources.devices[\(index)]", known: ["allow", "type", "major", "minor", "access"])
+            guard try read.bool(rule?["allow"], "linux.resources.devices[\(index)].allow") == false, rule?["type"] == nil, rule?["major"] == nil,
+                rule?["minor"] == nil
+            else {
+                throw read.refuse("linux.resources.devices[\(index)]", "swift-nspawn allows the devices it makes, and no others.")
             }
         }
-        if let personality = linux["personality"]?["domain"]?.string {
-            guard ["LINUX", "LINUX32"].contains(personality) else { throw refuse("linux.personality.domain", "unknown domain \(personality).") }
-            add("Exec/Personality", personality == "LINUX32" ? "x86" : "x86-64", field: "linux.personality")
+        for field in ["cpu", "blockIO", "hugepageLimits", "network", "rdma", "unified"] {
+            try read.unsupported(resources[field], "linux.resources.\(field)")
         }
-        for field in ["sysctl", "seccomp", "cgroupsPath", "rootfsPropagation", "mountLabel", "intelRdt", "timeOffsets", "devices"] {
-            try unsupported("linux.\(field)", linux[field])
-        }
-        return result
     }
 }
 
