@@ -7,11 +7,11 @@ SWIFT ?= swift
 # reference implementations the benchmarks compare with).
 DEB_PACKAGES = pkg-config libsystemd-dev libseccomp-dev libcap-dev libblkid-dev busybox-static \
 	systemd-container dbus bubblewrap hyperfine util-linux bsdutils python3 gcc libc6-dev libstdc++-12-dev debootstrap \
-	iproute2 nftables fdisk e2fsprogs
+	iproute2 nftables fdisk e2fsprogs zsh
 
 RELEASE_BINARY = .build/release/swift-nspawn
 
-.PHONY: all deps vm-deps build check vm-check demo demo-busybox install bench clean
+.PHONY: all deps vm-deps build completions check vm-check demo demo-busybox install bench clean
 
 all: build
 
@@ -70,8 +70,15 @@ demo-busybox: build
 # /etc/systemd/system, so that `systemctl enable --now swift-nspawn@NAME` works.
 UNITDIR ?= /etc/systemd/system
 
-install: build
+# bash and zsh completions, made from the binary's --help (its one option table).
+COMPLETIONS = .build/completions
+completions: build
+	tools/make-completions $(RELEASE_BINARY) $(COMPLETIONS)
+
+install: build completions
 	install -D -m 0755 -s $(RELEASE_BINARY) $(DESTDIR)$(PREFIX)/bin/swift-nspawn
+	install -D -m 0644 $(COMPLETIONS)/swift-nspawn.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/swift-nspawn
+	install -D -m 0644 $(COMPLETIONS)/_swift-nspawn $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_swift-nspawn
 	install -D -m 0644 man/swift-nspawn.1 $(DESTDIR)$(PREFIX)/share/man/man1/swift-nspawn.1
 	install -D -m 0644 man/swift-nspawn@.service.5 $(DESTDIR)$(PREFIX)/share/man/man5/swift-nspawn@.service.5
 	install -d $(DESTDIR)$(UNITDIR)
