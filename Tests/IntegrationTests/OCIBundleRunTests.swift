@@ -5,7 +5,7 @@ import Testing
 /// and read-only paths, with a bind, a tmpfs, a read-only root and limits) is run as the machine.
 @Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
 struct OCIBundleRunTests {
-    private func bundle(_ extra: String = "") throws -> (TestMachine, URL) {
+    private func bundle(_ extra: String = "", user: String = #"{"uid": 0, "gid": 0}"#) throws -> (TestMachine, URL) {
         let machine = try TestMachine {
             for directory in ["data", "scratch"] {
                 try FileManager.default.createDirectory(at: $0.appendingPathComponent(directory), withIntermediateDirectories: true)
@@ -24,7 +24,7 @@ struct OCIBundleRunTests {
               "ociVersion": "1.0.2",
               "process": {
                 "terminal": false,
-                "user": {"uid": 0, "gid": 0},
+                "user": \(user),
                 "args": ["sh", "-c", "\(script)"],
                 "env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "GREETING=hello oci"],
                 "cwd": "/tmp",
@@ -72,6 +72,19 @@ struct OCIBundleRunTests {
         // The command line wins over the bundle.
         let ours = try runNspawn(["--oci-bundle=\(directory.path)", "-q", "--hostname=mine", "hostname"])
         #expect(ours.lines == ["mine"], "\(ours.stderr)")
+    }
+
+    /// process.user by number, with its supplementary groups as given (alice is in no group 5 of the
+    /// machine's /etc/group); within the machine's range of IDs.
+    @Test func numericUser() throws {
+        let (machine, directory) = try bundle(user: #"{"uid": 1000, "gid": 1000, "additionalGids": [5]}"#)
+        defer { withExtendedLifetime(machine) {} }
+        let result = try runNspawn(["--oci-bundle=\(directory.path)", "-q", "/bin/sh", "-c", "id -u; id -g; id -G; echo $HOME"])
+        #expect(result.lines == ["1000", "1000", "1000 5", "/home/alice"], "\(result.stdout) \(result.stderr)")
+        let (outside, far) = try bundle(user: #"{"uid": 70000, "gid": 70000}"#)
+        defer { withExtendedLifetime(outside) {} }
+        let refused = try runNspawn(["--oci-bundle=\(far.path)", "-U", "true"])
+        #expect(refused.status == 1 && refused.stderr.contains("lies outside the machine's 65536 IDs"), "\(refused.stderr)")
     }
 
     /// A field swift-nspawn cannot honour: one line naming it, status 1, nothing left.

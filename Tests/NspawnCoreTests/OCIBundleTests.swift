@@ -96,6 +96,16 @@ struct OCIBundleTests {
         #expect(memory.properties == [.memoryMax(1 << 30)])
     }
 
+    /// process.user as numbers, never a name looked up in the machine's passwd; -u given wins.
+    @Test func numericUser() throws {
+        let numeric = Self.config.replacingOccurrences(
+            of: #""user": {"uid": 0, "gid": 0}"#, with: #""user": {"uid": 1000, "gid": 100, "additionalGids": [10, 20]}"#)
+        let c = try configuration(numeric)
+        #expect(c.identity == NumericIdentity(parsing: "1000:100:10,20") && c.user == nil)
+        let named = try configuration(numeric, commandLine: ["-u", "alice"])
+        #expect(named.identity == nil && named.user == "alice")
+    }
+
     @Test func namespacesAndMappings() throws {
         let shared = Self.config.replacingOccurrences(of: #", {"type": "network"}"#, with: "")
         #expect(!(try configuration(shared)).network.privateNetwork)
@@ -120,7 +130,11 @@ struct OCIBundleTests {
             ),
             (#""rbind", "ro""#, #""rbind", "nosuid""#, "mounts[7].options: nosuid not supported for binds."),
             (#""memory": {"limit": 104857600}"#, #""memory": {"limit": 104857600, "swap": 1}"#, "linux.resources.memory.swap: not supported"),
-            (#""user": {"uid": 0, "gid": 0}"#, #""user": {"uid": 1000, "gid": 1000}"#, "process.user: swift-nspawn runs a bundle's process as UID 0"),
+            (
+                #""user": {"uid": 0, "gid": 0}"#, #""user": {"uid": 1000, "gid": 1000, "additionalGids": [10, "x"]}"#,
+                "process.user.additionalGids[1]: expected an integer"
+            ),
+            (#""user": {"uid": 0, "gid": 0}"#, #""user": {"uid": 0, "gid": 0, "username": "root"}"#, "process.user.username: not supported"),
             (#""user": {"uid": 0, "gid": 0}"#, #""user": {"uid": "1000", "gid": 0}"#, "process.user.uid: expected an integer"),
             (#""user": {"uid": 0, "gid": 0}"#, #""user": {"uid": 1e3, "gid": 0}"#, "process.user.uid: expected an integer"),
             (#""readonly": true"#, #""readonly": "true""#, "root.readonly: expected true or false."),

@@ -77,6 +77,8 @@ public struct CommandLineOptions: Equatable, Sendable {
     /// is the machine's own; /sys/fs/cgroup read-only.
     var procSysReadOnly = false
     var cgroupReadOnly = false
+    /// An OCI bundle's process.user: "UID:GID:GROUP,GROUP".
+    var identity: String?
     /// The payload's argv: everything from the first argument that is not an option, or after `--`.
     var command: [String] = []
 

@@ -16,6 +16,8 @@ public struct Configuration: Equatable, Sendable {
     public var environment: [String] = []
     public var workingDirectory: String?
     public var user: String?
+    /// An OCI bundle's numeric user (no name looked up in the machine's passwd).
+    public var identity: NumericIdentity?
     public var asPID2 = false
     public var boot = false
     /// --boot-test: the seconds to wait for the booted system; nil without a boot test.
@@ -112,6 +114,11 @@ public struct Configuration: Equatable, Sendable {
         }
         procSysReadOnly = o.procSysReadOnly
         cgroupReadOnly = o.cgroupReadOnly
+        if let text = o.identity {
+            guard let identity = NumericIdentity(parsing: text) else { throw UserError("Invalid numeric user: \(text)") }
+            guard user == nil else { throw UserError("--user= and an OCI bundle's process.user may not be combined.") }
+            self.identity = identity
+        }
         if let machine = o.machine {
             guard MachineName.isValid(machine) else { throw UserError("Invalid machine name: \(machine)") }
             machineName = machine

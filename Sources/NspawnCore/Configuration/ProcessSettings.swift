@@ -98,3 +98,23 @@ public struct ResourceLimit: Equatable, Sendable {
         return ResourceLimit(resource: resource, soft: soft, hard: hard)
     }
 }
+
+/// A user given by number (an OCI bundle's process.user): its IDs and supplementary groups as they
+/// are, with no name looked up in the machine's passwd.
+public struct NumericIdentity: Equatable, Sendable {
+    public var uid: UInt32
+    public var gid: UInt32
+    public var groups: [UInt32]
+
+    /// "UID:GID:GROUP,GROUP" (the groups may be empty).
+    init?(parsing text: String) {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 3, let uid = UInt32(parts[0]), let gid = UInt32(parts[1]), uid != UInt32.max, gid != UInt32.max else { return nil }
+        var groups: [UInt32] = []
+        for group in parts[2].split(separator: ",") {
+            guard let id = UInt32(group), id != UInt32.max else { return nil }
+            groups.append(id)
+        }
+        (self.uid, self.gid, self.groups) = (uid, gid, groups)
+    }
+}

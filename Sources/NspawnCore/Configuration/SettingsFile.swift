@@ -140,8 +140,9 @@ struct SettingsFile: Equatable {
         case resourceLimit(String)
         /// A key of systemd-nspawn's that swift-nspawn has no counterpart for: ignored, saying why.
         case unsupported(String)
-        /// An OCI bundle's setting that no option makes: set to true.
+        /// An OCI bundle's setting that no option makes: set to true, or to the value.
         case internalFlag(WritableKeyPath<CommandLineOptions, Bool>)
+        case internalValue(WritableKeyPath<CommandLineOptions, String?>)
     }
 
     /// Keys that say one thing together (systemd-nspawn's SETTING_* masks): the command line's
@@ -149,7 +150,7 @@ struct SettingsFile: Equatable {
     /// any option of the group, the file's keys of it are ignored (unless --settings=override);
     /// where the file's are used, they replace the command line's options of the group.
     enum Group: String {
-        case start, network, users, journal, mounts, capabilities
+        case start, network, users, journal, mounts, capabilities, user
 
         /// The group's options, by long name or short letter.
         var options: [String] {
@@ -164,6 +165,8 @@ struct SettingsFile: Equatable {
             case .journal: ["link-journal", "j"]
             case .mounts: ["bind", "bind-ro", "tmpfs", "inaccessible", "overlay", "overlay-ro"]
             case .capabilities: ["capability", "ambient-capability"]
+            // An OCI bundle's numeric user and -u: one or the other.
+            case .user: ["user"]
             }
         }
     }
@@ -242,6 +245,7 @@ struct SettingsFile: Equatable {
         keys["OCI/Inaccessible"] = Key(effect: .list("inaccessible", words: false), trustedOnly: true, additive: true)
         keys["OCI/ProcSysReadOnly"] = Key(effect: .internalFlag(\.procSysReadOnly), trustedOnly: true)
         keys["OCI/CgroupReadOnly"] = Key(effect: .internalFlag(\.cgroupReadOnly), trustedOnly: true)
+        keys["OCI/Identity"] = Key(effect: .internalValue(\.identity), trustedOnly: true, group: .user)
         return keys
     }()
 
@@ -332,6 +336,8 @@ struct SettingsFile: Equatable {
             options.resourceLimits.append("\(name)=\(assignment.value)")
         case .internalFlag(let path):
             options[keyPath: path] = true
+        case .internalValue(let path):
+            options[keyPath: path] = assignment.value
         case .unsupported:
             return
         }
@@ -355,6 +361,7 @@ struct SettingsFile: Equatable {
         case .resourceLimit(let name): return "limit:\(name)"
         case .parameters, .unsupported: return ""
         case .internalFlag(let path): return "internal:\(path)"
+        case .internalValue(let path): return "internal:\(path)"
         }
     }
 

@@ -37,8 +37,9 @@ enum Payload {
         do {
             // Read once from the machine's own files, before the switch: for the IDs and the environment.
             let user = try spec.user.map(lookUpUser)
-            try become(spec, confinement: confinement, user: user, controllingTerminal: console != nil)
-            environment = try Self.environment(spec, user: user)
+            let ids = spec.identity.map { (uid: $0.uid, gid: $0.gid, groups: $0.groups) } ?? user.map(identity)
+            try become(spec, confinement: confinement, ids: ids, controllingTerminal: console != nil)
+            environment = try Self.environment(spec, user: user ?? spec.identity.map(numericUser))
         } catch {
             printError("\(error)")
             _exit(1)
@@ -63,7 +64,9 @@ enum Payload {
     /// payload, in this order: what the system call filter could deny is done before it is installed
     /// (so a --system-call-filter can never leave a descriptor open or a signal blocked), and the
     /// filter is installed while we still have CAP_SYS_ADMIN, before a --user switch drops it.
-    private static func become(_ spec: PayloadPlan, confinement: PayloadConfinement, user: PasswdEntry?, controllingTerminal: Bool) throws {
+    private static func become(
+        _ spec: PayloadPlan, confinement: PayloadConfinement, ids: (uid: UInt32, gid: UInt32, groups: [UInt32])?, controllingTerminal: Bool
+    ) throws {
         if controllingTerminal {
             try sys("ioctl(TIOCSCTTY)", path: "/dev/console") { ioctl(0, UInt(TIOCSCTTY), 0) }
         }
@@ -71,7 +74,7 @@ enum Payload {
             try sys("personality", path: "PER_LINUX32") { nsp_personality(persona) }
         }
         try confine(confinement)
-        try confinement.capabilities.apply(switchingTo: user.map(identity))
+        try confinement.capabilities.apply(switchingTo: ids)
         // The kernel forgets the parent-death signal when credentials change.
         ProcessLifetime.dieWithParent()
         if let directory = spec.workingDirectory {
@@ -117,7 +120,7 @@ enum Payload {
             "USER=\(user?.name ?? "root")",
             "LOGNAME=\(user?.name ?? "root")",
         ]
-        if let shell = user?.shell { env.append("SHELL=\(shell)") }
+        if let shell = user?.shell, !shell.isEmpty { env.append("SHELL=\(shell)") }
         // Later assignments win, as in systemd's strv_env_merge().
         for assignment in spec.environment {
             let name = assignment.prefix { $0 != "=" }
@@ -133,6 +136,14 @@ enum Payload {
             throw UserError("Failed to resolve user \(name): no such user in the machine's /etc/passwd.")
         }
         return entry
+    }
+
+    /// A numeric user as the environment names it: its passwd entry's name, home and shell where
+    /// the machine has one for the UID, else the number and /.
+    static func numericUser(_ identity: NumericIdentity) -> PasswdEntry {
+        let passwd = UserDatabase.parsePasswd((try? FileSystem.readFile("/etc/passwd")) ?? "")
+        let entry = passwd.first { $0.uid == identity.uid }
+        return PasswdEntry(name: entry?.name ?? "\(identity.uid)", uid: identity.uid, gid: identity.gid, home: entry?.home ?? "/", shell: entry?.shell ?? "")
     }
 
     /// The user's IDs and supplementary groups, from the machine's own passwd and group files.

@@ -173,12 +173,17 @@ enum OCIBundle {
         if !environment.isEmpty { add("Exec/Environment", "", environment, "process.env") }
         if let cwd = try read.string(process["cwd"], "process.cwd"), cwd != "/" { add("Exec/WorkingDirectory", cwd, nil, "process.cwd") }
         if let user = try read.object(process["user"], "process.user", known: ["uid", "gid", "umask", "additionalGids", "username"]) {
-            // The machine's user is found by name in its /etc/passwd, which could say anything
-            // about a number (a user named "1000" of UID 0): a bundle's process runs as root.
+            // The IDs as they are: never a name looked up in the machine's passwd, which could say
+            // anything about a number (a user named "1000" of UID 0).
             let uid = try read.integer(user["uid"], "process.user.uid", in: 0...0xffff_fffe) ?? 0
             let gid = try read.integer(user["gid"], "process.user.gid", in: 0...0xffff_fffe) ?? 0
-            guard uid == 0, gid == 0 else { throw read.refuse("process.user", "swift-nspawn runs a bundle's process as UID 0 and GID 0 only.") }
-            try read.unsupported(user["additionalGids"], "process.user.additionalGids")
+            var groups: [Int64] = []
+            for (index, value) in try read.array(user["additionalGids"], "process.user.additionalGids").enumerated() {
+                groups.append(try read.integer(value, "process.user.additionalGids[\(index)]", in: 0...0xffff_fffe) ?? 0)
+            }
+            if uid != 0 || gid != 0 || !groups.isEmpty {
+                add("OCI/Identity", "\(uid):\(gid):\(groups.map(String.init).joined(separator: ","))", nil, "process.user")
+            }
             try read.unsupported(user["username"], "process.user.username")
             if let umask = try read.unsigned(user["umask"], "process.user.umask"), umask != 0o022 {
                 throw read.refuse("process.user.umask", "only the default 0022 is supported.")

@@ -138,6 +138,13 @@ struct MachinePlan: Equatable, Sendable {
             machineID: machineID, term: console == .pipe ? host.term : host.term ?? "vt220", hostEnvironment: host.hostEnvironment,
             process: c.process, credentialsDirectory: credentials.isEmpty ? nil : MountPlan.credentialsPath,
             container: c.switches.containerService)
+        payload.identity = c.identity
+        if let identity = c.identity, let idRange {
+            // The machine has the IDs below its range's size; setresuid() to another fails.
+            for id in [identity.uid, identity.gid] + identity.groups where id >= idRange.count {
+                throw UserError("The OCI bundle's user or group \(id) lies outside the machine's \(idRange.count) IDs.")
+            }
+        }
         killSignal = c.killSignal
         notifyReady = c.notifyReady
         bootTestTimeout = c.bootTestTimeout
@@ -151,6 +158,8 @@ struct PayloadPlan: Equatable, Sendable {
     /// The -E assignments, applied over the environment systemd-nspawn gives its payload.
     var environment: [String]
     var user: String?
+    /// An OCI bundle's user by number; never with `user`.
+    var identity: NumericIdentity?
     var workingDirectory: String?
     var asPID2: Bool
     /// Exec the tree's init (systemd) with `command` as its arguments.
