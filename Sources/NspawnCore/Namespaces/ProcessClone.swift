@@ -92,7 +92,13 @@ final class ChildProcess {
 enum ThreadCheck {
     /// A user namespace cannot be created, nor Swift safely run after clone, in a multithreaded process.
     static func requireSingleThreaded(before role: String) throws(UserError) {
-        let status = (try? FileSystem.readFile("/proc/self/status")) ?? ""
+        let status: String
+        do {
+            status = try FileSystem.readFile("/proc/self/status")
+        } catch {
+            // Unreadable (out of descriptors, say): say why, not that we have threads.
+            throw UserError("Refusing to start \(role.lowercasedFirst) unchecked: \(error)")
+        }
         guard !status.split(separator: "\n").contains("Threads:\t1") else { return }
         throw UserError("Refusing to start \(role.lowercasedFirst): swift-nspawn must be single-threaded before clone3(), but /proc/self/status disagrees.")
     }

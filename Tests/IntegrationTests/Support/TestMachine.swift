@@ -100,9 +100,11 @@ final class BackgroundRun {
     let process = Process()
     private let errorPipe = Pipe()
 
-    init(_ arguments: [String]) throws {
-        process.executableURL = URL(fileURLWithPath: TestEnvironment.binary)
-        process.arguments = arguments
+    /// `prefix`: a command that runs swift-nspawn in its place (nsenter: the same process).
+    init(_ arguments: [String], prefix: [String] = []) throws {
+        let command = prefix + [TestEnvironment.binary] + arguments
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         process.standardError = errorPipe
