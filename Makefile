@@ -93,6 +93,7 @@ bench: build
 	bench/network
 	bench/ephemeral
 	bench/image
+	bench/many
 
 clean:
 	rm -rf .build
