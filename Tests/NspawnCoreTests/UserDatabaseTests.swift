@@ -29,6 +29,9 @@ import Testing
         #expect(UserDatabase.user("alice", in: entries)?.uid == 1000)
         #expect(UserDatabase.user("1", in: entries)?.name == "daemon")
         #expect(UserDatabase.user("nobody", in: entries) == nil)
+        // A number is a UID, whatever a line is named: "1000" of UID 0 does not make 1000 root.
+        let tricky = UserDatabase.parsePasswd("1000:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n")
+        #expect(UserDatabase.user("1000", in: tricky)?.name == "alice")
     }
 
     @Test func supplementaryGroupsStartWithThePrimary() throws {

@@ -29,9 +29,11 @@ public enum UserDatabase {
         }
     }
 
-    /// Looks a user up by name, or by number as systemd-nspawn's --user accepts.
+    /// Looks a user up by number where it is one, else by name, as systemd's get_user_creds() does
+    /// for --user: the machine's passwd cannot turn "1000" into a user of another UID by naming it so.
     public static func user(_ nameOrID: String, in entries: [PasswdEntry]) -> PasswdEntry? {
-        entries.first { $0.name == nameOrID } ?? UInt32(nameOrID).flatMap { id in entries.first { $0.uid == id } }
+        if let id = UInt32(nameOrID) { return entries.first { $0.uid == id } }
+        return entries.first { $0.name == nameOrID }
     }
 
     /// The supplementary groups of a user, as initgroups(3) computes them, with the primary group first.
