@@ -24,6 +24,8 @@ public enum Launcher {
     private static func boot(_ configuration: Configuration) throws -> Int32 {
         guard geteuid() == 0 else { throw UserError("Need to be root.") }
         var c = try withSettingsFile(configuration)
+        // -x and --volatile: the tree (or image) is only read, and what the machine writes goes with it.
+        let throwAway = c.ephemeral || c.volatile != .no
         let host = HostFacts.probe(askNetworkd: c.network.addressed && c.switches.ownAddresses == nil, askMachineID: c.network.hasLinks)
         if let template = c.template, let directory = c.directory, !FileSystem.exists(directory) {
             let absolute = directory.hasPrefix("/") ? directory : FileSystem.currentDirectory() + "/" + directory
@@ -37,7 +39,7 @@ public enum Launcher {
         // of our own, and the machine is made from them as from a directory.
         let diskImage = try DiskImage.find(c).map {
             try DiskImage(
-                $0, policy: c.imagePolicy, readOnly: c.readOnly, throwAway: c.ephemeral || c.volatile != .no, lock: c.switches.lockImage, quiet: c.quiet)
+                $0, policy: c.imagePolicy, readOnly: c.readOnly, throwAway: throwAway, lock: c.switches.lockImage, quiet: c.quiet)
         }
         defer { diskImage?.release() }
         if diskImage?.readOnly == true { c.readOnly = true }
@@ -50,7 +52,7 @@ public enum Launcher {
         if c.boot && c.switches.checkOSRelease { try image.requireOSRelease() }
         // -x never writes the tree: like --read-only, it shares the lock, and nothing is written
         // into the tree before the machine starts either.
-        let treeUnwritten = c.readOnly || c.ephemeral || c.volatile != .no
+        let treeUnwritten = c.readOnly || throwAway
         let treeLock = c.switches.lockImage && diskImage == nil ? try ImageLock(image, readOnly: treeUnwritten) : nil
         try resetLoginUID()
         let (range, rangeLock) = try idRange(c, image: image, host: host)
@@ -62,7 +64,6 @@ public enum Launcher {
         let journalFacts = treeMachineID.map { JournalFacts.probe(image, machineID: $0) } ?? JournalFacts()
         // A throw-away machine's journal is thrown away with it, as with systemd-nspawn: nothing is
         // linked (the configuration refuses modes that would ask for it).
-        let throwAway = c.ephemeral || c.volatile != .no
         let journal = throwAway ? nil : try JournalLink.decide(c.linkJournal, machineID: treeMachineID, treePath: image.path, facts: journalFacts)
         // --volatile=yes: the machine's /etc is an empty tmpfs, not the tree's: nothing to cover.
         let etcIsTheTrees = c.volatile != .yes

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 
+@testable import NspawnCore
+
 /// Faults: the supervisor SIGKILLed at random moments of start-up, run and shutdown, each followed
 /// by a normal run that must work and leave the host as it was (mounts, cgroups, /run/swift-nspawn,
 /// the tree's files; with -n also links, addresses, routes and nftables tables; with -i the loop
@@ -24,14 +26,14 @@ struct FaultTests {
         let machine = try TestMachine()
         let tree = treeFingerprint(machine.path)
         let host = HostState.capture()
-        var random = FuzzGenerator(state: Self.seed)
+        var random = SplitMix64(seed: Self.seed)
         // A start takes about 10 ms, the command 20 ms, shutdown a few: moments all through them.
         for round in 0..<50 {
             let delay = UInt32.random(in: 0...45_000, using: &random)
             try killedRun(["-D", machine.path, "-P", "-q", "/bin/sh", "-c", "sleep 0.02"], delay: delay)
             let normal = try machine.run([], ["true"])
             #expect(normal.status == 0, "seed \(Self.seed) round \(round), killed after \(delay) µs: \(normal.stderr)")
-            let settled = BackgroundRun.settle { HostState.capture() == host }
+            let settled = eventually(within: 3) { HostState.capture() == host }
             #expect(settled, "seed \(Self.seed) round \(round), killed after \(delay) µs: \(HostState.capture()) vs \(host)")
             #expect(treeFingerprint(machine.path) == tree, "seed \(Self.seed) round \(round)")
         }
@@ -43,14 +45,14 @@ struct FaultTests {
         let machine = try TestMachine()
         let before = try network.state()
         let host = HostState.capture()
-        var random = FuzzGenerator(state: Self.seed ^ 0x6e)
+        var random = SplitMix64(seed: Self.seed ^ 0x6e)
         for round in 0..<20 {
             let delay = UInt32.random(in: 0...60_000, using: &random)
             try killedRun(["-D", machine.path, "-P", "-q", "--register=no", "-n", "/bin/sh", "-c", "sleep 0.02"], prefix: network.prefix, delay: delay)
             let normal = try network.nspawn(machine, ["-n"], ["true"])
             #expect(normal.status == 0, "seed \(Self.seed) round \(round), killed after \(delay) µs: \(normal.stderr)")
             try network.expectUnchanged(since: before)
-            #expect(BackgroundRun.settle { HostState.capture() == host }, "seed \(Self.seed) round \(round)")
+            #expect(eventually(within: 3) { HostState.capture() == host }, "seed \(Self.seed) round \(round)")
         }
     }
 
@@ -59,14 +61,14 @@ struct FaultTests {
         let image = try TestDiskImage(table: "gpt", [.init(type: "root", content: .tree(machine.path))])
         let before = try image.checksum()
         let host = HostState.capture()
-        var random = FuzzGenerator(state: Self.seed ^ 0x1a)
+        var random = SplitMix64(seed: Self.seed ^ 0x1a)
         for round in 0..<20 {
             let delay = UInt32.random(in: 0...60_000, using: &random)
             try killedRun(["-i", image.path, "-x", "-P", "-q", "/bin/sh", "-c", "sleep 0.02"], delay: delay)
             let normal = try runNspawn(["-i", image.path, "-x", "-P", "-q", "true"])
             #expect(normal.status == 0, "seed \(Self.seed) round \(round), killed after \(delay) µs: \(normal.stderr)")
             #expect(image.loopDevicesGone(), "seed \(Self.seed) round \(round)")
-            #expect(BackgroundRun.settle { HostState.capture() == host }, "seed \(Self.seed) round \(round): \(HostState.capture())")
+            #expect(eventually(within: 3) { HostState.capture() == host }, "seed \(Self.seed) round \(round): \(HostState.capture())")
         }
         #expect(try image.checksum() == before)
     }
@@ -97,33 +99,8 @@ struct FaultTests {
             }
             #expect(result.status == 1 && result.stderrLines.count == 1, "nofile \(limit): \(result.stderr)")
             #expect(result.stderr.contains("Too many open files"), "nofile \(limit): \(result.stderr)")
-            #expect(BackgroundRun.settle { HostState.capture() == host }, "nofile \(limit)")
+            #expect(eventually(within: 3) { HostState.capture() == host }, "nofile \(limit)")
         }
         #expect(ran, "no start fitted in 40 descriptors")
-    }
-}
-
-/// SplitMix64, as the fuzz tests use it: the same moments from the same seed.
-struct FuzzGenerator: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-}
-
-extension BackgroundRun {
-    /// Waits (bounded, 3 s) for the kernel's background teardown of a killed machine (its mount
-    /// namespace, its network namespace) to show.
-    static func settle(_ predicate: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(3)
-        while Date() < deadline {
-            if predicate() { return true }
-            usleep(20_000)
-        }
-        return predicate()
     }
 }

@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 
+@testable import NspawnCore
+
 /// --oci-bundle: a busybox bundle whose config.json (as `runc spec` writes one: its mounts, masks
 /// and read-only paths, with a bind, a tmpfs, a read-only root and limits) is run as the machine.
 @Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
@@ -93,19 +95,10 @@ struct OCIBundleRunTests {
         defer { withExtendedLifetime(machine) {} }
         let host = HostState.capture()
         let result = try runNspawn(["--oci-bundle=\(directory.path)"])
-        let real = try FileManager.default.destinationOfSymbolicLinkOrSelf(directory.path)
+        let real = try FileSystem.canonicalPath(directory.path)
         #expect(result.status == 1 && result.stderrLines == ["\(real)/config.json: linux.sysctl: not supported by swift-nspawn."], "\(result.stderr)")
         #expect(HostState.capture() == host)
         let both = try runNspawn(["--oci-bundle=\(directory.path)", "-D", directory.path])
         #expect(both.status == 1 && both.stderr.contains("--oci-bundle= may not be combined with --directory="), "\(both.stderr)")
-    }
-}
-
-extension FileManager {
-    /// The path with every symbolic link in it resolved (realpath(3)).
-    func destinationOfSymbolicLinkOrSelf(_ path: String) throws -> String {
-        guard let resolved = realpath(path, nil) else { throw CocoaError(.fileNoSuchFile) }
-        defer { free(resolved) }
-        return String(cString: resolved)
     }
 }

@@ -12,18 +12,6 @@ struct FuzzTests {
     static let seconds = Double(ProcessInfo.processInfo.environment["FUZZ_SECONDS"] ?? "") ?? 3
     static let seed = UInt64(ProcessInfo.processInfo.environment["FUZZ_SEED"] ?? "") ?? UInt64.random(in: 0...UInt64.max)
 
-    /// SplitMix64: small, fast, and the same sequence from the same seed everywhere.
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9e37_79b9_7f4a_7c15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-            z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Values that have broken parsers before: empty, help, separators, quotes, escapes, huge
     /// numbers, control characters, non-ASCII, long strings, paths with .. and //.
     static let values = [
@@ -37,7 +25,7 @@ struct FuzzTests {
     static let settingsKeys = Array(SettingsFile.keys.keys)
 
     @Test func commandLine() {
-        var random = Generator(state: Self.seed)
+        var random = SplitMix64(seed: Self.seed)
         let longs = OptionTable.all.compactMap(\.long) + UnavailableOptions.entries.map(\.long) + ["bogus"]
         let shorts = OptionTable.all.compactMap(\.short).map(String.init) + ["Z", "9"]
         let deadline = Date().addingTimeInterval(Self.seconds)
@@ -72,7 +60,7 @@ struct FuzzTests {
     ]
 
     @Test func settingsFiles() throws {
-        var random = Generator(state: Self.seed ^ 0x5eed)
+        var random = SplitMix64(seed: Self.seed ^ 0x5eed)
         // Every name looks set in swift-nspawn's environment: a file must never read it.
         let environment: (String) -> String? = { $0.hasPrefix("SYSTEMD_") || $0.hasPrefix("SWIFT_NSPAWN_") ? nil : "host-secret-\($0)" }
         let deadline = Date().addingTimeInterval(Self.seconds)
@@ -134,7 +122,7 @@ struct FuzzTests {
     /// values swapped for the fuzz values; the JSON parser and the mapping must end in settings
     /// or one line of error.
     @Test func ociConfigs() throws {
-        var random = Generator(state: Self.seed ^ 0x0c1)
+        var random = SplitMix64(seed: Self.seed ^ 0x0c1)
         let base = Array(OCIBundleTests.config.utf8)
         var commandLine = CommandLineOptions()
         try CommandLineParser.read(["--oci-bundle=/b"], into: &commandLine)

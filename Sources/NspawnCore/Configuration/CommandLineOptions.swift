@@ -308,4 +308,7 @@ enum OptionTable {
     static func long(_ name: Substring) -> OptionSpec? { all.first { $0.long.map { $0 == name } ?? false } }
 
     static func short(_ character: Character) -> OptionSpec? { all.first { $0.short == character } }
+
+    /// By long name, or by short letter where the name is one character (-U, -j).
+    static func named(_ name: String) -> OptionSpec? { name.count == 1 ? short(Character(name)) : long(Substring(name)) }
 }

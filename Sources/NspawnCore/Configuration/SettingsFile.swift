@@ -46,6 +46,7 @@ struct SettingsFile: Equatable {
     var warnings: [String]
 
     static let trustedDirectories = ["/etc/systemd/nspawn", "/run/systemd/nspawn"]
+    static let sections = ["Exec", "Files", "Network"]
 
     /// The first NAME.nspawn of the trusted directories, else the one beside the tree or image
     /// (`beside`: not in a trusted directory).
@@ -62,10 +63,8 @@ struct SettingsFile: Equatable {
     static func load(_ path: String, trusted: Bool, beside: Bool) throws(UserError) -> SettingsFile {
         let text: String
         switch Result(catching: { () throws(SyscallError) -> [UInt8]? in
-            let file = try FileSystem.open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (beside ? O_NOFOLLOW : 0))
-            let st = try FileSystem.status(file, path: path)
-            guard st.st_mode & S_IFMT == S_IFREG, st.st_size <= 1 << 20 else { return nil }
-            return try FileSystem.readAll(fd: file.raw, path: path)
+            let file = try FileSystem.open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | (beside ? O_NOFOLLOW : 0))
+            return try FileSystem.readRegular(file, path: path, limit: 1 << 20)
         }) {
         case .success(let bytes?): text = String(decoding: bytes, as: UTF8.self)
         case .success(nil): throw UserError("Settings file \(path) is not a regular file of at most 1 MiB. Refusing.")
@@ -106,14 +105,14 @@ struct SettingsFile: Equatable {
                 guard whole.hasSuffix("]"), whole.count > 2 else { throw UserError("\(place): Invalid section header '\(whole)'.") }
                 let name = String(whole.dropFirst().dropLast())
                 section = name
-                if !["Exec", "Files", "Network"].contains(name) { file.warnings.append("\(place): Unknown section '\(name)'. Ignoring.") }
+                if !Self.sections.contains(name) { file.warnings.append("\(place): Unknown section '\(name)'. Ignoring.") }
                 continue
             }
             guard let section else { throw UserError("\(place): Assignment outside of section.") }
             guard let equals = whole.firstIndex(of: "=") else { throw UserError("\(place): Missing '='.") }
             let key = String(whole[..<equals]).trimmingCharacters(in: " \t")
             guard !key.isEmpty else { throw UserError("\(place): Missing key name before '='.") }
-            guard ["Exec", "Files", "Network"].contains(section) else { continue }
+            guard sections.contains(section) else { continue }
             let value = String(whole[whole.index(after: equals)...]).trimmingCharacters(in: " \t")
             // A misspelt key would silently leave out what it meant to set (a bind, a port): an error,
             // where systemd-nspawn warns. swift-nspawn knows every key of systemd-nspawn 252.
@@ -175,11 +174,25 @@ struct SettingsFile: Equatable {
         var effect: Effect
         /// Ignored in an untrusted file: it gives the machine what its tree alone may not ask for.
         var trustedOnly = false
+        /// From an untrusted file, only values starting with "~" (SystemCallFilter='s deny-lists).
+        var untrustedDenyListsOnly = false
         var group: Group? = nil
-        /// Only ever adds to the command line's list, whoever wins (DropCapability=,
-        /// SystemCallFilter=): a file can take capabilities and calls away, never give back what
-        /// the command line took.
-        var additive = false
+        var merge = Merge.replace
+        /// Each value is a NAME=VALUE assignment (Environment=): a bare NAME, which -E looks up in
+        /// swift-nspawn's own environment, is refused.
+        var assignmentsOnly = false
+    }
+
+    /// How a list key's values meet the command line's.
+    enum Merge: Equatable, Sendable {
+        /// As the group decides: kept from the command line, or replaced.
+        case replace
+        /// Only ever added to the command line's list, whoever wins (DropCapability=,
+        /// SystemCallFilter=, a bundle's masks): a file can take capabilities and calls away,
+        /// never give back what the command line took.
+        case add
+        /// Added, but not for a NAME= the command line gives (a bundle's --property limits).
+        case addUnlessNamed
     }
 
     static let keys: [String: Key] = {
@@ -188,21 +201,20 @@ struct SettingsFile: Equatable {
             "Exec/Ephemeral": Key(effect: .flag("ephemeral", off: nil), trustedOnly: true),
             "Exec/ProcessTwo": Key(effect: .flag("as-pid2", off: nil), group: .start),
             "Exec/Parameters": Key(effect: .parameters, group: .start),
-            "Exec/Environment": Key(effect: .list("setenv", words: true)),
+            "Exec/Environment": Key(effect: .list("setenv", words: true), assignmentsOnly: true),
             "Exec/User": Key(effect: .value("user")),
             "Exec/WorkingDirectory": Key(effect: .value("chdir")),
             "Exec/PivotRoot": Key(effect: .value("pivot-root")),
             "Exec/Capability": Key(effect: .list("capability", words: true), trustedOnly: true, group: .capabilities),
             "Exec/AmbientCapability": Key(effect: .list("ambient-capability", words: true), trustedOnly: true, group: .capabilities),
-            "Exec/DropCapability": Key(effect: .list("drop-capability", words: true), additive: true),
+            "Exec/DropCapability": Key(effect: .list("drop-capability", words: true), merge: .add),
             "Exec/NoNewPrivileges": Key(effect: .value("no-new-privileges")),
             "Exec/KillSignal": Key(effect: .value("kill-signal")),
             "Exec/Personality": Key(effect: .value("personality")),
             "Exec/MachineID": Key(effect: .value("uuid"), trustedOnly: true),
             "Exec/PrivateUsers": Key(effect: .value("private-users"), trustedOnly: true, group: .users),
             "Exec/NotifyReady": Key(effect: .value("notify-ready")),
-            // Deny-lists (~…) are honoured from any file; allow-lists only from a trusted one.
-            "Exec/SystemCallFilter": Key(effect: .list("system-call-filter", words: false), additive: true),
+            "Exec/SystemCallFilter": Key(effect: .list("system-call-filter", words: false), untrustedDenyListsOnly: true, merge: .add),
             "Exec/OOMScoreAdjust": Key(effect: .value("oom-score-adjust"), trustedOnly: true),
             "Exec/CPUAffinity": Key(effect: .value("cpu-affinity"), trustedOnly: true),
             "Exec/Hostname": Key(effect: .value("hostname")),
@@ -241,8 +253,8 @@ struct SettingsFile: Equatable {
         keys["OCI/NetworkNamespacePath"] = Key(effect: .value("network-namespace-path"), trustedOnly: true, group: .network)
         // A bundle's limits and masks only add to the command line's (a --property or --bind given
         // must not drop them); for a property both name, the command line's value counts.
-        keys["OCI/Property"] = Key(effect: .list("property", words: false), trustedOnly: true, additive: true)
-        keys["OCI/Inaccessible"] = Key(effect: .list("inaccessible", words: false), trustedOnly: true, additive: true)
+        keys["OCI/Property"] = Key(effect: .list("property", words: false), trustedOnly: true, merge: .addUnlessNamed)
+        keys["OCI/Inaccessible"] = Key(effect: .list("inaccessible", words: false), trustedOnly: true, merge: .add)
         keys["OCI/ProcSysReadOnly"] = Key(effect: .internalFlag(\.procSysReadOnly), trustedOnly: true)
         keys["OCI/CgroupReadOnly"] = Key(effect: .internalFlag(\.cgroupReadOnly), trustedOnly: true)
         keys["OCI/Identity"] = Key(effect: .internalValue(\.identity), trustedOnly: true, group: .user)
@@ -262,7 +274,7 @@ struct SettingsFile: Equatable {
         for assignment in assignments {
             guard let key = Self.keys["\(assignment.section)/\(assignment.key)"] else { continue }
             let place = assignment.place(in: path)
-            let allowList = assignment.key == "SystemCallFilter" && !assignment.value.hasPrefix("~") && !assignment.value.isEmpty
+            let allowList = key.untrustedDenyListsOnly && !assignment.value.hasPrefix("~") && !assignment.value.isEmpty
             if !trusted && (key.trustedOnly || allowList) {
                 if ignored.insert(assignment.key).inserted {
                     warnings.append(
@@ -284,13 +296,13 @@ struct SettingsFile: Equatable {
 
         // Each unit (a group, an option, a limit) the file sets: kept from the command line, or replaced.
         var options = commandLine
-        var decided: [String: Bool] = [:]
+        var decided: [Unit: Bool] = [:]
         for (assignment, key) in usable {
-            let unit = Self.unit(of: key)
+            let unit = Unit(key, named: assignment.key)
             if decided[unit] == nil {
-                let given = Self.given(unit, in: commandLine)
-                decided[unit] = key.additive || override || !given
-                if decided[unit] == true && !key.additive { Self.clear(unit, in: &options) }
+                let adds = key.merge != .replace
+                decided[unit] = adds || override || !unit.given(in: commandLine)
+                if decided[unit] == true && !adds { unit.clear(in: &options) }
             }
             guard decided[unit] == true else { continue }
             try apply(assignment, key, to: &options, commandLine: commandLine)
@@ -302,37 +314,35 @@ struct SettingsFile: Equatable {
         let place = assignment.place(in: path)
         switch key.effect {
         case .value(let name):
-            switch Self.specs[name]?.store {
+            switch OptionTable.named(name)?.store {
             case .value(let path), .optionalValue(let path, _): options[keyPath: path] = assignment.value
             default: return
             }
         case .list(let name, let words):
-            guard let spec = Self.specs[name], case .list(let path) = spec.store else { return }
+            guard case .list(let path) = OptionTable.named(name)?.store else { return }
             // An empty value empties the list of what the file put there.
             if assignment.value.isEmpty && assignment.words == nil {
-                options[keyPath: path] = key.additive ? commandLine[keyPath: path] : []
+                options[keyPath: path] = key.merge == .replace ? [] : commandLine[keyPath: path]
                 return
             }
             var values = assignment.words ?? [assignment.value]
             if assignment.words == nil && words { values = try Self.words(assignment.value, place: place) }
-            if assignment.key == "Property", let name = assignment.value.split(separator: "=").first,
-                commandLine.properties.contains(where: { $0.hasPrefix("\(name)=") })
-            {
-                return
+            if key.merge == .addUnlessNamed {
+                values.removeAll { value in commandLine[keyPath: path].contains { $0.hasPrefix(value.prefix { $0 != "=" } + "=") } }
             }
-            if assignment.key == "Environment", let bare = values.first(where: { !$0.contains("=") }) {
+            if key.assignmentsOnly, let bare = values.first(where: { !$0.contains("=") }) {
                 // Never a lookup in swift-nspawn's own environment, as a bare -E NAME makes.
                 throw UserError("\(place): Environment= takes NAME=VALUE assignments, not '\(bare)'.")
             }
             options[keyPath: path] += values
         case .flag(let on, let off):
             let flag = Configuration.parseBooleanValue(assignment.value) ?? false
-            if let spec = Self.specs[on], case .flag(let path, _) = spec.store { options[keyPath: path] = flag }
-            if let off, let spec = Self.specs[off], case .flag(let path, _) = spec.store { options[keyPath: path] = !flag }
+            if case .flag(let path, _) = OptionTable.named(on)?.store { options[keyPath: path] = flag }
+            if let off, case .flag(let path, _) = OptionTable.named(off)?.store { options[keyPath: path] = !flag }
         case .parameters:
             if let words = assignment.words { options.command += words } else { options.command += try Self.words(assignment.value, place: place) }
         case .resourceLimit(let name):
-            options.resourceLimits.removeAll { Self.limits(name, $0) }
+            options.resourceLimits.removeAll { Self.entry($0, sets: name) }
             options.resourceLimits.append("\(name)=\(assignment.value)")
         case .internalFlag(let path):
             options[keyPath: path] = true
@@ -343,59 +353,62 @@ struct SettingsFile: Equatable {
         }
     }
 
-    /// The options by long name and by short letter.
-    private static let specs: [String: OptionSpec] = {
-        var specs: [String: OptionSpec] = [:]
-        for spec in OptionTable.all {
-            if let long = spec.long { specs[long] = spec }
-            if let short = spec.short { specs[String(short)] = spec }
-        }
-        return specs
-    }()
+    /// Whether an --rlimit= entry sets this limit (NOFILE=… or RLIMIT_NOFILE=…).
+    private static func entry(_ entry: String, sets limit: String) -> Bool { entry.hasPrefix("\(limit)=") || entry.hasPrefix("RLIMIT_\(limit)=") }
 
-    /// What a key is decided with: its group, its option, or its limit.
-    private static func unit(of key: Key) -> String {
-        if let group = key.group { return "group:\(group.rawValue)" }
-        switch key.effect {
-        case .value(let name), .list(let name, _), .flag(let name, _): return name
-        case .resourceLimit(let name): return "limit:\(name)"
-        case .parameters, .unsupported: return ""
-        case .internalFlag(let path): return "internal:\(path)"
-        case .internalValue(let path): return "internal:\(path)"
-        }
-    }
+    /// What a key is decided with (kept from the command line, or replaced): its group, its
+    /// option, its limit, or (a bundle's settings no option makes) itself.
+    private enum Unit: Hashable {
+        case group(Group)
+        case option(String)
+        case limit(String)
+        case unlisted(String)
 
-    private static func options(of unit: String) -> [String] {
-        if unit.hasPrefix("group:"), let group = Group(rawValue: String(unit.dropFirst("group:".count))) { return group.options }
-        return unit.hasPrefix("limit:") ? [] : [unit]
-    }
-
-    private static func limits(_ name: String, _ entry: String) -> Bool { entry.hasPrefix("\(name)=") || entry.hasPrefix("RLIMIT_\(name)=") }
-
-    /// Whether the command line gave any option of the unit.
-    private static func given(_ unit: String, in options: CommandLineOptions) -> Bool {
-        if unit.hasPrefix("limit:") { return options.resourceLimits.contains { limits(String(unit.dropFirst("limit:".count)), $0) } }
-        if unit == "group:start" && !options.command.isEmpty { return true }
-        return Self.options(of: unit).contains { name in
-            guard let spec = specs[name] else { return false }
-            switch spec.store {
-            case .flag(let path, let value): return options[keyPath: path] == value
-            case .value(let path), .optionalValue(let path, _): return options[keyPath: path] != nil
-            case .list(let path): return !options[keyPath: path].isEmpty
+        init(_ key: Key, named name: String) {
+            if let group = key.group {
+                self = .group(group)
+                return
+            }
+            switch key.effect {
+            case .value(let option), .list(let option, _), .flag(let option, _): self = .option(option)
+            case .resourceLimit(let limit): self = .limit(limit)
+            case .parameters, .unsupported, .internalFlag, .internalValue: self = .unlisted(name)
             }
         }
-    }
 
-    /// The unit's options as if the command line had not given them.
-    private static func clear(_ unit: String, in options: inout CommandLineOptions) {
-        if unit.hasPrefix("limit:") { options.resourceLimits.removeAll { limits(String(unit.dropFirst("limit:".count)), $0) } }
-        if unit == "group:start" { options.command = [] }
-        for name in Self.options(of: unit) {
-            guard let spec = specs[name] else { continue }
-            switch spec.store {
-            case .flag(let path, let value): options[keyPath: path] = !value
-            case .value(let path), .optionalValue(let path, _): options[keyPath: path] = nil
-            case .list(let path): options[keyPath: path] = []
+        private var options: [String] {
+            switch self {
+            case .group(let group): group.options
+            case .option(let option): [option]
+            case .limit, .unlisted: []
+            }
+        }
+
+        /// Whether the command line gave any option of the unit.
+        func given(in options: CommandLineOptions) -> Bool {
+            if case .limit(let limit) = self { return options.resourceLimits.contains { SettingsFile.entry($0, sets: limit) } }
+            if self == .group(.start) && !options.command.isEmpty { return true }
+            return self.options.contains { name in
+                switch OptionTable.named(name)?.store {
+                case .flag(let path, let value): options[keyPath: path] == value
+                case .value(let path), .optionalValue(let path, _): options[keyPath: path] != nil
+                case .list(let path): !options[keyPath: path].isEmpty
+                case nil: false
+                }
+            }
+        }
+
+        /// The unit's options as if the command line had not given them.
+        func clear(in options: inout CommandLineOptions) {
+            if case .limit(let limit) = self { options.resourceLimits.removeAll { SettingsFile.entry($0, sets: limit) } }
+            if self == .group(.start) { options.command = [] }
+            for name in self.options {
+                switch OptionTable.named(name)?.store {
+                case .flag(let path, let value): options[keyPath: path] = !value
+                case .value(let path), .optionalValue(let path, _): options[keyPath: path] = nil
+                case .list(let path): options[keyPath: path] = []
+                case nil: continue
+                }
             }
         }
     }

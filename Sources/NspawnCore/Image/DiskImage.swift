@@ -40,11 +40,11 @@ public final class DiskImage {
     ///   - throwAway: -x or --volatile: the image is only read, the machine writes elsewhere.
     ///   - lock: take the image's lock (not with SYSTEMD_NSPAWN_LOCK=0).
     public init(_ given: String, policy: ImagePolicy, readOnly askedReadOnly: Bool, throwAway: Bool, lock: Bool, quiet: Bool) throws {
-        guard let resolved = realpath(given, nil) else {
-            throw UserError("Failed to resolve image path \(given): \(SyscallError.last("realpath").errno.message)")
+        do {
+            file = try FileSystem.canonicalPath(given)
+        } catch {
+            throw UserError("Failed to resolve image path \(given): \(error.errno.message)")
         }
-        file = String(cString: resolved)
-        free(resolved)
         var readOnly = askedReadOnly
         var image: OwnedFD
         do {
@@ -90,6 +90,7 @@ public final class DiskImage {
     /// points in it (found in it as the machine will resolve them).
     private func mount(_ layout: DiskImageLayout, from image: OwnedFD, kernel: LinuxKernel, quiet: Bool) throws {
         var rootFD: OwnedFD?
+        let control = try LoopDevice.openControl()
         for mount in layout.mounts {
             let name = "\(file)" + (mount.partition.map { " (partition \($0), \(mount.designator.rawValue))" } ?? "")
             let target: OwnedFD
@@ -103,7 +104,7 @@ public final class DiskImage {
             }
             let loop: LoopDevice
             do {
-                loop = try LoopDevice.attach(image, offset: mount.offset, size: mount.size, readOnly: mount.readOnly)
+                loop = try LoopDevice.attach(image, offset: mount.offset, size: mount.size, readOnly: mount.readOnly, control: control)
             } catch {
                 throw UserError("Failed to set up a loop device for \(name): \(error)")
             }

@@ -90,13 +90,10 @@ extension EtcFileWrite {
                 }
             }
         case .copy(let hostFile):
-            let source = try FileSystem.open(hostFile, O_RDONLY)
-            let st = try FileSystem.status(source, path: hostFile)
             // A time zone file or a resolv.conf is a few KiB; anything else is not one.
-            guard st.st_mode & S_IFMT == S_IFREG, st.st_size <= 1 << 20 else {
+            guard let bytes = try FileSystem.readRegular(try FileSystem.open(hostFile, O_RDONLY), path: hostFile, limit: 1 << 20) else {
                 throw UserError("\(hostFile) on the host is not a regular file of at most 1 MiB. Refusing to copy it.")
             }
-            let bytes = try FileSystem.readAll(fd: source.raw, path: hostFile)
             try replace {
                 let file = OwnedFD(
                     try sys("open", path: temporaryPath) { openat(etc.raw, temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o644) })

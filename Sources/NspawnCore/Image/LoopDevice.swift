@@ -17,8 +17,10 @@ struct LoopDevice {
     private static let readOnlyFlag: UInt32 = 1
     private static let autoclearFlag: UInt32 = 4
 
-    static func attach(_ backing: OwnedFD, offset: UInt64, size: UInt64, readOnly: Bool) throws(SyscallError) -> LoopDevice {
-        let control = try FileSystem.open("/dev/loop-control", O_RDWR | O_CLOEXEC)
+    /// /dev/loop-control, opened once for all of an image's devices.
+    static func openControl() throws(SyscallError) -> OwnedFD { try FileSystem.open("/dev/loop-control", O_RDWR) }
+
+    static func attach(_ backing: OwnedFD, offset: UInt64, size: UInt64, readOnly: Bool, control: OwnedFD) throws(SyscallError) -> LoopDevice {
         var flags = autoclearFlag
         if readOnly { flags |= readOnlyFlag }
         // Another process may take the free device between our asking and our binding it: ask again.

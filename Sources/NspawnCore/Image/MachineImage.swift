@@ -70,11 +70,12 @@ public struct MachineImage: Equatable, Sendable {
         } else {
             given = "."
         }
-        guard let resolved = realpath(given, nil) else {
-            throw UserError("Failed to resolve path \(given): \(SyscallError.last("realpath").errno.message)")
+        let path: String
+        do {
+            path = try FileSystem.canonicalPath(given)
+        } catch {
+            throw UserError("Failed to resolve path \(given): \(error.errno.message)")
         }
-        let path = String(cString: resolved)
-        free(resolved)
 
         let st = try FileSystem.stat(path)
         guard FileSystem.isDirectory(st.st_mode) else {
@@ -116,9 +117,8 @@ public struct MachineImage: Equatable, Sendable {
         if given == nil, let name = c.machineName, let found = search(name) { (given, diskImage) = (found.path, found.diskImage) }
         // A tree --template= has yet to make has no canonical path: its name is in the one given.
         var path = given ?? "."
-        if let resolved = realpath(path, nil) {
-            path = String(cString: resolved)
-            free(resolved)
+        if let canonical = try? FileSystem.canonicalPath(path) {
+            path = canonical
         } else {
             path = (path.hasPrefix("/") ? "" : FileSystem.currentDirectory() + "/") + path
             while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
@@ -150,10 +150,9 @@ public struct MachineImage: Equatable, Sendable {
     /// FIFO (we would block), a device (we would open it on the host) or an endless file there.
     private func readTreeFile(_ relative: String, resolve: PathResolution.Scope, limit: Int) -> [UInt8]? {
         guard let root = try? openRoot(),
-            let file = try? PathResolution.open(relative, in: root.raw, flags: O_RDONLY | O_NONBLOCK | O_NOCTTY, resolve: resolve),
-            let st = try? FileSystem.status(file, path: relative), st.st_mode & S_IFMT == S_IFREG, st.st_size <= limit
+            let file = try? PathResolution.open(relative, in: root.raw, flags: O_RDONLY | O_NONBLOCK | O_NOCTTY, resolve: resolve)
         else { return nil }
-        return try? FileSystem.readAll(fd: file.raw, path: relative)
+        return (try? FileSystem.readRegular(file, path: relative, limit: limit)) ?? nil
     }
 }
 

@@ -21,18 +21,16 @@ enum OCIBundle {
     ]
 
     static func load(_ bundle: String) throws(UserError) -> SettingsFile {
-        guard let resolved = realpath(bundle, nil) else {
-            throw UserError("Failed to resolve OCI bundle path \(bundle): \(SyscallError.last("realpath").errno.message)")
+        let directory: String
+        do {
+            directory = try FileSystem.canonicalPath(bundle)
+        } catch {
+            throw UserError("Failed to resolve OCI bundle path \(bundle): \(error.errno.message)")
         }
-        let directory = String(cString: resolved)
-        free(resolved)
         let path = "\(directory)/config.json"
         let bytes: [UInt8]
         switch Result(catching: { () throws(SyscallError) -> [UInt8]? in
-            let file = try FileSystem.open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
-            let st = try FileSystem.status(file, path: path)
-            guard st.st_mode & S_IFMT == S_IFREG, st.st_size <= 4 << 20 else { return nil }
-            return try FileSystem.readAll(fd: file.raw, path: path)
+            try FileSystem.readRegular(try FileSystem.open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK), path: path, limit: 4 << 20)
         }) {
         case .success(let read?): bytes = read
         case .success(nil): throw UserError("\(path) is not a regular file of at most 4 MiB. Refusing.")

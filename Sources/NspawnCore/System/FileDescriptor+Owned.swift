@@ -80,6 +80,21 @@ enum FileSystem {
         }
     }
 
+    /// An open file's bytes where it is a regular file of at most `limit` bytes, else nil: what
+    /// someone else chose could be a FIFO (we would block), a device, or endless.
+    static func readRegular(_ fd: OwnedFD, path: String, limit: Int) throws(SyscallError) -> [UInt8]? {
+        let st = try status(fd, path: path)
+        guard st.st_mode & S_IFMT == S_IFREG, st.st_size <= limit else { return nil }
+        return try readAll(fd: fd.raw, path: path)
+    }
+
+    /// realpath(3): the path with no symbolic link, "." or ".." left in it.
+    static func canonicalPath(_ path: String) throws(SyscallError) -> String {
+        guard let resolved = realpath(path, nil) else { throw SyscallError.last("realpath", path: path) }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
     static func readFile(_ path: String, at dir: Int32 = AT_FDCWD) throws(SyscallError) -> String {
         let fd = try open(path, O_RDONLY, at: dir)
         return String(decoding: try readAll(fd: fd.raw, path: path), as: UTF8.self)

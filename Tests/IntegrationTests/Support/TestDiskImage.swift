@@ -74,12 +74,7 @@ final class TestDiskImage {
     /// The loop devices bound to the image (`losetup -j`): none once a run is over, within a bounded
     /// wait (the kernel releases them as it frees the machine's mounts, in the background).
     func loopDevicesGone(timeout: TimeInterval = 5) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if (try? Self.run(["/usr/sbin/losetup", "-j", path]))?.isEmpty == true { return true }
-            usleep(20_000)
-        }
-        return false
+        eventually(within: timeout) { (try? Self.run(["/usr/sbin/losetup", "-j", path]))?.isEmpty == true }
     }
 
     private static func makeFileSystem(_ content: Partition.Content, image: String, offset: Int, sizeKiB: Int) throws {

@@ -114,14 +114,7 @@ final class BackgroundRun {
     var pid: pid_t { process.processIdentifier }
 
     /// Waits (bounded) until the predicate holds.
-    func waitUntil(timeout: TimeInterval = 10, _ predicate: () -> Bool) -> Bool {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if predicate() { return true }
-            usleep(10_000)
-        }
-        return predicate()
-    }
+    func waitUntil(timeout: TimeInterval = 10, _ predicate: () -> Bool) -> Bool { eventually(within: timeout, predicate) }
 
     /// Waits (bounded) for the end; SIGKILLs the process if it does not come.
     func finish(timeout: TimeInterval = 15) -> (status: Int32, stderr: String) {
@@ -140,6 +133,17 @@ final class BackgroundRun {
             process.waitUntilExit()
         }
     }
+}
+
+/// Whether the predicate holds within `timeout` seconds, asked every 10 ms: for what the kernel
+/// finishes in the background (a killed machine's namespaces and loop devices going away).
+func eventually(within timeout: TimeInterval = 10, _ predicate: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if predicate() { return true }
+        usleep(10_000)
+    }
+    return predicate()
 }
 
 /// Runs the binary with a bounded wait; a run that outlives it is killed and fails the test.
