@@ -54,6 +54,12 @@ public enum Launcher {
         // into the tree before the machine starts either.
         let treeUnwritten = c.readOnly || throwAway
         let treeLock = c.switches.lockImage && diskImage == nil ? try ImageLock(image, readOnly: treeUnwritten) : nil
+        // One machine of a name at a time (two read-only runs may share a tree): its cgroup, scope
+        // and registration are named after it.
+        guard let nameLock = try LockFile.take(image.name, in: RuntimeDirectory.top + "/machine") else {
+            throw UserError("Machine '\(image.name)' already exists.")
+        }
+        defer { nameLock.release() }
         try resetLoginUID()
         let (range, rangeLock) = try idRange(c, image: image, host: host)
         defer {

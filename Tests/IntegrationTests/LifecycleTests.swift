@@ -28,6 +28,23 @@ struct LifecycleTests {
         _ = first.finish()
     }
 
+    /// Two read-only runs may share a tree, but not a name: the second is refused before it makes
+    /// anything (it once took the first one's cgroup for a leftover and removed it), and the first
+    /// runs on untouched. Another name on the same tree runs beside it.
+    @Test func secondMachineOfTheSameNameIsRefused() throws {
+        let machine = try TestMachine()
+        let first = try BackgroundRun(["-D", machine.path, "--read-only", "-P", "-q", "/bin/sh", "-c", "sleep 1; exit 7"])
+        #expect(first.waitUntil { !HostState.capture().cgroups.isEmpty })
+        let before = HostState.capture()
+        let second = try machine.run(["--read-only"], ["true"])
+        #expect(second.status == 1)
+        #expect(second.stderrLines == ["Machine '\(machine.name)' already exists."])
+        #expect(HostState.capture() == before)
+        let otherName = try machine.run(["--read-only", "-M", machine.name + "-other"], ["true"])
+        #expect(otherName.status == 0, "\(otherName.stderr)")
+        #expect(first.finish().status == 7)
+    }
+
     /// The UID range's NSS lookups run in a child that ends before the machine starts, so the
     /// supervisor never holds an NSS module. Meaningful where nsswitch.conf names a module besides
     /// files (Debian's default names systemd); the sources are printed when it fails.

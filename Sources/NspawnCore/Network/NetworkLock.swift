@@ -23,26 +23,10 @@ enum NetworkLock {
     /// A lease on `address` for the machine with that MAC address (called with the lock held), or
     /// nil when a live machine holds it.
     static func lease(_ address: IPv4Address, mac: [UInt8]) throws -> Lease? {
-        let path = directory + "/lease-\(address)"
-        var fd: OwnedFD?
-        // A lease file whose machine was killed may be unlinked by a run removing leftovers
-        // between our open and our lock: then again.
-        for _ in 0..<8 where fd == nil {
-            try RuntimeDirectory.create(directory)
-            let raw = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-            if raw < 0 && errno == ENOENT { continue }
-            let candidate = OwnedFD(try sys("open", path: path) { raw })
-            guard flock(candidate.raw, LOCK_EX | LOCK_NB) == 0 else { return nil }
-            var opened = stat()
-            var named = stat()
-            if fstat(candidate.raw, &opened) == 0 && stat(path, &named) == 0 && opened.st_ino == named.st_ino && opened.st_dev == named.st_dev {
-                fd = candidate
-            }
-        }
-        guard let fd else { throw UserError("Failed to lease \(address) in \(directory): its file kept changing.") }
-        _ = ftruncate(fd.raw, 0)
-        try LinuxKernel().write(mac, to: fd, name: path)
-        return Lease(fd: fd, path: path)
+        guard let file = try LockFile.take("lease-\(address)", in: directory) else { return nil }
+        _ = ftruncate(file.fd.raw, 0)
+        try LinuxKernel().write(mac, to: file.fd, name: file.path)
+        return Lease(file: file)
     }
 
     /// The MAC address a live lease of `address` records (a zone member's DHCP server renews its
@@ -73,22 +57,11 @@ enum NetworkLock {
     }
 
     final class Lease {
-        private let fd: OwnedFD
-        let path: String
+        private let file: LockFile
 
-        init(fd: OwnedFD, path: String) {
-            self.fd = fd
-            self.path = path
-        }
+        init(file: LockFile) { self.file = file }
 
-        /// Ends it under the host-wide lock: unlinked while still locked (whoever opened it
-        /// meanwhile sees it gone), then the directory if it was the last.
-        func release() {
-            _ = try? NetworkLock.hold {
-                unlink(path)
-                fd.close()
-                RuntimeDirectory.removeIfEmpty(NetworkLock.directory)
-            }
-        }
+        /// Ends it under the host-wide lock: whoever opened its file meanwhile sees it gone.
+        func release() { _ = try? NetworkLock.hold { file.release() } }
     }
 }

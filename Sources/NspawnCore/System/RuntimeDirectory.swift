@@ -23,3 +23,50 @@ enum RuntimeDirectory {
         }
     }
 }
+
+/// A file in a runtime directory, flock'ed exclusively for as long as something lives: the lock of a
+/// process that dies, SIGKILL included, goes with it, and the file left behind is taken over by the
+/// next one to lock it. Released by unlinking it while still locked, so whoever opened it meanwhile
+/// finds it gone and opens it anew.
+final class LockFile {
+    let fd: OwnedFD
+    let path: String
+
+    private init(fd: OwnedFD, path: String) {
+        self.fd = fd
+        self.path = path
+    }
+
+    /// The lock on `name` in `directory`, or nil when a live holder has it.
+    static func take(_ name: String, in directory: String) throws -> LockFile? {
+        let path = directory + "/" + name
+        // A file unlinked (released, or removed as a leftover) between our open and our lock, or
+        // its directory removed before our open: then again.
+        for _ in 0..<8 {
+            try RuntimeDirectory.create(directory)
+            let raw = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o644)
+            if raw < 0 && errno == ENOENT { continue }
+            guard raw >= 0 else {
+                let error = SyscallError.last("open", path: path)
+                RuntimeDirectory.removeIfEmpty(directory)
+                throw error
+            }
+            let candidate = OwnedFD(raw)
+            guard try FileSystem.lock(candidate, exclusive: true, path: path) else { return nil }
+            var named = stat()
+            let opened = try FileSystem.status(candidate, path: path)
+            if stat(path, &named) == 0 && opened.st_ino == named.st_ino && opened.st_dev == named.st_dev {
+                return LockFile(fd: candidate, path: path)
+            }
+        }
+        throw UserError("Failed to lock \(path): the file kept changing.")
+    }
+
+    /// Unlinks the file while still holding it, then its directory if that was the last.
+    func release() {
+        guard fd.raw >= 0 else { return }
+        unlink(path)
+        fd.close()
+        if let slash = path.lastIndex(of: "/") { RuntimeDirectory.removeIfEmpty(String(path[..<slash])) }
+    }
+}
