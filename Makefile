@@ -94,6 +94,7 @@ bench: build
 	bench/ephemeral
 	bench/image
 	bench/many
+	bench/memory
 
 clean:
 	rm -rf .build

@@ -232,3 +232,23 @@ int nsp_loop_configure(int loop, int backing, uint64_t offset, uint64_t size, ui
     config.info.lo_flags = flags;
     return ioctl(loop, LOOP_CONFIGURE, &config);
 }
+
+#include <pthread.h>
+
+int nsp_release_stack_below(size_t keep) {
+    pthread_attr_t attributes;
+    void *lowest;
+    size_t size;
+    if (pthread_getattr_np(pthread_self(), &attributes) != 0) return -1;
+    int r = pthread_attr_getstack(&attributes, &lowest, &size);
+    pthread_attr_destroy(&attributes);
+    if (r != 0) return -1;
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t here = (uintptr_t)__builtin_frame_address(0) & ~(uintptr_t)(page - 1);
+    if (here < (uintptr_t)lowest + keep) return 0;
+    uintptr_t end = here - keep;
+    /* Only the mapped part of the range (the stack grows down on demand) is advised; the
+     * unmapped rest below it makes madvise answer ENOMEM, which is expected. */
+    if (madvise(lowest, end - (uintptr_t)lowest, MADV_DONTNEED) != 0 && errno != ENOMEM) return -1;
+    return 0;
+}

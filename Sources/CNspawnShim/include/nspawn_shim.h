@@ -12,6 +12,7 @@
 #include <sys/reboot.h>
 #include <sys/epoll.h>
 #include <sys/xattr.h>  /* flistxattr, fgetxattr, fsetxattr: not part of the Glibc module */
+#include <malloc.h>     /* malloc_trim: not part of the Glibc module */
 
 // Namespace flags: <sched.h> hides them from Swift without _GNU_SOURCE.
 #define NSP_CLONE_NEWNS 0x00020000
@@ -108,5 +109,14 @@ int nsp_sigrtmax(void);
 
 /// The caller's environment block: `environ` is not imported under strict concurrency.
 char **nsp_environ(void);
+
+/* Gives back to the kernel the pages of this thread's stack more than `keep` bytes below the
+ * caller's frame (MADV_DONTNEED: touched again, they come back zeroed). pthread_getattr_np is
+ * hidden without _GNU_SOURCE. */
+int nsp_release_stack_below(size_t keep);
+
+/* Opens libblkid (blkid_loader.c): 0, or -1 with the reason in nsp_blkid_load_error(). */
+int nsp_blkid_load(void);
+const char *nsp_blkid_load_error(void);
 
 #endif

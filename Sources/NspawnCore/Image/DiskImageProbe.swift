@@ -2,9 +2,11 @@
     import Glibc
 #endif
 import CBlkid
+import CNspawnShim
 
 /// Reads a disk image's partition table and the file system signatures of its partitions with
-/// libblkid, from the open image file: nothing is mounted or attached to read them.
+/// libblkid, from the open image file: nothing is mounted or attached to read them. The library is
+/// opened here, not at every start (see blkid_loader.c).
 enum DiskImageProbe {
     struct Contents {
         var table: DiskImageLayout.Table?
@@ -14,6 +16,7 @@ enum DiskImageProbe {
     }
 
     static func read(_ fd: OwnedFD, size imageSize: UInt64, image: String) throws(UserError) -> Contents {
+        guard nsp_blkid_load() == 0 else { throw UserError("Failed to load libblkid: \(String(cString: nsp_blkid_load_error())).") }
         guard let probe = blkid_new_probe() else { throw UserError("Failed to allocate a libblkid probe for \(image).") }
         defer { blkid_free_probe(probe) }
         guard blkid_probe_set_device(probe, fd.raw, 0, 0) == 0 else { throw UserError("Failed to read image \(image) with libblkid.") }
