@@ -56,6 +56,9 @@ int nsp_pivot_root(const char *new_root, const char *put_old) {
 int nsp_pidfd_send_signal(int pidfd, int sig) {
     return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
 }
+int nsp_pidfd_open(pid_t pid) {
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
 int nsp_close_range(unsigned int first, unsigned int last, unsigned int flags) {
     return (int)syscall(SYS_close_range, first, last, flags);
 }
@@ -251,4 +254,9 @@ int nsp_release_stack_below(size_t keep) {
      * unmapped rest below it makes madvise answer ENOMEM, which is expected. */
     if (madvise(lowest, end - (uintptr_t)lowest, MADV_DONTNEED) != 0 && errno != ENOMEM) return -1;
     return 0;
+}
+
+int nsp_pty_number(int master) {
+    unsigned int number;
+    return ioctl(master, TIOCGPTN, &number) < 0 ? -1 : (int)number;
 }

@@ -21,7 +21,14 @@ public enum Launcher {
         }
     }
 
-    private static func boot(_ configuration: Configuration) throws -> Int32 {
+    /// The OCI runtime's `create`: the machine set up as `run` sets it up, its PID 1 left at the
+    /// start gate and handed over. Errors are thrown, for the runtime to log its way.
+    static func create(_ configuration: Configuration, handover: MachineHandover) throws {
+        _ = nsp_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        _ = try boot(configuration, handover: handover)
+    }
+
+    private static func boot(_ configuration: Configuration, handover: MachineHandover? = nil) throws -> Int32 {
         guard geteuid() == 0 else { throw UserError("Need to be root.") }
         var c = try withSettingsFile(configuration)
         // -x and --volatile: the tree (or image) is only read, and what the machine writes goes with it.
@@ -94,9 +101,11 @@ public enum Launcher {
                 c.bindUsers, range: range, treePasswd: UserDatabase.parsePasswd(image.readEtcFile("passwd")),
                 treeGroups: UserDatabase.parseGroup(image.readEtcFile("group")))
         }
-        let plan = try MachinePlan(
+        var plan = try MachinePlan(
             configuration: c, host: host, image: image, treeMachineID: treeMachineID, idRange: range, randomID: .random(), credentials: credentials,
             journal: journal, timezone: timezone, resolvConf: resolvConf, boundUsers: boundUsers)
+        // Handed over, the payload's parent is whoever reaps it, not us.
+        plan.payload.diesWithSupervisor = handover == nil
         for warning in plan.warnings { printError(warning) }
         let seccomp = try plan.payload.seccomp.map(SeccompFilter.load)
         // What the host and the tree get only once everything else has been checked: bad input
@@ -113,12 +122,13 @@ public enum Launcher {
 
         var announced = plan.quiet
         while true {
-            let outcome = try MachineBoot.run(plan, seccomp: seccomp) {
+            let handedOver = try MachineBoot.run(plan, seccomp: seccomp, handover: handover) {
                 guard !announced else { return }
                 announced = true
                 printError("Spawning container \(image.name) on \(image.shown).")
                 if plan.console == .interactive { printError("Press ^] three times within 1s to kill container.") }
             }
+            guard let outcome = handedOver else { return 0 }
             let end = outcome.end
             if let verdict = outcome.bootTest {
                 printError(verdict.report(machine: image.name, bootSeconds: outcome.bootSeconds))

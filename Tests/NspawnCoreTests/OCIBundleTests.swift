@@ -66,12 +66,12 @@ struct OCIBundleTests {
         }
         """
 
-    private func configuration(_ json: String, commandLine: [String] = []) throws -> Configuration {
+    private func configuration(_ json: String, commandLine: [String] = [], runtime: Bool = false) throws -> Configuration {
         var options = CommandLineOptions()
         try CommandLineParser.read(["--oci-bundle=/b"] + commandLine, into: &options)
         let file = SettingsFile(
-            path: "/b/config.json", trusted: true, assignments: try OCIBundle.assignments(try parse(json), bundle: "/b", path: "/b/config.json"),
-            warnings: [])
+            path: "/b/config.json", trusted: true,
+            assignments: try OCIBundle.assignments(try parse(json), bundle: "/b", path: "/b/config.json", runtime: runtime), warnings: [])
         return try file.configuration(commandLine: options, override: false, environment: { _ in nil }).configuration
     }
 
@@ -146,13 +146,72 @@ struct OCIBundleTests {
                 "linux.uidMappings: given without a user namespace."
             ),
             (#""mode=1777"]}"#, #""mode=1777", "noexec"]}"#, "mounts[8].options: noexec not supported for tmpfs mounts."),
-            (#""size=65536k"]}"#, #""size=1g"]}"#, "mounts[1].options: size=1g on /dev: swift-nspawn mounts it its own way."),
+            (#""size=65536k"]}"#, #""size=1g", "nr_inodes=5"]}"#, "mounts[1].options: nr_inodes=5 on /dev: swift-nspawn mounts it its own way."),
             (#""args": ["sh", "-c", "echo hi there"]"#, #""args": []"#, "process.args: missing or empty."),
         ]
         for (old, new, expected) in cases {
             #expect(Self.config.contains(old), "\(old)")
             do {
                 _ = try configuration(Self.config.replacingOccurrences(of: old, with: new))
+                Issue.record("accepted: \(expected)")
+            } catch {
+                #expect("\(error)".contains(expected), "\(error)")
+            }
+        }
+    }
+
+    /// What containerd 1.6's ctr run gives swift-nspawn-runc (its default spec, as recorded).
+    static let containerdConfig = """
+        {"ociVersion": "1.0.2-dev",
+         "process": {"user": {"uid": 0, "gid": 0}, "args": ["/bin/sh", "-c", "exit 42"], "cwd": "/",
+           "capabilities": {"bounding": ["CAP_CHOWN", "CAP_KILL"], "effective": ["CAP_CHOWN", "CAP_KILL"], "permitted": ["CAP_CHOWN", "CAP_KILL"]},
+           "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}], "noNewPrivileges": true},
+         "root": {"path": "/rootfs"},
+         "mounts": [
+           {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
+           {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+           {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+           {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+           {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+           {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+           {"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}],
+         "linux": {
+           "resources": {"devices": [{"allow": false, "access": "rwm"},
+             {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
+             {"allow": true, "type": "c", "major": 1, "minor": 7, "access": "rwm"}, {"allow": true, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
+             {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
+             {"allow": true, "type": "c", "major": 5, "minor": 1, "access": "rwm"}, {"allow": true, "type": "c", "major": 136, "access": "rwm"},
+             {"allow": true, "type": "c", "major": 5, "minor": 2, "access": "rwm"}],
+             "cpu": {"shares": 1024}},
+           "cgroupsPath": "/default/t1",
+           "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "network"}],
+           "maskedPaths": ["/proc/acpi", "/proc/kcore", "/sys/firmware"],
+           "readonlyPaths": ["/proc/bus", "/proc/sys", "/proc/sysrq-trigger"]}}
+        """
+
+    /// swift-nspawn-runc takes what engines send: their device rules (the devices every swift-nspawn
+    /// machine has), the default CPU weight, and cgroupsPath, which places the machine's cgroup.
+    @Test func containerdSpecForTheRuntime() throws {
+        let c = try configuration(Self.containerdConfig, runtime: true)
+        #expect(c.cgroupPath == "/default/t1" && c.command == ["/bin/sh", "-c", "exit 42"] && c.network.privateNetwork)
+        // Read as --oci-bundle, cgroupsPath is not swift-nspawn's to follow.
+        #expect(throws: UserError.self) { try configuration(Self.containerdConfig) }
+        let cases = [
+            (
+                #"{"allow": true, "type": "c", "major": 1, "minor": 7, "access": "rwm"}, "#, "",
+                "linux.resources.devices: denies the device 1:7, which every swift-nspawn machine has."
+            ),
+            (#""major": 5, "minor": 2,"#, #""major": 195, "minor": 2,"#, "linux.resources.devices[9]: swift-nspawn allows the devices it makes"),
+            (#""major": 5, "minor": 2, "access": "rwm""#, #""major": 5, "minor": 2, "access": "rwx""#, "linux.resources.devices[9]: swift-nspawn allows"),
+            (#""allow": false, "access": "rwm""#, #""allow": false, "type": "c", "major": 1, "access": "rwm""#, "a denial of some only is not supported"),
+            (#""shares": 1024"#, #""shares": 512"#, "linux.resources.cpu.shares: not supported"),
+            (#""/default/t1""#, #""/default/../t1""#, "linux.cgroupsPath: may not contain . or .. components."),
+            (#"{"type": "network"}]"#, #"{"type": "network"}, {"type": "user"}]"#, "swift-nspawn-runc needs the user namespace's mappings"),
+        ]
+        for (old, new, expected) in cases {
+            #expect(Self.containerdConfig.contains(old), "\(old)")
+            do {
+                _ = try configuration(Self.containerdConfig.replacingOccurrences(of: old, with: new), runtime: true)
                 Issue.record("accepted: \(expected)")
             } catch {
                 #expect("\(error)".contains(expected), "\(error)")

@@ -49,6 +49,9 @@ int nsp_setfsgid(gid_t gid);
 /// No glibc wrapper in 2.36.
 int nsp_pivot_root(const char *new_root, const char *put_old);
 int nsp_pidfd_send_signal(int pidfd, int sig);
+int nsp_pidfd_open(pid_t pid);
+/* The number of a pty master's peer in its devpts (TIOCGPTN: a macro Swift cannot import); -1 on error. */
+int nsp_pty_number(int master);
 int nsp_close_range(unsigned int first, unsigned int last, unsigned int flags);
 int nsp_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve);
 

@@ -43,8 +43,11 @@ struct CgroupPlan: Equatable, Sendable {
         return registration != .no
     }
 
+    /// - Parameter path: the OCI runtime's linux.cgroupsPath: the machine's cgroup, made by us,
+    ///   on any host (absolute in the hierarchy, or relative to our own cgroup); never registered.
     init(
-        host: HostFacts, machine name: String, owner: UInt32, keepUnit: Bool, register: RegisterMode, slice: String, properties: [ResourceProperty]
+        host: HostFacts, machine name: String, owner: UInt32, keepUnit: Bool, register: RegisterMode, slice: String, properties: [ResourceProperty],
+        path: String? = nil
     ) throws(UserError) {
         guard let hierarchy = host.cgroupHierarchy else {
             throw UserError("No cgroup2 hierarchy found at /sys/fs/cgroup or /sys/fs/cgroup/unified; swift-nspawn needs cgroup v2.")
@@ -56,6 +59,12 @@ struct CgroupPlan: Equatable, Sendable {
         func ownDirectory() throws(UserError) -> String {
             guard let own = host.ownCgroup else { throw UserError("/proc/self/cgroup has no cgroup2 entry.") }
             return own == "/" ? "" : own
+        }
+        if let path {
+            let absolute = path.hasPrefix("/") ? path : "\(try ownDirectory())/\(path)"
+            backend = .direct(path: String(absolute.reversed().drop { $0 == "/" }.reversed()))
+            registration = .no
+            return
         }
         guard host.systemd else {
             if register == .yes {

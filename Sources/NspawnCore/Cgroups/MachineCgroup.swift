@@ -46,7 +46,18 @@ final class MachineCgroup {
     /// filter's to refuse and the device policy of the machine around us covers every cgroup below ours.
     static func create(at path: String, machine name: String, owner: UInt32, deviceFilterRequired: Bool, kernel: any Kernel) throws -> MachineCgroup {
         do {
-            try kernel.makeDirectory(path, in: nil, mode: 0o755, path: path)
+            do {
+                try kernel.makeDirectory(path, in: nil, mode: 0o755, path: path)
+            } catch  where error.errno == .noSuchFileOrDirectory {
+                // An OCI runtime's cgroupsPath may name parents that do not exist yet (containerd's
+                // /NAMESPACE/ID): made as mkdir -p does; they stay, shared by the runtime's machines.
+                var parent = ""
+                for component in path.split(separator: "/").dropLast() {
+                    parent += "/" + component
+                    do { try kernel.makeDirectory(parent, in: nil, mode: 0o755, path: parent) } catch  where error.errno == .fileExists {}
+                }
+                try kernel.makeDirectory(path, in: nil, mode: 0o755, path: path)
+            }
         } catch {
             guard error.errno == .fileExists else { throw error }
             // A leftover of a run that was SIGKILLed: reuse it only if nothing lives in it.
@@ -79,14 +90,35 @@ final class MachineCgroup {
     }
 
     /// Kills whatever is left, waits (bounded) until the cgroup is empty, and removes it and its children.
+    /// Hands the cgroup over (the OCI runtime's `create`): this process no longer removes it.
+    func relinquish() { removed = true }
+
     public func remove() {
         guard !removed else { return }
         removed = true
-        if Self.isPopulated(path, kernel: kernel) {
+        Self.remove(path, kernel: kernel)
+    }
+
+    /// remove(), for a cgroup by path: the OCI runtime's `delete` of one its `create` made.
+    static func remove(_ path: String, kernel: any Kernel) {
+        if isPopulated(path, kernel: kernel) {
             try? kernel.writeFile("1", to: "\(path)/cgroup.kill")
-            Self.waitUntilEmpty(path, timeoutMilliseconds: 2000, kernel: kernel)
+            waitUntilEmpty(path, timeoutMilliseconds: 2000, kernel: kernel)
         }
-        Self.removeTree(path, kernel: kernel)
+        removeTree(path, kernel: kernel)
+    }
+
+    /// The PIDs of the processes in the cgroup and the cgroups the guest made below it (as deep as
+    /// cgroup.max.depth lets them go), for the OCI runtime's `kill --all`.
+    static func processes(_ path: String, depth: Int = 0) -> [pid_t] {
+        var pids = ((try? FileSystem.readFile("\(path)/cgroup.procs")) ?? "").split(separator: "\n").compactMap { pid_t($0) }
+        guard depth <= maximumDepth, let directory = try? FileSystem.open(path, O_RDONLY | O_DIRECTORY),
+            let entries = try? FileSystem.entries(of: directory.raw, path: path)
+        else { return pids }
+        for (name, type) in entries where type == UInt8(DT_DIR) && name != "." && name != ".." {
+            pids += processes("\(path)/\(name)", depth: depth + 1)
+        }
+        return pids
     }
 
     /// Writes resource settings into the cgroup's own files. A controller the parent does not enable
@@ -106,7 +138,18 @@ final class MachineCgroup {
     /// Moves this process into a cgroup, making it if needed.
     static func enter(_ path: String, kernel: any Kernel) throws(SyscallError) {
         do {
-            try kernel.makeDirectory(path, in: nil, mode: 0o755, path: path)
+            do {
+                try kernel.makeDirectory(path, in: nil, mode: 0o755, path: path)
+            } catch  where error.errno == .noSuchFileOrDirectory {
+                // An OCI runtime's cgroupsPath may name parents that do not exist yet (containerd's
+                // /NAMESPACE/ID): made as mkdir -p does; they stay, shared by the runtime's machines.
+                var parent = ""
+                for component in path.split(separator: "/").dropLast() {
+                    parent += "/" + component
+                    do { try kernel.makeDirectory(parent, in: nil, mode: 0o755, path: parent) } catch  where error.errno == .fileExists {}
+                }
+                try kernel.makeDirectory(path, in: nil, mode: 0o755, path: path)
+            }
         } catch {
             guard error.errno == .fileExists else { throw error }
         }

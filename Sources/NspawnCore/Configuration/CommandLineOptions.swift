@@ -79,6 +79,8 @@ public struct CommandLineOptions: Equatable, Sendable {
     var cgroupReadOnly = false
     /// An OCI bundle's process.user: "UID:GID:GROUP,GROUP".
     var identity: String?
+    /// The OCI runtime's linux.cgroupsPath.
+    var cgroupPath: String?
     /// The payload's argv: everything from the first argument that is not an option, or after `--`.
     var command: [String] = []
 

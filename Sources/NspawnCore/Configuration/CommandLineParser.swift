@@ -116,5 +116,6 @@ public enum CommandLineParser {
 }
 
 public enum Version {
-    public static let string = "swift-nspawn 0.1.0"
+    public static let number = "0.1.0"
+    public static let string = "swift-nspawn \(number)"
 }

@@ -80,6 +80,9 @@ public struct Configuration: Equatable, Sendable {
     public var procSysReadOnly = false
     /// An OCI bundle's read-only /sys/fs/cgroup.
     public var cgroupReadOnly = false
+    /// The OCI runtime's linux.cgroupsPath: the machine's cgroup, absolute in the cgroup2 hierarchy
+    /// or relative to swift-nspawn-runc's own.
+    public var cgroupPath: String?
     /// --oci-bundle: an OCI bundle whose config.json is read as the machine's settings.
     public var ociBundle: String?
     /// --settings: whether and how the machine's .nspawn file is read.
@@ -114,6 +117,7 @@ public struct Configuration: Equatable, Sendable {
         }
         procSysReadOnly = o.procSysReadOnly
         cgroupReadOnly = o.cgroupReadOnly
+        cgroupPath = o.cgroupPath
         if let text = o.identity {
             guard let identity = NumericIdentity(parsing: text) else { throw UserError("Invalid numeric user: \(text)") }
             guard user == nil else { throw UserError("--user= and an OCI bundle's process.user may not be combined.") }

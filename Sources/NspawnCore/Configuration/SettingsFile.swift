@@ -258,6 +258,7 @@ struct SettingsFile: Equatable {
         keys["OCI/ProcSysReadOnly"] = Key(effect: .internalFlag(\.procSysReadOnly), trustedOnly: true)
         keys["OCI/CgroupReadOnly"] = Key(effect: .internalFlag(\.cgroupReadOnly), trustedOnly: true)
         keys["OCI/Identity"] = Key(effect: .internalValue(\.identity), trustedOnly: true, group: .user)
+        keys["OCI/CgroupPath"] = Key(effect: .internalValue(\.cgroupPath), trustedOnly: true)
         return keys
     }()
 

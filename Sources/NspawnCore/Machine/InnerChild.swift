@@ -8,7 +8,8 @@ import CNspawnShim
 /// namespaces), hands them to the outer child, and joins the finished mount namespace, whose root
 /// is the tree.
 enum InnerChild {
-    static func run(_ plan: MachinePlan, seccomp: SeccompFilter?, supervisor: SetupChannel, outer: SetupChannel) throws -> Never {
+    /// `startGate`: the OCI runtime's exec.fifo (see MachineHandover); nil for a machine that starts at once.
+    static func run(_ plan: MachinePlan, seccomp: SeccompFilter?, supervisor: SetupChannel, outer: SetupChannel, startGate: OwnedFD?) throws -> Never {
         let kernel = LinuxKernel()
         _ = try supervisor.receive(.proceed, from: "The supervisor")
         let mounts = try prepare(plan, kernel: kernel)
@@ -21,10 +22,25 @@ enum InnerChild {
         // Joining it makes the tree our root and working directory: the outer child pivoted already.
         try kernel.enter(namespace, .mount, name: "mnt")
         namespace.close()
+        if let startGate { try waitAtStartGate(startGate, supervisor: supervisor) }
 
         Payload.start(
             plan.payload, confinement: PayloadConfinement(capabilities: plan.payload.capabilities, seccomp: seccomp),
             console: received.count > 1 ? received[1] : nil)
+    }
+
+    /// PID 1 outlives `create`, which ends once it hears that PID 1 is here; `start` opening the
+    /// gate for reading lets the open for writing return, and a byte written tells `start` so.
+    private static func waitAtStartGate(_ gate: OwnedFD, supervisor: SetupChannel) throws {
+        _ = nsp_prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0)
+        try supervisor.send(.atStartGate, to: "The supervisor")
+        supervisor.fd.close()
+        // Through our own /proc: the gate lies outside the machine's tree.
+        let path = "/proc/self/fd/\(gate.raw)"
+        let fifo = OwnedFD(try sys("open", path: path) { open(path, O_WRONLY | O_CLOEXEC) })
+        gate.close()
+        var byte: UInt8 = 0x30
+        _ = try sys("write", path: path) { Glibc.write(fifo.raw, &byte, 1) }
     }
 
     /// Once the supervisor has written the ID maps: the machine's root, in its own cgroup namespace,

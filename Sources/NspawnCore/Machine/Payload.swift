@@ -76,7 +76,7 @@ enum Payload {
         try confine(confinement)
         try confinement.capabilities.apply(switchingTo: ids)
         // The kernel forgets the parent-death signal when credentials change.
-        ProcessLifetime.dieWithParent()
+        if spec.diesWithSupervisor { ProcessLifetime.dieWithParent() }
         if let directory = spec.workingDirectory {
             try sys("chdir", path: directory) { chdir(directory) }
         }

@@ -13,6 +13,9 @@ enum SetupMessage: UInt8 {
     case mountNamespace
     /// Outer child → supervisor: the tree is built (with the console's pty master).
     case treeReady
+    /// PID 1 → supervisor (the OCI runtime's `create`): in its finished machine, no longer dying with
+    /// us, it waits at the start gate.
+    case atStartGate
 }
 
 /// One end of a SOCK_SEQPACKET socketpair: message boundaries are kept, descriptors travel with

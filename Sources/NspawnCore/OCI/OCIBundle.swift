@@ -13,14 +13,27 @@ enum OCIBundle {
     /// sizes and modes are its own). "ro" on /sys/fs/cgroup is honoured.
     static let apiMounts: [String: Set<String>] = [
         "/proc": ["proc"], "/dev": ["tmpfs"], "/dev/pts": ["devpts"], "/dev/shm": ["tmpfs"], "/dev/mqueue": ["mqueue"], "/sys": ["sysfs"],
-        "/sys/fs/cgroup": ["cgroup", "cgroup2"],
+        "/sys/fs/cgroup": ["cgroup", "cgroup2"], "/run": ["tmpfs"],
     ]
     static let apiMountOptions: Set<String> = [
-        "nosuid", "nodev", "noexec", "strictatime", "relatime", "rw", "ro", "newinstance", "ptmxmode=0666", "mode=620", "gid=5", "mode=755",
-        "mode=1777", "size=65536k",
+        "nosuid", "nodev", "noexec", "strictatime", "relatime", "rw", "ro", "newinstance", "ptmxmode=0666", "ptmxmode=666", "mode=620", "mode=0620",
+        "gid=5", "mode=755", "mode=0755", "mode=1777", "mode=01777",
     ]
 
-    static func load(_ bundle: String) throws(UserError) -> SettingsFile {
+    /// Whether an option of an API mount asks for nothing swift-nspawn does not do: the list above,
+    /// propagation, and a tmpfs's size (swift-nspawn's sizes are its own).
+    static func isAPIMountOption(_ option: String, type: String) -> Bool {
+        apiMountOptions.contains(option) || propagationOptions.contains(option) || (type == "tmpfs" && option.hasPrefix("size="))
+    }
+    static let propagationOptions: Set<String> = ["private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable"]
+
+    /// The devices an engine's rules allow besides swift-nspawn's own (DeviceFilter.closed): the
+    /// console's node, whose place a pty of swift-nspawn's takes.
+    static let engineDevices: [(major: UInt32, minor: UInt32?)] = [(5, 1)]
+
+    /// - Parameter runtime: read for the OCI runtime command line (swift-nspawn-runc), where the
+    ///   bundle's cgroupsPath places the machine's cgroup.
+    static func load(_ bundle: String, runtime: Bool = false) throws(UserError) -> SettingsFile {
         let directory: String
         do {
             directory = try FileSystem.canonicalPath(bundle)
@@ -46,7 +59,8 @@ enum OCIBundle {
         // as runc takes it (runc spec's list names some that newer kernels dropped).
         let exists = { (masked: String) in !(masked.hasPrefix("/proc/") || masked.hasPrefix("/sys/")) || FileSystem.exists(masked) }
         return SettingsFile(
-            path: path, trusted: true, assignments: try assignments(document, bundle: directory, path: path, kernelHas: exists), warnings: [])
+            path: path, trusted: true, assignments: try assignments(document, bundle: directory, path: path, runtime: runtime, kernelHas: exists),
+            warnings: [])
     }
 
     /// Reads config.json's values, each at its field; every read refuses a wrong type.
@@ -120,7 +134,7 @@ enum OCIBundle {
     /// The settings the document stands for, each labelled with its field.
     /// - Parameter kernelHas: whether a masked path of /proc or /sys is there to mask.
     static func assignments(
-        _ document: JSONValue, bundle: String, path: String, kernelHas: (String) -> Bool = { _ in true }
+        _ document: JSONValue, bundle: String, path: String, runtime: Bool = false, kernelHas: (String) -> Bool = { _ in true }
     ) throws(UserError) -> [SettingsFile.Assignment] {
         let read = Reader(path: path)
         var result: [SettingsFile.Assignment] = []
@@ -149,7 +163,7 @@ enum OCIBundle {
 
         try process(top["process"], read: read, add: add)
         try mounts(top["mounts"], bundle: bundle, read: read, add: add)
-        try linux(top["linux"], read: read, kernelHas: kernelHas, add: add)
+        try linux(top["linux"], read: read, runtime: runtime, kernelHas: kernelHas, add: add)
         return result
     }
 
@@ -230,7 +244,7 @@ enum OCIBundle {
     }
 
     private static func mounts(_ value: JSONValue?, bundle: String, read: Reader, add: (String, String, [String]?, String) -> Void) throws(UserError) {
-        let propagation: Set<String> = ["private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable"]
+        let propagation = propagationOptions
         for (index, value) in try read.array(value, "mounts").enumerated() {
             let field = "mounts[\(index)]"
             let mount = try read.object(value, field, known: ["destination", "type", "source", "options", "uidMappings", "gidMappings"]) ?? [:]
@@ -242,7 +256,7 @@ enum OCIBundle {
             try read.unsupported(mount["uidMappings"], "\(field).uidMappings")
             try read.unsupported(mount["gidMappings"], "\(field).gidMappings")
             if apiMounts[destination]?.contains(type) == true {
-                let other = options.filter { !apiMountOptions.contains($0) && !propagation.contains($0) }
+                let other = options.filter { !isAPIMountOption($0, type: type) }
                 guard other.isEmpty else {
                     throw read.refuse("\(field).options", "\(other.joined(separator: ",")) on \(destination): swift-nspawn mounts it its own way.")
                 }
@@ -274,7 +288,7 @@ enum OCIBundle {
     }
 
     private static func linux(
-        _ value: JSONValue?, read: Reader, kernelHas: (String) -> Bool, add: (String, String, [String]?, String) -> Void
+        _ value: JSONValue?, read: Reader, runtime: Bool, kernelHas: (String) -> Bool, add: (String, String, [String]?, String) -> Void
     ) throws(UserError) {
         let known: Set<String> = [
             "namespaces", "uidMappings", "gidMappings", "maskedPaths", "readonlyPaths", "resources", "personality", "sysctl", "seccomp", "cgroupsPath",
@@ -310,6 +324,11 @@ enum OCIBundle {
         let gids = try read.array(linux["gidMappings"], "linux.gidMappings")
         if namespaces["user"] != nil {
             if uids.isEmpty && gids.isEmpty {
+                // A range swift-nspawn picks is locked for as long as its picker lives; `create` ends
+                // before its machine does, so another could pick the same one.
+                guard !runtime else {
+                    throw read.refuse("linux.uidMappings", "\(RuntimeInvocation.name) needs the user namespace's mappings; it picks no range itself.")
+                }
                 add("Exec/PrivateUsers", "pick", nil, "linux.namespaces")
             } else {
                 guard uids.count == 1, gids.count == 1, uids == gids, uids[0].object?.count == 3, uids[0]["containerID"]?.uint64 == 0,
@@ -340,8 +359,16 @@ enum OCIBundle {
             try read.unsupported(personality["flags"], "linux.personality.flags")
             add("Exec/Personality", domain == "LINUX32" ? "x86" : "x86-64", nil, "linux.personality")
         }
+        if runtime, let cgroupsPath = try read.string(linux["cgroupsPath"], "linux.cgroupsPath"), !cgroupsPath.isEmpty {
+            guard !cgroupsPath.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }) else {
+                throw read.refuse("linux.cgroupsPath", "may not contain . or .. components.")
+            }
+            add("OCI/CgroupPath", cgroupsPath, nil, "linux.cgroupsPath")
+        } else {
+            try read.unsupported(linux["cgroupsPath"], "linux.cgroupsPath")
+        }
         for field in [
-            "sysctl", "seccomp", "cgroupsPath", "rootfsPropagation", "mountLabel", "intelRdt", "timeOffsets", "devices", "netDevices", "memoryPolicy",
+            "sysctl", "seccomp", "rootfsPropagation", "mountLabel", "intelRdt", "timeOffsets", "devices", "netDevices", "memoryPolicy",
         ] {
             try read.unsupported(linux[field], "linux.\(field)")
         }
@@ -360,17 +387,58 @@ enum OCIBundle {
         {
             add("OCI/Property", "TasksMax=\(limit)", nil, "linux.resources.pids.limit")
         }
-        // Denying every device is swift-nspawn's own policy; anything else is not.
-        for (index, value) in try read.array(resources["devices"], "linux.resources.devices").enumerated() {
-            let rule = try read.object(value, "linux.resources.devices[\(index)]", known: ["allow", "type", "major", "minor", "access"])
-            guard try read.bool(rule?["allow"], "linux.resources.devices[\(index)].allow") == false, rule?["type"] == nil, rule?["major"] == nil,
-                rule?["minor"] == nil
-            else {
-                throw read.refuse("linux.resources.devices[\(index)]", "swift-nspawn allows the devices it makes, and no others.")
+        try devices(resources["devices"], read: read)
+        // The default weight asks for nothing.
+        if let cpu = try read.object(
+            resources["cpu"], "linux.resources.cpu", known: ["shares", "quota", "period", "realtimeRuntime", "realtimePeriod", "cpus", "mems", "idle", "burst"])
+        {
+            for (field, value) in cpu.sorted(by: { $0.key < $1.key }) where value != .null && !(field == "shares" && value.uint64 == 1024) {
+                throw read.refuse("linux.resources.cpu.\(field)", "not supported by swift-nspawn.")
             }
         }
-        for field in ["cpu", "blockIO", "hugepageLimits", "network", "rdma", "unified"] {
+        for field in ["blockIO", "hugepageLimits", "network", "rdma", "unified"] {
             try read.unsupported(resources[field], "linux.resources.\(field)")
+        }
+    }
+}
+
+extension OCIBundle {
+    /// Denying every device, then allowing some, as engines write it: honoured where what it allows
+    /// is what swift-nspawn's own policy allows (DeviceFilter.closed, and the console's node, whose
+    /// place a pty takes); anything else is not swift-nspawn's to grant.
+    private static func devices(_ value: JSONValue?, read: Reader) throws(UserError) {
+        var allowed: [DeviceFilter.Rule] = []
+        for (index, value) in try read.array(value, "linux.resources.devices").enumerated() {
+            let field = "linux.resources.devices[\(index)]"
+            let rule = try read.object(value, field, known: ["allow", "type", "major", "minor", "access"]) ?? [:]
+            let allow = try read.bool(rule["allow"], "\(field).allow") ?? false
+            let type = try read.string(rule["type"], "\(field).type") ?? "a"
+            let major = try read.integer(rule["major"], "\(field).major", in: -1...Int64(UInt32.max))
+            let minor = try read.integer(rule["minor"], "\(field).minor", in: -1...Int64(UInt32.max))
+            let access = try read.string(rule["access"], "\(field).access") ?? "rwm"
+            if !allow {
+                // Deny all, first: the only denial that is swift-nspawn's own.
+                guard index == 0, type == "a", major ?? -1 == -1, minor ?? -1 == -1 else {
+                    throw read.refuse(field, "swift-nspawn denies every device but its own; a denial of some only is not supported.")
+                }
+                continue
+            }
+            guard type == "c", let major, major >= 0 else {
+                throw read.refuse(field, "swift-nspawn allows the devices it makes, and no others.")
+            }
+            let known =
+                DeviceFilter.closed.rules.contains { $0.major == UInt32(major) && $0.minor.map(Int64.init) == (minor ?? -1 == -1 ? nil : minor) }
+                || engineDevices.contains { $0.major == UInt32(major) && $0.minor.map(Int64.init) == minor }
+            guard known, access.allSatisfy({ "rwm".contains($0) }) else {
+                throw read.refuse(field, "swift-nspawn allows the devices it makes, and no others.")
+            }
+            allowed.append(.init(kind: .character, major: UInt32(major), minor: minor.flatMap { $0 < 0 ? nil : UInt32($0) }, access: 0))
+        }
+        // Rules that allow devices must allow all of swift-nspawn's: it makes them in every machine.
+        guard !allowed.isEmpty else { return }
+        for own in DeviceFilter.closed.rules where !allowed.contains(where: { $0.major == own.major && $0.minor == own.minor }) {
+            throw read.refuse(
+                "linux.resources.devices", "denies the device \(own.major):\(own.minor.map(String.init) ?? "*"), which every swift-nspawn machine has.")
         }
     }
 }

@@ -70,7 +70,7 @@ struct MachinePlan: Equatable, Sendable {
             configuration: c.network, machine: image.name, hostMachineID: host.machineID, ownAddresses: c.switches.ownAddresses ?? !host.networkdRunsHere)
         cgroup = try CgroupPlan(
             host: host, machine: image.name, owner: idRange?.base ?? 0, keepUnit: c.keepUnit, register: c.register, slice: c.slice,
-            properties: c.properties)
+            properties: c.properties, path: c.cgroupPath)
         cgroup.service = c.switches.containerService
 
         // A boot test shows the boot but takes no input.
@@ -180,4 +180,6 @@ struct PayloadPlan: Equatable, Sendable {
     /// ConditionVirtualization=container and !container hold as under systemd-nspawn,
     /// =systemd-nspawn does not (swift-nspawn(1), ENVIRONMENT).
     var container = "swift-nspawn"
+    /// SIGKILLed when the supervisor dies; not when an OCI runtime's `create` handed it over.
+    var diesWithSupervisor = true
 }

@@ -3,11 +3,25 @@
 #endif
 import CNspawnShim
 
+/// What the OCI runtime's `create` does instead of watching the machine: it leaves PID 1 ready, in
+/// front of the start gate, and ends; PID 1 and the cgroup are the caller's then (its `start`,
+/// `kill` and `delete`), and nothing stands between PID 1 and whoever reaps it.
+struct MachineHandover {
+    /// exec.fifo, opened O_PATH: PID 1 opens it for writing (through /proc/self/fd) once its machine
+    /// is built, which blocks until `start` opens it for reading.
+    var startGate: OwnedFD
+    /// Once PID 1 waits at the gate: records the machine (pid file, state, the console's master to
+    /// the console socket). An error it throws ends PID 1 and undoes the machine, as any other.
+    var handOver: (_ pid1: ChildProcess, _ consoleMaster: OwnedFD?, _ cgroup: MachineCgroup) throws -> Void
+}
+
 /// One boot of a machine, from clone to PID 1's end, carrying out its plan. Everything it makes on
-/// the host (the cgroup, the children) is undone when it returns, on every path.
+/// the host (the cgroup, the children) is undone when it returns, on every path, unless it handed
+/// the machine over.
 enum MachineBoot {
     /// `started` runs once the machine's tree is built and its PID 1 is about to exec.
-    static func run(_ plan: MachinePlan, seccomp: SeccompFilter?, started: () -> Void) throws -> Supervisor.Outcome {
+    /// Returns how PID 1 ended; nil when the machine was handed over.
+    static func run(_ plan: MachinePlan, seccomp: SeccompFilter?, handover: MachineHandover? = nil, started: () -> Void) throws -> Supervisor.Outcome? {
         let kernel = LinuxKernel()
         let bus = plan.cgroup.needsBus ? try Bus.system() : nil
         let early: MachineCgroup?
@@ -18,7 +32,8 @@ enum MachineBoot {
         } else {
             early = nil
         }
-        defer { early?.remove() }
+        var handedOver = false
+        defer { if !handedOver { early?.remove() } }
 
         let (supervisorToInner, innerFromSupervisor) = try SetupChannel.pair()
         let (outerToInner, innerFromOuter) = try SetupChannel.pair()
@@ -27,11 +42,13 @@ enum MachineBoot {
                 try ChildProcess.clone(namespaces: plan.namespaces, intoCgroup: early?.fd.raw, role: "The machine's PID 1") {
                     supervisorToInner.fd.close()
                     outerToInner.fd.close()
-                    try InnerChild.run(plan, seccomp: seccomp, supervisor: innerFromSupervisor, outer: innerFromOuter)
+                    try InnerChild.run(
+                        plan, seccomp: seccomp, supervisor: innerFromSupervisor, outer: innerFromOuter, startGate: handover?.startGate)
                 }
             }
         }
-        defer { inner.kill() }
+        defer { if !handedOver { inner.kill() } }
+        handover?.startGate.close()
         innerFromSupervisor.fd.close()
         innerFromOuter.fd.close()
 
@@ -42,7 +59,7 @@ enum MachineBoot {
         } else {
             (cgroup, registered) = try placeUnderSystemd(inner, plan: plan, bus: bus, kernel: kernel)
         }
-        defer { cgroup.remove() }
+        defer { if !handedOver { cgroup.remove() } }
         defer { if registered, let bus { MachineRegistration.unregister(bus: bus, name: plan.name) } }
         if plan.cgroup.propertiesOnCgroup { try cgroup.apply(plan.cgroup.properties) }
 
@@ -84,6 +101,13 @@ enum MachineBoot {
         guard let notify = received.first else { throw UserError("The outer child sent no notify socket.") }
         let master = received.count > 1 ? received[1] : nil
         try outer.requireCleanExit()
+        if let handover {
+            _ = try supervisorToInner.receive(.atStartGate, from: "The machine's PID 1")
+            try handover.handOver(inner, master, cgroup)
+            handedOver = true
+            cgroup.relinquish()
+            return nil
+        }
         supervisorToInner.fd.close()
         started()
 

@@ -105,6 +105,21 @@ enum FileSystem {
         try writeAll(fd: fd.raw, Array(string.utf8), path: path)
     }
 
+    /// Writes `.NAME` beside `path` and renames it into place: readers see the old file or the whole
+    /// new one, never part of it.
+    static func replace(_ path: String, contents: String, mode: mode_t) throws(SyscallError) {
+        let slash = path.lastIndex(of: "/")
+        let temporary = slash.map { String(path[...$0]) + "." + path[path.index(after: $0)...] } ?? "." + path
+        do {
+            let fd = try open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode: mode)
+            try writeAll(fd: fd.raw, Array(contents.utf8), path: temporary)
+            try sys("rename", path: path) { rename(temporary, path) }
+        } catch {
+            unlink(temporary)
+            throw error
+        }
+    }
+
     static func writeAll(fd: Int32, _ bytes: [UInt8], path: String) throws(SyscallError) {
         var offset = 0
         while offset < bytes.count {

@@ -1,0 +1,200 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import CNspawnShim
+
+/// swift-nspawn-runc: the OCI runtime command line (RuntimeInvocation) carried out. `create` boots
+/// the bundle as a swift-nspawn machine (its config.json read as --oci-bundle reads it), leaves its
+/// PID 1 at the start gate and ends, so that PID 1 is the caller's child (containerd's shim and
+/// conmon are subreapers) with nothing in between; `start`, `state`, `kill` and `delete` act on
+/// what it recorded under --root. Errors go to standard error and, with --log, to the log, in
+/// runc's words where callers look for them ("does not exist", "not running").
+public enum Runtime {
+    public static func main(_ arguments: [String]) -> Int32 {
+        switch RuntimeInvocation.parse(arguments) {
+        case .refused(let global, let message):
+            log(message, global)
+            return 1
+        case .run(let invocation):
+            do {
+                try run(invocation)
+                return 0
+            } catch is SetupAborted {
+                // The child that failed has said why, on our standard error; the log gets a line too.
+                log("container's setup failed", invocation.global, toStandardError: false)
+                return 1
+            } catch {
+                log("\(error)", invocation.global)
+                return 1
+            }
+        }
+    }
+
+    private static func run(_ invocation: RuntimeInvocation) throws {
+        let global = invocation.global
+        switch invocation.command {
+        case .help:
+            print(RuntimeInvocation.usage)
+        case .version:
+            print("\(RuntimeInvocation.name) version \(Version.number)\nspec: \(RuntimeInvocation.specVersion)")
+        case .unsupported(let command):
+            throw UserError("\(command) is not supported by \(RuntimeInvocation.name): it has no checkpoint/restore (CRIU) support.")
+        case .create(let id, let bundle, let pidFile, let consoleSocket, let preserveFDs):
+            guard !global.systemdCgroup else { throw UserError("--systemd-cgroup is not supported by \(RuntimeInvocation.name) yet; use cgroupfs.") }
+            guard preserveFDs == 0 else { throw UserError("--preserve-fds is not supported by \(RuntimeInvocation.name).") }
+            guard geteuid() == 0 else { throw UserError("\(RuntimeInvocation.name) needs to be root.") }
+            try create(id: id, bundle: bundle, pidFile: pidFile, consoleSocket: consoleSocket, root: global.root)
+        case .start(let id):
+            try start(try ContainerRecord.read(root: global.root, id: id), root: global.root)
+        case .state(let id):
+            print(try ContainerRecord.read(root: global.root, id: id).state(root: global.root).text)
+        case .kill(let id, let signal, let all):
+            let record = try ContainerRecord.read(root: global.root, id: id)
+            if all {
+                // Whatever lives in the machine's cgroup, PID 1 gone or not.
+                for pid in MachineCgroup.processes(record.cgroup) { kill(pid, signal) }
+                return
+            }
+            guard record.status(root: global.root) != .stopped, let pidfd = openPID1(record) else { throw UserError("container not running") }
+            try sys("pidfd_send_signal", path: id) { nsp_pidfd_send_signal(pidfd.raw, signal) }
+        case .delete(let id, let force):
+            let record = try ContainerRecord.read(root: global.root, id: id)
+            let status = record.status(root: global.root)
+            // A created container goes without --force, as with runc: nothing of it has run yet.
+            guard status != .running || force else { throw UserError("cannot delete container \(id) that is not stopped: running") }
+            delete(record, root: global.root)
+        }
+    }
+
+    private static func create(id: String, bundle: String, pidFile: String?, consoleSocket: String?, root: String) throws {
+        let directory = ContainerRecord.directory(root: root, id: id)
+        try RuntimeDirectory.create(root, mode: 0o700)
+        guard mkdir(directory, 0o700) == 0 else {
+            if errno == EEXIST { throw UserError("container with id exists: \(id)") }
+            throw SyscallError.last("mkdir", path: directory)
+        }
+        var recorded = false
+        defer { if !recorded { removeDirectory(directory) } }
+
+        // The gate: writable by PID 1 whatever user it is (0622, as runc's), read by `start`.
+        let gatePath = directory + "/" + ContainerRecord.gate
+        try sys("mkfifo", path: gatePath) { mkfifo(gatePath, 0o622) }
+        try sys("chmod", path: gatePath) { chmod(gatePath, 0o622) }
+        let gate = try FileSystem.open(gatePath, NSP_O_PATH)
+
+        var options = CommandLineOptions()
+        options.machine = MachineName.cleanup(id)
+        options.quiet = true
+        options.register = "no"
+        var (configuration, _) = try OCIBundle.load(bundle, runtime: true).configuration(
+            commandLine: options, override: false, environment: Configuration.processEnvironment)
+        // No process.terminal is false: the caller's standard streams are the process's.
+        if configuration.console == nil { configuration.console = .pipe }
+        let bundleDirectory = try FileSystem.canonicalPath(bundle)
+        let annotations = try annotations(of: bundleDirectory)
+
+        try Launcher.create(
+            configuration,
+            handover: MachineHandover(startGate: gate) { pid1, master, cgroup in
+                guard let stat = ProcessStat.read(pid1.pid) else { throw UserError("The container's PID 1 (\(pid1.pid)) is gone.") }
+                if let consoleSocket {
+                    guard let master else { throw UserError("--console-socket given, but the bundle's process.terminal is false.") }
+                    try sendConsole(master, to: consoleSocket)
+                } else if master != nil {
+                    throw UserError("process.terminal is true: --console-socket must be given.")
+                }
+                let record = ContainerRecord(
+                    id: id, bundle: bundleDirectory, rootfs: configuration.directory ?? "", pid: pid1.pid, startTime: stat.startTime,
+                    created: Clock.rfc3339Now(), cgroup: cgroup.path, annotations: annotations)
+                try record.write(in: directory)
+                if let pidFile { try FileSystem.replace(pidFile, contents: "\(pid1.pid)", mode: 0o644) }
+                recorded = true
+            })
+    }
+
+    /// config.json's annotations, kept for `state`.
+    private static func annotations(of bundle: String) throws -> [String: JSONValue] {
+        let text = try FileSystem.readFile(bundle + "/config.json")
+        return (try? JSONValue.parse(Array(text.utf8)))?["annotations"]?.object ?? [:]
+    }
+
+    /// Opens the gate: PID 1's open for writing returns, and the byte it writes says it went
+    /// through. A PID 1 that died meanwhile (its pidfd readable) cannot be started.
+    private static func start(_ record: ContainerRecord, root: String) throws {
+        switch record.status(root: root) {
+        case .stopped: throw UserError("cannot start a container that has stopped")
+        case .running: throw UserError("cannot start an already running container")
+        case .created: break
+        }
+        let gatePath = ContainerRecord.directory(root: root, id: record.id) + "/" + ContainerRecord.gate
+        let gate = try FileSystem.open(gatePath, O_RDONLY | O_NONBLOCK)
+        guard let pidfd = openPID1(record) else { throw UserError("cannot start a container that has stopped") }
+        var fds = [pollfd(fd: gate.raw, events: Int16(POLLIN), revents: 0), pollfd(fd: pidfd.raw, events: Int16(POLLIN), revents: 0)]
+        // PID 1 is in open(); its write follows at once.
+        let ready = try sys("poll", path: gatePath) { poll(&fds, 2, 10_000) }
+        var byte: UInt8 = 0
+        guard ready > 0, fds[0].revents & Int16(POLLIN) != 0, read(gate.raw, &byte, 1) == 1 else {
+            throw UserError("container \(record.id) did not start: its process ended at the start gate")
+        }
+        unlink(gatePath)
+    }
+
+    /// PID 1's pidfd, if PID 1 is the process the record names (not a later one with its PID).
+    private static func openPID1(_ record: ContainerRecord) -> OwnedFD? {
+        let raw = nsp_pidfd_open(record.pid)
+        guard raw >= 0 else { return nil }
+        let pidfd = OwnedFD(raw)
+        guard ProcessStat.read(record.pid)?.startTime == record.startTime else { return nil }
+        return pidfd
+    }
+
+    /// Kills what is left in the machine's cgroup, removes it and the container's directory.
+    private static func delete(_ record: ContainerRecord, root: String) {
+        MachineCgroup.remove(record.cgroup, kernel: LinuxKernel())
+        removeDirectory(ContainerRecord.directory(root: root, id: record.id))
+    }
+
+    private static func removeDirectory(_ directory: String) {
+        for name in [ContainerRecord.stateFile, "." + ContainerRecord.stateFile, ContainerRecord.gate] { unlink(directory + "/" + name) }
+        rmdir(directory)
+    }
+
+    /// The console socket protocol callers implement (go-runc, conmon): one message, the pty's name,
+    /// with the master as the one descriptor.
+    private static func sendConsole(_ master: OwnedFD, to socketPath: String) throws {
+        let socket = OwnedFD(try sys("socket", path: socketPath) { Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) })
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(socketPath.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw UserError("Console socket path too long: \(socketPath)") }
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
+        try sys("connect", path: socketPath) {
+            withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket.raw, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+        }
+        let number = nsp_pty_number(master.raw)
+        let name = number >= 0 ? "/dev/pts/\(number)" : "/dev/console"
+        var fd = master.raw
+        try sys("sendmsg", path: socketPath) {
+            Array(name.utf8).withUnsafeBytes { nsp_send_with_fds(socket.raw, $0.baseAddress, $0.count, &fd, 1) }
+        }
+    }
+
+    /// One line for the caller: on standard error, and in --log (JSON lines with --log-format json,
+    /// as runc writes them: containerd reports the last error's msg).
+    private static func log(_ message: String, _ global: RuntimeInvocation.Global, toStandardError: Bool = true) {
+        if toStandardError { printError(message) }
+        guard let path = global.log else { return }
+        let time = Clock.rfc3339Now()
+        let line: String
+        switch global.logFormat {
+        case .json: line = JSONValue.object(["level": .string("error"), "msg": .string(message), "time": .string(time)]).text
+        case .text: line = "time=\"\(time)\" level=error msg=\(JSONValue.string(message).text)"
+        }
+        let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        try? FileSystem.writeAll(fd: fd, Array((line + "\n").utf8), path: path)
+    }
+}

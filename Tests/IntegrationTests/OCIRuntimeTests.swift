@@ -1,0 +1,223 @@
+import Foundation
+import Testing
+
+/// swift-nspawn-runc against the OCI runtime specification (runtime.md: state, lifecycle,
+/// operations; config.md: the fields engines send) and runc's command-line contract, as a black box
+/// on real bundles: one test per requirement. Each runs under tools/subreaper, which reaps the
+/// containers as containerd's shim does.
+@Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
+struct OCIRuntimeTests {
+    /// state JSON as a dictionary.
+    private func state(_ text: String) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
+    }
+
+    /// runtime.md "create": the process waits, created; the pid file (written whole) names its host
+    /// PID; it is not the child of create, which has ended ("state" reports it, start runs it).
+    @Test func createLeavesTheProcessWaitingAndStartRunsIt() throws {
+        let bundle = try TestBundle(["/bin/sh", "-c", "echo ran; exit 42"])
+        let result = try bundle.script(
+            """
+            $R create --bundle . --pid-file pid c || exit 1
+            $R state c; echo
+            pid=$(cat pid); echo "pidfile $pid"
+            echo "parent $(awk '{print $4}' /proc/$pid/stat)"
+            $R start c || exit 2
+            i=0; while ! $R state c | grep -q '"stopped"'; do i=$((i+1)); [ $i -gt 200 ] && break; sleep 0.05; done
+            $R state c; echo
+            $R delete c && echo deleted
+            """)
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = result.output
+        let created = state(lines.first ?? "")
+        let pid = Int32(lines.first { $0.hasPrefix("pidfile ") }?.dropFirst(8) ?? "") ?? -1
+        #expect(created["status"] as? String == "created" && (created["pid"] as? Int).map(Int32.init) == pid, "\(lines)")
+        #expect(created["id"] as? String == "c" && created["bundle"] as? String == bundle.path && created["ociVersion"] != nil)
+        // Orphaned at once: create ended, the subreaper is its parent.
+        #expect(lines.contains { $0.hasPrefix("parent ") } && !lines.contains("parent \(getpid())"))
+        #expect(lines.contains("ran") && lines.contains("deleted"))
+        let stopped = state(lines.first { $0.contains("\"stopped\"") } ?? "")
+        #expect(stopped["pid"] as? Int == 0)
+        #expect(result.reaped[pid] == 42, "\(result.reaped)")
+        #expect(!FileManager.default.fileExists(atPath: "\(bundle.stateRoot)/c"))
+    }
+
+    /// "start": only a created container starts; one that runs, or ran, cannot again.
+    @Test func startOnlyFromCreated() throws {
+        let bundle = try TestBundle(["/bin/sleep", "3"])
+        let result = try bundle.script(
+            """
+            $R start c; echo "unknown $?"
+            $R create --bundle . c && $R start c || exit 1
+            $R state c | grep -q '"running"' && echo running
+            $R start c; echo "again $?"
+            $R kill c KILL
+            while ! $R state c | grep -q '"stopped"'; do sleep 0.05; done
+            $R start c; echo "stopped $?"
+            $R delete c
+            """)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.output == ["unknown 1", "running", "again 1", "stopped 1"], "\(result.stdout)")
+        #expect(result.stderr.contains("container does not exist: c"))
+        #expect(result.stderr.contains("cannot start an already running container"))
+        #expect(result.stderr.contains("cannot start a container that has stopped"))
+    }
+
+    /// "create" with an ID in use fails and changes nothing of the first.
+    @Test func idsAreUnique() throws {
+        let bundle = try TestBundle(["/bin/true"])
+        let result = try bundle.script(
+            """
+            $R create --bundle . c || exit 1
+            $R create --bundle . c; echo "second $?"
+            $R state c | grep -q '"created"' && echo "first created"
+            $R delete c
+            """)
+        #expect(result.output == ["second 1", "first created"], "\(result.stdout) \(result.stderr)")
+        #expect(result.stderr.contains("container with id exists: c"))
+    }
+
+    /// "kill": the signal, by number or name, reaches the process; a stopped one cannot be signalled.
+    /// (A PID 1 gets only the signals it handles, and SIGKILL: the kernel's rule for every init.)
+    @Test(arguments: [("TERM", 71), ("SIGUSR1", 70), ("usr1", 70), ("9", 137)])
+    func killSendsTheSignal(signal: String, status: Int32) throws {
+        let bundle = try TestBundle(["/bin/sh", "-c", "trap 'exit 70' USR1; trap 'exit 71' TERM; sleep 30 & wait"])
+        let result = try bundle.script(
+            """
+            $R create --bundle . --pid-file pid c && $R start c || exit 1
+            $R kill c \(signal) || exit 2
+            while ! $R state c | grep -q '"stopped"'; do sleep 0.05; done
+            echo "pid $(cat pid)"
+            $R kill c KILL; echo "stopped $?"
+            $R delete c
+            """)
+        #expect(result.status == 0, "\(result.stderr)")
+        let pid = Int32(result.output.first { $0.hasPrefix("pid ") }?.dropFirst(4) ?? "") ?? -1
+        #expect(result.reaped[pid] == status, "\(result.reaped)")
+        #expect(result.output.contains("stopped 1") && result.stderr.contains("container not running"))
+    }
+
+    /// "kill --all" reaches every process of the container, not only its PID 1.
+    @Test func killAllReachesEveryProcess() throws {
+        let bundle = try TestBundle(["/bin/sh", "-c", "trap '' TERM; sleep 30 & sleep 30 & wait"])
+        let result = try bundle.script(
+            """
+            $R create --bundle . c && $R start c || exit 1
+            sleep 0.3
+            $R kill --all c KILL || exit 2
+            i=0; while ! $R state c | grep -q '"stopped"'; do i=$((i+1)); [ $i -gt 100 ] && exit 3; sleep 0.05; done
+            echo stopped
+            $R delete c
+            """)
+        #expect(result.status == 0 && result.output == ["stopped"], "\(result.stdout) \(result.stderr)")
+        #expect(result.reaped.count == 1)
+    }
+
+    /// "delete": a running container only with --force, which kills it; its cgroup and state go.
+    @Test func deleteNeedsForceWhileRunning() throws {
+        let bundle = try TestBundle(["/bin/sleep", "30"])
+        let result = try bundle.script(
+            """
+            $R create --bundle . c && $R start c || exit 1
+            $R delete c; echo "running $?"
+            $R delete --force c; echo "forced $?"
+            $R state c; echo "state $?"
+            """)
+        #expect(result.output == ["running 1", "forced 0", "state 1"], "\(result.stdout) \(result.stderr)")
+        #expect(result.stderr.contains("cannot delete container c that is not stopped: running"))
+        #expect(!FileManager.default.fileExists(atPath: "\(bundle.cgroupParentPath)/c"))
+        #expect(result.reaped.values.allSatisfy { $0 == 137 } && result.reaped.count == 1)
+    }
+
+    /// A created container is deleted without --force (runc allows it; callers expect it): its
+    /// process ends without having run.
+    @Test func deleteOfCreated() throws {
+        let bundle = try TestBundle(["/bin/sh", "-c", "echo must-not-run"])
+        let result = try bundle.script("$R create --bundle . c && $R delete c && echo deleted")
+        #expect(result.output == ["deleted"], "\(result.stdout) \(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: "\(bundle.stateRoot)/c"))
+    }
+
+    /// config.md "process": args, env, cwd and the hostname reach the process; the rootfs is its root.
+    @Test func processFieldsAreHonoured() throws {
+        let bundle = try TestBundle(["/bin/sh", "-c", "echo \"$GREETING $(pwd) $(hostname) $(cat /etc/hostname-marker)\""]) { config in
+            var process = config["process"] as! [String: Any]
+            process["env"] = ["PATH=/bin", "GREETING=hello"]
+            process["cwd"] = "/tmp"
+            config["process"] = process
+            config["hostname"] = "oci-host"
+        }
+        try "in-the-tree\n".write(toFile: bundle.machine.path + "/etc/hostname-marker", atomically: false, encoding: .utf8)
+        let result = try bundle.script("$R create --bundle . c && $R start c && sleep 0.5 && $R delete c")
+        #expect(result.output == ["hello /tmp oci-host in-the-tree"], "\(result.stdout) \(result.stderr)")
+    }
+
+    /// --log-format json: one JSON object per line, with level, msg and time (containerd reports
+    /// the last error's msg).
+    @Test func errorsAreLoggedAsJSON() throws {
+        let bundle = try TestBundle(["/bin/true"])
+        let log = bundle.machine.directory.appendingPathComponent("log.json").path
+        let result = try bundle.script("$R --log \(log) --log-format json delete nosuch; echo \"status $?\"")
+        #expect(result.output == ["status 1"])
+        let lines = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n")
+        let entry = state(String(lines.last ?? ""))
+        #expect(lines.count == 1 && entry["level"] as? String == "error" && entry["msg"] as? String == "container does not exist: nosuch")
+        #expect((entry["time"] as? String)?.hasSuffix("Z") == true)
+    }
+
+    /// A config swift-nspawn cannot honour is refused naming the field; nothing is left behind.
+    @Test func refusedConfigLeavesNothing() throws {
+        let bundle = try TestBundle(["/bin/true"]) { config in
+            var linux = config["linux"] as! [String: Any]
+            linux["sysctl"] = ["net.ipv4.ip_forward": "1"]
+            config["linux"] = linux
+        }
+        let before = HostState.capture()
+        let result = try bundle.script("$R create --bundle . c; echo \"status $?\"; ls \(bundle.stateRoot)")
+        #expect(result.output == ["status 1"], "\(result.stdout)")
+        #expect(result.stderr.contains("config.json: linux.sysctl: not supported by swift-nspawn."), "\(result.stderr)")
+        #expect(HostState.capture() == before)
+        #expect(!FileManager.default.fileExists(atPath: "\(bundle.cgroupParentPath)/c"))
+    }
+
+    /// process.terminal: the pty's master reaches --console-socket in one message with its name.
+    @Test func terminalGoesToTheConsoleSocket() throws {
+        let bundle = try TestBundle(["/bin/sh", "-c", "echo on-the-pty; tty"]) { config in
+            var process = config["process"] as! [String: Any]
+            process["terminal"] = true
+            config["process"] = process
+        }
+        let socket = bundle.machine.directory.appendingPathComponent("console.sock").path
+        // A console socket's receiver, as go-runc's: one message, its text the pty's name, one fd.
+        let receiver = """
+            import array, socket, sys, os
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.bind(sys.argv[1]); s.listen(1)
+            open(sys.argv[1] + ".ready", "w").close()
+            c, _ = s.accept()
+            fds = array.array("i")
+            msg, anc, flags, addr = c.recvmsg(4096, socket.CMSG_LEN(fds.itemsize))
+            fds.frombytes(anc[0][2])
+            print("name", msg.decode(), "fds", len(fds), flush=True)
+            out = b""
+            while True:
+                try: chunk = os.read(fds[0], 4096)
+                except OSError: break
+                if not chunk: break
+                out += chunk
+            print(out.decode().replace("\\r", ""), flush=True)
+            """
+        try receiver.write(toFile: socket + ".py", atomically: false, encoding: .utf8)
+        let result = try bundle.script(
+            """
+            python3 \(socket).py \(socket) & receiver=$!
+            while [ ! -e \(socket).ready ]; do sleep 0.02; done
+            $R create --bundle . --console-socket \(socket) c && $R start c || exit 1
+            while ! $R state c | grep -q '"stopped"'; do sleep 0.05; done
+            $R delete c
+            wait $receiver
+            """)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.output.first == "name /dev/pts/0 fds 1", "\(result.stdout)")
+        #expect(result.output.contains("on-the-pty") && result.output.contains("/dev/pts/0"), "\(result.stdout)")
+    }
+}
