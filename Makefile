@@ -7,7 +7,7 @@ SWIFT ?= swift
 # reference implementations the benchmarks compare with).
 DEB_PACKAGES = pkg-config libsystemd-dev libseccomp-dev libcap-dev libblkid-dev busybox-static \
 	systemd-container dbus bubblewrap hyperfine util-linux bsdutils python3 gcc libc6-dev libstdc++-12-dev debootstrap \
-	iproute2 nftables fdisk e2fsprogs zsh
+	iproute2 nftables fdisk e2fsprogs zsh containerd
 
 RELEASE_BINARY = .build/release/swift-nspawn
 
@@ -77,10 +77,12 @@ completions: build
 
 install: build completions
 	install -D -m 0755 -s $(RELEASE_BINARY) $(DESTDIR)$(PREFIX)/bin/swift-nspawn
+	ln -sf swift-nspawn $(DESTDIR)$(PREFIX)/bin/swift-nspawn-runc
 	install -D -m 0644 $(COMPLETIONS)/swift-nspawn.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/swift-nspawn
 	install -D -m 0644 $(COMPLETIONS)/_swift-nspawn $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_swift-nspawn
 	install -D -m 0644 man/swift-nspawn.1 $(DESTDIR)$(PREFIX)/share/man/man1/swift-nspawn.1
 	install -D -m 0644 man/swift-nspawn@.service.5 $(DESTDIR)$(PREFIX)/share/man/man5/swift-nspawn@.service.5
+	install -D -m 0644 man/swift-nspawn-runc.8 $(DESTDIR)$(PREFIX)/share/man/man8/swift-nspawn-runc.8
 	install -d $(DESTDIR)$(UNITDIR)
 	sed 's|@bindir@|$(PREFIX)/bin|g' units/swift-nspawn@.service.in > $(DESTDIR)$(UNITDIR)/swift-nspawn@.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/swift-nspawn@.service

@@ -22,16 +22,20 @@ enum InnerChild {
         // Joining it makes the tree our root and working directory: the outer child pivoted already.
         try kernel.enter(namespace, .mount, name: "mnt")
         namespace.close()
-        if let startGate { try waitAtStartGate(startGate, supervisor: supervisor) }
+        let console = received.count > 1 ? received[1] : nil
+        if let startGate { try waitAtStartGate(startGate, console: console, supervisor: supervisor) }
 
-        Payload.start(
-            plan.payload, confinement: PayloadConfinement(capabilities: plan.payload.capabilities, seccomp: seccomp),
-            console: received.count > 1 ? received[1] : nil)
+        Payload.start(plan.payload, confinement: PayloadConfinement(capabilities: plan.payload.capabilities, seccomp: seccomp), console: console)
     }
 
     /// PID 1 outlives `create`, which ends once it hears that PID 1 is here; `start` opening the
     /// gate for reading lets the open for writing return, and a byte written tells `start` so.
-    private static func waitAtStartGate(_ gate: OwnedFD, supervisor: SetupChannel) throws {
+    /// With a console, its pty takes our standard streams first: they are `create`'s, which its
+    /// caller reads to their end (go-runc does) before it calls `start`.
+    private static func waitAtStartGate(_ gate: OwnedFD, console: OwnedFD?, supervisor: SetupChannel) throws {
+        if let console {
+            for fd: Int32 in 0...2 { try sys("dup2", path: "/dev/console") { dup2(console.raw, fd) } }
+        }
         _ = nsp_prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0)
         try supervisor.send(.atStartGate, to: "The supervisor")
         supervisor.fd.close()

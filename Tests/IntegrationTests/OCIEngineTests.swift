@@ -1,0 +1,112 @@
+import Foundation
+import Testing
+
+enum Engines {
+    static let containerd = FileManager.default.isExecutableFile(atPath: "/usr/bin/containerd") && FileManager.default.isExecutableFile(atPath: "/usr/bin/ctr")
+}
+
+/// swift-nspawn-runc driven by a real engine: Debian 12's containerd 1.6 with ctr, started by the
+/// test on a socket and state directories of its own, in a mount namespace of its own whose /run
+/// is a tmpfs (containerd keeps its shims' sockets and runc's --root in /run/containerd).
+@Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason), .enabled(if: Engines.containerd, "needs containerd (make deps)"))
+struct OCIEngineTests {
+    /// Runs `body` (shell) with containerd up: $CTR is ctr on its socket, $RUNTIME swift-nspawn-runc,
+    /// $ROOTFS a busybox tree. Returns the run; containerd is stopped and its cgroups are removed.
+    private func withContainerd(_ body: String, timeout: TimeInterval = 120) throws -> RunResult {
+        let bundle = try TestBundle(["/bin/true"])
+        let work = bundle.machine.directory.path
+        let config = """
+            version = 2
+            root = "\(work)/containerd-root"
+            state = "\(work)/containerd-state"
+            disabled_plugins = ["io.containerd.grpc.v1.cri"]
+            [grpc]
+              address = "\(work)/containerd.sock"
+            """
+        try config.write(toFile: "\(work)/containerd.toml", atomically: false, encoding: .utf8)
+        let hadDefault = FileManager.default.fileExists(atPath: HostState.cgroupRoot + "/default")
+        defer {
+            // ctr's cgroupsPath is /default/ID: the namespace's parent stays after delete, as with runc.
+            if !hadDefault { rmdir(HostState.cgroupRoot + "/default") }
+        }
+        let script = """
+            set -u
+            mount -t tmpfs -o mode=0755 tmpfs /run || exit 99
+            containerd --config \(work)/containerd.toml > \(work)/containerd.log 2>&1 & containerd=$!
+            i=0; while [ ! -S \(work)/containerd.sock ]; do i=$((i+1)); [ $i -gt 100 ] && exit 98; sleep 0.05; done
+            CTR="ctr --address \(work)/containerd.sock"; RUNTIME=\(bundle.runtime); ROOTFS=\(bundle.machine.path)
+            (
+            \(body)
+            ); status=$?
+            kill $containerd; wait $containerd
+            exit $status
+            """
+        // Under a subreaper: the shims containerd starts leave their parent, and must be reaped.
+        return try runNspawn(
+            ["-m", "--propagation", "private", "/bin/sh", "-c", script], timeout: timeout,
+            prefix: [TestEnvironment.packageRoot.appendingPathComponent("tools/subreaper").path, "--timeout", "\(Int(timeout))"],
+            binary: "/usr/bin/unshare")
+    }
+
+    /// The script's lines, without the subreaper's.
+    /// The script's lines, without a pty's carriage returns and the subreaper's lines.
+    private func output(_ result: RunResult) -> [String] {
+        let text = String(String.UnicodeScalarView(result.stdout.unicodeScalars.filter { $0 != "\r" }))
+        return text.split(separator: "\n").map(String.init).filter { !$0.hasPrefix("reaped ") }
+    }
+
+    /// Exit statuses reach ctr, as with runc: 0 and 42; the process's output too.
+    @Test func exitStatuses() throws {
+        let result = try withContainerd(
+            """
+            $CTR run --rm --runc-binary $RUNTIME --rootfs $ROOTFS zero /bin/sh -c 'echo hello from $(hostname)'; echo "zero $?"
+            $CTR run --rm --runc-binary $RUNTIME --rootfs $ROOTFS answer /bin/sh -c 'exit 42'; echo "answer $?"
+            """)
+        #expect(output(result) == ["hello from zero", "zero 0", "answer 42"], "\(result.stdout) \(result.stderr)")
+    }
+
+    /// ctr run -t: the console socket, the process on a pty, its output through ctr.
+    @Test func terminal() throws {
+        let result = try withContainerd(
+            """
+            script -qfec "$CTR run --rm -t --runc-binary $RUNTIME --rootfs $ROOTFS tty /bin/sh -c 'tty; exit 3'" /dev/null < /dev/null; echo "tty $?"
+            """)
+        // ctr's first input to the pty is a NUL, which its echo shows as ^@.
+        let lines = output(result).map { $0.hasPrefix("^@") ? String($0.dropFirst(2)) : $0 }
+        #expect(lines == ["/dev/pts/0", "tty 3"], "\(result.stdout) \(result.stderr)")
+    }
+
+    /// A task killed through ctr (SIGTERM, which it handles: its status comes back to ctr run),
+    /// one detached and deleted with --force while it runs; nothing listed after.
+    @Test func killAndDelete() throws {
+        let result = try withContainerd(
+            """
+            $CTR run --rm --runc-binary $RUNTIME --rootfs $ROOTFS k /bin/sh -c "trap 'exit 9' TERM; sleep 30 & wait" & run=$!
+            i=0; while ! $CTR task ls | grep -q '^k .* RUNNING'; do i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.05; done
+            $CTR task kill k; echo "kill $?"
+            wait $run; echo "run $?"
+            $CTR run -d --runc-binary $RUNTIME --rootfs $ROOTFS f /bin/sleep 30 > /dev/null || exit 2
+            $CTR task delete --force f > /dev/null; echo "forced $?"
+            $CTR container delete f; $CTR task ls -q; $CTR container ls -q
+            """)
+        #expect(output(result) == ["kill 0", "run 9", "forced 0"], "\(result.stdout) \(result.stderr)")
+    }
+
+    /// 50 rounds of ctr run --rm, each succeeding, leave nothing: no state under --root, no cgroup,
+    /// no mount, no process.
+    @Test func fiftyRoundsLeaveNothing() throws {
+        let before = HostState.capture()
+        let result = try withContainerd(
+            """
+            for i in $(seq 50); do
+                $CTR run --rm --runc-binary $RUNTIME --rootfs $ROOTFS r$i /bin/true || { echo "round $i failed"; exit 1; }
+            done
+            echo rounds done
+            ls /run/containerd/runc/default
+            ls -d /sys/fs/cgroup/unified/default/* /sys/fs/cgroup/default/* 2>/dev/null | grep -v '/cgroup\\.\\|\\.pressure$\\|\\.stat$\\|\\.stat\\.local$' 
+            ps -eo comm | grep -c '^swift-nspawn-ru$' 
+            """, timeout: 300)
+        #expect(output(result) == ["rounds done", "0"], "\(result.stdout) \(result.stderr)")
+        #expect(HostState.capture() == before)
+    }
+}
