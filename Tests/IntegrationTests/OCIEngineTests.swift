@@ -92,6 +92,19 @@ struct OCIEngineTests {
         #expect(output(result) == ["kill 0", "run 9", "forced 0"], "\(result.stdout) \(result.stderr)")
     }
 
+    /// ctr task pause and resume (cgroup2's freezer), ctr task ps (ps --format json).
+    @Test func pauseResumeAndPs() throws {
+        let result = try withContainerd(
+            """
+            $CTR run -d --runc-binary $RUNTIME --rootfs $ROOTFS p /bin/sh -c 'sleep 30 & wait' > /dev/null || exit 1
+            $CTR task pause p; $CTR task ls | awk '/^p / {print $3}'
+            $CTR task resume p; $CTR task ls | awk '/^p / {print $3}'
+            $CTR task ps p | tail -n +2 | wc -l
+            $CTR task delete --force p > /dev/null; $CTR container delete p
+            """)
+        #expect(output(result) == ["PAUSED", "RUNNING", "2"], "\(result.stdout) \(result.stderr)")
+    }
+
     /// 50 rounds of ctr run --rm, each succeeding, leave nothing: no state under --root, no cgroup,
     /// no mount, no process.
     @Test func fiftyRoundsLeaveNothing() throws {

@@ -221,3 +221,46 @@ struct OCIRuntimeTests {
         #expect(result.output.contains("on-the-pty") && result.output.contains("/dev/pts/0"), "\(result.stdout)")
     }
 }
+
+extension OCIRuntimeTests {
+    /// pause freezes every process (cgroup2's freezer), state says paused, resume thaws; ps lists the
+    /// processes as JSON.
+    @Test func pauseResumeAndPs() throws {
+        let bundle = try TestBundle(["/bin/sh", "-c", "sleep 30 & while :; do date +%s%N > /tmp/tick; sleep 0.05; done"])
+        let result = try bundle.script(
+            """
+            $R create --bundle . --pid-file pid c && $R start c || exit 1
+            sleep 0.3
+            $R ps --format json c
+            $R pause c || exit 2
+            $R state c | grep -o '"status":"[a-z]*"'
+            $R start c; $R resume c; echo "resume $?"; $R pause c; $R pause c; echo "again $?"
+            $R delete c; echo "delete $?"
+            $R resume c && $R state c | grep -o '"status":"[a-z]*"'
+            $R resume c; echo "resumed $?"
+            $R delete --force c
+            """)
+        let lines = result.output
+        let pids = (try? JSONSerialization.jsonObject(with: Data((lines.first ?? "").utf8))) as? [Int] ?? []
+        // sh, sleep 30, and perhaps the loop's sleep 0.05.
+        #expect(pids.count >= 2, "\(result.stdout) \(result.stderr)")
+        #expect(
+            Array(lines.dropFirst()) == [#""status":"paused""#, "resume 0", "again 1", "delete 1", #""status":"running""#, "resumed 1"],
+            "\(result.stdout) \(result.stderr)")
+        #expect(result.stderr.contains("cannot start a paused container") && result.stderr.contains("container not paused"))
+        #expect(result.stderr.contains("cannot delete container c that is not stopped: paused"))
+    }
+
+    /// features: JSON naming what is taken, and nothing refused as supported.
+    @Test func features() throws {
+        let bundle = try TestBundle(["/bin/true"])
+        let result = try bundle.script("$R features")
+        let features = state(result.output.first ?? "")
+        #expect(features["ociVersionMin"] as? String == "1.0.0" && features["ociVersionMax"] as? String == "1.2.0")
+        let linux = features["linux"] as? [String: Any] ?? [:]
+        #expect((linux["namespaces"] as? [String])?.contains("user") == true)
+        #expect(((linux["mountExtensions"] as? [String: Any])?["idmap"] as? [String: Any])?["enabled"] as? Bool == false)
+        #expect((linux["capabilities"] as? [String])?.contains("CAP_SYS_ADMIN") == true)
+        #expect((features["hooks"] as? [Any])?.isEmpty == true)
+    }
+}

@@ -20,7 +20,7 @@ struct ContainerRecord: Equatable {
     var annotations: [String: JSONValue]
 
     enum Status: String {
-        case created, running, stopped
+        case created, running, paused, stopped
     }
 
     static let stateFile = "state.json"
@@ -69,12 +69,16 @@ struct ContainerRecord: Equatable {
         return record
     }
 
-    /// Created while PID 1 waits at the gate, running once it went through, stopped once it is gone
-    /// (or a zombie, or its PID is another process's now).
+    /// Created while PID 1 waits at the gate, running once it went through, paused while its
+    /// cgroup is frozen, stopped once it is gone (or a zombie, or its PID is another process's now).
     func status(root: String) -> Status {
         guard let stat = ProcessStat.read(pid), stat.startTime == startTime, stat.state != "Z", stat.state != "X" else { return .stopped }
+        if frozen { return .paused }
         return FileSystem.exists(Self.directory(root: root, id: id) + "/" + Self.gate) ? .created : .running
     }
+
+    /// Whether `pause` froze the machine's cgroup (cgroup.freeze, cgroup2's freezer).
+    var frozen: Bool { (try? FileSystem.readFile(cgroup + "/cgroup.freeze"))?.hasPrefix("1") == true }
 
     /// The state the runtime specification defines, as `state` prints it (with runc's rootfs,
     /// created and owner, which go-runc reads).

@@ -61,8 +61,32 @@ public enum Runtime {
             let record = try ContainerRecord.read(root: global.root, id: id)
             let status = record.status(root: global.root)
             // A created container goes without --force, as with runc: nothing of it has run yet.
-            guard status != .running || force else { throw UserError("cannot delete container \(id) that is not stopped: running") }
+            guard status == .stopped || status == .created || force else {
+                throw UserError("cannot delete container \(id) that is not stopped: \(status.rawValue)")
+            }
             delete(record, root: global.root)
+        case .pause(let id):
+            let record = try ContainerRecord.read(root: global.root, id: id)
+            guard [.running, .created].contains(record.status(root: global.root)) else { throw UserError("container not running") }
+            try freeze(record, true)
+        case .resume(let id):
+            let record = try ContainerRecord.read(root: global.root, id: id)
+            guard record.status(root: global.root) == .paused else { throw UserError("container not paused") }
+            try freeze(record, false)
+        case .ps(let id, let json):
+            let record = try ContainerRecord.read(root: global.root, id: id)
+            let pids = MachineCgroup.processes(record.cgroup).sorted()
+            if json {
+                print(JSONValue.array(pids.map { .number($0) }).text)
+            } else {
+                print("PID CMD")
+                for pid in pids {
+                    let command = ((try? FileSystem.readFile("/proc/\(pid)/cmdline")) ?? "").split(separator: "\0").joined(separator: " ")
+                    print("\(pid) \(command)")
+                }
+            }
+        case .features:
+            print(RuntimeFeatures.json.text)
         }
     }
 
@@ -124,6 +148,7 @@ public enum Runtime {
         switch record.status(root: root) {
         case .stopped: throw UserError("cannot start a container that has stopped")
         case .running: throw UserError("cannot start an already running container")
+        case .paused: throw UserError("cannot start a paused container")
         case .created: break
         }
         let gatePath = ContainerRecord.directory(root: root, id: record.id) + "/" + ContainerRecord.gate
@@ -137,6 +162,19 @@ public enum Runtime {
             throw UserError("container \(record.id) did not start: its process ended at the start gate")
         }
         unlink(gatePath)
+    }
+
+    /// Freezes or thaws every process of the machine (cgroup.freeze), and waits (bounded) until
+    /// cgroup.events says it is done.
+    private static func freeze(_ record: ContainerRecord, _ frozen: Bool) throws {
+        try FileSystem.write(frozen ? "1" : "0", to: record.cgroup + "/cgroup.freeze")
+        let done = frozen ? "frozen 1" : "frozen 0"
+        let deadline = Clock.monotonicNanoseconds() + 5_000_000_000
+        while Clock.monotonicNanoseconds() < deadline {
+            if ((try? FileSystem.readFile(record.cgroup + "/cgroup.events")) ?? "").split(separator: "\n").contains(Substring(done)) { return }
+            usleep(2000)
+        }
+        throw UserError("container \(record.id) did not \(frozen ? "freeze" : "thaw") within 5 s")
     }
 
     /// PID 1's pidfd, if PID 1 is the process the record names (not a later one with its PID).

@@ -27,6 +27,10 @@ public struct RuntimeInvocation: Equatable, Sendable {
         case state(id: String)
         case kill(id: String, signal: Int32, all: Bool)
         case delete(id: String, force: Bool)
+        case pause(id: String)
+        case resume(id: String)
+        case ps(id: String, json: Bool)
+        case features
         /// checkpoint and restore: Debian 12's criu cannot run on this kernel, and swift-nspawn has no
         /// CRIU driver; refused as such (Podman asks `checkpoint --help` whether a runtime can).
         case unsupported(String)
@@ -53,6 +57,10 @@ public struct RuntimeInvocation: Equatable, Sendable {
           state    ID   Print the container's state as JSON.
           kill     [--all] ID [SIGNAL]   Send a signal (default SIGTERM), by number or name.
           delete   [--force] ID   Remove a stopped container (--force: kill it first).
+          pause    ID   Freeze every process of the container.
+          resume   ID   Thaw them.
+          ps       [--format table|json] ID   List the container's processes.
+          features      Print what this runtime supports, as JSON.
 
         Global options:
           --root DIR            Where states are kept (default /run/swift-nspawn-runc)
@@ -79,6 +87,7 @@ public struct RuntimeInvocation: Equatable, Sendable {
         "start": [], "state": [],
         "kill": [Flag(names: ["all", "a"], takesValue: false)],
         "delete": [Flag(names: ["force", "f"], takesValue: false)],
+        "pause": [], "resume": [], "ps": [Flag(names: ["format", "f"], takesValue: true)], "features": [],
         "checkpoint": [], "restore": [],
     ]
 
@@ -154,6 +163,15 @@ public struct RuntimeInvocation: Equatable, Sendable {
             let signal = arguments.count == 2 ? try parseSignal(arguments[1]) : SIGTERM
             return .kill(id: identifier, signal: signal, all: try boolean(values["all"], "all") ?? false)
         case "delete": return .delete(id: try id(), force: try boolean(values["force"], "force") ?? false)
+        case "pause": return .pause(id: try id())
+        case "resume": return .resume(id: try id())
+        case "ps":
+            let format = values["format"] ?? "table"
+            guard format == "table" || format == "json" else { throw UserError("invalid format option: \(format)") }
+            return .ps(id: try id(), json: format == "json")
+        case "features":
+            guard arguments.isEmpty else { throw UserError("\"features\" requires exactly 0 argument(s)") }
+            return .features
         default: return .unsupported(name)
         }
     }

@@ -1,0 +1,26 @@
+/// What `swift-nspawn-runc features` prints (runtime-spec features.md): what this runtime takes,
+/// fixed when it is built. Only what is really honoured is listed; what it refuses is not.
+enum RuntimeFeatures {
+    static var json: JSONValue {
+        let mountOptions = (OCIBundle.apiMountOptions.union(OCIBundle.propagationOptions).union(["bind", "rbind"])).sorted()
+        return .object([
+            "ociVersionMin": .string("1.0.0"),
+            "ociVersionMax": .string(RuntimeInvocation.specVersion),
+            // None: hooks are refused.
+            "hooks": .array([]),
+            "mountOptions": .array(mountOptions.map(JSONValue.string)),
+            "linux": .object([
+                "namespaces": .array(["cgroup", "ipc", "mount", "network", "pid", "user", "uts"].map(JSONValue.string)),
+                "capabilities": .array(CapabilitySet.all.numbers.map { .string(CapabilitySet.name(of: $0).uppercased()) }),
+                "cgroup": .object(["v1": .bool(false), "v2": .bool(true), "systemd": .bool(false), "systemdUser": .bool(false), "rdma": .bool(false)]),
+                // swift-nspawn's own filter is always installed; an OCI seccomp profile is refused.
+                "seccomp": .object(["enabled": .bool(false)]),
+                "apparmor": .object(["enabled": .bool(false)]),
+                "selinux": .object(["enabled": .bool(false)]),
+                "intelRdt": .object(["enabled": .bool(false)]),
+                "mountExtensions": .object(["idmap": .object(["enabled": .bool(false)])]),
+            ]),
+            "annotations": .object(["io.github.swift-nspawn.version": .string(Version.number)]),
+        ])
+    }
+}
