@@ -24,6 +24,8 @@ public enum Launcher {
     /// The OCI runtime's `create`: the machine set up as `run` sets it up, its PID 1 left at the
     /// start gate and handed over. Errors are thrown, for the runtime to log its way.
     static func create(_ configuration: Configuration, handover: MachineHandover) throws {
+        // A SIGTERM mid-way must not skip the undoing of what is made: it waits until create ends.
+        Supervisor.blockSignals()
         _ = nsp_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
         _ = try boot(configuration, handover: handover)
     }

@@ -146,7 +146,7 @@ struct OCIBundleTests {
                 "linux.uidMappings: given without a user namespace."
             ),
             (#""mode=1777"]}"#, #""mode=1777", "noexec"]}"#, "mounts[8].options: noexec not supported for tmpfs mounts."),
-            (#""size=65536k"]}"#, #""size=1g", "nr_inodes=5"]}"#, "mounts[1].options: nr_inodes=5 on /dev: swift-nspawn mounts it its own way."),
+            (#""size=65536k"]}"#, #""size=1g"]}"#, "mounts[1].options: size=1g on /dev: swift-nspawn mounts it its own way."),
             (#""args": ["sh", "-c", "echo hi there"]"#, #""args": []"#, "process.args: missing or empty."),
         ]
         for (old, new, expected) in cases {
@@ -205,6 +205,8 @@ struct OCIBundleTests {
             (#""major": 5, "minor": 2, "access": "rwm""#, #""major": 5, "minor": 2, "access": "rwx""#, "linux.resources.devices[9]: swift-nspawn allows"),
             (#""allow": false, "access": "rwm""#, #""allow": false, "type": "c", "major": 1, "access": "rwm""#, "a denial of some only is not supported"),
             (#""shares": 1024"#, #""shares": 512"#, "linux.resources.cpu.shares: not supported"),
+            (#""major": 1, "minor": 3, "access": "rwm""#, #""major": 1, "minor": 3, "access": "r""#, "linux.resources.devices[1]: swift-nspawn allows"),
+            (#""nosuid", "strictatime", "mode=755", "size=65536k"]}]"#, #""nosuid", "ro", "mode=755"]}]"#, "mounts[6].options: ro on /run"),
             (#""/default/t1""#, #""/default/../t1""#, "linux.cgroupsPath: may not contain . or .. components."),
             (#"{"type": "network"}]"#, #"{"type": "network"}, {"type": "user"}]"#, "swift-nspawn-runc needs the user namespace's mappings"),
         ]

@@ -31,6 +31,10 @@ struct CgroupPlan: Equatable, Sendable {
     /// may refuse bpf() and whose device policy covers every cgroup below ours, it may be missing.
     var deviceFilterRequired: Bool
 
+    /// A setting that cannot be applied ends the start (the OCI runtime's resources) rather than
+    /// being warned about.
+    var strictProperties = false
+
     /// Without a scope of ours to carry them (no systemd, or --keep-unit), --property settings are
     /// written into the cgroup's own files.
     var propertiesOnCgroup: Bool {
@@ -61,9 +65,13 @@ struct CgroupPlan: Equatable, Sendable {
             return own == "/" ? "" : own
         }
         if let path {
-            let absolute = path.hasPrefix("/") ? path : "\(try ownDirectory())/\(path)"
+            // Relative: below the parent of our own cgroup, as runc places it (ours has processes in
+            // it, so cgroup2 would let it pass no controllers down).
+            let own = try ownDirectory()
+            let absolute = path.hasPrefix("/") ? path : "\(own.split(separator: "/").dropLast().map { "/" + $0 }.joined())/\(path)"
             backend = .direct(path: String(absolute.reversed().drop { $0 == "/" }.reversed()))
             registration = .no
+            strictProperties = true
             return
         }
         guard host.systemd else {

@@ -46,18 +46,7 @@ final class MachineCgroup {
     /// filter's to refuse and the device policy of the machine around us covers every cgroup below ours.
     static func create(at path: String, machine name: String, owner: UInt32, deviceFilterRequired: Bool, kernel: any Kernel) throws -> MachineCgroup {
         do {
-            do {
-                try kernel.makeDirectory(path, in: nil, mode: 0o755, path: path)
-            } catch  where error.errno == .noSuchFileOrDirectory {
-                // An OCI runtime's cgroupsPath may name parents that do not exist yet (containerd's
-                // /NAMESPACE/ID): made as mkdir -p does; they stay, shared by the runtime's machines.
-                var parent = ""
-                for component in path.split(separator: "/").dropLast() {
-                    parent += "/" + component
-                    do { try kernel.makeDirectory(parent, in: nil, mode: 0o755, path: parent) } catch  where error.errno == .fileExists {}
-                }
-                try kernel.makeDirectory(path, in: nil, mode: 0o755, path: path)
-            }
+            try makeDirectory(path, kernel: kernel)
         } catch {
             guard error.errno == .fileExists else { throw error }
             // A leftover of a run that was SIGKILLed: reuse it only if nothing lives in it.
@@ -124,32 +113,46 @@ final class MachineCgroup {
     /// Writes resource settings into the cgroup's own files. A controller the parent does not enable
     /// for us has no files here: that setting is skipped with a warning, never silently.
     /// The warning shows even with --quiet: a limit asked for and not in force must not go unsaid.
-    func apply(_ properties: [ResourceProperty]) throws {
+    /// `strict`: a setting that cannot be applied is an error (the OCI runtime's resources).
+    func apply(_ properties: [ResourceProperty], strict: Bool) throws {
         for property in properties {
             let (file, value, controller) = property.cgroupFile
             guard kernel.exists("\(path)/\(file)") else {
-                printError("The cgroup controller \(controller) is not enabled for \(path); --property=\(property.busProperty.0)= is not applied.")
+                let problem = "The cgroup controller \(controller) is not enabled for \(path)"
+                if strict { throw UserError("\(problem): the limit \(property.busProperty.0)= cannot be applied.") }
+                printError("\(problem); --property=\(property.busProperty.0)= is not applied.")
                 continue
             }
             try kernel.writeFile(value, to: "\(path)/\(file)")
         }
     }
 
+    /// mkdir, and where the parent is missing, mkdir -p: an OCI runtime's cgroupsPath may name
+    /// parents that do not exist yet (containerd's /NAMESPACE/ID). They stay, shared by the runtime's
+    /// machines, with every controller they have enabled for their children, as runc leaves them.
+    private static func makeDirectory(_ path: String, kernel: any Kernel) throws(SyscallError) {
+        do {
+            try kernel.makeDirectory(path, in: nil, mode: 0o755, path: path)
+        } catch  where error.errno == .noSuchFileOrDirectory {
+            var parent = ""
+            for component in path.split(separator: "/").dropLast() {
+                parent += "/" + component
+                do {
+                    try kernel.makeDirectory(parent, in: nil, mode: 0o755, path: parent)
+                } catch  where error.errno == .fileExists {
+                    continue
+                }
+                if let above = parent.lastIndex(of: "/") { delegateControllers(in: String(parent[..<above]), kernel: kernel) }
+            }
+            if let above = path.lastIndex(of: "/") { delegateControllers(in: String(path[..<above]), kernel: kernel) }
+            try kernel.makeDirectory(path, in: nil, mode: 0o755, path: path)
+        }
+    }
+
     /// Moves this process into a cgroup, making it if needed.
     static func enter(_ path: String, kernel: any Kernel) throws(SyscallError) {
         do {
-            do {
-                try kernel.makeDirectory(path, in: nil, mode: 0o755, path: path)
-            } catch  where error.errno == .noSuchFileOrDirectory {
-                // An OCI runtime's cgroupsPath may name parents that do not exist yet (containerd's
-                // /NAMESPACE/ID): made as mkdir -p does; they stay, shared by the runtime's machines.
-                var parent = ""
-                for component in path.split(separator: "/").dropLast() {
-                    parent += "/" + component
-                    do { try kernel.makeDirectory(parent, in: nil, mode: 0o755, path: parent) } catch  where error.errno == .fileExists {}
-                }
-                try kernel.makeDirectory(path, in: nil, mode: 0o755, path: path)
-            }
+            try kernel.makeDirectory(path, in: nil, mode: 0o755, path: path)
         } catch {
             guard error.errno == .fileExists else { throw error }
         }

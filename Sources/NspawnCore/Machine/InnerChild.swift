@@ -23,7 +23,10 @@ enum InnerChild {
         try kernel.enter(namespace, .mount, name: "mnt")
         namespace.close()
         let console = received.count > 1 ? received[1] : nil
-        if let startGate { try waitAtStartGate(startGate, console: console, supervisor: supervisor) }
+        if let startGate {
+            try Payload.requireRunnable(plan.payload)
+            try waitAtStartGate(startGate, console: console, supervisor: supervisor)
+        }
 
         Payload.start(plan.payload, confinement: PayloadConfinement(capabilities: plan.payload.capabilities, seccomp: seccomp), console: console)
     }
@@ -32,12 +35,16 @@ enum InnerChild {
     /// gate for reading lets the open for writing return, and a byte written tells `start` so.
     /// With a console, its pty takes our standard streams first: they are `create`'s, which its
     /// caller reads to their end (go-runc does) before it calls `start`.
+    /// Until `create` has recorded the machine we still die with it: a `create` killed before then
+    /// leaves nothing running that no `delete` could find.
     private static func waitAtStartGate(_ gate: OwnedFD, console: OwnedFD?, supervisor: SetupChannel) throws {
         if let console {
             for fd: Int32 in 0...2 { try sys("dup2", path: "/dev/console") { dup2(console.raw, fd) } }
         }
-        _ = nsp_prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0)
         try supervisor.send(.atStartGate, to: "The supervisor")
+        _ = try supervisor.receive(.recorded, from: "The supervisor")
+        _ = nsp_prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0)
+        try supervisor.send(.detached, to: "The supervisor")
         supervisor.fd.close()
         // Through our own /proc: the gate lies outside the machine's tree.
         let path = "/proc/self/fd/\(gate.raw)"

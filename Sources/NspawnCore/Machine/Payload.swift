@@ -48,6 +48,19 @@ enum Payload {
         exec(spec.command, environment: environment)
     }
 
+    /// For a machine that waits at the OCI runtime's start gate: what exec would fail on (the user,
+    /// the command), found now, so that `create` fails, as runc's does, rather than the container
+    /// after `start`.
+    static func requireRunnable(_ spec: PayloadPlan) throws {
+        let user = try spec.user.map(lookUpUser)
+        guard !spec.boot, let name = spec.command.first else { return }
+        let environment = try environment(spec, user: user ?? spec.identity.map(numericUser))
+        let path = environment.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? defaultPath
+        guard candidates(for: name, path: path).contains(where: { access($0, X_OK) == 0 }) else {
+            throw UserError("exec: \"\(name)\": executable file not found in $PATH")
+        }
+    }
+
     /// Where systemd-nspawn -b looks for init, in this order.
     static let initPaths = ["/usr/lib/systemd/systemd", "/lib/systemd/systemd", "/sbin/init"]
 

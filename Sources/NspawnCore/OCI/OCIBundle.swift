@@ -17,13 +17,13 @@ enum OCIBundle {
     ]
     static let apiMountOptions: Set<String> = [
         "nosuid", "nodev", "noexec", "strictatime", "relatime", "rw", "ro", "newinstance", "ptmxmode=0666", "ptmxmode=666", "mode=620", "mode=0620",
-        "gid=5", "mode=755", "mode=0755", "mode=1777", "mode=01777",
+        "gid=5", "mode=755", "mode=0755", "mode=1777", "mode=01777", "size=65536k",
     ]
 
-    /// Whether an option of an API mount asks for nothing swift-nspawn does not do: the list above,
-    /// propagation, and a tmpfs's size (swift-nspawn's sizes are its own).
-    static func isAPIMountOption(_ option: String, type: String) -> Bool {
-        apiMountOptions.contains(option) || propagationOptions.contains(option) || (type == "tmpfs" && option.hasPrefix("size="))
+    /// Whether an option of an API mount asks for nothing swift-nspawn does not do: the list above
+    /// and propagation. swift-nspawn's /run is writable and executable.
+    static func isAPIMountOption(_ option: String, destination: String) -> Bool {
+        (apiMountOptions.contains(option) || propagationOptions.contains(option)) && !(destination == "/run" && (option == "ro" || option == "noexec"))
     }
     static let propagationOptions: Set<String> = ["private", "rprivate", "slave", "rslave", "shared", "rshared", "unbindable", "runbindable"]
 
@@ -256,7 +256,7 @@ enum OCIBundle {
             try read.unsupported(mount["uidMappings"], "\(field).uidMappings")
             try read.unsupported(mount["gidMappings"], "\(field).gidMappings")
             if apiMounts[destination]?.contains(type) == true {
-                let other = options.filter { !isAPIMountOption($0, type: type) }
+                let other = options.filter { !isAPIMountOption($0, destination: destination) }
                 guard other.isEmpty else {
                     throw read.refuse("\(field).options", "\(other.joined(separator: ",")) on \(destination): swift-nspawn mounts it its own way.")
                 }
@@ -429,7 +429,8 @@ extension OCIBundle {
             let known =
                 DeviceFilter.closed.rules.contains { $0.major == UInt32(major) && $0.minor.map(Int64.init) == (minor ?? -1 == -1 ? nil : minor) }
                 || engineDevices.contains { $0.major == UInt32(major) && $0.minor.map(Int64.init) == minor }
-            guard known, access.allSatisfy({ "rwm".contains($0) }) else {
+            // Narrower access than swift-nspawn's own to its devices is not something it does.
+            guard known, access == "rwm" else {
                 throw read.refuse(field, "swift-nspawn allows the devices it makes, and no others.")
             }
             allowed.append(.init(kind: .character, major: UInt32(major), minor: minor.flatMap { $0 < 0 ? nil : UInt32($0) }, access: 0))

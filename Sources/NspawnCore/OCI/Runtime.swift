@@ -58,13 +58,21 @@ public enum Runtime {
             guard record.status(root: global.root) != .stopped, let pidfd = openPID1(record) else { throw UserError("container not running") }
             try sys("pidfd_send_signal", path: id) { nsp_pidfd_send_signal(pidfd.raw, signal) }
         case .delete(let id, let force):
+            let directory = ContainerRecord.directory(root: global.root, id: id)
+            guard FileSystem.exists(directory + "/" + ContainerRecord.stateFile) else {
+                // A create that ended before it recorded anything (its PID 1 died with it) leaves
+                // at most the directory: removed, as runc does; not there is no error with --force.
+                removeDirectory(directory)
+                if force { return }
+                throw UserError("container does not exist: \(id)")
+            }
             let record = try ContainerRecord.read(root: global.root, id: id)
             let status = record.status(root: global.root)
             // A created container goes without --force, as with runc: nothing of it has run yet.
             guard status == .stopped || status == .created || force else {
                 throw UserError("cannot delete container \(id) that is not stopped: \(status.rawValue)")
             }
-            delete(record, root: global.root)
+            try delete(record, root: global.root)
         case .pause(let id):
             let record = try ContainerRecord.read(root: global.root, id: id)
             guard [.running, .created].contains(record.status(root: global.root)) else { throw UserError("container not running") }
@@ -110,30 +118,55 @@ public enum Runtime {
         options.machine = MachineName.cleanup(id)
         options.quiet = true
         options.register = "no"
+        // config.json is the container's whole configuration: no .nspawn file of the host's or beside it.
+        options.settings = "no"
         var (configuration, _) = try OCIBundle.load(bundle, runtime: true).configuration(
             commandLine: options, override: false, environment: Configuration.processEnvironment)
         // No process.terminal is false: the caller's standard streams are the process's.
         if configuration.console == nil { configuration.console = .pipe }
+
+        // What the machine's children print goes to our standard error, which is the container's:
+        // a copy comes back here, for the log.
+        var pipe: [Int32] = [-1, -1]
+        try sys("pipe2") { nsp_pipe2(&pipe, O_CLOEXEC | O_NONBLOCK) }
+        let (errors, copy) = (OwnedFD(pipe[0]), OwnedFD(pipe[1]))
+        errorCopy = copy.raw
+        defer { errorCopy = nil }
+        do {
+            let handover = try handover(
+                id: id, directory: directory, bundle: bundle, gate: gate, consoleSocket: consoleSocket, pidFile: pidFile, rootfs: configuration.directory ?? "")
+            try Launcher.create(configuration, handover: handover)
+        } catch is SetupAborted {
+            copy.close()
+            var bytes = [UInt8](repeating: 0, count: 65536)
+            let count = read(errors.raw, &bytes, bytes.count)
+            let lines = String(decoding: bytes[0..<max(0, count)], as: UTF8.self).split(separator: "\n")
+            throw UserError(lines.last.map(String.init) ?? "the container's setup failed")
+        }
+        recorded = true
+    }
+
+    /// Records the machine once its PID 1 waits at the gate: the console to the caller, the state,
+    /// the pid file.
+    private static func handover(
+        id: String, directory: String, bundle: String, gate: OwnedFD, consoleSocket: String?, pidFile: String?, rootfs: String
+    ) throws -> MachineHandover {
         let bundleDirectory = try FileSystem.canonicalPath(bundle)
         let annotations = try annotations(of: bundleDirectory)
-
-        try Launcher.create(
-            configuration,
-            handover: MachineHandover(startGate: gate) { pid1, master, cgroup in
-                guard let stat = ProcessStat.read(pid1.pid) else { throw UserError("The container's PID 1 (\(pid1.pid)) is gone.") }
-                if let consoleSocket {
-                    guard let master else { throw UserError("--console-socket given, but the bundle's process.terminal is false.") }
-                    try sendConsole(master, to: consoleSocket)
-                } else if master != nil {
-                    throw UserError("process.terminal is true: --console-socket must be given.")
-                }
-                let record = ContainerRecord(
-                    id: id, bundle: bundleDirectory, rootfs: configuration.directory ?? "", pid: pid1.pid, startTime: stat.startTime,
-                    created: Clock.rfc3339Now(), cgroup: cgroup.path, annotations: annotations)
-                try record.write(in: directory)
-                if let pidFile { try FileSystem.replace(pidFile, contents: "\(pid1.pid)", mode: 0o644) }
-                recorded = true
-            })
+        return MachineHandover(startGate: gate) { pid1, master, cgroup in
+            guard let stat = ProcessStat.read(pid1.pid) else { throw UserError("The container's PID 1 (\(pid1.pid)) is gone.") }
+            if let consoleSocket {
+                guard let master else { throw UserError("--console-socket given, but the bundle's process.terminal is false.") }
+                try sendConsole(master, to: consoleSocket)
+            } else if master != nil {
+                throw UserError("process.terminal is true: --console-socket must be given.")
+            }
+            let record = ContainerRecord(
+                id: id, bundle: bundleDirectory, rootfs: rootfs, pid: pid1.pid, startTime: stat.startTime,
+                created: Clock.rfc3339Now(), cgroup: cgroup.path, annotations: annotations)
+            try record.write(in: directory)
+            if let pidFile { try FileSystem.replace(pidFile, contents: "\(pid1.pid)", mode: 0o644) }
+        }
     }
 
     /// config.json's annotations, kept for `state`.
@@ -187,8 +220,10 @@ public enum Runtime {
     }
 
     /// Kills what is left in the machine's cgroup, removes it and the container's directory.
-    private static func delete(_ record: ContainerRecord, root: String) {
+    /// The record stays while the cgroup does (a process that would not die): a later delete retries.
+    private static func delete(_ record: ContainerRecord, root: String) throws {
         MachineCgroup.remove(record.cgroup, kernel: LinuxKernel())
+        guard !FileSystem.exists(record.cgroup) else { throw UserError("failed to remove cgroup \(record.cgroup): its processes did not end") }
         removeDirectory(ContainerRecord.directory(root: root, id: record.id))
     }
 

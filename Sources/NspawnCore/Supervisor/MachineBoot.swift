@@ -23,6 +23,8 @@ enum MachineBoot {
     /// Returns how PID 1 ended; nil when the machine was handed over.
     static func run(_ plan: MachinePlan, seccomp: SeccompFilter?, handover: MachineHandover? = nil, started: () -> Void) throws -> Supervisor.Outcome? {
         let kernel = LinuxKernel()
+        // Links are the supervisor's to remove when the machine ends: a handed-over machine has none.
+        guard handover == nil || !plan.network.hasLinks else { throw UserError("A machine handed over by create may have no network links.") }
         let bus = plan.cgroup.needsBus ? try Bus.system() : nil
         let early: MachineCgroup?
         if case .direct(let path) = plan.cgroup.backend {
@@ -61,7 +63,7 @@ enum MachineBoot {
         }
         defer { if !handedOver { cgroup.remove() } }
         defer { if registered, let bus { MachineRegistration.unregister(bus: bus, name: plan.name) } }
-        if plan.cgroup.propertiesOnCgroup { try cgroup.apply(plan.cgroup.properties) }
+        if plan.cgroup.propertiesOnCgroup { try cgroup.apply(plan.cgroup.properties, strict: plan.cgroup.strictProperties) }
 
         var userNamespace: OwnedFD?
         if let range = plan.idRange {
@@ -104,6 +106,8 @@ enum MachineBoot {
         if let handover {
             _ = try supervisorToInner.receive(.atStartGate, from: "The machine's PID 1")
             try handover.handOver(inner, master, cgroup)
+            try supervisorToInner.send(.recorded, to: "The machine's PID 1")
+            _ = try supervisorToInner.receive(.detached, from: "The machine's PID 1")
             handedOver = true
             cgroup.relinquish()
             return nil

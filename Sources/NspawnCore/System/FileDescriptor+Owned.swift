@@ -163,4 +163,11 @@ enum FileSystem {
 public func printError(_ line: String) {
     let bytes = Array((line + "\n").utf8)
     bytes.withUnsafeBytes { _ = Glibc.write(2, $0.baseAddress, $0.count) }
+    if let copy = errorCopy { bytes.withUnsafeBytes { _ = Glibc.write(copy, $0.baseAddress, $0.count) } }
 }
+
+/// Where printError also writes, in this process and the children cloned from it: the OCI runtime's
+/// `create`, whose standard error is the container's, reads its children's errors back for its log.
+/// A pipe end that never blocks (what does not fit is only on standard error), closed on exec.
+/// The supervisor is single-threaded.
+nonisolated(unsafe) var errorCopy: Int32?
