@@ -105,6 +105,20 @@ struct OCIEngineTests {
         #expect(output(result) == ["PAUSED", "RUNNING", "2"], "\(result.stdout) \(result.stderr)")
     }
 
+    /// ctr task exec: its output and status come back through containerd; -t through the console socket.
+    @Test func exec() throws {
+        let result = try withContainerd(
+            """
+            $CTR run -d --runc-binary $RUNTIME --rootfs $ROOTFS e /bin/sleep 30 > /dev/null || exit 1
+            $CTR task exec --exec-id one e /bin/sh -c 'echo "in $(hostname)"; exit 7'; echo "exec $?"
+            script -qfec "$CTR task exec -t --exec-id two e /bin/sh -c 'tty; exit 2'" /dev/null < /dev/null; echo "tty $?"
+            $CTR task delete --force e > /dev/null; $CTR container delete e
+            """)
+        // ctr asks to resize the pty of a process that may have ended already, and says so.
+        let lines = output(result).map { $0.hasPrefix("^@") ? String($0.dropFirst(2)) : $0 }.filter { !$0.contains("resize pty") }
+        #expect(lines == ["in e", "exec 7", "/dev/pts/0", "tty 2"], "\(result.stdout) \(result.stderr)")
+    }
+
     /// 50 rounds of ctr run --rm, each succeeding, leave nothing: no state under --root, no cgroup,
     /// no mount, no process.
     @Test func fiftyRoundsLeaveNothing() throws {

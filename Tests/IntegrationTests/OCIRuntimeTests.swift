@@ -296,3 +296,52 @@ extension OCIRuntimeTests {
         #expect((features["hooks"] as? [Any])?.isEmpty == true)
     }
 }
+
+extension OCIRuntimeTests {
+    /// exec: a process in the container's namespaces (its PID namespace: a small PID; its hostname),
+    /// its cgroup, held to the container's capabilities; its status without --detach; with
+    /// --detach, exec ends and the pid file names it; a missing program fails exec.
+    @Test func execRunsAProcessInTheContainer() throws {
+        let bundle = try TestBundle(["/bin/sleep", "30"]) { config in config["hostname"] = "oci-host" }
+        let result = try bundle.script(
+            """
+            $R create --bundle . c && $R start c || exit 1
+            $R exec c /bin/sh -c 'echo "$(hostname) $$ $(grep ^0:: /proc/self/cgroup)"; grep CapBnd /proc/self/status'; echo "exec $?"
+            $R exec c /bin/sh -c 'exit 3'; echo "status $?"
+            $R exec -u 1000:1000 --cwd /tmp -e GREETING=hi c /bin/sh -c 'echo "$(id -u):$(id -g) $(pwd) $GREETING"'
+            $R exec --detach --pid-file exec.pid c /bin/sh -c 'exit 4'; echo "detached $? $([ -s exec.pid ] && echo pid-file)"
+            $R exec c no-such-program; echo "missing $?"
+            $R exec --cap CAP_SYS_ADMIN c /bin/true; echo "cap $?"
+            $R delete --force c
+            """)
+        let lines = result.output
+        #expect(lines.first?.hasPrefix("oci-host ") == true && lines.first?.hasSuffix(" 0::/") == true, "\(lines)")
+        // The container's bounding set (containerd's default), not ours.
+        #expect(lines.contains("CapBnd:\t00000000a80425fb"), "\(lines)")
+        #expect(
+            Array(lines.dropFirst(2)) == ["exec 0", "status 3", "1000:1000 /tmp hi", "detached 0 pid-file", "missing 1", "cap 1"],
+            "\(result.stdout) \(result.stderr)")
+        #expect(result.stderr.contains(#"exec: "no-such-program": executable file not found in $PATH"#))
+        #expect(result.stderr.contains("exec: --cap CAP_SYS_ADMIN: not in the container's bounding set"))
+        // The detached process came to the subreaper.
+        #expect(result.reaped.values.contains(4), "\(result.reaped)")
+    }
+
+    /// exec --process: the OCI process object containerd writes, with a terminal on the console socket.
+    @Test func execProcessFileAndTerminal() throws {
+        let bundle = try TestBundle(["/bin/sleep", "30"])
+        let process = #"{"args": ["/bin/sh", "-c", "echo $MARK; exit 6"], "env": ["MARK=from-process-json"], "cwd": "/", "user": {"uid": 0, "gid": 0}}"#
+        try process.write(toFile: bundle.path + "/process.json", atomically: false, encoding: .utf8)
+        let wider = #"{"args": ["/bin/true"], "capabilities": {"bounding": ["CAP_SYS_ADMIN"]}}"#
+        try wider.write(toFile: bundle.path + "/wider.json", atomically: false, encoding: .utf8)
+        let result = try bundle.script(
+            """
+            $R create --bundle . c && $R start c || exit 1
+            $R exec --process process.json c; echo "status $?"
+            $R exec --process wider.json c; echo "wider $?"
+            $R delete --force c
+            """)
+        #expect(result.output == ["from-process-json", "status 6", "wider 1"], "\(result.stdout) \(result.stderr)")
+        #expect(result.stderr.contains("capabilities.bounding: CAP_SYS_ADMIN not in the container's bounding set."))
+    }
+}

@@ -90,6 +90,24 @@ struct RuntimeCommandLineTests {
         #expect(refusal("checkpoint --help c") != nil)
     }
 
+    @Test func execAsContainerdAndPeopleCallIt() {
+        guard case .exec(let request)? = command("exec --process /b/p.json --detach --pid-file /b/e.pid --console-socket /s c") else {
+            Issue.record("not exec")
+            return
+        }
+        #expect(request.processFile == "/b/p.json" && request.detach && request.pidFile == "/b/e.pid" && request.consoleSocket == "/s" && request.id == "c")
+        guard case .exec(let typed)? = command("exec -t -e A=1 -e B=2 -u 1000:100 --cwd /tmp --cap CAP_KILL --cap CAP_CHOWN c sh -c true") else {
+            Issue.record("not exec")
+            return
+        }
+        #expect(typed.tty && typed.environment == ["A=1", "B=2"] && typed.user == "1000:100" && typed.workingDirectory == "/tmp")
+        #expect(typed.capabilities == ["CAP_KILL", "CAP_CHOWN"] && typed.arguments == ["sh", "-c", "true"] && !typed.detach)
+        #expect(refusal("exec c") == "exec: a command is needed, or --process")
+        #expect(refusal("exec --process p.json c true") == "exec: --process and a command may not be combined")
+        #expect(refusal("exec") == "\"exec\" requires a minimum of 1 argument(s)")
+        #expect(refusal("exec --preserve-fds 2 c true") == "--preserve-fds is not supported by swift-nspawn-runc")
+    }
+
     @Test func processStat() {
         // The command name may hold spaces and parentheses.
         let line = "4242 (a) b (c) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100 18446744073709551615"

@@ -17,8 +17,7 @@ public enum Runtime {
             return 1
         case .run(let invocation):
             do {
-                try run(invocation)
-                return 0
+                return try run(invocation)
             } catch is SetupAborted {
                 // The child that failed has said why, on our standard error; the log gets a line too.
                 log("container's setup failed", invocation.global, toStandardError: false)
@@ -30,9 +29,12 @@ public enum Runtime {
         }
     }
 
-    private static func run(_ invocation: RuntimeInvocation) throws {
+    /// Returns the exit status: 0, or exec's process's without --detach.
+    private static func run(_ invocation: RuntimeInvocation) throws -> Int32 {
         let global = invocation.global
         switch invocation.command {
+        case .exec(let request):
+            return try exec(request, root: global.root)
         case .help:
             print(RuntimeInvocation.usage)
         case .version:
@@ -53,7 +55,7 @@ public enum Runtime {
             if all {
                 // Whatever lives in the machine's cgroup, PID 1 gone or not.
                 for pid in MachineCgroup.processes(record.cgroup) { kill(pid, signal) }
-                return
+                return 0
             }
             guard record.status(root: global.root) != .stopped, let pidfd = openPID1(record) else { throw UserError("container not running") }
             try sys("pidfd_send_signal", path: id) { nsp_pidfd_send_signal(pidfd.raw, signal) }
@@ -63,7 +65,7 @@ public enum Runtime {
                 // A create that ended before it recorded anything (its PID 1 died with it) leaves
                 // at most the directory: removed, as runc does; not there is no error with --force.
                 removeDirectory(directory)
-                if force { return }
+                if force { return 0 }
                 throw UserError("container does not exist: \(id)")
             }
             let record = try ContainerRecord.read(root: global.root, id: id)
@@ -96,6 +98,7 @@ public enum Runtime {
         case .features:
             print(RuntimeFeatures.json.text)
         }
+        return 0
     }
 
     private static func create(id: String, bundle: String, pidFile: String?, consoleSocket: String?, root: String) throws {
@@ -211,7 +214,7 @@ public enum Runtime {
     }
 
     /// PID 1's pidfd, if PID 1 is the process the record names (not a later one with its PID).
-    private static func openPID1(_ record: ContainerRecord) -> OwnedFD? {
+    static func openPID1(_ record: ContainerRecord) -> OwnedFD? {
         let raw = nsp_pidfd_open(record.pid)
         guard raw >= 0 else { return nil }
         let pidfd = OwnedFD(raw)
@@ -235,17 +238,7 @@ public enum Runtime {
     /// The console socket protocol callers implement (go-runc, conmon): one message, the pty's name,
     /// with the master as the one descriptor.
     private static func sendConsole(_ master: OwnedFD, to socketPath: String) throws {
-        let socket = OwnedFD(try sys("socket", path: socketPath) { Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) })
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(socketPath.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw UserError("Console socket path too long: \(socketPath)") }
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
-        try sys("connect", path: socketPath) {
-            withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socket.raw, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
-        }
+        let socket = try connect(socketPath)
         let number = nsp_pty_number(master.raw)
         let name = number >= 0 ? "/dev/pts/\(number)" : "/dev/console"
         var fd = master.raw

@@ -30,6 +30,7 @@ public struct RuntimeInvocation: Equatable, Sendable {
         case pause(id: String)
         case resume(id: String)
         case ps(id: String, json: Bool)
+        case exec(ExecRequest)
         case features
         /// checkpoint and restore: Debian 12's criu cannot run on this kernel, and swift-nspawn has no
         /// CRIU driver; refused as such (Podman asks `checkpoint --help` whether a runtime can).
@@ -60,6 +61,9 @@ public struct RuntimeInvocation: Equatable, Sendable {
           pause    ID   Freeze every process of the container.
           resume   ID   Thaw them.
           ps       [--format table|json] ID   List the container's processes.
+          exec     [--process FILE | OPTIONS] ID [COMMAND [ARGS...]]
+                   Run a process in the container: --detach, --pid-file FILE,
+                   --console-socket SOCKET, -t, -e NAME=VALUE, -u UID[:GID], --cwd DIR, --cap CAP.
           features      Print what this runtime supports, as JSON.
 
         Global options:
@@ -88,6 +92,12 @@ public struct RuntimeInvocation: Equatable, Sendable {
         "kill": [Flag(names: ["all", "a"], takesValue: false)],
         "delete": [Flag(names: ["force", "f"], takesValue: false)],
         "pause": [], "resume": [], "ps": [Flag(names: ["format", "f"], takesValue: true)], "features": [],
+        "exec": [
+            Flag(names: ["process", "p"], takesValue: true), Flag(names: ["detach", "d"], takesValue: false), Flag(names: ["pid-file"], takesValue: true),
+            Flag(names: ["console-socket"], takesValue: true), Flag(names: ["tty", "t"], takesValue: false), Flag(names: ["env", "e"], takesValue: true),
+            Flag(names: ["user", "u"], takesValue: true), Flag(names: ["cwd"], takesValue: true), Flag(names: ["cap", "c"], takesValue: true),
+            Flag(names: ["preserve-fds"], takesValue: true), Flag(names: ["no-new-privs"], takesValue: false),
+        ],
         "checkpoint": [], "restore": [],
     ]
 
@@ -106,7 +116,7 @@ public struct RuntimeInvocation: Equatable, Sendable {
     public static func parse(_ arguments: [String]) -> Parsed {
         var global = Global()
         var rest = arguments[...]
-        let globals: [String: String]
+        let globals: Values
         do throws(UserError) {
             globals = try flags(&rest, known: globalFlags)
             if let root = globals["root"] {
@@ -137,7 +147,7 @@ public struct RuntimeInvocation: Equatable, Sendable {
         }
     }
 
-    private static func command(_ name: String, _ values: [String: String], _ arguments: [String]) throws(UserError) -> Command {
+    private static func command(_ name: String, _ values: Values, _ arguments: [String]) throws(UserError) -> Command {
         func id(count: ClosedRange<Int> = 1...1) throws(UserError) -> String {
             guard count.contains(arguments.count) else {
                 let wanted = count.count == 1 ? "exactly \(count.lowerBound)" : "\(count.lowerBound) to \(count.upperBound)"
@@ -169,6 +179,25 @@ public struct RuntimeInvocation: Equatable, Sendable {
             let format = values["format"] ?? "table"
             guard format == "table" || format == "json" else { throw UserError("invalid format option: \(format)") }
             return .ps(id: try id(), json: format == "json")
+        case "exec":
+            guard let first = arguments.first else { throw UserError("\"exec\" requires a minimum of 1 argument(s)") }
+            var request = ExecRequest(id: try validID(first))
+            request.processFile = values["process"]
+            request.arguments = Array(arguments.dropFirst())
+            guard (request.processFile == nil) != request.arguments.isEmpty else {
+                throw UserError(request.processFile == nil ? "exec: a command is needed, or --process" : "exec: --process and a command may not be combined")
+            }
+            request.detach = try boolean(values["detach"], "detach") ?? false
+            request.pidFile = values["pid-file"]
+            request.consoleSocket = values["console-socket"]
+            request.tty = try boolean(values["tty"], "tty") ?? false
+            request.environment = values.all["env"] ?? []
+            request.user = values["user"]
+            request.workingDirectory = values["cwd"]
+            request.capabilities = values.all["cap"] ?? []
+            request.noNewPrivileges = try boolean(values["no-new-privs"], "no-new-privs")
+            if let text = values["preserve-fds"], text != "0" { throw UserError("--preserve-fds is not supported by \(RuntimeInvocation.name)") }
+            return .exec(request)
         case "features":
             guard arguments.isEmpty else { throw UserError("\"features\" requires exactly 0 argument(s)") }
             return .features
@@ -200,9 +229,15 @@ public struct RuntimeInvocation: Equatable, Sendable {
         }
     }
 
+    /// Each flag's values, in order (-e and --cap may be given more than once); one names the last.
+    private struct Values {
+        var all: [String: [String]] = [:]
+        subscript(_ name: String) -> String? { all[name]?.last }
+    }
+
     /// Takes the flags off the front of `rest`: a boolean's value is "" unless given after =.
-    private static func flags(_ rest: inout ArraySlice<String>, known: [Flag]) throws(UserError) -> [String: String] {
-        var values: [String: String] = [:]
+    private static func flags(_ rest: inout ArraySlice<String>, known: [Flag]) throws(UserError) -> Values {
+        var values = Values()
         while let argument = rest.first, argument.hasPrefix("-"), argument != "-" {
             rest.removeFirst()
             if argument == "--" { break }
@@ -221,8 +256,26 @@ public struct RuntimeInvocation: Equatable, Sendable {
             } else {
                 value = inline ?? ""
             }
-            values[flag.names[0]] = value
+            values.all[flag.names[0], default: []].append(value)
         }
         return values
     }
+}
+
+/// `exec`'s request: a process (from --process's JSON, or the command line) for a running container.
+public struct ExecRequest: Equatable, Sendable {
+    public var id: String
+    public var processFile: String?
+    public var arguments: [String] = []
+    public var detach = false
+    public var pidFile: String?
+    public var consoleSocket: String?
+    public var tty = false
+    public var environment: [String] = []
+    public var user: String?
+    public var workingDirectory: String?
+    public var capabilities: [String] = []
+    public var noNewPrivileges: Bool?
+
+    init(id: String) { self.id = id }
 }

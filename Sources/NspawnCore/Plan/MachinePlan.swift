@@ -37,6 +37,22 @@ struct MachinePlan: Equatable, Sendable {
         c.nesting ? 16 * UIDRange.machineSize : UIDRange.machineSize
     }
 
+    /// What the machine's processes are held to: the capability policy and the system call filter
+    /// (nil with SYSTEMD_SECCOMP=0); and the capabilities asked for that swift-nspawn lacks itself.
+    /// Without a user namespace the machine's capabilities are the host's: it can have no more than
+    /// we hold. (Also what the OCI runtime's `exec` holds a process it starts in the machine to.)
+    static func confinement(
+        _ c: Configuration, userNamespace: Bool, held: CapabilitySet
+    ) throws(UserError) -> (CapabilityPolicy, SeccompPolicy?, lost: CapabilitySet) {
+        var capabilities = c.capabilities
+        let lost = userNamespace ? CapabilitySet() : capabilities.limit(to: held)
+        let seccomp =
+            c.seccomp
+            ? try SeccompPolicy(capabilities: capabilities.bounding, filters: c.systemCallFilters, keyringsAbsent: c.nesting, suppressSync: c.suppressSync)
+            : nil
+        return (capabilities, seccomp, lost)
+    }
+
     /// The namespaces PID 1 is born in.
     var namespaces: NamespaceSet {
         var set: NamespaceSet = [.mount, .pid, .uts, .ipc]
@@ -122,19 +138,11 @@ struct MachinePlan: Equatable, Sendable {
             mounts.hostMounts.append(.etcFile("resolv.conf", source, makeMountPoint: makeMountPoint))
         }
 
-        var capabilities = c.capabilities
-        if idRange == nil {
-            // Without a user namespace the machine's capabilities are the host's: it can have no
-            // more than we hold.
-            let lost = capabilities.limit(to: host.heldCapabilities)
-            if !lost.isEmpty && !quiet { warnings.append("swift-nspawn itself lacks \(lost); the machine does without.") }
-        }
+        let (capabilities, seccomp, lost) = try Self.confinement(c, userNamespace: idRange != nil, held: host.heldCapabilities)
+        if !lost.isEmpty && !quiet { warnings.append("swift-nspawn itself lacks \(lost); the machine does without.") }
         payload = PayloadPlan(
             command: c.command, environment: c.environment, user: c.user, workingDirectory: c.workingDirectory, asPID2: c.asPID2, boot: c.boot,
-            capabilities: capabilities,
-            seccomp: c.seccomp
-                ? try SeccompPolicy(capabilities: capabilities.bounding, filters: c.systemCallFilters, keyringsAbsent: c.nesting, suppressSync: c.suppressSync)
-                : nil,
+            capabilities: capabilities, seccomp: seccomp,
             machineID: machineID, term: console == .pipe ? host.term : host.term ?? "vt220", hostEnvironment: host.hostEnvironment,
             process: c.process, credentialsDirectory: credentials.isEmpty ? nil : MountPlan.credentialsPath,
             container: c.switches.containerService)
