@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import NspawnCore
@@ -160,34 +161,13 @@ struct OCIBundleTests {
         }
     }
 
-    /// What containerd 1.6's ctr run gives swift-nspawn-runc (its default spec, as recorded).
-    static let containerdConfig = """
-        {"ociVersion": "1.0.2-dev",
-         "process": {"user": {"uid": 0, "gid": 0}, "args": ["/bin/sh", "-c", "exit 42"], "cwd": "/",
-           "capabilities": {"bounding": ["CAP_CHOWN", "CAP_KILL"], "effective": ["CAP_CHOWN", "CAP_KILL"], "permitted": ["CAP_CHOWN", "CAP_KILL"]},
-           "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}], "noNewPrivileges": true},
-         "root": {"path": "/rootfs"},
-         "mounts": [
-           {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},
-           {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-           {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-           {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-           {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
-           {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
-           {"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}],
-         "linux": {
-           "resources": {"devices": [{"allow": false, "access": "rwm"},
-             {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
-             {"allow": true, "type": "c", "major": 1, "minor": 7, "access": "rwm"}, {"allow": true, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
-             {"allow": true, "type": "c", "major": 1, "minor": 5, "access": "rwm"}, {"allow": true, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
-             {"allow": true, "type": "c", "major": 5, "minor": 1, "access": "rwm"}, {"allow": true, "type": "c", "major": 136, "access": "rwm"},
-             {"allow": true, "type": "c", "major": 5, "minor": 2, "access": "rwm"}],
-             "cpu": {"shares": 1024}},
-           "cgroupsPath": "/default/t1",
-           "namespaces": [{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "network"}],
-           "maskedPaths": ["/proc/acpi", "/proc/kcore", "/sys/firmware"],
-           "readonlyPaths": ["/proc/bus", "/proc/sys", "/proc/sysrq-trigger"]}}
-        """
+    /// What containerd 1.6's ctr run gives swift-nspawn-runc (its default spec, as recorded; shared
+    /// with the integration tests and bench/oci).
+    static let containerdConfig: String = {
+        let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("IntegrationTests/Fixtures/containerd-spec.json")
+        return (try? String(contentsOf: fixture, encoding: .utf8)) ?? ""
+    }()
 
     /// swift-nspawn-runc takes what engines send: their device rules (the devices every swift-nspawn
     /// machine has), the default CPU weight, and cgroupsPath, which places the machine's cgroup.

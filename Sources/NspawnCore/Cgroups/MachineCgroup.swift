@@ -78,10 +78,10 @@ final class MachineCgroup {
         return cgroup
     }
 
-    /// Kills whatever is left, waits (bounded) until the cgroup is empty, and removes it and its children.
     /// Hands the cgroup over (the OCI runtime's `create`): this process no longer removes it.
     func relinquish() { removed = true }
 
+    /// Kills whatever is left, waits (bounded) until the cgroup is empty, and removes it and its children.
     public func remove() {
         guard !removed else { return }
         removed = true

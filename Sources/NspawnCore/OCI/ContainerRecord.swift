@@ -35,25 +35,6 @@ struct ContainerRecord: Equatable {
         ])
     }
 
-    init(id: String, bundle: String, rootfs: String, pid: Int32, startTime: UInt64, created: String, cgroup: String, annotations: [String: JSONValue]) {
-        self.id = id
-        self.bundle = bundle
-        self.rootfs = rootfs
-        self.pid = pid
-        self.startTime = startTime
-        self.created = created
-        self.cgroup = cgroup
-        self.annotations = annotations
-    }
-
-    init?(_ json: JSONValue) {
-        guard let id = json["id"]?.string, let bundle = json["bundle"]?.string, let rootfs = json["rootfs"]?.string,
-            let pid = json["pid"]?.int64.flatMap(Int32.init(exactly:)), let startTime = json["startTime"]?.uint64, let created = json["created"]?.string,
-            let cgroup = json["cgroup"]?.string, let annotations = json["annotations"]?.object
-        else { return nil }
-        self.init(id: id, bundle: bundle, rootfs: rootfs, pid: pid, startTime: startTime, created: created, cgroup: cgroup, annotations: annotations)
-    }
-
     /// Written to a new file and renamed into place: a reader sees the old record or the new one.
     func write(in directory: String) throws {
         try FileSystem.replace(directory + "/" + Self.stateFile, contents: json.text, mode: 0o600)
@@ -89,6 +70,18 @@ struct ContainerRecord: Equatable {
             "pid": .number(status == .stopped ? 0 : pid), "bundle": .string(bundle), "rootfs": .string(rootfs), "created": .string(created),
             "owner": .string(""), "annotations": .object(annotations),
         ])
+    }
+}
+
+extension ContainerRecord {
+    /// A record as `json` wrote it; nil for anything else. (In an extension: the memberwise
+    /// initializer stays.)
+    init?(_ json: JSONValue) {
+        guard let id = json["id"]?.string, let bundle = json["bundle"]?.string, let rootfs = json["rootfs"]?.string,
+            let pid = json["pid"]?.int64.flatMap(Int32.init(exactly:)), let startTime = json["startTime"]?.uint64, let created = json["created"]?.string,
+            let cgroup = json["cgroup"]?.string, let annotations = json["annotations"]?.object
+        else { return nil }
+        self.init(id: id, bundle: bundle, rootfs: rootfs, pid: pid, startTime: startTime, created: created, cgroup: cgroup, annotations: annotations)
     }
 }
 
