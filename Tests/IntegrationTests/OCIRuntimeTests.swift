@@ -299,32 +299,40 @@ extension OCIRuntimeTests {
 
 extension OCIRuntimeTests {
     /// exec: a process in the container's namespaces (its PID namespace: a small PID; its hostname),
-    /// its cgroup, held to the container's capabilities; its status without --detach; with
-    /// --detach, exec ends and the pid file names it; a missing program fails exec.
+    /// its cgroup, held as its PID 1 is (the container's bounding set, no_new_privs, the system call
+    /// filter); its status without --detach; with --detach, exec ends, the pid file names it and the
+    /// caller reaps it; --cap within the bounding set is kept across -u; a missing program, a
+    /// capability beyond the container's, and a working directory that is one of exec's own
+    /// descriptors (runc's CVE-2024-21626) fail exec.
     @Test func execRunsAProcessInTheContainer() throws {
         let bundle = try TestBundle(["/bin/sleep", "30"]) { config in config["hostname"] = "oci-host" }
         let result = try bundle.script(
             """
             $R create --bundle . c && $R start c || exit 1
-            $R exec c /bin/sh -c 'echo "$(hostname) $$ $(grep ^0:: /proc/self/cgroup)"; grep CapBnd /proc/self/status'; echo "exec $?"
+            $R exec c /bin/sh -c 'echo "$(hostname) $$ $(grep ^0:: /proc/self/cgroup)"; grep -E "^(CapBnd|NoNewPrivs|Seccomp):" /proc/self/status'
+            echo "exec $?"
             $R exec c /bin/sh -c 'exit 3'; echo "status $?"
-            $R exec -u 1000:1000 --cwd /tmp -e GREETING=hi c /bin/sh -c 'echo "$(id -u):$(id -g) $(pwd) $GREETING"'
-            $R exec --detach --pid-file exec.pid c /bin/sh -c 'exit 4'; echo "detached $? $([ -s exec.pid ] && echo pid-file)"
+            $R exec -u 1000:1000 --cwd /tmp -e GREETING=hi --cap CAP_KILL c /bin/sh -c 'echo "$(id -u):$(id -g) $(pwd) $GREETING $(grep CapAmb /proc/self/status)"'
+            $R exec --detach --pid-file exec.pid c /bin/sh -c 'exit 4'; echo "detached $? $(cat exec.pid)"
             $R exec c no-such-program; echo "missing $?"
             $R exec --cap CAP_SYS_ADMIN c /bin/true; echo "cap $?"
+            for fd in 3 4 5 6 7 8; do $R exec --cwd /proc/self/fd/$fd c /bin/pwd; done; echo "fd-cwd $?"
             $R delete --force c
             """)
         let lines = result.output
-        #expect(lines.first?.hasPrefix("oci-host ") == true && lines.first?.hasSuffix(" 0::/") == true, "\(lines)")
-        // The container's bounding set (containerd's default), not ours.
-        #expect(lines.contains("CapBnd:\t00000000a80425fb"), "\(lines)")
+        let first = lines.first?.split(separator: " ") ?? []
+        #expect(first.count == 3 && first[0] == "oci-host" && (Int(first[1]) ?? 99) < 10 && first[2] == "0::/", "\(lines)")
+        // The container's bounding set (containerd's default), its no_new_privs, the filter.
+        #expect(Array(lines.dropFirst().prefix(3)) == ["CapBnd:\t00000000a80425fb", "NoNewPrivs:\t1", "Seccomp:\t2"], "\(lines)")
+        let detached = lines.first { $0.hasPrefix("detached ") }?.split(separator: " ") ?? []
+        #expect(detached.count == 3 && detached[1] == "0" && result.reaped[Int32(detached[2]) ?? -1] == 4, "\(lines) \(result.reaped)")
         #expect(
-            Array(lines.dropFirst(2)) == ["exec 0", "status 3", "1000:1000 /tmp hi", "detached 0 pid-file", "missing 1", "cap 1"],
+            Array(lines.dropFirst(4)).filter { !$0.hasPrefix("detached ") }
+                == ["exec 0", "status 3", "1000:1000 /tmp hi CapAmb:\t0000000000000020", "missing 1", "cap 1", "fd-cwd 1"],
             "\(result.stdout) \(result.stderr)")
         #expect(result.stderr.contains(#"exec: "no-such-program": executable file not found in $PATH"#))
         #expect(result.stderr.contains("exec: --cap CAP_SYS_ADMIN: not in the container's bounding set"))
-        // The detached process came to the subreaper.
-        #expect(result.reaped.values.contains(4), "\(result.reaped)")
+        #expect(result.stderr.contains(#"chdir("/proc/self/fd/"#), "\(result.stderr)")
     }
 
     /// exec --process: the OCI process object containerd writes, with a terminal on the console socket.

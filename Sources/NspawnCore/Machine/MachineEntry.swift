@@ -57,15 +57,21 @@ enum MachineEntry {
         return Running(child: child, output: reader)
     }
 
-    /// In the cloned child: never returns.
-    private static func enter(_ argv: [String], machine: ChildProcess, namespaces: NamespaceSet, policy: PayloadConfinement, output: OwnedFD) throws -> Never {
-        // The supervisor's host sockets and locks stay out of the machine.
-        closeDescriptors(except: [machine.pidfd.raw, output.raw])
-        var joined = namespaces
-        joined.insert(.cgroup)
-        try sys("setns", path: "machine") { nsp_setns(machine.pidfd.raw, Int32(truncatingIfNeeded: joined.rawValue)) }
+    /// In a process cloned into the machine's cgroup: only the descriptors it keeps (the
+    /// supervisor's host sockets, locks and directories stay out of the machine: one of them as a
+    /// working directory would lead out of it), then the namespaces given of the machine's PID 1
+    /// (setns with its pidfd), as root there, in its root directory. A fork follows, into its PID
+    /// namespace. (Also the OCI runtime's `exec`.)
+    static func join(pidfd: Int32, namespaces: NamespaceSet, keeping kept: [Int32]) throws {
+        closeDescriptors(except: [pidfd] + kept)
+        try sys("setns", path: "machine") { nsp_setns(pidfd, Int32(truncatingIfNeeded: namespaces.rawValue)) }
         if namespaces.contains(.user) { try LinuxKernel().becomeRoot() }
         try sys("chdir", path: "/") { chdir("/") }
+    }
+
+    /// In the cloned child: never returns.
+    private static func enter(_ argv: [String], machine: ChildProcess, namespaces: NamespaceSet, policy: PayloadConfinement, output: OwnedFD) throws -> Never {
+        try join(pidfd: machine.pidfd.raw, namespaces: namespaces.union(.cgroup), keeping: [output.raw])
         let pid = try sys("fork") { fork() }
         if pid == 0 {
             ProcessLifetime.dieWithParent()

@@ -54,11 +54,16 @@ enum Payload {
     static func requireRunnable(_ spec: PayloadPlan) throws {
         let user = try spec.user.map(lookUpUser)
         guard !spec.boot, let name = spec.command.first else { return }
-        let environment = try environment(spec, user: user ?? spec.identity.map(numericUser))
+        _ = try findProgram(name, environment: try environment(spec, user: user ?? spec.identity.map(numericUser)))
+    }
+
+    /// The file exec will run for `name`, in the environment's PATH; runc's words when there is none.
+    static func findProgram(_ name: String, environment: [String]) throws(UserError) -> String {
         let path = environment.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? defaultPath
-        guard candidates(for: name, path: path).contains(where: { access($0, X_OK) == 0 }) else {
+        guard let found = candidates(for: name, path: path).first(where: { access($0, X_OK) == 0 }) else {
             throw UserError("exec: \"\(name)\": executable file not found in $PATH")
         }
+        return found
     }
 
     /// Where systemd-nspawn -b looks for init, in this order.
@@ -97,8 +102,15 @@ enum Payload {
 
     /// What every process that runs the machine's code gets before it does: only descriptors 0-2,
     /// no blocked signals, a session keyring of its own (keys are not namespaced), the seccomp filter.
-    static func confine(_ confinement: PayloadConfinement) throws {
-        try sys("close_range") { nsp_close_range(3, UInt32.max, 0) }
+    /// `keeping`: one more descriptor, close-on-exec, to say what fails before the exec.
+    static func confine(_ confinement: PayloadConfinement, keeping kept: Int32? = nil) throws {
+        if let kept, kept >= 3 {
+            if kept > 3 { try sys("close_range") { nsp_close_range(3, UInt32(kept) - 1, 0) } }
+            try sys("close_range") { nsp_close_range(UInt32(kept) + 1, UInt32.max, 0) }
+        } else {
+            try sys("close_range") { nsp_close_range(3, UInt32.max, 0) }
+        }
+        errorCopy = nil
         // Ignored signals survive execve: whoever started us (nohup, a shell's &) must not decide
         // what the machine's processes ignore.
         for signal in 1..<nsp_sigrtmax() + 1 where signal != SIGKILL && signal != SIGSTOP {

@@ -238,11 +238,16 @@ public enum Runtime {
     /// The console socket protocol callers implement (go-runc, conmon): one message, the pty's name,
     /// with the master as the one descriptor.
     private static func sendConsole(_ master: OwnedFD, to socketPath: String) throws {
-        let socket = try connect(socketPath)
+        try sendConsole(master, over: try connectSocket(socketPath), name: socketPath)
+    }
+
+    /// The console socket protocol callers implement (go-runc, conmon): one message, the pty's
+    /// name, with the master as the one descriptor.
+    static func sendConsole(_ master: OwnedFD, over socket: OwnedFD, name socketName: String) throws {
         let number = nsp_pty_number(master.raw)
         let name = number >= 0 ? "/dev/pts/\(number)" : "/dev/console"
         var fd = master.raw
-        try sys("sendmsg", path: socketPath) {
+        try sys("sendmsg", path: socketName) {
             Array(name.utf8).withUnsafeBytes { nsp_send_with_fds(socket.raw, $0.baseAddress, $0.count, &fd, 1) }
         }
     }

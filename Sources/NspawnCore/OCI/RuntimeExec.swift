@@ -14,7 +14,7 @@ import SystemPackage
 extension Runtime {
     /// The process to start, as the OCI process object says (--process), or as the command line does
     /// over the container's own process.
-    struct ExecProcess: Equatable {
+    struct ExecProcess {
         var arguments: [String]
         var environment: [String]
         var workingDirectory: String
@@ -23,27 +23,24 @@ extension Runtime {
         var groups: [UInt32]
         var terminal: Bool
         var capabilities: CapabilityPolicy
-        var limits: [(resource: Int32, soft: UInt64, hard: UInt64)]
-
-        static func == (a: ExecProcess, b: ExecProcess) -> Bool {
-            a.arguments == b.arguments && a.environment == b.environment && a.workingDirectory == b.workingDirectory && a.uid == b.uid && a.gid == b.gid
-                && a.groups == b.groups && a.terminal == b.terminal && a.capabilities == b.capabilities
-                && a.limits.map { "\($0.resource):\($0.soft):\($0.hard)" } == b.limits.map { "\($0.resource):\($0.soft):\($0.hard)" }
-        }
+        /// The container's resource limits and OOM score, or the process object's.
+        var limits: [ResourceLimit]
+        var oomScoreAdjust: Int?
     }
 
     static func exec(_ request: ExecRequest, root: String) throws -> Int32 {
+        _ = nsp_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
         let record = try ContainerRecord.read(root: root, id: request.id)
         switch record.status(root: root) {
         case .running, .created: break
         case .paused: throw UserError("cannot exec in a paused container")
         case .stopped: throw UserError("cannot exec in a stopped container")
         }
-        // The container's configuration, as create read it: what the process may have at most.
+        // The container's configuration as create read it (not our environment's switches): what
+        // the process may have at most.
         var options = CommandLineOptions()
         options.settings = "no"
-        let (container, _) = try OCIBundle.load(record.bundle, runtime: true).configuration(
-            commandLine: options, override: false, environment: Configuration.processEnvironment)
+        let (container, _) = try OCIBundle.load(record.bundle, runtime: true).configuration(commandLine: options, override: false) { _ in nil }
         let (machineCapabilities, seccompPolicy, _) = try MachinePlan.confinement(
             container, userNamespace: container.userNamespace != .no, held: CapabilityPolicy.held())
         let process = try execProcess(request, container: container, machine: machineCapabilities)
@@ -56,47 +53,69 @@ extension Runtime {
         guard let pid1 = openPID1(record) else { throw UserError("cannot exec in a stopped container") }
         let namespaces = try namespacesToJoin(of: record.pid)
         let cgroup = try FileSystem.open(record.cgroup, O_RDONLY | O_DIRECTORY)
-        let console = try request.consoleSocket.map(connect)
-        var pipes: [Int32] = [-1, -1, -1, -1]
-        try sys("pipe2") { nsp_pipe2(&pipes, O_CLOEXEC) }
-        try sys("pipe2") { pipes.withUnsafeMutableBufferPointer { nsp_pipe2($0.baseAddress! + 2, O_CLOEXEC) } }
-        // pid: the process's host PID, from the child that forks it; errors: what failed before its
-        // exec (closed on exec: end of file with nothing read is success).
-        let (pidReader, pidWriter) = (OwnedFD(pipes[0]), OwnedFD(pipes[1]))
-        let (errorReader, errorWriter) = (OwnedFD(pipes[2]), OwnedFD(pipes[3]))
+        let console = try request.consoleSocket.map(connectSocket)
+        var pidPipe: [Int32] = [-1, -1]
+        var errorPipe: [Int32] = [-1, -1]
+        try sys("pipe2") { nsp_pipe2(&pidPipe, O_CLOEXEC) }
+        try sys("pipe2") { nsp_pipe2(&errorPipe, O_CLOEXEC) }
+        // pid: the process's host PID, from the child that forks it. errors: what failed before
+        // the exec, from either; the process's copy closes on exec, so end of file with nothing
+        // read is success.
+        let (pidReader, pidWriter) = (OwnedFD(pidPipe[0]), OwnedFD(pidPipe[1]))
+        let (errorReader, errorWriter) = (OwnedFD(errorPipe[0]), OwnedFD(errorPipe[1]))
         // Waited for here: the process comes to us when the child that forked it ends.
         if !request.detach { _ = nsp_prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }
 
         let joiner = try ChildProcess.clone(namespaces: [], intoCgroup: cgroup.raw, role: "The process joining the container") {
-            pidReader.close()
-            errorReader.close()
-            try sys("setns", path: request.id) { nsp_setns(pid1.raw, Int32(truncatingIfNeeded: namespaces.rawValue)) }
-            if namespaces.contains(.user) { try LinuxKernel().becomeRoot() }
-            let pid = try sys("fork") { fork() }
-            if pid == 0 { start(process, confinement: confinement, console: console, errors: errorWriter) }
-            var hostPID = Int32(pid)
-            _ = withUnsafeBytes(of: &hostPID) { Glibc.write(pidWriter.raw, $0.baseAddress, 4) }
+            do {
+                try MachineEntry.join(pidfd: pid1.raw, namespaces: namespaces, keeping: [pidWriter.raw, errorWriter.raw] + [console?.raw].compactMap { $0 })
+                let pid = try sys("fork") { fork() }
+                if pid == 0 { start(process, confinement: confinement, console: console, errors: errorWriter, pidfd: pid1) }
+                var hostPID = Int32(pid)
+                _ = withUnsafeBytes(of: &hostPID) { Glibc.write(pidWriter.raw, $0.baseAddress, 4) }
+            } catch {
+                say(error, on: errorWriter)
+                _exit(1)
+            }
             _exit(0)
         }
         pidWriter.close()
         errorWriter.close()
         console?.close()
-        try joiner.requireCleanExit()
+        let message = try readToEnd(errorReader, seconds: 10, what: "The process started in container \(request.id)")
         var pid: Int32 = 0
-        guard withUnsafeMutableBytes(of: &pid, { Glibc.read(pidReader.raw, $0.baseAddress, 4) }) == 4 else {
-            throw UserError("The process joining the container \(request.id) ended without starting one.")
+        let gotPID = withUnsafeMutableBytes(of: &pid) { Glibc.read(pidReader.raw, $0.baseAddress, 4) } == 4
+        let joined = try joiner.wait()
+        guard message.isEmpty else {
+            if gotPID && !request.detach { _ = waitpid(pid, nil, 0) }
+            throw UserError(message)
         }
-        var message = [UInt8](repeating: 0, count: 4096)
-        let count = read(errorReader.raw, &message, message.count)
-        if count > 0 {
-            if !request.detach { _ = waitpid(pid, nil, 0) }
-            throw UserError(String(decoding: message[0..<count], as: UTF8.self))
-        }
+        guard gotPID, joined == .exited(0) else { throw UserError("The process joining the container \(request.id) ended without starting one.") }
         if let pidFile = request.pidFile { try FileSystem.replace(pidFile, contents: "\(pid)", mode: 0o644) }
         guard !request.detach else { return 0 }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         return shellStatus(status)
+    }
+
+    /// What a pipe carries until every writer has closed it, waiting at most `seconds` (a process
+    /// of the container could stop ours before its exec).
+    private static func readToEnd(_ fd: OwnedFD, seconds: Int32, what: String) throws -> String {
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        var poller = [pollfd(fd: fd.raw, events: Int16(POLLIN), revents: 0)]
+        while true {
+            guard try sys("poll") { poll(&poller, 1, seconds * 1000) } > 0 else { throw UserError("\(what) did not start within \(seconds) s.") }
+            let n = read(fd.raw, &buffer, buffer.count)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { break }
+            bytes += buffer[0..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func say(_ error: any Error, on pipe: OwnedFD) {
+        _ = Array("\(error)".utf8).withUnsafeBytes { Glibc.write(pipe.raw, $0.baseAddress, $0.count) }
     }
 
     /// The namespaces of PID 1 that are not ours, by their inodes in /proc.
@@ -113,49 +132,34 @@ extension Runtime {
         return set
     }
 
-    /// In the machine's namespaces, forked: never returns. What fails before exec is written to
-    /// `errors` for exec to report; exec closes it.
-    private static func start(_ process: ExecProcess, confinement: PayloadConfinement, console: OwnedFD?, errors: OwnedFD) -> Never {
-        var program = ""
+    /// In the machine's namespaces, forked: never returns. Held as the machine's payload is, in its
+    /// order (Payload.become): console, limits, confinement with nothing but 0-2 and `errors` left
+    /// open, user and capabilities, then the working directory, as that user. What fails before
+    /// the exec goes to `errors`; exec closes it.
+    private static func start(_ process: ExecProcess, confinement: PayloadConfinement, console: OwnedFD?, errors: OwnedFD, pidfd: OwnedFD) -> Never {
         do {
+            pidfd.close()
             _ = setsid()
             if let console {
                 let master = try FileSystem.open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC)
                 let peer = try LinuxKernel().openPTYPeer(master, name: "/dev/ptmx")
                 for fd: Int32 in 0...2 { try sys("dup2", path: "/dev/ptmx") { dup2(peer.raw, fd) } }
                 try sys("ioctl(TIOCSCTTY)", path: "/dev/ptmx") { ioctl(0, UInt(TIOCSCTTY), 0) }
-                let number = nsp_pty_number(master.raw)
-                var fd = master.raw
-                try sys("sendmsg", path: "console socket") {
-                    Array("/dev/pts/\(number)".utf8).withUnsafeBytes { nsp_send_with_fds(console.raw, $0.baseAddress, $0.count, &fd, 1) }
-                }
+                try sendConsole(master, over: console, name: "console socket")
             }
-            for limit in process.limits {
-                try sys("prlimit", path: "\(limit.resource)") { nsp_prlimit(0, limit.resource, limit.soft, limit.hard) }
-            }
-            try sys("chdir", path: process.workingDirectory) { chdir(process.workingDirectory) }
-            let path = process.environment.last { $0.hasPrefix("PATH=") }.map { String($0.dropFirst(5)) } ?? Payload.defaultPath
-            let candidates = Payload.candidates(for: process.arguments[0], path: path)
-            guard let found = candidates.first(where: { access($0, X_OK) == 0 }) else {
-                throw UserError("exec: \"\(process.arguments[0])\": executable file not found in $PATH")
-            }
-            program = found
-            // Every descriptor but 0-2 closes here, `errors` too: what fails after is said on the
-            // process's own standard error.
-            try Payload.confine(confinement)
-        } catch {
-            _ = Array("\(error)".utf8).withUnsafeBytes { Glibc.write(errors.raw, $0.baseAddress, $0.count) }
-            _exit(1)
-        }
-        do {
+            let kernel = LinuxKernel()
+            for limit in process.limits { try kernel.setResourceLimit(of: 0, limit) }
+            if let score = process.oomScoreAdjust { try kernel.writeFile("\(score)", to: "/proc/self/oom_score_adj") }
+            let program = try Payload.findProgram(process.arguments[0], environment: process.environment)
+            try Payload.confine(confinement, keeping: errors.raw)
             try confinement.capabilities.apply(switchingTo: (process.uid, process.gid, process.groups))
+            try sys("chdir", path: process.workingDirectory) { chdir(process.workingDirectory) }
+            let error = Payload.execute(program, argv: process.arguments, environment: process.environment)
+            throw UserError("exec: \"\(process.arguments[0])\": \(Errno(rawValue: error).message)")
         } catch {
-            printError("\(error)")
+            say(error, on: errors)
             _exit(1)
         }
-        let error = Payload.execute(program, argv: process.arguments, environment: process.environment)
-        printError("exec: \"\(process.arguments[0])\": \(Errno(rawValue: error).message)")
-        _exit(127)
     }
 
     /// The process exec starts: the container's own (its user, environment, working directory,
@@ -163,9 +167,10 @@ extension Runtime {
     private static func execProcess(_ request: ExecRequest, container c: Configuration, machine: CapabilityPolicy) throws -> ExecProcess {
         var process = ExecProcess(
             arguments: request.arguments, environment: c.environment, workingDirectory: c.workingDirectory ?? "/", uid: c.identity?.uid ?? 0,
-            gid: c.identity?.gid ?? 0, groups: c.identity?.groups ?? [], terminal: request.tty, capabilities: machine, limits: [])
+            gid: c.identity?.gid ?? 0, groups: c.identity?.groups ?? [], terminal: request.tty, capabilities: machine,
+            limits: c.process.resourceLimits, oomScoreAdjust: c.process.oomScoreAdjust)
         if let file = request.processFile {
-            process = try processObject(file, machine: machine)
+            process = try processObject(file, machine: machine, container: c)
         } else {
             for assignment in request.environment {
                 guard assignment.contains("=") else { throw UserError("exec: -e \(assignment): expected NAME=VALUE") }
@@ -185,6 +190,8 @@ extension Runtime {
             guard added.isSubset(of: machine.bounding) else {
                 throw UserError("exec: --cap \(added.subtracting(machine.bounding)): not in the container's bounding set")
             }
+            // Kept across the switch to a user that is not root, as runc's --cap does.
+            process.capabilities.ambient.formUnion(added)
             if let flag = request.noNewPrivileges { process.capabilities.noNewPrivileges = flag }
         }
         guard process.workingDirectory.hasPrefix("/") else { throw UserError("exec: cwd \(process.workingDirectory) must be an absolute path") }
@@ -194,7 +201,7 @@ extension Runtime {
 
     /// The OCI process object (config.md "process") of exec's --process file. Capabilities may be
     /// fewer than the container's, never more.
-    private static func processObject(_ path: String, machine: CapabilityPolicy) throws -> ExecProcess {
+    private static func processObject(_ path: String, machine: CapabilityPolicy, container: Configuration) throws -> ExecProcess {
         let text = try FileSystem.readFile(path)
         let object: JSONValue
         do { object = try JSONValue.parse(Array(text.utf8)) } catch { throw UserError("\(path): not valid JSON: \(error)") }
@@ -209,10 +216,16 @@ extension Runtime {
             guard let number = value.uint64, number < 0xffff_ffff else { throw refuse(field, "expected an ID.") }
             return UInt32(number)
         }
-        for field in ["apparmorProfile", "selinuxLabel", "commandLine"]
-        where object[field]?.string.map({ !$0.isEmpty }) ?? (object[field] != nil && object[field] != .null) {
+        let known: Set<String> = ["terminal", "consoleSize", "user", "args", "env", "cwd", "capabilities", "rlimits", "noNewPrivileges", "oomScoreAdj"]
+        guard let members = object.object else { throw refuse("(document)", "expected an object.") }
+        // What create refuses in config.json's process is refused here too, never dropped.
+        for (field, value) in members.sorted(by: { $0.key < $1.key }) where !known.contains(field) && value != .null && value != .string("") {
             throw refuse(field, "not supported by swift-nspawn.")
         }
+        if let user = object["user"]?.object, let extra = user.keys.sorted().first(where: { !["uid", "gid", "additionalGids", "umask"].contains($0) }) {
+            throw refuse("user.\(extra)", "not supported by swift-nspawn.")
+        }
+        if let umask = object["user"]?["umask"]?.uint64, umask != 0o022 { throw refuse("user.umask", "only the default 0022 is supported.") }
         let arguments = try strings("args")
         guard !arguments.isEmpty else { throw refuse("args", "missing or empty.") }
         let user = object["user"]
@@ -228,21 +241,30 @@ extension Runtime {
             (capabilities.bounding, capabilities.ambient) = (bounding, ambient)
         }
         if let flag = object["noNewPrivileges"]?.bool { capabilities.noNewPrivileges = flag }
-        var limits: [(resource: Int32, soft: UInt64, hard: UInt64)] = []
-        for (index, limit) in (object["rlimits"]?.array ?? []).enumerated() {
-            let type = limit["type"]?.string ?? ""
-            let name = type.hasPrefix("RLIMIT_") ? String(type.dropFirst(7)) : type
-            guard let resource = ResourceLimit.names.first(where: { $0.0 == name })?.1, let soft = limit["soft"]?.uint64, let hard = limit["hard"]?.uint64
-            else { throw refuse("rlimits[\(index)]", "expected a known type, soft and hard.") }
-            limits.append((Int32(resource), soft, hard))
+        var limits = container.process.resourceLimits
+        if let given = object["rlimits"]?.array {
+            limits = []
+            for (index, limit) in given.enumerated() {
+                let type = limit["type"]?.string ?? ""
+                let name = type.hasPrefix("RLIMIT_") ? String(type.dropFirst(7)) : type
+                guard let resource = ResourceLimit.names.first(where: { $0.0 == name })?.1, let soft = limit["soft"]?.uint64, let hard = limit["hard"]?.uint64
+                else { throw refuse("rlimits[\(index)]", "expected a known type, soft and hard.") }
+                limits.append(ResourceLimit(resource: resource, soft: soft, hard: hard))
+            }
+        }
+        var score = container.process.oomScoreAdjust
+        if let given = object["oomScoreAdj"], given != .null {
+            guard let number = given.int64, (-1000...1000).contains(number) else { throw refuse("oomScoreAdj", "expected an integer from -1000 to 1000.") }
+            score = Int(number)
         }
         return ExecProcess(
             arguments: arguments, environment: try strings("env"), workingDirectory: object["cwd"]?.string ?? "/", uid: try id(user?["uid"], "user.uid"),
             gid: try id(user?["gid"], "user.gid"), groups: try (user?["additionalGids"]?.array ?? []).map { try id($0, "user.additionalGids") },
-            terminal: object["terminal"]?.bool ?? false, capabilities: capabilities, limits: limits)
+            terminal: object["terminal"]?.bool ?? false, capabilities: capabilities, limits: limits, oomScoreAdjust: score)
     }
 
-    static func connect(_ path: String) throws -> OwnedFD {
+    /// A connected AF_UNIX stream socket: the caller's console socket.
+    static func connectSocket(_ path: String) throws -> OwnedFD {
         let socket = OwnedFD(try sys("socket", path: path) { Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) })
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
