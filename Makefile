@@ -7,7 +7,7 @@ SWIFT ?= swift
 # reference implementations the benchmarks compare with).
 DEB_PACKAGES = pkg-config libsystemd-dev libseccomp-dev libcap-dev libblkid-dev busybox-static \
 	systemd-container dbus bubblewrap hyperfine util-linux bsdutils python3 gcc libc6-dev libstdc++-12-dev debootstrap \
-	iproute2 nftables fdisk e2fsprogs zsh containerd
+	iproute2 nftables fdisk e2fsprogs zsh containerd podman
 
 RELEASE_BINARY = .build/release/swift-nspawn
 
@@ -39,16 +39,23 @@ STATIC_LIBS = .build/static-libs
 RELEASE_FLAGS = -c release --static-swift-stdlib -Xswiftc -use-ld=lld -Xswiftc -Xclang-linker -Xswiftc -static-libgcc \
 	-Xlinker -L$(CURDIR)/$(STATIC_LIBS) -Xlinker --no-export-dynamic -Xlinker -z -Xlinker pack-relative-relocs
 
+# SwiftPM leaves a TemporaryDirectory.* behind in $TMPDIR on every build and test run: they go to
+# a directory of the build's own, removed after.
+SWIFT_TMP = $(CURDIR)/.build/tmp
+
 build: deps
-	@mkdir -p $(STATIC_LIBS) && ln -sf "$$(gcc -print-file-name=libstdc++.a)" $(STATIC_LIBS)/libstdc++.a
-	$(SWIFT) build $(RELEASE_FLAGS)
+	@mkdir -p $(STATIC_LIBS) $(SWIFT_TMP) && ln -sf "$$(gcc -print-file-name=libstdc++.a)" $(STATIC_LIBS)/libstdc++.a
+	TMPDIR=$(SWIFT_TMP) $(SWIFT) build $(RELEASE_FLAGS)
+	@rm -rf $(SWIFT_TMP)
 
 # The whole test suite: the layout lint (.swift-format), unit tests, and as root the integration tests
 # on busybox and Debian machines.
 check: deps
-	$(SWIFT) format lint --strict -r Sources Tests Package.swift
-	$(SWIFT) build --build-tests
-	$(SWIFT) test --no-parallel
+	@mkdir -p $(SWIFT_TMP)
+	TMPDIR=$(SWIFT_TMP) $(SWIFT) format lint --strict -r Sources Tests Package.swift
+	TMPDIR=$(SWIFT_TMP) $(SWIFT) build --build-tests
+	TMPDIR=$(SWIFT_TMP) $(SWIFT) test --no-parallel
+	@rm -rf $(SWIFT_TMP)
 
 # The systemd-host lab: a Debian VM under qemu (software emulation, several minutes) in which
 # machines get scopes with enforced resource limits, machined and swift-nspawn@.service; see tools/vm-lab.

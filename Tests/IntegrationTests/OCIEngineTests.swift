@@ -3,6 +3,7 @@ import Testing
 
 enum Engines {
     static let containerd = FileManager.default.isExecutableFile(atPath: "/usr/bin/containerd") && FileManager.default.isExecutableFile(atPath: "/usr/bin/ctr")
+    static let podman = FileManager.default.isExecutableFile(atPath: "/usr/bin/podman")
 }
 
 /// swift-nspawn-runc driven by a real engine: Debian 12's containerd 1.6 with ctr, started by the
@@ -136,5 +137,55 @@ struct OCIEngineTests {
             """, timeout: 300)
         #expect(output(result) == ["rounds done", "0"], "\(result.stdout) \(result.stderr)")
         #expect(HostState.capture() == before)
+    }
+}
+
+/// swift-nspawn-runc driven by Debian 12's Podman 4.3 (through conmon), with storage of the test's
+/// own and a /run of its own (a tmpfs in a mount namespace of the test), cgroupfs.
+@Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason), .enabled(if: Engines.podman, "needs podman (make deps)"))
+struct PodmanTests {
+    /// Runs `body` with $PODMAN set up; the cgroup parent Podman's cgroupsPath names is removed after.
+    private func withPodman(_ body: String) throws -> (RunResult, TestBundle) {
+        let bundle = try TestBundle(["/bin/true"])
+        let work = bundle.machine.directory.path
+        let hadParent = FileManager.default.fileExists(atPath: HostState.cgroupRoot + "/libpod_parent")
+        defer { if !hadParent { rmdir(HostState.cgroupRoot + "/libpod_parent") } }
+        let script = """
+            mount -t tmpfs -o mode=0755 tmpfs /run || exit 99
+            PODMAN="podman --root \(work)/storage --runroot /run/podman-run --tmpdir /run/podman-tmp --cgroup-manager cgroupfs \\
+                --events-backend file --runtime \(bundle.runtime)"
+            ROOTFS=\(bundle.machine.path)
+            \(body)
+            """
+        let result = try runNspawn(
+            ["-m", "--propagation", "private", "/bin/sh", "-c", script], timeout: 120,
+            prefix: [TestEnvironment.packageRoot.appendingPathComponent("tools/subreaper").path, "--timeout", "120"], binary: "/usr/bin/unshare")
+        return (result, bundle)
+    }
+
+    /// podman run --rm: the output and the status come back. (No OCI seccomp profile yet, so
+    /// seccomp=unconfined; this host's cgroup2 has no pids controller and root here cannot raise
+    /// RLIMIT_NOFILE past its own: no pids limit, limits within ours.)
+    @Test func run() throws {
+        let (result, _) = try withPodman(
+            """
+            $PODMAN run --rm --network none --pids-limit -1 --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 \\
+                --security-opt seccomp=unconfined --rootfs $ROOTFS /bin/sh -c 'echo "hello from $(hostname)"; exit 3'
+            echo "run $?"
+            """)
+        // Podman names the machine's host after the container's short ID.
+        #expect(
+            result.lines.filter { !$0.hasPrefix("reaped ") }.map { $0.count } == ["hello from ".count + 12, "run 3".count], "\(result.stdout) \(result.stderr)")
+        #expect(result.lines.contains("run 3"), "\(result.stdout) \(result.stderr)")
+    }
+
+    /// A runtime error reaches Podman's message word for word: here the seccomp profile Podman always
+    /// sends, which swift-nspawn-runc refuses naming the field.
+    @Test func runtimeErrorReachesPodman() throws {
+        let (result, bundle) = try withPodman("$PODMAN run --rm --network none --rootfs $ROOTFS /bin/true; echo \"run $?\"")
+        #expect(result.lines.contains("run 126"), "\(result.stdout) \(result.stderr)")
+        let line = result.stderrLines.last ?? ""
+        #expect(line.hasPrefix("Error: OCI runtime error: \(bundle.runtime): \(bundle.machine.directory.path)/storage/overlay-containers/"), "\(line)")
+        #expect(line.hasSuffix("/userdata/config.json: linux.seccomp: not supported by swift-nspawn."), "\(line)")
     }
 }

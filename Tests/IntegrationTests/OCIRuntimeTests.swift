@@ -170,15 +170,40 @@ struct OCIRuntimeTests {
     @Test func refusedConfigLeavesNothing() throws {
         let bundle = try TestBundle(["/bin/true"]) { config in
             var linux = config["linux"] as! [String: Any]
-            linux["sysctl"] = ["net.ipv4.ip_forward": "1"]
+            linux["sysctl"] = ["kernel.panic": "1"]
             config["linux"] = linux
         }
         let before = HostState.capture()
         let result = try bundle.script("$R create --bundle . c; echo \"status $?\"; ls \(bundle.stateRoot)")
         #expect(result.output == ["status 1"], "\(result.stdout)")
-        #expect(result.stderr.contains("config.json: linux.sysctl: not supported by swift-nspawn."), "\(result.stderr)")
+        #expect(result.stderr.contains("linux.sysctl: kernel.panic is not a setting of the machine's own namespaces."), "\(result.stderr)")
         #expect(HostState.capture() == before)
         #expect(!FileManager.default.fileExists(atPath: "\(bundle.cgroupParentPath)/c"))
+    }
+
+    /// config.md linux.sysctl, as Podman sends it: set in the container's own network namespace (the
+    /// host's stays as it was); binds with nosuid and noexec, as Podman's /dev/shm.
+    @Test func sysctlsAndBindFlags() throws {
+        let hostValue = try String(contentsOfFile: "/proc/sys/net/ipv4/ping_group_range", encoding: .utf8)
+        let bundle = try TestBundle(["/bin/sh", "-c", "cat /proc/sys/net/ipv4/ping_group_range; cat /proc/sys/kernel/msgmax; /data/run-me; echo \"run $?\""]) {
+            config in
+            var linux = config["linux"] as! [String: Any]
+            linux["sysctl"] = ["net.ipv4.ping_group_range": "0 0", "kernel.msgmax": "4242"]
+            config["linux"] = linux
+            var mounts = config["mounts"] as! [[String: Any]]
+            mounts.append(["destination": "/data", "type": "bind", "source": "/tmp/DATA", "options": ["bind", "rprivate", "nosuid", "noexec", "nodev"]])
+            config["mounts"] = mounts
+        }
+        let data = bundle.machine.directory.appendingPathComponent("data").path
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: true)
+        try "#!/bin/sh\necho ran\n".write(toFile: data + "/run-me", atomically: false, encoding: .utf8)
+        chmod(data + "/run-me", 0o755)
+        // JSONSerialization writes / as \/.
+        let config = try String(contentsOfFile: bundle.path + "/config.json", encoding: .utf8).replacingOccurrences(of: #"\/tmp\/DATA"#, with: data)
+        try config.write(toFile: bundle.path + "/config.json", atomically: false, encoding: .utf8)
+        let result = try bundle.script("$R create --bundle . c && $R start c || exit 1; sleep 0.5; $R delete c")
+        #expect(result.output == ["0\t0", "4242", "run 126"], "\(result.stdout) \(result.stderr)")
+        #expect(try String(contentsOfFile: "/proc/sys/net/ipv4/ping_group_range", encoding: .utf8) == hostValue)
     }
 
     /// A create that fails once PID 1 waits (here: its console socket is not there) undoes all of it:

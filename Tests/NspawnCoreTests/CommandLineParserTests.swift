@@ -65,7 +65,7 @@ import Testing
         (["--bind=relative"], "must be absolute"),
         (
             ["--bind=/a:/b:nosuchopt"],
-            "Unknown mount option \"nosuchopt\" in --bind=/a:/b:nosuchopt; known: rbind, norbind, noidmap, idmap, rootidmap, owneridmap."
+            "Unknown mount option \"nosuchopt\" in --bind=/a:/b:nosuchopt; known: rbind, norbind, noidmap, idmap, rootidmap, owneridmap, nosuid, noexec."
         ),
         (["--private-users=no", "--bind-ro=/a:/b:rootidmap"], "--bind-ro=/a:/b:rootidmap needs a user namespace for the machine (not --private-users=no)."),
         (["--bind=/a:/"], "may not be the root"),

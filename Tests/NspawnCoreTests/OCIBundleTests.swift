@@ -123,13 +123,17 @@ struct OCIBundleTests {
         let cases = [
             (#""hostname": "oci","#, #""hostname": "oci", "hooks": {"prestart": [{"path": "/bin/true"}]},"#, "/b/config.json: hooks: not supported"),
             (#""1.0.2""#, #""0.9""#, "ociVersion: a version 1.x"),
-            (#""maskedPaths""#, #""sysctl": {"net.ipv4.ip_forward": "1"}, "maskedPaths""#, "linux.sysctl: not supported"),
+            (
+                #""maskedPaths""#, #""sysctl": {"kernel.panic": "1"}, "maskedPaths""#,
+                "linux.sysctl: kernel.panic is not a setting of the machine's own namespaces."
+            ),
+            (#""maskedPaths""#, #""sysctl": {"net.ipv4.ping_group_range": 0}, "maskedPaths""#, "linux.sysctl.net.ipv4.ping_group_range: expected a string."),
             (#"{"type": "pid"}, "#, "", "linux.namespaces: swift-nspawn always gives a machine a pid namespace of its own."),
             (
                 #""type": "bind", "source": "/srv", "options": ["rbind", "ro", "rprivate"]"#, #""type": "nfs", "source": "/srv", "options": ["ro"]"#,
                 "mounts[7]: a nfs mount on /data is not supported"
             ),
-            (#""rbind", "ro""#, #""rbind", "nosuid""#, "mounts[7].options: nosuid not supported for binds."),
+            (#""rbind", "ro""#, #""rbind", "sync""#, "mounts[7].options: sync not supported for binds."),
             (#""memory": {"limit": 104857600}"#, #""memory": {"limit": 104857600, "swap": 1}"#, "linux.resources.memory.swap: not supported"),
             (
                 #""user": {"uid": 0, "gid": 0}"#, #""user": {"uid": 1000, "gid": 1000, "additionalGids": [10, "x"]}"#,

@@ -20,6 +20,10 @@ public struct BindMount: Equatable, Sendable {
     /// rbind (default) also binds the mounts below the source; norbind only the source itself.
     public var recursive: Bool
     public var ownership: BindOwnership
+    /// nosuid and noexec (swift-nspawn's options: systemd-nspawn 252 has neither; an OCI bundle's
+    /// binds ask for them). Every bind is nodev.
+    public var noSUID = false
+    public var noExec = false
 
     public init(source: String, destination: String, readOnly: Bool, recursive: Bool = true, ownership: BindOwnership = .raw) {
         self.source = source
@@ -51,10 +55,13 @@ public struct BindMount: Equatable, Sendable {
                 switch word {
                 case "rbind": bind.recursive = true
                 case "norbind": bind.recursive = false
+                case "nosuid": bind.noSUID = true
+                case "noexec": bind.noExec = true
                 default:
                     guard let ownership = BindOwnership(rawValue: String(word)) else {
                         throw UserError(
-                            "Unknown mount option \"\(word)\" in \(option)=\(spec); known: rbind, norbind, noidmap, idmap, rootidmap, owneridmap.")
+                            "Unknown mount option \"\(word)\" in \(option)=\(spec); known: rbind, norbind, noidmap, idmap, rootidmap, owneridmap, nosuid, noexec."
+                        )
                     }
                     bind.ownership = ownership
                 }

@@ -81,6 +81,8 @@ public struct CommandLineOptions: Equatable, Sendable {
     var identity: String?
     /// The OCI runtime's linux.cgroupsPath.
     var cgroupPath: String?
+    /// An OCI bundle's linux.sysctl: KEY=VALUE lines.
+    var sysctls: String?
     /// The payload's argv: everything from the first argument that is not an option, or after `--`.
     var command: [String] = []
 

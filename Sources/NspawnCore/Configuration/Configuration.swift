@@ -83,6 +83,8 @@ public struct Configuration: Equatable, Sendable {
     /// The OCI runtime's linux.cgroupsPath: the machine's cgroup, absolute in the cgroup2 hierarchy
     /// or relative to swift-nspawn-runc's own.
     public var cgroupPath: String?
+    /// An OCI bundle's linux.sysctl: set in the machine's own namespaces before its PID 1 runs.
+    public var sysctls: [Sysctl] = []
     /// --oci-bundle: an OCI bundle whose config.json is read as the machine's settings.
     public var ociBundle: String?
     /// --settings: whether and how the machine's .nspawn file is read.
@@ -118,6 +120,7 @@ public struct Configuration: Equatable, Sendable {
         procSysReadOnly = o.procSysReadOnly
         cgroupReadOnly = o.cgroupReadOnly
         cgroupPath = o.cgroupPath
+        sysctls = try (o.sysctls ?? "").split(separator: "\n").map { line throws(UserError) in try Sysctl.parse(String(line)) }
         if let text = o.identity {
             guard let identity = NumericIdentity(parsing: text) else { throw UserError("Invalid numeric user: \(text)") }
             guard user == nil else { throw UserError("--user= and an OCI bundle's process.user may not be combined.") }
@@ -357,4 +360,33 @@ public enum VolatileMode: String, Equatable, Sendable {
     case state
     /// The tree read-only below an overlay whose upper layer is a tmpfs: -x's root.
     case overlay
+}
+
+/// A kernel setting of the machine's own namespaces (an OCI bundle's linux.sysctl). Only the ones
+/// the kernel keeps per namespace, as runc allows: network settings (of a network namespace of the
+/// machine's own, checked by MachinePlan) and IPC ones; never one of the host's.
+public struct Sysctl: Equatable, Sendable {
+    public var key: String
+    public var value: String
+
+    static let namespacedPrefixes = ["net.", "fs.mqueue."]
+    static let namespacedKeys: Set<String> = [
+        "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+    ]
+
+    /// The file under /proc/sys.
+    var path: String { "/proc/sys/" + key.split(separator: ".").joined(separator: "/") }
+    var isNetwork: Bool { key.hasPrefix("net.") }
+
+    static func parse(_ line: String) throws(UserError) -> Sysctl {
+        let key = String(line.prefix { $0 != "=" })
+        let value = String(line.dropFirst(key.count + 1))
+        let components = key.split(separator: ".", omittingEmptySubsequences: false)
+        guard components.count >= 2, components.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" } })
+        else { throw UserError("linux.sysctl: \(key) is not a sysctl name.") }
+        guard namespacedPrefixes.contains(where: key.hasPrefix) || namespacedKeys.contains(key) else {
+            throw UserError("linux.sysctl: \(key) is not a setting of the machine's own namespaces.")
+        }
+        return Sysctl(key: key, value: value)
+    }
 }

@@ -259,6 +259,7 @@ struct SettingsFile: Equatable {
         keys["OCI/CgroupReadOnly"] = Key(effect: .internalFlag(\.cgroupReadOnly), trustedOnly: true)
         keys["OCI/Identity"] = Key(effect: .internalValue(\.identity), trustedOnly: true, group: .user)
         keys["OCI/CgroupPath"] = Key(effect: .internalValue(\.cgroupPath), trustedOnly: true)
+        keys["OCI/Sysctls"] = Key(effect: .internalValue(\.sysctls), trustedOnly: true)
         return keys
     }()
 

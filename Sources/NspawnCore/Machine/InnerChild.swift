@@ -65,6 +65,11 @@ enum InnerChild {
                 try kernel.writeFile("0", to: "/proc/sys/user/max_user_namespaces")
             }
         }
+        // Through the host's procfs, which shows the settings of our namespaces; a network one only
+        // where the network namespace is ours (the plan refuses the others).
+        for sysctl in plan.sysctls where !sysctl.isNetwork || plan.network.namespace == .own {
+            try kernel.writeFile(sysctl.value, to: sysctl.path)
+        }
         // Entered only now that we sit in the machine's cgroup, so the guest sees that cgroup as "/".
         try kernel.unshare(.cgroup)
         return try plan.mounts.apiFilesystems.map { (filesystem, attributes) throws(SyscallError) in

@@ -144,11 +144,10 @@ struct MountPlan: Equatable, Sendable {
                 case .sourceOwnerAsRoot: mapping = .sourceOwnerAsRoot
                 case .sourceOwnerAsTargetOwner: mapping = .sourceOwnerAsTargetOwner
                 }
-                guest.append(
-                    .bind(
-                        BindOperation(
-                            source: b.source, path: b.destination, attributes: b.readOnly ? [.readOnly, .noDev] : [.noDev], recursive: b.recursive,
-                            mapping: mapping)))
+                var attributes: MountAttributes = b.readOnly ? [.readOnly, .noDev] : [.noDev]
+                if b.noSUID { attributes.insert(.noSUID) }
+                if b.noExec { attributes.insert(.noExec) }
+                guest.append(.bind(BindOperation(source: b.source, path: b.destination, attributes: attributes, recursive: b.recursive, mapping: mapping)))
             case .tmpfs(let t):
                 guest.append(.tmpfs(path: t.destination, options: t.options, attributes: [.noSUID, .noDev], resolution: .inRoot))
             case .overlay(let o):

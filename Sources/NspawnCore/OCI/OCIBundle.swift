@@ -69,10 +69,11 @@ enum OCIBundle {
 
         func refuse(_ field: String, _ reason: String) -> UserError { UserError("\(path): \(field): \(reason)") }
 
-        func object(_ value: JSONValue?, _ field: String, known: Set<String>) throws(UserError) -> [String: JSONValue]? {
+        /// `known`: the member names allowed; nil for any (a map).
+        func object(_ value: JSONValue?, _ field: String, known: Set<String>?) throws(UserError) -> [String: JSONValue]? {
             guard let value, value != .null else { return nil }
             guard let members = value.object else { throw refuse(field, "expected an object.") }
-            if let unknown = members.keys.sorted().first(where: { !known.contains($0) }) {
+            if let known, let unknown = members.keys.sorted().first(where: { !known.contains($0) }) {
                 throw refuse(field.isEmpty ? unknown : "\(field).\(unknown)", "not supported by swift-nspawn.")
             }
             return members
@@ -267,12 +268,13 @@ enum OCIBundle {
                 guard let source = try read.string(mount["source"], "\(field).source"), !source.isEmpty else {
                     throw read.refuse("\(field).source", "missing.")
                 }
-                let other = options.filter { !["bind", "rbind", "ro", "rw"].contains($0) && !propagation.contains($0) }
+                // nodev: every bind is.
+                let other = options.filter { !["bind", "rbind", "ro", "rw", "nosuid", "noexec", "nodev"].contains($0) && !propagation.contains($0) }
                 guard other.isEmpty else { throw read.refuse("\(field).options", "\(other.joined(separator: ",")) not supported for binds.") }
+                let flags = [options.contains("rbind") ? "rbind" : "norbind"] + ["nosuid", "noexec"].filter(options.contains)
                 add(
                     options.contains("ro") ? "Files/BindReadOnly" : "Files/Bind",
-                    "\(source.hasPrefix("/") ? source : "\(bundle)/\(source)"):\(destination):\(options.contains("rbind") ? "rbind" : "norbind")", nil,
-                    field)
+                    "\(source.hasPrefix("/") ? source : "\(bundle)/\(source)"):\(destination):\(flags.joined(separator: ","))", nil, field)
             } else if type == "tmpfs" {
                 // swift-nspawn's tmpfs mounts are nosuid and nodev; other mount flags it does not set.
                 let flags: Set<String> = ["nosuid", "nodev", "rw", "relatime"]
@@ -367,8 +369,16 @@ enum OCIBundle {
         } else {
             try read.unsupported(linux["cgroupsPath"], "linux.cgroupsPath")
         }
+        if let sysctl = try read.object(linux["sysctl"], "linux.sysctl", known: nil) {
+            var lines: [String] = []
+            for (key, value) in sysctl.sorted(by: { $0.key < $1.key }) {
+                guard let text = value.string, !text.contains("\n"), !key.contains("=") else { throw read.refuse("linux.sysctl.\(key)", "expected a string.") }
+                lines.append("\(key)=\(text)")
+            }
+            if !lines.isEmpty { add("OCI/Sysctls", lines.joined(separator: "\n"), nil, "linux.sysctl") }
+        }
         for field in [
-            "sysctl", "seccomp", "rootfsPropagation", "mountLabel", "intelRdt", "timeOffsets", "devices", "netDevices", "memoryPolicy",
+            "seccomp", "rootfsPropagation", "mountLabel", "intelRdt", "timeOffsets", "devices", "netDevices", "memoryPolicy",
         ] {
             try read.unsupported(linux[field], "linux.\(field)")
         }

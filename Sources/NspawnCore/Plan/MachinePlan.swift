@@ -14,6 +14,8 @@ struct MachinePlan: Equatable, Sendable {
     /// /proc/sys/user/max_user_namespaces.
     var nestedUserNamespaces: Bool
     var network: NetworkPlan
+    /// Kernel settings of the machine's own namespaces, set by its PID 1 before anything runs.
+    var sysctls: [Sysctl] = []
     /// Not the host's network: a namespace of its own, or one joined.
     var privateNetwork: Bool { network.namespace != .host }
     var cgroup: CgroupPlan
@@ -153,6 +155,11 @@ struct MachinePlan: Equatable, Sendable {
                 throw UserError("The OCI bundle's user or group \(id) lies outside the machine's \(idRange.count) IDs.")
             }
         }
+        // A network setting only where the network namespace is the machine's own: never the host's.
+        if let shared = c.sysctls.first(where: { $0.isNetwork }), network.namespace != .own {
+            throw UserError("linux.sysctl: \(shared.key) needs a network namespace of the machine's own.")
+        }
+        sysctls = c.sysctls
         killSignal = c.killSignal
         notifyReady = c.notifyReady
         bootTestTimeout = c.bootTestTimeout
