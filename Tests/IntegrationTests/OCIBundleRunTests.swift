@@ -91,12 +91,12 @@ struct OCIBundleRunTests {
 
     /// A field swift-nspawn cannot honour: one line naming it, status 1, nothing left.
     @Test func unsupportedFieldIsRefused() throws {
-        let (machine, directory) = try bundle(#", "sysctl": {"net.ipv4.ip_forward": "1"}"#)
+        let (machine, directory) = try bundle(#", "seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}"#)
         defer { withExtendedLifetime(machine) {} }
         let host = HostState.capture()
         let result = try runNspawn(["--oci-bundle=\(directory.path)"])
         let real = try FileSystem.canonicalPath(directory.path)
-        #expect(result.status == 1 && result.stderrLines == ["\(real)/config.json: linux.sysctl: not supported by swift-nspawn."], "\(result.stderr)")
+        #expect(result.status == 1 && result.stderrLines == ["\(real)/config.json: linux.seccomp: not supported by swift-nspawn."], "\(result.stderr)")
         #expect(HostState.capture() == host)
         let both = try runNspawn(["--oci-bundle=\(directory.path)", "-D", directory.path])
         #expect(both.status == 1 && both.stderr.contains("--oci-bundle= may not be combined with --directory="), "\(both.stderr)")
