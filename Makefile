@@ -47,6 +47,10 @@ build: deps
 	@mkdir -p $(STATIC_LIBS) $(SWIFT_TMP) && ln -sf "$$(gcc -print-file-name=libstdc++.a)" $(STATIC_LIBS)/libstdc++.a
 	TMPDIR=$(SWIFT_TMP) $(SWIFT) build $(RELEASE_FLAGS)
 	@rm -rf $(SWIFT_TMP)
+	@# The statically linked Swift concurrency runtime and libdispatch come in with any main-actor
+	@# code (a variable at the top level of main.swift is enough): never needed, they cost memory.
+	@! nm $(RELEASE_BINARY) | grep -q ' _dispatch_queue_attrs$$' || \
+		{ echo "$(RELEASE_BINARY) links the Swift concurrency runtime and libdispatch; see Sources/swift-nspawn/main.swift." >&2; exit 1; }
 
 # The whole test suite: the layout lint (.swift-format), unit tests, and as root the integration tests
 # on busybox and Debian machines.

@@ -3,10 +3,13 @@
 #endif
 import NspawnCore
 
+// No variable at the top level: in Swift 6 it would belong to the main actor, and that alone links
+// the Swift concurrency runtime and libdispatch into the binary (64 KiB more relocated data at
+// every start, for nothing: the supervisor is single-threaded).
+
 // Installed a second time as swift-nspawn-runc, it is the OCI runtime command line that
 // containerd and Podman drive as they drive runc.
-let invokedAs = CommandLine.arguments.first.map { $0.split(separator: "/").last.map(String.init) ?? $0 } ?? ""
-if invokedAs == RuntimeInvocation.name {
+if CommandLine.arguments.first?.split(separator: "/").last.map(String.init) == RuntimeInvocation.name {
     exit(Runtime.main(Array(CommandLine.arguments.dropFirst())))
 }
 
