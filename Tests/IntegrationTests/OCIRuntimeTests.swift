@@ -184,7 +184,7 @@ struct OCIRuntimeTests {
     /// config.md linux.sysctl, as Podman sends it: set in the container's own network namespace (the
     /// host's stays as it was); binds with nosuid and noexec, as Podman's /dev/shm.
     @Test func sysctlsAndBindFlags() throws {
-        let hostValue = try String(contentsOfFile: "/proc/sys/net/ipv4/ping_group_range", encoding: .utf8)
+        let hostValues = try ["net/ipv4/ping_group_range", "kernel/msgmax"].map { try String(contentsOfFile: "/proc/sys/\($0)", encoding: .utf8) }
         let bundle = try TestBundle(["/bin/sh", "-c", "cat /proc/sys/net/ipv4/ping_group_range; cat /proc/sys/kernel/msgmax; /data/run-me; echo \"run $?\""]) {
             config in
             var linux = config["linux"] as! [String: Any]
@@ -203,8 +203,28 @@ struct OCIRuntimeTests {
         try config.write(toFile: bundle.path + "/config.json", atomically: false, encoding: .utf8)
         let result = try bundle.script("$R create --bundle . c && $R start c || exit 1; sleep 0.5; $R delete c")
         #expect(result.output == ["0\t0", "4242", "run 126"], "\(result.stdout) \(result.stderr)")
-        #expect(try String(contentsOfFile: "/proc/sys/net/ipv4/ping_group_range", encoding: .utf8) == hostValue)
+        #expect(try ["net/ipv4/ping_group_range", "kernel/msgmax"].map { try String(contentsOfFile: "/proc/sys/\($0)", encoding: .utf8) } == hostValues)
     }
+
+    /// A console socket's receiver, as go-runc's: one message, its text the pty's name, one fd; then
+    /// it prints what comes from the pty. Run as python3 FILE SOCKET; SOCKET.ready says it listens.
+    static let consoleReceiver = """
+        import array, socket, sys, os
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.bind(sys.argv[1]); s.listen(1)
+        open(sys.argv[1] + ".ready", "w").close()
+        c, _ = s.accept()
+        fds = array.array("i")
+        msg, anc, flags, addr = c.recvmsg(4096, socket.CMSG_LEN(fds.itemsize))
+        fds.frombytes(anc[0][2])
+        print("name", msg.decode(), "fds", len(fds), flush=True)
+        out = b""
+        while True:
+            try: chunk = os.read(fds[0], 4096)
+            except OSError: break
+            if not chunk: break
+            out += chunk
+        print(out.decode().replace("\\r", ""), flush=True)
+        """
 
     /// A create that fails once PID 1 waits (here: its console socket is not there) undoes all of it:
     /// PID 1, the cgroup, the state; and the reason reaches the log.
@@ -237,33 +257,17 @@ struct OCIRuntimeTests {
         #expect(!FileManager.default.fileExists(atPath: "\(bundle.cgroupParentPath)/c"))
     }
 
-    /// process.terminal: the pty's master reaches --console-socket in one message with its name.
+    /// process.terminal: the pty's master reaches --console-socket in one message with its name; the
+    /// pty has process.consoleSize.
     @Test func terminalGoesToTheConsoleSocket() throws {
-        let bundle = try TestBundle(["/bin/sh", "-c", "echo on-the-pty; tty"]) { config in
+        let bundle = try TestBundle(["/bin/sh", "-c", "echo on-the-pty; tty; stty size"]) { config in
             var process = config["process"] as! [String: Any]
             process["terminal"] = true
+            process["consoleSize"] = ["height": 30, "width": 100]
             config["process"] = process
         }
         let socket = bundle.machine.directory.appendingPathComponent("console.sock").path
-        // A console socket's receiver, as go-runc's: one message, its text the pty's name, one fd.
-        let receiver = """
-            import array, socket, sys, os
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.bind(sys.argv[1]); s.listen(1)
-            open(sys.argv[1] + ".ready", "w").close()
-            c, _ = s.accept()
-            fds = array.array("i")
-            msg, anc, flags, addr = c.recvmsg(4096, socket.CMSG_LEN(fds.itemsize))
-            fds.frombytes(anc[0][2])
-            print("name", msg.decode(), "fds", len(fds), flush=True)
-            out = b""
-            while True:
-                try: chunk = os.read(fds[0], 4096)
-                except OSError: break
-                if not chunk: break
-                out += chunk
-            print(out.decode().replace("\\r", ""), flush=True)
-            """
-        try receiver.write(toFile: socket + ".py", atomically: false, encoding: .utf8)
+        try Self.consoleReceiver.write(toFile: socket + ".py", atomically: false, encoding: .utf8)
         let result = try bundle.script(
             """
             python3 \(socket).py \(socket) & receiver=$!
@@ -275,7 +279,7 @@ struct OCIRuntimeTests {
             """)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.output.first == "name /dev/pts/0 fds 1", "\(result.stdout)")
-        #expect(result.output.contains("on-the-pty") && result.output.contains("/dev/pts/0"), "\(result.stdout)")
+        #expect(result.output.contains("on-the-pty") && result.output.contains("/dev/pts/0") && result.output.contains("30 100"), "\(result.stdout)")
     }
 }
 
@@ -376,5 +380,27 @@ extension OCIRuntimeTests {
             """)
         #expect(result.output == ["from-process-json", "status 6", "wider 1"], "\(result.stdout) \(result.stderr)")
         #expect(result.stderr.contains("capabilities.bounding: CAP_SYS_ADMIN not in the container's bounding set."))
+    }
+
+    /// exec --process with a terminal: a pty of the container's devpts, its master to the console
+    /// socket, sized as process.consoleSize says.
+    @Test func execWithATerminal() throws {
+        let bundle = try TestBundle(["/bin/sleep", "30"])
+        let process = #"{"args": ["/bin/sh", "-c", "tty; stty size"], "terminal": true, "consoleSize": {"height": 40, "width": 120}}"#
+        try process.write(toFile: bundle.path + "/process.json", atomically: false, encoding: .utf8)
+        let socket = bundle.machine.directory.appendingPathComponent("console.sock").path
+        try Self.consoleReceiver.write(toFile: socket + ".py", atomically: false, encoding: .utf8)
+        let result = try bundle.script(
+            """
+            $R create --bundle . c && $R start c || exit 1
+            python3 \(socket).py \(socket) & receiver=$!
+            while [ ! -e \(socket).ready ]; do sleep 0.02; done
+            $R exec --process process.json --console-socket \(socket) c; echo "exec $?"
+            wait $receiver
+            $R delete --force c
+            """)
+        // The receiver's lines and exec's end come in either order.
+        #expect(result.output.filter { $0 != "exec 0" } == ["name /dev/pts/0 fds 1", "/dev/pts/0", "40 120"], "\(result.stdout) \(result.stderr)")
+        #expect(result.output.contains("exec 0"), "\(result.stdout) \(result.stderr)")
     }
 }

@@ -85,6 +85,8 @@ public struct Configuration: Equatable, Sendable {
     public var cgroupPath: String?
     /// An OCI bundle's linux.sysctl: set in the machine's own namespaces before its PID 1 runs.
     public var sysctls: [Sysctl] = []
+    /// An OCI bundle's process.consoleSize: the pty's rows and columns (the OCI runtime's `create`).
+    public var consoleSize: ConsoleSize?
     /// --oci-bundle: an OCI bundle whose config.json is read as the machine's settings.
     public var ociBundle: String?
     /// --settings: whether and how the machine's .nspawn file is read.
@@ -120,6 +122,11 @@ public struct Configuration: Equatable, Sendable {
         procSysReadOnly = o.procSysReadOnly
         cgroupReadOnly = o.cgroupReadOnly
         cgroupPath = o.cgroupPath
+        if let text = o.consoleSize {
+            let parts = text.split(separator: "x").compactMap { UInt16($0) }
+            guard parts.count == 2 else { throw UserError("Invalid console size: \(text)") }
+            consoleSize = ConsoleSize(rows: parts[0], columns: parts[1])
+        }
         sysctls = try (o.sysctls ?? "").split(separator: "\n").map { line throws(UserError) in try Sysctl.parse(String(line)) }
         if let text = o.identity {
             guard let identity = NumericIdentity(parsing: text) else { throw UserError("Invalid numeric user: \(text)") }
@@ -389,4 +396,10 @@ public struct Sysctl: Equatable, Sendable {
         }
         return Sysctl(key: key, value: value)
     }
+}
+
+/// A terminal's size: an OCI bundle's process.consoleSize.
+public struct ConsoleSize: Equatable, Sendable {
+    public var rows: UInt16
+    public var columns: UInt16
 }

@@ -177,7 +177,11 @@ enum OCIBundle {
         if let terminal = try read.bool(process["terminal"], "process.terminal") {
             add("OCI/Console", terminal ? "interactive" : "pipe", nil, "process.terminal")
         }
-        _ = try read.object(process["consoleSize"], "process.consoleSize", known: ["height", "width"])
+        if let size = try read.object(process["consoleSize"], "process.consoleSize", known: ["height", "width"]) {
+            let rows = try read.integer(size["height"], "process.consoleSize.height", in: 0...0xffff) ?? 0
+            let columns = try read.integer(size["width"], "process.consoleSize.width", in: 0...0xffff) ?? 0
+            if rows > 0 && columns > 0 { add("OCI/ConsoleSize", "\(rows)x\(columns)", nil, "process.consoleSize") }
+        }
         let arguments = try read.strings(process["args"], "process.args")
         guard !arguments.isEmpty else { throw read.refuse("process.args", "missing or empty.") }
         add("Exec/Parameters", "", arguments, "process.args")

@@ -137,7 +137,8 @@ public enum Runtime {
         defer { errorCopy = nil }
         do {
             let handover = try handover(
-                id: id, directory: directory, bundle: bundle, gate: gate, consoleSocket: consoleSocket, pidFile: pidFile, rootfs: configuration.directory ?? "")
+                id: id, directory: directory, bundle: bundle, gate: gate, consoleSocket: consoleSocket, pidFile: pidFile, rootfs: configuration.directory ?? "",
+                consoleSize: configuration.consoleSize)
             try Launcher.create(configuration, handover: handover)
         } catch is SetupAborted {
             copy.close()
@@ -152,7 +153,8 @@ public enum Runtime {
     /// Records the machine once its PID 1 waits at the gate: the console to the caller, the state,
     /// the pid file.
     private static func handover(
-        id: String, directory: String, bundle: String, gate: OwnedFD, consoleSocket: String?, pidFile: String?, rootfs: String
+        id: String, directory: String, bundle: String, gate: OwnedFD, consoleSocket: String?, pidFile: String?, rootfs: String,
+        consoleSize: ConsoleSize?
     ) throws -> MachineHandover {
         let bundleDirectory = try FileSystem.canonicalPath(bundle)
         let annotations = try annotations(of: bundleDirectory)
@@ -160,6 +162,10 @@ public enum Runtime {
             guard let stat = ProcessStat.read(pid1.pid) else { throw UserError("The container's PID 1 (\(pid1.pid)) is gone.") }
             if let consoleSocket {
                 guard let master else { throw UserError("--console-socket given, but the bundle's process.terminal is false.") }
+                if let consoleSize {
+                    var size = winsize(ws_row: consoleSize.rows, ws_col: consoleSize.columns, ws_xpixel: 0, ws_ypixel: 0)
+                    try sys("ioctl(TIOCSWINSZ)", path: "/dev/console") { ioctl(master.raw, UInt(TIOCSWINSZ), &size) }
+                }
                 try sendConsole(master, to: consoleSocket)
             } else if master != nil {
                 throw UserError("process.terminal is true: --console-socket must be given.")

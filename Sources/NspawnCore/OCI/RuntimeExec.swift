@@ -26,6 +26,7 @@ extension Runtime {
         /// The container's resource limits and OOM score, or the process object's.
         var limits: [ResourceLimit]
         var oomScoreAdjust: Int?
+        var consoleSize: ConsoleSize?
     }
 
     static func exec(_ request: ExecRequest, root: String) throws -> Int32 {
@@ -143,6 +144,10 @@ extension Runtime {
             if let console {
                 let master = try FileSystem.open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC)
                 let peer = try LinuxKernel().openPTYPeer(master, name: "/dev/ptmx")
+                if let size = process.consoleSize {
+                    var window = winsize(ws_row: size.rows, ws_col: size.columns, ws_xpixel: 0, ws_ypixel: 0)
+                    try sys("ioctl(TIOCSWINSZ)", path: "/dev/ptmx") { ioctl(master.raw, UInt(TIOCSWINSZ), &window) }
+                }
                 for fd: Int32 in 0...2 { try sys("dup2", path: "/dev/ptmx") { dup2(peer.raw, fd) } }
                 try sys("ioctl(TIOCSCTTY)", path: "/dev/ptmx") { ioctl(0, UInt(TIOCSCTTY), 0) }
                 try sendConsole(master, over: console, name: "console socket")
@@ -257,10 +262,18 @@ extension Runtime {
             guard let number = given.int64, (-1000...1000).contains(number) else { throw refuse("oomScoreAdj", "expected an integer from -1000 to 1000.") }
             score = Int(number)
         }
+        var consoleSize: ConsoleSize?
+        if let size = object["consoleSize"], size != .null {
+            guard let rows = size["height"]?.uint64, let columns = size["width"]?.uint64, rows <= 0xffff, columns <= 0xffff else {
+                throw refuse("consoleSize", "expected height and width.")
+            }
+            consoleSize = ConsoleSize(rows: UInt16(rows), columns: UInt16(columns))
+        }
         return ExecProcess(
             arguments: arguments, environment: try strings("env"), workingDirectory: object["cwd"]?.string ?? "/", uid: try id(user?["uid"], "user.uid"),
             gid: try id(user?["gid"], "user.gid"), groups: try (user?["additionalGids"]?.array ?? []).map { try id($0, "user.additionalGids") },
-            terminal: object["terminal"]?.bool ?? false, capabilities: capabilities, limits: limits, oomScoreAdjust: score)
+            terminal: object["terminal"]?.bool ?? false, capabilities: capabilities, limits: limits, oomScoreAdjust: score,
+            consoleSize: consoleSize)
     }
 
     /// A connected AF_UNIX stream socket: the caller's console socket.
