@@ -115,6 +115,11 @@ final class MachineCgroup {
     /// The warning shows even with --quiet: a limit asked for and not in force must not go unsaid.
     /// `strict`: a setting that cannot be applied is an error (the OCI runtime's resources).
     func apply(_ properties: [ResourceProperty], strict: Bool) throws {
+        try Self.apply(properties, to: path, strict: strict, kernel: kernel)
+    }
+
+    /// apply(), for a cgroup by path: the OCI runtime's `update` of one its `create` made.
+    static func apply(_ properties: [ResourceProperty], to path: String, strict: Bool, kernel: any Kernel) throws {
         for property in properties {
             let (file, value, controller) = property.cgroupFile
             guard kernel.exists("\(path)/\(file)") else {

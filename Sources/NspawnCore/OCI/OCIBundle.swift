@@ -388,6 +388,19 @@ enum OCIBundle {
         }
     }
 
+    /// A LinuxResources object on its own (the OCI runtime's `update --resources`), as the settings
+    /// it stands for: what linux.resources in config.json takes, and nothing more.
+    static func resourceProperties(_ value: JSONValue, path: String) throws(UserError) -> [ResourceProperty] {
+        var properties: [ResourceProperty] = []
+        var failure: UserError?
+        try resources(value, read: Reader(path: path)) { key, setting, _, _ in
+            guard key == "OCI/Property" else { return }
+            do throws(UserError) { properties.append(try ResourceProperty.parse(setting)) } catch { failure = error }
+        }
+        if let failure { throw failure }
+        return properties
+    }
+
     private static func resources(_ value: JSONValue?, read: Reader, add: (String, String, [String]?, String) -> Void) throws(UserError) {
         let known: Set<String> = ["memory", "pids", "devices", "cpu", "blockIO", "hugepageLimits", "network", "rdma", "unified"]
         guard let resources = try read.object(value, "linux.resources", known: known) else { return }

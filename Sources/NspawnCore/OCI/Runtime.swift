@@ -95,6 +95,15 @@ public enum Runtime {
                     print("\(pid) \(command)")
                 }
             }
+        case .update(let id, let source):
+            let record = try ContainerRecord.read(root: global.root, id: id)
+            guard record.status(root: global.root) != .stopped else { throw UserError("container not running") }
+            let text = source == "-" ? String(decoding: try FileSystem.readAll(fd: 0, path: "standard input"), as: UTF8.self) : try FileSystem.readFile(source)
+            let resources: JSONValue
+            do { resources = try JSONValue.parse(Array(text.utf8)) } catch { throw UserError("\(source): not valid JSON: \(error)") }
+            // What cannot be applied is an error, as for create: never a limit said and not in force.
+            let properties = try OCIBundle.resourceProperties(resources, path: source == "-" ? "resources" : source)
+            try MachineCgroup.apply(properties, to: record.cgroup, strict: true, kernel: LinuxKernel())
         case .features:
             print(RuntimeFeatures.json.text)
         }

@@ -31,6 +31,8 @@ public struct RuntimeInvocation: Equatable, Sendable {
         case resume(id: String)
         case ps(id: String, json: Bool)
         case exec(ExecRequest)
+        /// The resources' file, or - for standard input.
+        case update(id: String, resources: String)
         case features
         /// checkpoint and restore: Debian 12's criu cannot run on this kernel, and swift-nspawn has no
         /// CRIU driver; refused as such (Podman asks `checkpoint --help` whether a runtime can).
@@ -64,6 +66,7 @@ public struct RuntimeInvocation: Equatable, Sendable {
           exec     [--process FILE | OPTIONS] ID [COMMAND [ARGS...]]
                    Run a process in the container: --detach, --pid-file FILE,
                    --console-socket SOCKET, -t, -e NAME=VALUE, -u UID[:GID], --cwd DIR, --cap CAP.
+          update   --resources FILE|- ID   Change the cgroup's limits (a LinuxResources object).
           features      Print what this runtime supports, as JSON.
 
         Global options:
@@ -92,6 +95,7 @@ public struct RuntimeInvocation: Equatable, Sendable {
         "kill": [Flag(names: ["all", "a"], takesValue: false)],
         "delete": [Flag(names: ["force", "f"], takesValue: false)],
         "pause": [], "resume": [], "ps": [Flag(names: ["format", "f"], takesValue: true)], "features": [],
+        "update": [Flag(names: ["resources", "r"], takesValue: true)],
         "exec": [
             Flag(names: ["process", "p"], takesValue: true), Flag(names: ["detach", "d"], takesValue: false), Flag(names: ["pid-file"], takesValue: true),
             Flag(names: ["console-socket"], takesValue: true), Flag(names: ["tty", "t"], takesValue: false), Flag(names: ["env", "e"], takesValue: true),
@@ -198,6 +202,9 @@ public struct RuntimeInvocation: Equatable, Sendable {
             request.noNewPrivileges = try boolean(values["no-new-privs"], "no-new-privs")
             if let text = values["preserve-fds"], text != "0" { throw UserError("--preserve-fds is not supported by \(RuntimeInvocation.name)") }
             return .exec(request)
+        case "update":
+            guard let resources = values["resources"] else { throw UserError("update: --resources FILE (or - for standard input) is needed") }
+            return .update(id: try id(), resources: resources)
         case "features":
             guard arguments.isEmpty else { throw UserError("\"features\" requires exactly 0 argument(s)") }
             return .features
