@@ -85,6 +85,8 @@ struct OCIRuntimeTests {
         let result = try bundle.script(
             """
             $R create --bundle . --pid-file pid c && $R start c || exit 1
+            # The traps are set once the sleep runs beside the shell (a signal before is ignored).
+            i=0; while [ "$($R ps --format json c | tr -cd , | wc -c)" -lt 1 ]; do i=$((i+1)); [ $i -gt 200 ] && exit 3; sleep 0.02; done
             $R kill c \(signal) || exit 2
             while ! $R state c | grep -q '"stopped"'; do sleep 0.05; done
             echo "pid $(cat pid)"
@@ -105,7 +107,8 @@ struct OCIRuntimeTests {
         let result = try bundle.script(
             """
             $R create --bundle . c && $R start c || exit 1
-            sleep 0.3
+            # Both sleeps run beside the shell.
+            i=0; while [ "$($R ps --format json c | tr -cd , | wc -c)" -lt 2 ]; do i=$((i+1)); [ $i -gt 200 ] && exit 4; sleep 0.02; done
             $R kill --all c USR1 || exit 2
             i=0; while ! $R state c | grep -q '"stopped"'; do i=$((i+1)); [ $i -gt 100 ] && exit 3; sleep 0.05; done
             $R delete c

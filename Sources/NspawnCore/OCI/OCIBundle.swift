@@ -34,6 +34,12 @@ enum OCIBundle {
     /// - Parameter runtime: read for the OCI runtime command line (swift-nspawn-runc), where the
     ///   bundle's cgroupsPath places the machine's cgroup.
     static func load(_ bundle: String, runtime: Bool = false) throws(UserError) -> SettingsFile {
+        try read(bundle, runtime: runtime).settings
+    }
+
+    /// load(), with what the OCI runtime's `create` records besides: the bundle's directory, resolved,
+    /// and config.json's annotations (metadata for `state`, nothing for the machine).
+    static func read(_ bundle: String, runtime: Bool) throws(UserError) -> (settings: SettingsFile, directory: String, annotations: [String: JSONValue]) {
         let directory: String
         do {
             directory = try FileSystem.canonicalPath(bundle)
@@ -58,13 +64,15 @@ enum OCIBundle {
         // A masked path of the kernel's (/proc, /sys) that this kernel lacks is not there to mask,
         // as runc takes it (runc spec's list names some that newer kernels dropped).
         let exists = { (masked: String) in !(masked.hasPrefix("/proc/") || masked.hasPrefix("/sys/")) || FileSystem.exists(masked) }
-        return SettingsFile(
+        let settings = SettingsFile(
             path: path, trusted: true, assignments: try assignments(document, bundle: directory, path: path, runtime: runtime, kernelHas: exists),
             warnings: [])
+        return (settings, directory, document["annotations"]?.object ?? [:])
     }
 
-    /// Reads config.json's values, each at its field; every read refuses a wrong type.
-    private struct Reader {
+    /// Reads config.json's values, each at its field; every read refuses a wrong type. (Also exec's
+    /// process object.)
+    struct Reader {
         let path: String
 
         func refuse(_ field: String, _ reason: String) -> UserError { UserError("\(path): \(field): \(reason)") }
@@ -118,6 +126,17 @@ enum OCIBundle {
             guard let value, value != .null else { return nil }
             guard let number = value.uint64 else { throw refuse(field, "expected an unsigned integer.") }
             return number
+        }
+
+        /// An entry of process.rlimits: its name without RLIMIT_, and the limit.
+        func resourceLimit(_ value: JSONValue, _ field: String) throws(UserError) -> (name: String, limit: ResourceLimit) {
+            let limit = try object(value, field, known: ["type", "soft", "hard"])
+            guard let type = try string(limit?["type"], "\(field).type"), let soft = try unsigned(limit?["soft"], "\(field).soft"),
+                let hard = try unsigned(limit?["hard"], "\(field).hard")
+            else { throw refuse(field, "expected type, soft and hard.") }
+            let name = type.hasPrefix("RLIMIT_") ? String(type.dropFirst("RLIMIT_".count)) : type
+            guard let resource = ResourceLimit.names.first(where: { $0.0 == name })?.1 else { throw refuse("\(field).type", "unknown limit \(type).") }
+            return (name, ResourceLimit(resource: resource, soft: soft, hard: hard))
         }
 
         /// A field swift-nspawn has nothing for: refused unless empty.
@@ -228,14 +247,9 @@ enum OCIBundle {
         }
         for (index, value) in try read.array(process["rlimits"], "process.rlimits").enumerated() {
             let field = "process.rlimits[\(index)]"
-            let limit = try read.object(value, field, known: ["type", "soft", "hard"])
-            guard let type = try read.string(limit?["type"], "\(field).type"), let soft = try read.unsigned(limit?["soft"], "\(field).soft"),
-                let hard = try read.unsigned(limit?["hard"], "\(field).hard")
-            else { throw read.refuse(field, "expected type, soft and hard.") }
-            let name = type.hasPrefix("RLIMIT_") ? String(type.dropFirst("RLIMIT_".count)) : type
-            guard ResourceLimit.names.contains(where: { $0.0 == name }) else { throw read.refuse("\(field).type", "unknown limit \(type).") }
+            let (name, limit) = try read.resourceLimit(value, field)
             let text = { (value: UInt64) in value == UInt64.max ? "infinity" : "\(value)" }
-            add("Exec/Limit\(name)", "\(text(soft)):\(text(hard))", nil, field)
+            add("Exec/Limit\(name)", "\(text(limit.soft)):\(text(limit.hard))", nil, field)
         }
         if let flag = try read.bool(process["noNewPrivileges"], "process.noNewPrivileges") {
             add("Exec/NoNewPrivileges", flag ? "yes" : "no", nil, "process.noNewPrivileges")
@@ -434,7 +448,8 @@ extension OCIBundle {
     /// is what swift-nspawn's own policy allows (DeviceFilter.closed, and the console's node, whose
     /// place a pty takes); anything else is not swift-nspawn's to grant.
     private static func devices(_ value: JSONValue?, read: Reader) throws(UserError) {
-        var allowed: [DeviceFilter.Rule] = []
+        // Character devices by major and minor (nil: every minor).
+        var allowed: [(major: UInt32, minor: UInt32?)] = []
         for (index, value) in try read.array(value, "linux.resources.devices").enumerated() {
             let field = "linux.resources.devices[\(index)]"
             let rule = try read.object(value, field, known: ["allow", "type", "major", "minor", "access"]) ?? [:]
@@ -453,14 +468,13 @@ extension OCIBundle {
             guard type == "c", let major, major >= 0 else {
                 throw read.refuse(field, "swift-nspawn allows the devices it makes, and no others.")
             }
-            let known =
-                DeviceFilter.closed.rules.contains { $0.major == UInt32(major) && $0.minor.map(Int64.init) == (minor ?? -1 == -1 ? nil : minor) }
-                || engineDevices.contains { $0.major == UInt32(major) && $0.minor.map(Int64.init) == minor }
+            let node = (major: UInt32(major), minor: minor.flatMap { $0 < 0 ? nil : UInt32($0) })
+            let known = (DeviceFilter.closed.rules.map { ($0.major, $0.minor) } + engineDevices).contains { $0.major == node.major && $0.minor == node.minor }
             // Narrower access than swift-nspawn's own to its devices is not something it does.
             guard known, access == "rwm" else {
                 throw read.refuse(field, "swift-nspawn allows the devices it makes, and no others.")
             }
-            allowed.append(.init(kind: .character, major: UInt32(major), minor: minor.flatMap { $0 < 0 ? nil : UInt32($0) }, access: 0))
+            allowed.append(node)
         }
         // Rules that allow devices must allow all of swift-nspawn's: it makes them in every machine.
         guard !allowed.isEmpty else { return }

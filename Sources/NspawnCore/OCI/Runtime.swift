@@ -132,8 +132,8 @@ public enum Runtime {
         options.register = "no"
         // config.json is the container's whole configuration: no .nspawn file of the host's or beside it.
         options.settings = "no"
-        var (configuration, _) = try OCIBundle.load(bundle, runtime: true).configuration(
-            commandLine: options, override: false, environment: Configuration.processEnvironment)
+        let bundleFile = try OCIBundle.read(bundle, runtime: true)
+        var (configuration, _) = try bundleFile.settings.configuration(commandLine: options, override: false, environment: Configuration.processEnvironment)
         // No process.terminal is false: the caller's standard streams are the process's.
         if configuration.console == nil { configuration.console = .pipe }
 
@@ -145,9 +145,9 @@ public enum Runtime {
         errorCopy = copy.raw
         defer { errorCopy = nil }
         do {
-            let handover = try handover(
-                id: id, directory: directory, bundle: bundle, gate: gate, consoleSocket: consoleSocket, pidFile: pidFile, rootfs: configuration.directory ?? "",
-                consoleSize: configuration.consoleSize)
+            let handover = handover(
+                id: id, directory: directory, bundle: bundleFile.directory, annotations: bundleFile.annotations, gate: gate, consoleSocket: consoleSocket,
+                pidFile: pidFile, rootfs: configuration.directory ?? "", consoleSize: configuration.consoleSize)
             try Launcher.create(configuration, handover: handover)
         } catch is SetupAborted {
             copy.close()
@@ -162,12 +162,10 @@ public enum Runtime {
     /// Records the machine once its PID 1 waits at the gate: the console to the caller, the state,
     /// the pid file.
     private static func handover(
-        id: String, directory: String, bundle: String, gate: OwnedFD, consoleSocket: String?, pidFile: String?, rootfs: String,
-        consoleSize: ConsoleSize?
-    ) throws -> MachineHandover {
-        let bundleDirectory = try FileSystem.canonicalPath(bundle)
-        let annotations = try annotations(of: bundleDirectory)
-        return MachineHandover(startGate: gate) { pid1, master, cgroup in
+        id: String, directory: String, bundle: String, annotations: [String: JSONValue], gate: OwnedFD, consoleSocket: String?, pidFile: String?,
+        rootfs: String, consoleSize: ConsoleSize?
+    ) -> MachineHandover {
+        MachineHandover(startGate: gate) { pid1, master, cgroup in
             guard let stat = ProcessStat.read(pid1.pid) else { throw UserError("The container's PID 1 (\(pid1.pid)) is gone.") }
             if let consoleSocket {
                 guard let master else { throw UserError("--console-socket given, but the bundle's process.terminal is false.") }
@@ -175,22 +173,16 @@ public enum Runtime {
                     var size = winsize(ws_row: consoleSize.rows, ws_col: consoleSize.columns, ws_xpixel: 0, ws_ypixel: 0)
                     try sys("ioctl(TIOCSWINSZ)", path: "/dev/console") { ioctl(master.raw, UInt(TIOCSWINSZ), &size) }
                 }
-                try sendConsole(master, to: consoleSocket)
+                try sendConsole(master, over: try connectSocket(consoleSocket), name: consoleSocket)
             } else if master != nil {
                 throw UserError("process.terminal is true: --console-socket must be given.")
             }
             let record = ContainerRecord(
-                id: id, bundle: bundleDirectory, rootfs: rootfs, pid: pid1.pid, startTime: stat.startTime,
-                created: Clock.rfc3339Now(), cgroup: cgroup.path, annotations: annotations)
+                id: id, bundle: bundle, rootfs: rootfs, pid: pid1.pid, startTime: stat.startTime, created: Clock.rfc3339Now(), cgroup: cgroup.path,
+                annotations: annotations)
             try record.write(in: directory)
             if let pidFile { try FileSystem.replace(pidFile, contents: "\(pid1.pid)", mode: 0o644) }
         }
-    }
-
-    /// config.json's annotations, kept for `state`.
-    private static func annotations(of bundle: String) throws -> [String: JSONValue] {
-        let text = try FileSystem.readFile(bundle + "/config.json")
-        return (try? JSONValue.parse(Array(text.utf8)))?["annotations"]?.object ?? [:]
     }
 
     /// Opens the gate: PID 1's open for writing returns, and the byte it writes says it went
@@ -248,12 +240,6 @@ public enum Runtime {
     private static func removeDirectory(_ directory: String) {
         for name in [ContainerRecord.stateFile, "." + ContainerRecord.stateFile, ContainerRecord.gate] { unlink(directory + "/" + name) }
         rmdir(directory)
-    }
-
-    /// The console socket protocol callers implement (go-runc, conmon): one message, the pty's name,
-    /// with the master as the one descriptor.
-    private static func sendConsole(_ master: OwnedFD, to socketPath: String) throws {
-        try sendConsole(master, over: try connectSocket(socketPath), name: socketPath)
     }
 
     /// The console socket protocol callers implement (go-runc, conmon): one message, the pty's

@@ -208,71 +208,48 @@ extension Runtime {
     /// fewer than the container's, never more.
     private static func processObject(_ path: String, machine: CapabilityPolicy, container: Configuration) throws -> ExecProcess {
         let text = try FileSystem.readFile(path)
-        let object: JSONValue
-        do { object = try JSONValue.parse(Array(text.utf8)) } catch { throw UserError("\(path): not valid JSON: \(error)") }
-        func refuse(_ field: String, _ reason: String) -> UserError { UserError("\(path): \(field): \(reason)") }
-        func strings(_ field: String) throws -> [String] {
-            guard let value = object[field], value != .null else { return [] }
-            guard let items = value.array, items.allSatisfy({ $0.string != nil }) else { throw refuse(field, "expected an array of strings.") }
-            return items.compactMap(\.string)
-        }
-        func id(_ value: JSONValue?, _ field: String) throws -> UInt32 {
-            guard let value, value != .null else { return 0 }
-            guard let number = value.uint64, number < 0xffff_ffff else { throw refuse(field, "expected an ID.") }
-            return UInt32(number)
-        }
-        let known: Set<String> = ["terminal", "consoleSize", "user", "args", "env", "cwd", "capabilities", "rlimits", "noNewPrivileges", "oomScoreAdj"]
-        guard let members = object.object else { throw refuse("(document)", "expected an object.") }
+        let document: JSONValue
+        do { document = try JSONValue.parse(Array(text.utf8)) } catch { throw UserError("\(path): not valid JSON: \(error)") }
+        let read = OCIBundle.Reader(path: path)
         // What create refuses in config.json's process is refused here too, never dropped.
-        for (field, value) in members.sorted(by: { $0.key < $1.key }) where !known.contains(field) && value != .null && value != .string("") {
-            throw refuse(field, "not supported by swift-nspawn.")
-        }
-        if let user = object["user"]?.object, let extra = user.keys.sorted().first(where: { !["uid", "gid", "additionalGids", "umask"].contains($0) }) {
-            throw refuse("user.\(extra)", "not supported by swift-nspawn.")
-        }
-        if let umask = object["user"]?["umask"]?.uint64, umask != 0o022 { throw refuse("user.umask", "only the default 0022 is supported.") }
-        let arguments = try strings("args")
-        guard !arguments.isEmpty else { throw refuse("args", "missing or empty.") }
-        let user = object["user"]
+        let unsupported = ["apparmorProfile", "selinuxLabel", "commandLine", "ioPriority", "scheduler", "execCPUAffinity"]
+        let known = Set(["terminal", "consoleSize", "user", "args", "env", "cwd", "capabilities", "rlimits", "noNewPrivileges", "oomScoreAdj"] + unsupported)
+        guard let object = try read.object(document, "", known: known) else { throw read.refuse("(document)", "expected an object.") }
+        for field in unsupported { try read.unsupported(object[field], field) }
+        let arguments = try read.strings(object["args"], "args")
+        guard !arguments.isEmpty else { throw read.refuse("args", "missing or empty.") }
+        let user = try read.object(object["user"], "user", known: ["uid", "gid", "additionalGids", "umask"]) ?? [:]
+        if let umask = try read.unsigned(user["umask"], "user.umask"), umask != 0o022 { throw read.refuse("user.umask", "only the default 0022 is supported.") }
+        func id(_ value: JSONValue?, _ field: String) throws(UserError) -> UInt32 { UInt32(try read.integer(value, field, in: 0...0xffff_fffe) ?? 0) }
         var capabilities = machine
-        if let sets = object["capabilities"], sets != .null {
-            guard let bounding = CapabilitySet.parseOrNil(sets["bounding"]?.array?.compactMap(\.string) ?? []),
-                let ambient = CapabilitySet.parseOrNil(sets["ambient"]?.array?.compactMap(\.string) ?? [])
-            else { throw refuse("capabilities", "unknown capability.") }
+        if let sets = try read.object(object["capabilities"], "capabilities", known: ["bounding", "effective", "permitted", "inheritable", "ambient"]) {
+            guard let bounding = CapabilitySet.parseOrNil(try read.strings(sets["bounding"], "capabilities.bounding")),
+                let ambient = CapabilitySet.parseOrNil(try read.strings(sets["ambient"], "capabilities.ambient"))
+            else { throw read.refuse("capabilities", "unknown capability.") }
             guard bounding.isSubset(of: machine.bounding) else {
-                throw refuse("capabilities.bounding", "\(bounding.subtracting(machine.bounding)) not in the container's bounding set.")
+                throw read.refuse("capabilities.bounding", "\(bounding.subtracting(machine.bounding)) not in the container's bounding set.")
             }
-            guard ambient.isSubset(of: bounding) else { throw refuse("capabilities.ambient", "must be part of the bounding set.") }
+            guard ambient.isSubset(of: bounding) else { throw read.refuse("capabilities.ambient", "must be part of the bounding set.") }
             (capabilities.bounding, capabilities.ambient) = (bounding, ambient)
         }
-        if let flag = object["noNewPrivileges"]?.bool { capabilities.noNewPrivileges = flag }
+        if let flag = try read.bool(object["noNewPrivileges"], "noNewPrivileges") { capabilities.noNewPrivileges = flag }
         var limits = container.process.resourceLimits
-        if let given = object["rlimits"]?.array {
+        if let given = object["rlimits"], given != .null {
             limits = []
-            for (index, limit) in given.enumerated() {
-                let type = limit["type"]?.string ?? ""
-                let name = type.hasPrefix("RLIMIT_") ? String(type.dropFirst(7)) : type
-                guard let resource = ResourceLimit.names.first(where: { $0.0 == name })?.1, let soft = limit["soft"]?.uint64, let hard = limit["hard"]?.uint64
-                else { throw refuse("rlimits[\(index)]", "expected a known type, soft and hard.") }
-                limits.append(ResourceLimit(resource: resource, soft: soft, hard: hard))
-            }
+            for (index, value) in try read.array(given, "rlimits").enumerated() { limits.append(try read.resourceLimit(value, "rlimits[\(index)]").limit) }
         }
-        var score = container.process.oomScoreAdjust
-        if let given = object["oomScoreAdj"], given != .null {
-            guard let number = given.int64, (-1000...1000).contains(number) else { throw refuse("oomScoreAdj", "expected an integer from -1000 to 1000.") }
-            score = Int(number)
-        }
+        let score = try read.integer(object["oomScoreAdj"], "oomScoreAdj", in: -1000...1000).map { Int($0) } ?? container.process.oomScoreAdjust
         var consoleSize: ConsoleSize?
-        if let size = object["consoleSize"], size != .null {
-            guard let rows = size["height"]?.uint64, let columns = size["width"]?.uint64, rows <= 0xffff, columns <= 0xffff else {
-                throw refuse("consoleSize", "expected height and width.")
-            }
-            consoleSize = ConsoleSize(rows: UInt16(rows), columns: UInt16(columns))
+        if let size = try read.object(object["consoleSize"], "consoleSize", known: ["height", "width"]) {
+            let rows = try read.integer(size["height"], "consoleSize.height", in: 0...0xffff) ?? 0
+            let columns = try read.integer(size["width"], "consoleSize.width", in: 0...0xffff) ?? 0
+            if rows > 0 && columns > 0 { consoleSize = ConsoleSize(rows: UInt16(rows), columns: UInt16(columns)) }
         }
         return ExecProcess(
-            arguments: arguments, environment: try strings("env"), workingDirectory: object["cwd"]?.string ?? "/", uid: try id(user?["uid"], "user.uid"),
-            gid: try id(user?["gid"], "user.gid"), groups: try (user?["additionalGids"]?.array ?? []).map { try id($0, "user.additionalGids") },
-            terminal: object["terminal"]?.bool ?? false, capabilities: capabilities, limits: limits, oomScoreAdjust: score,
+            arguments: arguments, environment: try read.strings(object["env"], "env"), workingDirectory: try read.string(object["cwd"], "cwd") ?? "/",
+            uid: try id(user["uid"], "user.uid"), gid: try id(user["gid"], "user.gid"),
+            groups: try read.array(user["additionalGids"], "user.additionalGids").enumerated().map { try id($1, "user.additionalGids[\($0)]") },
+            terminal: try read.bool(object["terminal"], "terminal") ?? false, capabilities: capabilities, limits: limits, oomScoreAdjust: score,
             consoleSize: consoleSize)
     }
 
