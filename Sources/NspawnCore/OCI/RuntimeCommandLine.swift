@@ -74,7 +74,8 @@ public struct RuntimeInvocation: Equatable, Sendable {
           --log FILE            Where errors are logged (default: standard error)
           --log-format FORMAT   text or json
           --systemd-cgroup      Let systemd make the cgroup (not supported yet)
-          --debug               Accepted; changes nothing
+          --debug, --rootless V, --criu PATH
+                                Accepted; change nothing
           -h, --help            Show this help
           -v, --version         Show the version
         """
