@@ -109,7 +109,7 @@ public enum Launcher {
         // Handed over, the payload's parent is whoever reaps it, not us.
         plan.payload.diesWithSupervisor = handover == nil
         for warning in plan.warnings { printError(warning) }
-        let seccomp = try plan.payload.seccomp.map(SeccompFilter.load)
+        let confinement = try PayloadConfinement(plan.payload)
         // What the host and the tree get only once everything else has been checked: bad input
         // leaves them as they were.
         try journal?.prepare(image, quiet: c.quiet)
@@ -124,7 +124,7 @@ public enum Launcher {
 
         var announced = plan.quiet
         while true {
-            let handedOver = try MachineBoot.run(plan, seccomp: seccomp, handover: handover) {
+            let handedOver = try MachineBoot.run(plan, confinement: confinement, handover: handover) {
                 guard !announced else { return }
                 announced = true
                 printError("Spawning container \(image.name) on \(image.shown).")

@@ -89,14 +89,24 @@ struct OCIBundleRunTests {
         #expect(refused.status == 1 && refused.stderr.contains("lies outside the machine's 65536 IDs"), "\(refused.stderr)")
     }
 
+    /// linux.seccomp holds the machine's processes, on top of swift-nspawn's own filter.
+    @Test func seccompProfile() throws {
+        let (machine, directory) = try bundle(
+            #", "seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 18}]}"#)
+        defer { withExtendedLifetime(machine) {} }
+        let result = try runNspawn(["--oci-bundle=\(directory.path)", "-q", "/bin/sh", "-c", "mkdir /tmp/q; echo $?"])
+        #expect(result.lines == ["1"], "\(result.stdout) \(result.stderr)")
+        #expect(result.stderr.contains("can't create directory '/tmp/q': Invalid cross-device link"), "\(result.stderr)")
+    }
+
     /// A field swift-nspawn cannot honour: one line naming it, status 1, nothing left.
     @Test func unsupportedFieldIsRefused() throws {
-        let (machine, directory) = try bundle(#", "seccomp": {"defaultAction": "SCMP_ACT_ALLOW"}"#)
+        let (machine, directory) = try bundle(#", "intelRdt": {"closID": "guaranteed_group"}"#)
         defer { withExtendedLifetime(machine) {} }
         let host = HostState.capture()
         let result = try runNspawn(["--oci-bundle=\(directory.path)"])
         let real = try FileSystem.canonicalPath(directory.path)
-        #expect(result.status == 1 && result.stderrLines == ["\(real)/config.json: linux.seccomp: not supported by swift-nspawn."], "\(result.stderr)")
+        #expect(result.status == 1 && result.stderrLines == ["\(real)/config.json: linux.intelRdt: not supported by swift-nspawn."], "\(result.stderr)")
         #expect(HostState.capture() == host)
         let both = try runNspawn(["--oci-bundle=\(directory.path)", "-D", directory.path])
         #expect(both.status == 1 && both.stderr.contains("--oci-bundle= may not be combined with --directory="), "\(both.stderr)")

@@ -163,14 +163,13 @@ struct PodmanTests {
         return (result, bundle)
     }
 
-    /// podman run --rm: the output and the status come back. (No OCI seccomp profile yet, so
-    /// seccomp=unconfined; this host's cgroup2 has no pids controller and root here cannot raise
-    /// RLIMIT_NOFILE past its own: no pids limit, limits within ours.)
+    /// podman run --rm, with Podman's own seccomp profile: the output and the status come back.
+    /// (This host's cgroup2 has no pids controller and root here cannot raise RLIMIT_NOFILE past
+    /// its own: no pids limit, limits within ours.)
     @Test func run() throws {
         let (result, _) = try withPodman(
             """
-            $PODMAN run --rm --network none --pids-limit -1 --ulimit nofile=1024:1024 --ulimit nproc=4096:4096 \\
-                --security-opt seccomp=unconfined --rootfs $ROOTFS /bin/sh -c 'echo "hello from $(hostname)"; exit 3'
+            $PODMAN run --rm --network none \(Self.limits) --rootfs $ROOTFS /bin/sh -c 'echo "hello from $(hostname)"; exit 3'
             echo "run $?"
             """)
         // Podman names the machine's host after the container's short ID.
@@ -179,13 +178,44 @@ struct PodmanTests {
         #expect(result.lines.contains("run 3"), "\(result.stdout) \(result.stderr)")
     }
 
-    /// A runtime error reaches Podman's message word for word: here the seccomp profile Podman always
-    /// sends, which swift-nspawn-runc refuses naming the field.
+    static let limits = "--pids-limit -1 --ulimit nofile=1024:1024 --ulimit nproc=4096:4096"
+
+    /// A container kept running: exec with and without a terminal, run -it, stop and rm; the
+    /// profile Podman sends holds exec's process too (it refuses unshare(2) with EPERM: no
+    /// CAP_SYS_ADMIN in Podman's bounding set).
+    @Test func execItStopRm() throws {
+        let (result, _) = try withPodman(
+            """
+            $PODMAN run -d --name s --network none \(Self.limits) --rootfs $ROOTFS /bin/sleep 60 >/dev/null || exit 1
+            $PODMAN exec s /bin/sh -c 'echo "exec in $(hostname)"'; echo "exec $?"
+            script -qec "$PODMAN exec -it s /bin/sh -c 'tty; exit 4'" /dev/null >/run/tty; echo "exec -it $?"; tr -d '\\r' </run/tty
+            script -qec "$PODMAN run -it --rm --network none \(Self.limits) --rootfs $ROOTFS /bin/sh -c 'tty; exit 5'" /dev/null >/run/tty
+            echo "run -it $?"; tr -d '\\r' </run/tty
+            $PODMAN exec s /bin/unshare -n /bin/true; echo "unshare $?"
+            $PODMAN stop -t 2 s >/dev/null; echo "stop $?"
+            $PODMAN ps -a --format '{{.Names}} {{.Status}}' | sed 's/ (.*//; s/ [0-9].*//'
+            $PODMAN rm s >/dev/null; echo "rm $?"
+            $PODMAN ps -a --format '{{.Names}}' | wc -l
+            """)
+        let lines = result.lines.filter { !$0.hasPrefix("reaped ") }
+        #expect(lines.count == 11, "\(result.stdout) \(result.stderr)")
+        guard lines.count == 11 else { return }
+        #expect(lines[0].hasPrefix("exec in ") && lines[1] == "exec 0", "\(lines)")
+        // (script(1) echoes the end of its empty input as ^@ first.)
+        #expect(lines[2] == "exec -it 4" && lines[3].hasSuffix("/dev/pts/0"), "\(lines)")
+        #expect(lines[4] == "run -it 5" && lines[5].hasSuffix("/dev/pts/0"), "\(lines)")
+        #expect(lines[6] == "unshare 1" && lines[7] == "stop 0" && lines[8] == "s Exited" && lines[9] == "rm 0" && lines[10] == "0", "\(lines)")
+        #expect(result.stderr.contains("unshare: unshare(0x40000000): Operation not permitted"), "\(result.stderr)")
+    }
+
+    /// A runtime error reaches Podman's message word for word: here the device rules --device
+    /// makes, which deny a device every swift-nspawn machine has (and linux.devices is refused too).
     @Test func runtimeErrorReachesPodman() throws {
-        let (result, bundle) = try withPodman("$PODMAN run --rm --network none --rootfs $ROOTFS /bin/true; echo \"run $?\"")
+        let (result, bundle) = try withPodman(
+            "$PODMAN run --rm --network none \(Self.limits) --device /dev/null:/dev/xnull --rootfs $ROOTFS /bin/true; echo \"run $?\"")
         #expect(result.lines.contains("run 126"), "\(result.stdout) \(result.stderr)")
         let line = result.stderrLines.last ?? ""
         #expect(line.hasPrefix("Error: OCI runtime error: \(bundle.runtime): \(bundle.machine.directory.path)/storage/overlay-containers/"), "\(line)")
-        #expect(line.hasSuffix("/userdata/config.json: linux.seccomp: not supported by swift-nspawn."), "\(line)")
+        #expect(line.hasSuffix("/userdata/config.json: linux.resources.devices: denies the device 1:5, which every swift-nspawn machine has."), "\(line)")
     }
 }

@@ -34,13 +34,13 @@ import Testing
     @Test func cacheKeyFollowsTheInputs() throws {
         let a = try SeccompPolicy(capabilities: caps), b = try SeccompPolicy(capabilities: caps, filters: ["~uname"])
         #expect(a.cacheKey != b.cacheKey)
-        #expect(SeccompFilter.cacheKey(a) != SeccompFilter.cacheKey(b))
+        #expect(SeccompFilter.cacheKey(a.cacheKey, architectures: ["x86"]) != SeccompFilter.cacheKey(b.cacheKey, architectures: ["x86"]))
     }
 }
 
 @Suite struct SeccompFilterTests {
     @Test func aRuleLibseccompRefusesFailsTheFilterInsteadOfVanishing() throws {
-        let context = try SeccompFilter.Context(defaultAction: SeccompFilter.SCMP_ACT_ALLOW)
+        let context = try SeccompFilter.Context(defaultAction: SeccompFilter.SCMP_ACT_ALLOW, architectures: SeccompFilter.architectures)
         // Argument 6 does not exist (system calls have six, 0…5): libseccomp answers EINVAL.
         let impossible = scmp_arg_cmp(arg: 6, op: SCMP_CMP_EQ, datum_a: 0, datum_b: 0)
         #expect(throws: SyscallError.self) { try context.add(SeccompFilter.errno(1), "ioctl", [impossible]) }

@@ -83,6 +83,8 @@ public struct CommandLineOptions: Equatable, Sendable {
     var cgroupPath: String?
     /// An OCI bundle's linux.sysctl: KEY=VALUE lines.
     var sysctls: String?
+    /// An OCI bundle's linux.seccomp, as JSON.
+    var seccompProfile: String?
     /// An OCI bundle's process.consoleSize: ROWSxCOLUMNS.
     var consoleSize: String?
     /// The payload's argv: everything from the first argument that is not an option, or after `--`.

@@ -85,6 +85,8 @@ public struct Configuration: Equatable, Sendable {
     public var cgroupPath: String?
     /// An OCI bundle's linux.sysctl: set in the machine's own namespaces before its PID 1 runs.
     public var sysctls: [Sysctl] = []
+    /// An OCI bundle's seccomp profile, installed over swift-nspawn's own filter.
+    var seccompProfile: SeccompProfile?
     /// An OCI bundle's process.consoleSize: the pty's rows and columns (the OCI runtime's `create`).
     public var consoleSize: ConsoleSize?
     /// --oci-bundle: an OCI bundle whose config.json is read as the machine's settings.
@@ -128,6 +130,10 @@ public struct Configuration: Equatable, Sendable {
             consoleSize = ConsoleSize(rows: parts[0], columns: parts[1])
         }
         sysctls = try (o.sysctls ?? "").split(separator: "\n").map { line throws(UserError) in try Sysctl.parse(String(line)) }
+        if let text = o.seccompProfile {
+            guard let profile = try? JSONValue.parse(Array(text.utf8)) else { throw UserError("Invalid seccomp profile: \(text)") }
+            seccompProfile = try SeccompProfile(profile, read: OCIBundle.Reader(path: "config.json"))
+        }
         if let text = o.identity {
             guard let identity = NumericIdentity(parsing: text) else { throw UserError("Invalid numeric user: \(text)") }
             guard user == nil else { throw UserError("--user= and an OCI bundle's process.user may not be combined.") }

@@ -260,6 +260,7 @@ struct SettingsFile: Equatable {
         keys["OCI/Identity"] = Key(effect: .internalValue(\.identity), trustedOnly: true, group: .user)
         keys["OCI/CgroupPath"] = Key(effect: .internalValue(\.cgroupPath), trustedOnly: true)
         keys["OCI/Sysctls"] = Key(effect: .internalValue(\.sysctls), trustedOnly: true)
+        keys["OCI/SeccompProfile"] = Key(effect: .internalValue(\.seccompProfile), trustedOnly: true)
         keys["OCI/ConsoleSize"] = Key(effect: .internalValue(\.consoleSize), trustedOnly: true)
         return keys
     }()

@@ -9,7 +9,7 @@ import CNspawnShim
 /// is the tree.
 enum InnerChild {
     /// `startGate`: the OCI runtime's exec.fifo (see MachineHandover); nil for a machine that starts at once.
-    static func run(_ plan: MachinePlan, seccomp: SeccompFilter?, supervisor: SetupChannel, outer: SetupChannel, startGate: OwnedFD?) throws -> Never {
+    static func run(_ plan: MachinePlan, confinement: PayloadConfinement, supervisor: SetupChannel, outer: SetupChannel, startGate: OwnedFD?) throws -> Never {
         let kernel = LinuxKernel()
         _ = try supervisor.receive(.proceed, from: "The supervisor")
         let mounts = try prepare(plan, kernel: kernel)
@@ -23,12 +23,16 @@ enum InnerChild {
         try kernel.enter(namespace, .mount, name: "mnt")
         namespace.close()
         let console = received.count > 1 ? received[1] : nil
+        var confinement = confinement
         if let startGate {
             try Payload.requireRunnable(plan.payload)
-            try waitAtStartGate(startGate, console: console, supervisor: supervisor)
+            // An OCI profile goes on before the gate, as runc's does: its listener must reach the
+            // agent before `create` ends. The profile holds everything PID 1 does from here on.
+            let listener = try confinement.seccompProfile?.install()
+            confinement.seccompProfile = nil
+            try waitAtStartGate(startGate, console: console, supervisor: supervisor, seccompListener: listener)
         }
-
-        Payload.start(plan.payload, confinement: PayloadConfinement(capabilities: plan.payload.capabilities, seccomp: seccomp), console: console)
+        Payload.start(plan.payload, confinement: confinement, console: console)
     }
 
     /// PID 1 outlives `create`, which ends once it hears that PID 1 is here; `start` opening the
@@ -37,11 +41,13 @@ enum InnerChild {
     /// caller reads to their end (go-runc does) before it calls `start`.
     /// Until `create` has recorded the machine we still die with it: a `create` killed before then
     /// leaves nothing running that no `delete` could find.
-    private static func waitAtStartGate(_ gate: OwnedFD, console: OwnedFD?, supervisor: SetupChannel) throws {
+    /// The seccomp profile's listener goes with the message that PID 1 is at the gate.
+    private static func waitAtStartGate(_ gate: OwnedFD, console: OwnedFD?, supervisor: SetupChannel, seccompListener: OwnedFD?) throws {
         if let console {
             for fd: Int32 in 0...2 { try sys("dup2", path: "/dev/console") { dup2(console.raw, fd) } }
         }
-        try supervisor.send(.atStartGate, to: "The supervisor")
+        try supervisor.send(.atStartGate, fds: [seccompListener].compactMap { $0 }, to: "The supervisor")
+        seccompListener?.close()
         _ = try supervisor.receive(.recorded, from: "The supervisor")
         _ = nsp_prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0)
         try supervisor.send(.detached, to: "The supervisor")

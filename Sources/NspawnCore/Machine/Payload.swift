@@ -4,11 +4,27 @@
 import CNspawnShim
 import SystemPackage
 
-/// What every process that runs the machine's code is held to: the capability policy and the
-/// compiled seccomp filter (nil only with SYSTEMD_SECCOMP=0).
+/// What every process that runs the machine's code is held to: the capability policy, the
+/// compiled seccomp filter (nil only with SYSTEMD_SECCOMP=0), and an OCI bundle's seccomp profile.
 struct PayloadConfinement {
     var capabilities: CapabilityPolicy
     var seccomp: SeccompFilter?
+    /// Installed by `confine` unless whoever confines the process installed it first, to hand its
+    /// listener on (the machine's PID 1 and the OCI runtime's exec do).
+    var seccompProfile: SeccompFilter?
+
+    init(capabilities: CapabilityPolicy, seccomp: SeccompFilter?, seccompProfile: SeccompFilter? = nil) {
+        self.capabilities = capabilities
+        self.seccomp = seccomp
+        self.seccompProfile = seccompProfile
+    }
+
+    /// From the plan: its policy compiled (or read from the cache).
+    init(_ payload: PayloadPlan) throws {
+        self.init(
+            capabilities: payload.capabilities, seccomp: try payload.seccomp.map(SeccompFilter.load),
+            seccompProfile: try payload.seccompProfile.map(SeccompFilter.load))
+    }
 }
 
 /// The last steps inside the machine: session and console, user, environment, exec.
@@ -101,7 +117,7 @@ enum Payload {
     }
 
     /// What every process that runs the machine's code gets before it does: only descriptors 0-2,
-    /// no blocked signals, a session keyring of its own (keys are not namespaced), the seccomp filter.
+    /// no blocked signals, a session keyring of its own (keys are not namespaced), the seccomp filters.
     /// `keeping`: one more descriptor, close-on-exec, to say what fails before the exec.
     static func confine(_ confinement: PayloadConfinement, keeping kept: Int32? = nil) throws {
         if let kept, kept >= 3 {
@@ -126,6 +142,8 @@ enum Payload {
             throw SyscallError.last("keyctl(KEYCTL_JOIN_SESSION_KEYRING)")
         }
         try confinement.seccomp?.install()
+        // A listener nobody takes: the calls it would be asked about fail with ENOSYS.
+        try confinement.seccompProfile?.install()
     }
 
     /// The environment systemd-nspawn gives its payload, then the -E assignments.

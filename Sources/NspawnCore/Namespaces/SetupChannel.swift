@@ -13,12 +13,15 @@ enum SetupMessage: UInt8 {
     case mountNamespace
     /// Outer child → supervisor: the tree is built (with the console's pty master).
     case treeReady
-    /// PID 1 → supervisor (the OCI runtime's `create`): its machine is finished, its program found.
+    /// PID 1 → supervisor (the OCI runtime's `create`): its machine is finished, its program found
+    /// (and its seccomp profile's listener, when the profile has one).
     case atStartGate
     /// Supervisor → PID 1: the machine is recorded where `delete` finds it; no longer die with us.
     case recorded
     /// PID 1 → supervisor: it no longer dies with us, and goes to wait at the start gate.
     case detached
+    /// A process the OCI runtime's `exec` starts → `exec`: its seccomp profile's listener.
+    case seccompListener
 }
 
 /// One end of a SOCK_SEQPACKET socketpair: message boundaries are kept, descriptors travel with

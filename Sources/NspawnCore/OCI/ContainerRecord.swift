@@ -65,9 +65,14 @@ struct ContainerRecord: Equatable {
     /// created and owner, which go-runc reads).
     func state(root: String) -> JSONValue {
         let status = status(root: root)
-        return .object([
-            "ociVersion": .string(RuntimeInvocation.specVersion), "id": .string(id), "status": .string(status.rawValue),
-            "pid": .number(status == .stopped ? 0 : pid), "bundle": .string(bundle), "rootfs": .string(rootfs), "created": .string(created),
+        return state(status: status.rawValue, pid: status == .stopped ? 0 : pid)
+    }
+
+    /// `status` may be "creating" too: what the seccomp agent is told while `create` runs.
+    func state(status: String, pid: Int32) -> JSONValue {
+        .object([
+            "ociVersion": .string(RuntimeInvocation.specVersion), "id": .string(id), "status": .string(status), "pid": .number(pid), "bundle": .string(bundle),
+            "rootfs": .string(rootfs), "created": .string(created),
             "owner": .string(""), "annotations": .object(annotations),
         ])
     }

@@ -395,8 +395,14 @@ enum OCIBundle {
             }
             if !lines.isEmpty { add("OCI/Sysctls", lines.joined(separator: "\n"), nil, "linux.sysctl") }
         }
+        if let seccomp = linux["seccomp"], seccomp != .null {
+            let profile = try SeccompProfile(seccomp, read: read)
+            // --oci-bundle has nobody to hand a listener to (systemd-nspawn has no SCMP_ACT_NOTIFY either).
+            guard runtime || !profile.notifies else { throw read.refuse("linux.seccomp", "SCMP_ACT_NOTIFY is supported by \(RuntimeInvocation.name) only.") }
+            add("OCI/SeccompProfile", seccomp.text, nil, "linux.seccomp")
+        }
         for field in [
-            "seccomp", "rootfsPropagation", "mountLabel", "intelRdt", "timeOffsets", "devices", "netDevices", "memoryPolicy",
+            "rootfsPropagation", "mountLabel", "intelRdt", "timeOffsets", "devices", "netDevices", "memoryPolicy",
         ] {
             try read.unsupported(linux[field], "linux.\(field)")
         }

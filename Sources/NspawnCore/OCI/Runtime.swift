@@ -147,7 +147,7 @@ public enum Runtime {
         do {
             let handover = handover(
                 id: id, directory: directory, bundle: bundleFile.directory, annotations: bundleFile.annotations, gate: gate, consoleSocket: consoleSocket,
-                pidFile: pidFile, rootfs: configuration.directory ?? "", consoleSize: configuration.consoleSize)
+                pidFile: pidFile, rootfs: configuration.directory ?? "", consoleSize: configuration.consoleSize, seccompProfile: configuration.seccompProfile)
             try Launcher.create(configuration, handover: handover)
         } catch is SetupAborted {
             copy.close()
@@ -159,13 +159,13 @@ public enum Runtime {
         recorded = true
     }
 
-    /// Records the machine once its PID 1 waits at the gate: the console to the caller, the state,
-    /// the pid file.
+    /// Records the machine once its PID 1 waits at the gate: the console to the caller, the seccomp
+    /// listener to its agent, the state, the pid file.
     private static func handover(
         id: String, directory: String, bundle: String, annotations: [String: JSONValue], gate: OwnedFD, consoleSocket: String?, pidFile: String?,
-        rootfs: String, consoleSize: ConsoleSize?
+        rootfs: String, consoleSize: ConsoleSize?, seccompProfile: SeccompProfile?
     ) -> MachineHandover {
-        MachineHandover(startGate: gate) { pid1, master, cgroup in
+        MachineHandover(startGate: gate) { pid1, master, listener, cgroup in
             guard let stat = ProcessStat.read(pid1.pid) else { throw UserError("The container's PID 1 (\(pid1.pid)) is gone.") }
             if let consoleSocket {
                 guard let master else { throw UserError("--console-socket given, but the bundle's process.terminal is false.") }
@@ -180,6 +180,10 @@ public enum Runtime {
             let record = ContainerRecord(
                 id: id, bundle: bundle, rootfs: rootfs, pid: pid1.pid, startTime: stat.startTime, created: Clock.rfc3339Now(), cgroup: cgroup.path,
                 annotations: annotations)
+            if let seccompProfile, seccompProfile.notifies {
+                guard let listener else { throw UserError("The container's PID 1 sent no seccomp listener.") }
+                try sendSeccompListener(listener, profile: seccompProfile, pid: pid1.pid, state: record.state(status: "creating", pid: pid1.pid))
+            }
             try record.write(in: directory)
             if let pidFile { try FileSystem.replace(pidFile, contents: "\(pid1.pid)", mode: 0o644) }
         }
@@ -246,10 +250,21 @@ public enum Runtime {
     /// name, with the master as the one descriptor.
     static func sendConsole(_ master: OwnedFD, over socket: OwnedFD, name socketName: String) throws {
         let number = nsp_pty_number(master.raw)
-        let name = number >= 0 ? "/dev/pts/\(number)" : "/dev/console"
-        var fd = master.raw
+        try send(number >= 0 ? "/dev/pts/\(number)" : "/dev/console", with: master, over: socket, name: socketName)
+    }
+
+    /// The seccomp agent protocol (runtime-spec, config-linux.md): a stream connection to the
+    /// profile's listenerPath, one message with the container process state, and the listener as
+    /// its one descriptor. A listener that cannot be handed on fails the process's start.
+    static func sendSeccompListener(_ listener: OwnedFD, profile: SeccompProfile, pid: Int32, state: JSONValue) throws {
+        guard let path = profile.listenerPath else { return }
+        try send(profile.listenerMessage(pid: pid, state: state), with: listener, over: try connectSocket(path), name: path)
+    }
+
+    private static func send(_ text: String, with descriptor: OwnedFD, over socket: OwnedFD, name socketName: String) throws {
+        var fd = descriptor.raw
         try sys("sendmsg", path: socketName) {
-            Array(name.utf8).withUnsafeBytes { nsp_send_with_fds(socket.raw, $0.baseAddress, $0.count, &fd, 1) }
+            Array(text.utf8).withUnsafeBytes { nsp_send_with_fds(socket.raw, $0.baseAddress, $0.count, &fd, 1) }
         }
     }
 

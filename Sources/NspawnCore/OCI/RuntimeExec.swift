@@ -49,7 +49,11 @@ extension Runtime {
             throw UserError(
                 process.terminal ? "process.terminal is true: --console-socket must be given." : "--console-socket given, but the process has no terminal.")
         }
-        let confinement = PayloadConfinement(capabilities: process.capabilities, seccomp: try seccompPolicy.map(SeccompFilter.load))
+        let confinement = PayloadConfinement(
+            capabilities: process.capabilities, seccomp: try seccompPolicy.map(SeccompFilter.load),
+            seccompProfile: try container.seccompProfile.map(SeccompFilter.load))
+        // The process hands its seccomp profile's listener to us, for the profile's agent.
+        let listenerChannel = confinement.seccompProfile?.listens == true ? try SetupChannel.pair() : nil
 
         guard let pid1 = openPID1(record) else { throw UserError("cannot exec in a stopped container") }
         let namespaces = try namespacesToJoin(of: record.pid)
@@ -69,9 +73,14 @@ extension Runtime {
 
         let joiner = try ChildProcess.clone(namespaces: [], intoCgroup: cgroup.raw, role: "The process joining the container") {
             do {
-                try MachineEntry.join(pidfd: pid1.raw, namespaces: namespaces, keeping: [pidWriter.raw, errorWriter.raw] + [console?.raw].compactMap { $0 })
+                try MachineEntry.join(
+                    pidfd: pid1.raw, namespaces: namespaces,
+                    keeping: [pidWriter.raw, errorWriter.raw] + [console?.raw, listenerChannel?.1.fd.raw].compactMap { $0 })
                 let pid = try sys("fork") { fork() }
-                if pid == 0 { start(process, confinement: confinement, console: console, errors: errorWriter, pidfd: pid1) }
+                if pid == 0 {
+                    start(process, confinement: confinement, console: console, errors: errorWriter, listenerChannel: listenerChannel?.1, pidfd: pid1)
+                }
+                listenerChannel?.1.fd.close()
                 var hostPID = Int32(pid)
                 _ = withUnsafeBytes(of: &hostPID) { Glibc.write(pidWriter.raw, $0.baseAddress, 4) }
             } catch {
@@ -83,9 +92,21 @@ extension Runtime {
         pidWriter.close()
         errorWriter.close()
         console?.close()
-        let message = try readToEnd(errorReader, seconds: 10, what: "The process started in container \(request.id)")
+        listenerChannel?.1.fd.close()
+        let what = "The process started in container \(request.id)"
         var pid: Int32 = 0
-        let gotPID = withUnsafeMutableBytes(of: &pid) { Glibc.read(pidReader.raw, $0.baseAddress, 4) } == 4
+        var gotPID = false
+        if let (receiver, _) = listenerChannel, let profile = container.seccompProfile {
+            // First: the process may already wait in a call only the agent answers. None comes
+            // when the process failed before; it says why on the error pipe.
+            if let listener = try receiveListener(receiver, seconds: 10, what: what) {
+                gotPID = withUnsafeMutableBytes(of: &pid) { Glibc.read(pidReader.raw, $0.baseAddress, 4) } == 4
+                guard gotPID else { throw UserError("\(what) ended before it ran.") }
+                try sendSeccompListener(listener, profile: profile, pid: pid, state: record.state(status: "running", pid: record.pid))
+            }
+        }
+        let message = try readToEnd(errorReader, seconds: 10, what: what)
+        if !gotPID { gotPID = withUnsafeMutableBytes(of: &pid) { Glibc.read(pidReader.raw, $0.baseAddress, 4) } == 4 }
         let joined = try joiner.wait()
         guard message.isEmpty else {
             if gotPID && !request.detach { _ = waitpid(pid, nil, 0) }
@@ -97,6 +118,18 @@ extension Runtime {
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         return shellStatus(status)
+    }
+
+    /// The listener the process sends over `channel`, waiting at most `seconds`; nil when it ended
+    /// without sending one.
+    private static func receiveListener(_ channel: SetupChannel, seconds: Int32, what: String) throws -> OwnedFD? {
+        var poller = [pollfd(fd: channel.fd.raw, events: Int16(POLLIN), revents: 0)]
+        guard try sys("poll") { poll(&poller, 1, seconds * 1000) } > 0 else { throw UserError("\(what) did not start within \(seconds) s.") }
+        do {
+            return try channel.receive(.seccompListener, from: what).first
+        } catch is SetupAborted {
+            return nil
+        }
     }
 
     /// What a pipe carries until every writer has closed it, waiting at most `seconds` (a process
@@ -137,7 +170,10 @@ extension Runtime {
     /// order (Payload.become): console, limits, confinement with nothing but 0-2 and `errors` left
     /// open, user and capabilities, then the working directory, as that user. What fails before
     /// the exec goes to `errors`; exec closes it.
-    private static func start(_ process: ExecProcess, confinement: PayloadConfinement, console: OwnedFD?, errors: OwnedFD, pidfd: OwnedFD) -> Never {
+    private static func start(
+        _ process: ExecProcess, confinement: PayloadConfinement, console: OwnedFD?, errors: OwnedFD, listenerChannel: SetupChannel?, pidfd: OwnedFD
+    ) -> Never {
+        var confinement = confinement
         do {
             pidfd.close()
             _ = setsid()
@@ -156,6 +192,13 @@ extension Runtime {
             for limit in process.limits { try kernel.setResourceLimit(of: 0, limit) }
             if let score = process.oomScoreAdjust { try kernel.writeFile("\(score)", to: "/proc/self/oom_score_adj") }
             let program = try Payload.findProgram(process.arguments[0], environment: process.environment)
+            if let listenerChannel {
+                // Installed first, as PID 1's is before the start gate, to hand its listener on.
+                let listener = try confinement.seccompProfile?.install()
+                confinement.seccompProfile = nil
+                try listenerChannel.send(.seccompListener, fds: [listener].compactMap { $0 }, to: "swift-nspawn-runc exec")
+                listenerChannel.fd.close()
+            }
             try Payload.confine(confinement, keeping: errors.raw)
             try confinement.capabilities.apply(switchingTo: (process.uid, process.gid, process.groups))
             try sys("chdir", path: process.workingDirectory) { chdir(process.workingDirectory) }
@@ -259,7 +302,7 @@ extension Runtime {
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw UserError("Console socket path too long: \(path)") }
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw UserError("Socket path too long: \(path)") }
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
         try sys("connect", path: path) {
             withUnsafePointer(to: &address) {

@@ -13,8 +13,15 @@ enum RuntimeFeatures {
                 "namespaces": .array(["cgroup", "ipc", "mount", "network", "pid", "user", "uts"].map(JSONValue.string)),
                 "capabilities": .array(CapabilitySet.all.numbers.map { .string(CapabilitySet.name(of: $0).uppercased()) }),
                 "cgroup": .object(["v1": .bool(false), "v2": .bool(true), "systemd": .bool(false), "systemdUser": .bool(false), "rdma": .bool(false)]),
-                // swift-nspawn's own filter is always installed; an OCI seccomp profile is refused.
-                "seccomp": .object(["enabled": .bool(false)]),
+                // A profile goes on top of swift-nspawn's own filter, which is always installed.
+                "seccomp": .object([
+                    "enabled": .bool(true),
+                    "actions": .array(SeccompProfile.actions.map { .string($0.0) }),
+                    "operators": .array(SeccompProfile.operators.map { .string($0.0) }),
+                    "archs": .array(SeccompProfile.architectureNames.map { .string("SCMP_ARCH_" + $0.uppercased()) }),
+                    "knownFlags": .array(SeccompProfile.flagBits.map { .string($0.0) }),
+                    "supportedFlags": .array(SeccompProfile.flagBits.map { .string($0.0) }),
+                ]),
                 "apparmor": .object(["enabled": .bool(false)]),
                 "selinux": .object(["enabled": .bool(false)]),
                 "intelRdt": .object(["enabled": .bool(false)]),

@@ -149,6 +149,7 @@ struct MachinePlan: Equatable, Sendable {
             process: c.process, credentialsDirectory: credentials.isEmpty ? nil : MountPlan.credentialsPath,
             container: c.switches.containerService)
         payload.identity = c.identity
+        payload.seccompProfile = c.seccompProfile
         if let identity = c.identity, let idRange {
             // The machine has the IDs below its range's size; setresuid() to another fails.
             for id in [identity.uid, identity.gid] + identity.groups where id >= idRange.count {
@@ -182,6 +183,8 @@ struct PayloadPlan: Equatable, Sendable {
     var capabilities: CapabilityPolicy
     /// nil only with SYSTEMD_SECCOMP=0.
     var seccomp: SeccompPolicy?
+    /// An OCI bundle's profile, on top of `seccomp` (even without it: the engine asked for it).
+    var seccompProfile: SeccompProfile?
     var machineID: MachineID
     var term: String?
     /// container_host_id=… and the other container_host_* variables, from the host's os-release.

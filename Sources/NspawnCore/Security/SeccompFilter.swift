@@ -6,8 +6,9 @@ import CSeccomp
 
 /// The payload's seccomp filters as BPF programs, compiled by libseccomp once per policy and then
 /// read from a cache only root can write: systemd-nspawn spends most of its start-up compiling the
-/// same filters on every run. Two programs are loaded, and the kernel applies the stricter answer:
-/// the allow-list, and argument rules that the allow-list cannot carry.
+/// same filters on every run. swift-nspawn's own policy is two programs, and the kernel applies the
+/// stricter answer: the allow-list, and argument rules that the allow-list cannot carry. An OCI
+/// seccomp profile is one more program, loaded with the flags it asks for.
 public struct SeccompFilter: Equatable, Sendable {
     public static let cacheDirectory = "/var/cache/swift-nspawn/seccomp"
     /// Filters are compiled for these architectures, so 32-bit binaries meet the same policy.
@@ -16,35 +17,59 @@ public struct SeccompFilter: Equatable, Sendable {
     /// Bumped whenever `compile` changes what it produces for the same policy.
     static let compilerRevision = 4
 
+    /// seccomp(2)'s SECCOMP_FILTER_FLAG_* bits.
+    static let specAllow: UInt32 = 1 << 2
+    static let newListener: UInt32 = 1 << 3
+    static let waitKillableReceive: UInt32 = 1 << 5
+
     /// The BPF programs, each a whole number of 8-byte sock_filter instructions.
     public var programs: [[UInt8]]
+    /// What each program is loaded with. SPEC_ALLOW for swift-nspawn's own: the guest does not pay
+    /// the speculative store bypass mitigation that seccomp would force on it.
+    var flags = specAllow
+    /// Loading yields a listener: the program has SCMP_ACT_NOTIFY rules.
+    var listens = false
 
     /// From the cache, or compiled (and cached) when it has none for this policy.
     public static func load(_ policy: SeccompPolicy) throws -> SeccompFilter {
-        let key = cacheKey(policy)
+        try cached(key: cacheKey(policy.cacheKey, architectures: ["native"] + architectures), programs: 2) { try compile(policy) }
+    }
+
+    /// An OCI profile's filter, from the cache or compiled, with the profile's flags.
+    static func load(_ profile: SeccompProfile) throws -> SeccompFilter {
+        var filter = try cached(key: cacheKey(profile.cacheKey, architectures: ["native"] + profile.architectures), programs: 1) {
+            try compile(profile)
+        }
+        filter.listens = profile.notifies
+        // Killable waits exist only for a listener's calls; the kernel refuses the flag without one.
+        filter.flags = filter.listens ? profile.flags | newListener : profile.flags & ~waitKillableReceive
+        return filter
+    }
+
+    private static func cached(key: String, programs count: Int, compile: () throws -> SeccompFilter) throws -> SeccompFilter {
         let path = "\(cacheDirectory)/\(String(StableHash.fnv1a(key.utf8), radix: 16)).bpf"
-        if let cached = readCache(path, key: key) { return cached }
-        let filter = try compile(policy)
+        if let programs = readCache(path, key: key), programs.count == count { return SeccompFilter(programs: programs) }
+        let filter = try compile()
         writeCache(filter, to: path, key: key)
         return filter
     }
 
-    static func cacheKey(_ policy: SeccompPolicy) -> String {
+    static func cacheKey(_ inputs: String, architectures: [String]) -> String {
         let version = seccomp_version().map { "\($0.pointee.major).\($0.pointee.minor).\($0.pointee.micro)" } ?? "?"
-        return "\(policy.cacheKey);arch=native,\(architectures.joined(separator: ","));libseccomp=\(version);compiler=\(compilerRevision)"
+        return "\(inputs);arch=\(architectures.joined(separator: ","));libseccomp=\(version);compiler=\(compilerRevision)"
     }
 
     // MARK: Compiling
 
     static func compile(_ policy: SeccompPolicy) throws -> SeccompFilter {
         let allowed = policy.allowed()
-        let allowList = try Context(defaultAction: errno(ENOSYS))
+        let allowList = try Context(defaultAction: errno(ENOSYS), architectures: architectures)
         for name in SeccompPolicy.known.sorted() {
             // A keyring call the policy makes absent gets the default answer, ENOSYS: no rule.
             if !allowed.contains(name) && policy.keyringsAbsent && SeccompPolicy.keyringCalls.contains(name) { continue }
             try allowList.add(allowed.contains(name) ? SCMP_ACT_ALLOW : errno(EPERM), name)
         }
-        let argumentRules = try Context(defaultAction: SCMP_ACT_ALLOW)
+        let argumentRules = try Context(defaultAction: SCMP_ACT_ALLOW, architectures: architectures)
         for request in [UInt64(TIOCSTI), UInt64(TIOCLINUX)] {
             // Compared on the low 32 bits only: the kernel ignores the upper half of the request,
             // so TIOCSTI | 1 << 32 must not slip past (CVE-2019-10063).
@@ -63,6 +88,24 @@ public struct SeccompFilter: Equatable, Sendable {
         return SeccompFilter(programs: [try allowList.export(), try argumentRules.export()])
     }
 
+    /// A profile's rules, in its order. A rule that does what the default does is no rule
+    /// (libseccomp refuses it); conditions on one argument twice are a rule each, as runc makes them
+    /// (libseccomp cannot AND them); a call this libseccomp does not know is skipped, as runc does.
+    static func compile(_ profile: SeccompProfile) throws -> SeccompFilter {
+        let context = try Context(defaultAction: profile.defaultAction.value, architectures: profile.architectures)
+        for rule in profile.rules where rule.action != profile.defaultAction {
+            let conditions = rule.comparisons.map {
+                scmp_arg_cmp(arg: $0.index, op: scmp_compare(rawValue: $0.op), datum_a: $0.value, datum_b: $0.valueTwo)
+            }
+            let indices = rule.comparisons.map(\.index)
+            let rules = Set(indices).count == indices.count ? [conditions] : conditions.map { [$0] }
+            for name in rule.names {
+                for conditions in rules { try context.add(rule.action.value, name, conditions) }
+            }
+        }
+        return SeccompFilter(programs: [try context.export()])
+    }
+
     static func errno(_ code: Int32) -> UInt32 { 0x0005_0000 | (UInt32(code) & 0xffff) }
     static let SCMP_ACT_ALLOW: UInt32 = 0x7fff_0000
 
@@ -71,7 +114,7 @@ public struct SeccompFilter: Equatable, Sendable {
     final class Context {
         let ctx: scmp_filter_ctx
 
-        init(defaultAction: UInt32) throws {
+        init(defaultAction: UInt32, architectures: [String]) throws {
             guard let ctx = seccomp_init(defaultAction) else { throw UserError("seccomp_init() failed.") }
             self.ctx = ctx
             // Loading is ours to do (seccomp(2) below), without no_new_privs.
@@ -82,7 +125,7 @@ public struct SeccompFilter: Equatable, Sendable {
             try Self.check("seccomp_attr_set(SCMP_FLTATR_CTL_OPTIMIZE)", tolerating: [EINVAL, EOPNOTSUPP]) {
                 seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2)
             }
-            for name in SeccompFilter.architectures {
+            for name in architectures {
                 let arch = seccomp_arch_resolve_name(name)
                 guard arch != 0 else { throw UserError("libseccomp does not know the architecture \(name).") }
                 // EEXIST: the native architecture is already in the filter.
@@ -122,7 +165,7 @@ public struct SeccompFilter: Equatable, Sendable {
 
     /// The cache file: a header naming the full key, then each program's length and bytes. It is
     /// used only when it and its directory belong to root and nobody else may write them.
-    private static func readCache(_ path: String, key: String) -> SeccompFilter? {
+    private static func readCache(_ path: String, key: String) -> [[UInt8]]? {
         guard ownedByRootOnly(cacheDirectory), let fd = try? FileSystem.open(path, O_RDONLY | O_NOFOLLOW) else { return nil }
         guard let st = try? FileSystem.status(fd, path: path), st.st_uid == 0, st.st_mode & 0o022 == 0,
             let bytes = try? FileSystem.readAll(fd: fd.raw, path: path)
@@ -138,7 +181,7 @@ public struct SeccompFilter: Equatable, Sendable {
             programs.append(Array(bytes[offset..<(offset + length)]))
             offset += length
         }
-        return offset == bytes.count && programs.count == 2 ? SeccompFilter(programs: programs) : nil
+        return offset == bytes.count ? programs : nil
     }
 
     /// Written to a temporary file and renamed, so a reader sees a whole file or none.
@@ -162,14 +205,17 @@ public struct SeccompFilter: Equatable, Sendable {
 
     // MARK: Loading
 
-    /// Installs the programs in this process. Called last before exec, while the process still
-    /// has CAP_SYS_ADMIN in its user namespace (no no_new_privs needed). SPEC_ALLOW: the guest does
-    /// not pay the speculative store bypass mitigation that seccomp would force on it.
-    func install() throws {
+    /// Installs the programs in this process, while it still has CAP_SYS_ADMIN in its user
+    /// namespace (no no_new_privs needed). Returns the listener when the filter has one.
+    @discardableResult
+    func install() throws -> OwnedFD? {
+        var listener: OwnedFD?
         for program in programs {
-            try sys("seccomp(SECCOMP_SET_MODE_FILTER)") {
-                program.withUnsafeBytes { nsp_seccomp_load(UInt32(1 << 2), $0.baseAddress, $0.count) }
+            let fd = try sys("seccomp(SECCOMP_SET_MODE_FILTER)") {
+                program.withUnsafeBytes { nsp_seccomp_load(flags, $0.baseAddress, $0.count) }
             }
+            if listens { listener = OwnedFD(fd) }
         }
+        return listener
     }
 }

@@ -11,8 +11,9 @@ struct MachineHandover {
     /// is built, which blocks until `start` opens it for reading.
     var startGate: OwnedFD
     /// Once PID 1 waits at the gate: records the machine (pid file, state, the console's master to
-    /// the console socket). An error it throws ends PID 1 and undoes the machine, as any other.
-    var handOver: (_ pid1: ChildProcess, _ consoleMaster: OwnedFD?, _ cgroup: MachineCgroup) throws -> Void
+    /// the console socket, the seccomp profile's listener to its agent). An error it throws ends
+    /// PID 1 and undoes the machine, as any other.
+    var handOver: (_ pid1: ChildProcess, _ consoleMaster: OwnedFD?, _ seccompListener: OwnedFD?, _ cgroup: MachineCgroup) throws -> Void
 }
 
 /// One boot of a machine, from clone to PID 1's end, carrying out its plan. Everything it makes on
@@ -21,7 +22,7 @@ struct MachineHandover {
 enum MachineBoot {
     /// `started` runs once the machine's tree is built and its PID 1 is about to exec.
     /// Returns how PID 1 ended; nil when the machine was handed over.
-    static func run(_ plan: MachinePlan, seccomp: SeccompFilter?, handover: MachineHandover? = nil, started: () -> Void) throws -> Supervisor.Outcome? {
+    static func run(_ plan: MachinePlan, confinement: PayloadConfinement, handover: MachineHandover? = nil, started: () -> Void) throws -> Supervisor.Outcome? {
         let kernel = LinuxKernel()
         // Links are the supervisor's to remove when the machine ends: a handed-over machine has none.
         guard handover == nil || !plan.network.hasLinks else { throw UserError("A machine handed over by create may have no network links.") }
@@ -45,7 +46,7 @@ enum MachineBoot {
                     supervisorToInner.fd.close()
                     outerToInner.fd.close()
                     try InnerChild.run(
-                        plan, seccomp: seccomp, supervisor: innerFromSupervisor, outer: innerFromOuter, startGate: handover?.startGate)
+                        plan, confinement: confinement, supervisor: innerFromSupervisor, outer: innerFromOuter, startGate: handover?.startGate)
                 }
             }
         }
@@ -104,8 +105,8 @@ enum MachineBoot {
         let master = received.count > 1 ? received[1] : nil
         try outer.requireCleanExit()
         if let handover {
-            _ = try supervisorToInner.receive(.atStartGate, from: "The machine's PID 1")
-            try handover.handOver(inner, master, cgroup)
+            let listener = try supervisorToInner.receive(.atStartGate, from: "The machine's PID 1").first
+            try handover.handOver(inner, master, listener, cgroup)
             try supervisorToInner.send(.recorded, to: "The machine's PID 1")
             _ = try supervisorToInner.receive(.detached, from: "The machine's PID 1")
             handedOver = true
@@ -115,7 +116,6 @@ enum MachineBoot {
         supervisorToInner.fd.close()
         started()
 
-        let confinement = PayloadConfinement(capabilities: plan.payload.capabilities, seccomp: seccomp)
         let outcome = try Supervisor(
             machine: inner, plan: plan, confinement: confinement, cgroup: cgroup.fd.raw, consoleMaster: master, notifySocket: notify, network: network
         ).run()
