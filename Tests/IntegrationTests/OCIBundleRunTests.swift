@@ -7,7 +7,7 @@ import Testing
 /// and read-only paths, with a bind, a tmpfs, a read-only root and limits) is run as the machine.
 @Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
 struct OCIBundleRunTests {
-    private func bundle(_ extra: String = "", user: String = #"{"uid": 0, "gid": 0}"#) throws -> (TestMachine, URL) {
+    private func bundle(_ extra: String = "", user: String = #"{"uid": 0, "gid": 0}"#, domainname: String = "") throws -> (TestMachine, URL) {
         let machine = try TestMachine {
             for directory in ["data", "scratch"] {
                 try FileManager.default.createDirectory(at: $0.appendingPathComponent(directory), withIntermediateDirectories: true)
@@ -35,6 +35,7 @@ struct OCIBundleRunTests {
               },
               "root": {"path": "\(machine.root.lastPathComponent)", "readonly": true},
               "hostname": "ocimachine",
+              "domainname": "\(domainname)",
               "mounts": [
                 {"destination": "/proc", "type": "proc", "source": "proc"},
                 {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
@@ -97,6 +98,29 @@ struct OCIBundleRunTests {
         let result = try runNspawn(["--oci-bundle=\(directory.path)", "-q", "/bin/sh", "-c", "mkdir /tmp/q; echo $?"])
         #expect(result.lines == ["1"], "\(result.stdout) \(result.stderr)")
         #expect(result.stderr.contains("can't create directory '/tmp/q': Invalid cross-device link"), "\(result.stderr)")
+    }
+
+    /// domainname is the machine's UTS namespace's. A machine's mounts are private as they are (none
+    /// is a slave of the host's): rootfsPropagation private changes nothing, unbindable makes them
+    /// unbindable, shared and slave are refused.
+    @Test func domainnameAndRootPropagation() throws {
+        let script = "cat /proc/sys/kernel/domainname; grep -c master: /proc/self/mountinfo; grep -c unbindable /proc/self/mountinfo"
+        var counts: [String: [String]] = [:]
+        for propagation in ["", "rprivate", "unbindable"] {
+            let (machine, directory) = try bundle(#", "rootfsPropagation": "\#(propagation)""#, domainname: "example.org")
+            defer { withExtendedLifetime(machine) {} }
+            let result = try runNspawn(["--oci-bundle=\(directory.path)", "-q", "/bin/sh", "-c", script])
+            #expect(result.lines.first == "example.org", "\(result.stdout) \(result.stderr)")
+            counts[propagation] = Array(result.lines.dropFirst())
+        }
+        #expect(counts[""] == ["0", "0"] && counts["rprivate"] == ["0", "0"], "\(counts)")
+        #expect(counts["unbindable"]?.first == "0" && counts["unbindable"]?.last != "0", "\(counts)")
+        for refused in ["rshared", "slave"] {
+            let (machine, directory) = try bundle(#", "rootfsPropagation": "\#(refused)""#)
+            defer { withExtendedLifetime(machine) {} }
+            let result = try runNspawn(["--oci-bundle=\(directory.path)", "-q", "/bin/true"])
+            #expect(result.status == 1 && result.stderr.contains("linux.rootfsPropagation: \(refused) is not supported by swift-nspawn"), "\(result.stderr)")
+        }
     }
 
     /// A field swift-nspawn cannot honour: one line naming it, status 1, nothing left.

@@ -83,6 +83,10 @@ public struct CommandLineOptions: Equatable, Sendable {
     var cgroupPath: String?
     /// An OCI bundle's linux.sysctl: KEY=VALUE lines.
     var sysctls: String?
+    /// An OCI bundle's domainname.
+    var domainname: String?
+    /// An OCI bundle's rootfsPropagation: slave, private or unbindable.
+    var rootPropagation: String?
     /// An OCI bundle's linux.seccomp, as JSON.
     var seccompProfile: String?
     /// An OCI bundle's process.consoleSize: ROWSxCOLUMNS.

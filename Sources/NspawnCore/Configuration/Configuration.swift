@@ -87,6 +87,10 @@ public struct Configuration: Equatable, Sendable {
     public var sysctls: [Sysctl] = []
     /// An OCI bundle's seccomp profile, installed over swift-nspawn's own filter.
     var seccompProfile: SeccompProfile?
+    /// An OCI bundle's domainname.
+    var domainname: String?
+    /// An OCI bundle's rootfsPropagation.
+    var rootPropagation: RootPropagation?
     /// An OCI bundle's process.consoleSize: the pty's rows and columns (the OCI runtime's `create`).
     public var consoleSize: ConsoleSize?
     /// --oci-bundle: an OCI bundle whose config.json is read as the machine's settings.
@@ -130,6 +134,15 @@ public struct Configuration: Equatable, Sendable {
             consoleSize = ConsoleSize(rows: parts[0], columns: parts[1])
         }
         sysctls = try (o.sysctls ?? "").split(separator: "\n").map { line throws(UserError) in try Sysctl.parse(String(line)) }
+        if let name = o.domainname {
+            // What setdomainname(2) takes: at most 64 bytes.
+            guard name.utf8.count <= 64, !name.contains("\0") else { throw UserError("Invalid domain name: \(name)") }
+            domainname = name
+        }
+        if let text = o.rootPropagation {
+            guard let propagation = RootPropagation(rawValue: text) else { throw UserError("Invalid root propagation: \(text)") }
+            rootPropagation = propagation
+        }
         if let text = o.seccompProfile {
             guard let profile = try? JSONValue.parse(Array(text.utf8)) else { throw UserError("Invalid seccomp profile: \(text)") }
             seccompProfile = try SeccompProfile(profile, read: OCIBundle.Reader(path: "config.json"))

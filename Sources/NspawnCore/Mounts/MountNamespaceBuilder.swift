@@ -222,6 +222,7 @@ struct MountNamespaceBuilder {
         try kernel.pivotRoot(name: plan.root.path)
         try kernel.detachMount(".")
         try kernel.changeDirectory("/")
+        if let propagation = plan.root.propagation, propagation != .private { try kernel.setRootPropagation(propagation) }
     }
 }
 

@@ -16,11 +16,20 @@ struct RootMount: Equatable, Sendable {
     /// With --pivot-root: the tree as given, and the directory in it (relative) that is the root,
     /// found again in the tree, never outside it, when the namespace is built (`path` only names it).
     var pivot: Pivot?
+    /// An OCI bundle's rootfsPropagation, applied to every mount once the tree is the root.
+    var propagation: RootPropagation?
 
     struct Pivot: Equatable, Sendable {
         var tree: String
         var relative: String
     }
+}
+
+/// An OCI bundle's rootfsPropagation. A machine's mounts are private anyway (clones of the tree, in
+/// no peer group): nothing the host mounts later shows up in the machine, nothing of the machine's
+/// on the host. Unbindable is stricter still; shared and slave would need the host's peer groups.
+enum RootPropagation: String, Equatable, Sendable {
+    case `private`, unbindable
 }
 
 /// The mounts that turn a directory into a machine (systemd-nspawn's mount table, reference §2), in
@@ -78,6 +87,7 @@ struct MountPlan: Equatable, Sendable {
         root = RootMount(
             path: rootPath, attributes: readOnly ? [.readOnly, .noDev] : [.noDev], idmap: idMapping, ephemeral: c.ephemeral || c.volatile == .overlay,
             volatileRoot: c.volatile == .yes)
+        root.propagation = c.rootPropagation
         copiedIntoUserNamespace = userNamespace
         var ops: [MountOperation] = [
             .tmpfs(path: "/dev", options: "mode=0755,size=4m,nr_inodes=64k", attributes: [.noSUID], resolution: .noSymlinks),

@@ -174,7 +174,10 @@ enum OCIBundle {
         add("OCI/Directory", rootPath.hasPrefix("/") ? rootPath : "\(bundle)/\(rootPath)", field: "root.path")
         if try read.bool(root?["readonly"], "root.readonly") == true { add("Files/ReadOnly", "yes", field: "root.readonly") }
         if let hostname = try read.string(top["hostname"], "hostname"), !hostname.isEmpty { add("Exec/Hostname", hostname, field: "hostname") }
-        try read.unsupported(top["domainname"], "domainname")
+        if let domainname = try read.string(top["domainname"], "domainname"), !domainname.isEmpty {
+            guard domainname.utf8.count <= 64 else { throw read.refuse("domainname", "longer than 64 bytes.") }
+            add("OCI/Domainname", domainname, field: "domainname")
+        }
         try read.unsupported(top["hooks"], "hooks")
         // Metadata for whoever made the bundle; nothing for the machine.
         if let annotations = top["annotations"], annotations != .null, annotations.object == nil {
@@ -401,8 +404,17 @@ enum OCIBundle {
             guard runtime || !profile.notifies else { throw read.refuse("linux.seccomp", "SCMP_ACT_NOTIFY is supported by \(RuntimeInvocation.name) only.") }
             add("OCI/SeccompProfile", seccomp.text, nil, "linux.seccomp")
         }
+        if let propagation = try read.string(linux["rootfsPropagation"], "linux.rootfsPropagation"), !propagation.isEmpty {
+            // A machine's mounts are private: they share nothing with the host's (RootPropagation).
+            let name = propagation.hasPrefix("r") ? String(propagation.dropFirst()) : propagation
+            guard RootPropagation(rawValue: name) != nil else {
+                throw read.refuse(
+                    "linux.rootfsPropagation", "\(propagation) is not supported by swift-nspawn: a machine's mounts share no propagation with the host's.")
+            }
+            add("OCI/RootPropagation", name, nil, "linux.rootfsPropagation")
+        }
         for field in [
-            "rootfsPropagation", "mountLabel", "intelRdt", "timeOffsets", "devices", "netDevices", "memoryPolicy",
+            "mountLabel", "intelRdt", "timeOffsets", "devices", "netDevices", "memoryPolicy",
         ] {
             try read.unsupported(linux[field], "linux.\(field)")
         }

@@ -5,6 +5,8 @@
 struct MachinePlan: Equatable, Sendable {
     var name: String
     var hostname: String
+    /// An OCI bundle's domainname (the NIS domain of the machine's UTS namespace).
+    var domainname: String?
     var machineID: MachineID
     /// The host IDs the machine's IDs map onto (uid_map and gid_map); nil without a user namespace.
     var idRange: UIDRange?
@@ -80,6 +82,7 @@ struct MachinePlan: Equatable, Sendable {
     ) throws(UserError) {
         name = image.name
         hostname = c.hostname ?? image.name
+        domainname = c.domainname
         // A valid machine-id in the tree wins over --uuid, as with systemd-nspawn; none is ever written.
         machineID = treeMachineID ?? c.uuid ?? randomID
         self.idRange = idRange

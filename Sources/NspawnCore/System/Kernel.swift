@@ -34,6 +34,8 @@ protocol Kernel {
     func fileSystemType(_ fd: OwnedFD) -> Int?
     /// mount(MS_SLAVE|MS_REC) of "/": nothing mounted here propagates back to where it came from.
     func makeMountsSlave() throws(SyscallError)
+    /// mount(MS_PRIVATE or MS_UNBINDABLE, with MS_REC) of "/".
+    func setRootPropagation(_ propagation: RootPropagation) throws(SyscallError)
     /// pivot_root(".", "."), with the new root as the working directory: the old root ends stacked on it.
     func pivotRoot(name: String) throws(SyscallError)
     /// umount2(MNT_DETACH).
@@ -88,6 +90,8 @@ protocol Kernel {
     func becomeRoot() throws(SyscallError)
     /// sethostname, in our UTS namespace.
     func setHostname(_ name: String) throws(SyscallError)
+    /// setdomainname (the NIS domain name), in our UTS namespace.
+    func setDomainname(_ name: String) throws(SyscallError)
     /// ioctl(SIOCSIFFLAGS) with IFF_UP, in our network namespace.
     func bringUp(_ interface: String) throws(SyscallError)
     /// fchdir, or chdir for a path.

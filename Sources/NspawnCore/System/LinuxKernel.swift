@@ -82,6 +82,11 @@ struct LinuxKernel: Kernel {
         try sys("mount", path: "/") { mount(nil, "/", nil, UInt(MS_SLAVE | MS_REC), nil) }
     }
 
+    func setRootPropagation(_ propagation: RootPropagation) throws(SyscallError) {
+        let flag = propagation == .unbindable ? MS_UNBINDABLE : MS_PRIVATE
+        try sys("mount", path: "/") { mount(nil, "/", nil, UInt(flag | MS_REC), nil) }
+    }
+
     func pivotRoot(name: String) throws(SyscallError) {
         try sys("pivot_root", path: name) { nsp_pivot_root(".", ".") }
     }
@@ -195,6 +200,10 @@ struct LinuxKernel: Kernel {
 
     func setHostname(_ name: String) throws(SyscallError) {
         try sys("sethostname", path: name) { sethostname(name, name.utf8.count) }
+    }
+
+    func setDomainname(_ name: String) throws(SyscallError) {
+        try sys("setdomainname", path: name) { setdomainname(name, name.utf8.count) }
     }
 
     func bringUp(_ interface: String) throws(SyscallError) {

@@ -101,6 +101,7 @@ final class RecordingKernel: Kernel {
     func fileSystemType(_ fd: OwnedFD) -> Int? { fileSystems[label(fd)] ?? 0xEF53 }
 
     func makeMountsSlave() throws(SyscallError) { try record("mount(/, MS_SLAVE|MS_REC)") }
+    func setRootPropagation(_ propagation: RootPropagation) throws(SyscallError) { try record("mount(/, \(propagation)|MS_REC)") }
     func pivotRoot(name: String) throws(SyscallError) { try record("pivot_root(\(workingDirectory))", name: name) }
     func detachMount(_ path: String) throws(SyscallError) { try record("umount2(\(path), MNT_DETACH)", name: path) }
 
@@ -216,6 +217,7 @@ final class RecordingKernel: Kernel {
     func becomeRoot() throws(SyscallError) { try record("setresgid(0) setgroups(0) setresuid(0)") }
 
     func setHostname(_ name: String) throws(SyscallError) { try record("sethostname(\(name))", name: name) }
+    func setDomainname(_ name: String) throws(SyscallError) { try record("setdomainname(\(name))", name: name) }
     func bringUp(_ interface: String) throws(SyscallError) { try record("ioctl(SIOCSIFFLAGS, \(interface), IFF_UP)", name: interface) }
 
     func changeDirectory(to directory: OwnedFD, name: String) throws(SyscallError) {
