@@ -325,7 +325,7 @@ extension OCIRuntimeTests {
         #expect((linux["namespaces"] as? [String])?.contains("user") == true)
         #expect(((linux["mountExtensions"] as? [String: Any])?["idmap"] as? [String: Any])?["enabled"] as? Bool == false)
         #expect((linux["capabilities"] as? [String])?.contains("CAP_SYS_ADMIN") == true)
-        #expect((features["hooks"] as? [Any])?.isEmpty == true)
+        #expect(features["hooks"] as? [String] == ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"])
         let seccomp = linux["seccomp"] as? [String: Any] ?? [:]
         #expect(seccomp["enabled"] as? Bool == true && (seccomp["actions"] as? [String])?.contains("SCMP_ACT_NOTIFY") == true)
         #expect((seccomp["archs"] as? [String])?.contains("SCMP_ARCH_X86_64") == true)

@@ -18,6 +18,8 @@ struct ContainerRecord: Equatable {
     /// The machine's cgroup on the host (absolute), which `delete` empties and removes.
     var cgroup: String
     var annotations: [String: JSONValue]
+    /// config.json's hooks, for `start` (startContainer, poststart) and `delete` (poststop).
+    var hooks = RuntimeHooks()
 
     enum Status: String {
         case created, running, paused, stopped
@@ -31,7 +33,7 @@ struct ContainerRecord: Equatable {
     var json: JSONValue {
         .object([
             "id": .string(id), "bundle": .string(bundle), "rootfs": .string(rootfs), "pid": .number(pid), "startTime": .number(startTime),
-            "created": .string(created), "cgroup": .string(cgroup), "annotations": .object(annotations),
+            "created": .string(created), "cgroup": .string(cgroup), "annotations": .object(annotations), "hooks": hooks.json,
         ])
     }
 
@@ -84,9 +86,11 @@ extension ContainerRecord {
     init?(_ json: JSONValue) {
         guard let id = json["id"]?.string, let bundle = json["bundle"]?.string, let rootfs = json["rootfs"]?.string,
             let pid = json["pid"]?.int64.flatMap(Int32.init(exactly:)), let startTime = json["startTime"]?.uint64, let created = json["created"]?.string,
-            let cgroup = json["cgroup"]?.string, let annotations = json["annotations"]?.object
+            let cgroup = json["cgroup"]?.string, let annotations = json["annotations"]?.object,
+            let hooks = try? RuntimeHooks(json["hooks"], read: OCIBundle.Reader(path: ContainerRecord.stateFile))
         else { return nil }
-        self.init(id: id, bundle: bundle, rootfs: rootfs, pid: pid, startTime: startTime, created: created, cgroup: cgroup, annotations: annotations)
+        self.init(
+            id: id, bundle: bundle, rootfs: rootfs, pid: pid, startTime: startTime, created: created, cgroup: cgroup, annotations: annotations, hooks: hooks)
     }
 }
 

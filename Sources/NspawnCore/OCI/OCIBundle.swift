@@ -38,8 +38,11 @@ enum OCIBundle {
     }
 
     /// load(), with what the OCI runtime's `create` records besides: the bundle's directory, resolved,
-    /// and config.json's annotations (metadata for `state`, nothing for the machine).
-    static func read(_ bundle: String, runtime: Bool) throws(UserError) -> (settings: SettingsFile, directory: String, annotations: [String: JSONValue]) {
+    /// config.json's annotations (metadata for `state`, nothing for the machine) and its hooks (the
+    /// runtime's to run; --oci-bundle refuses them).
+    static func read(
+        _ bundle: String, runtime: Bool
+    ) throws(UserError) -> (settings: SettingsFile, directory: String, annotations: [String: JSONValue], hooks: RuntimeHooks) {
         let directory: String
         do {
             directory = try FileSystem.canonicalPath(bundle)
@@ -67,7 +70,8 @@ enum OCIBundle {
         let settings = SettingsFile(
             path: path, trusted: true, assignments: try assignments(document, bundle: directory, path: path, runtime: runtime, kernelHas: exists),
             warnings: [])
-        return (settings, directory, document["annotations"]?.object ?? [:])
+        let hooks = runtime ? try RuntimeHooks(document["hooks"], read: Reader(path: path)) : RuntimeHooks()
+        return (settings, directory, document["annotations"]?.object ?? [:], hooks)
     }
 
     /// Reads config.json's values, each at its field; every read refuses a wrong type. (Also exec's
@@ -178,7 +182,8 @@ enum OCIBundle {
             guard domainname.utf8.count <= 64 else { throw read.refuse("domainname", "longer than 64 bytes.") }
             add("OCI/Domainname", domainname, field: "domainname")
         }
-        try read.unsupported(top["hooks"], "hooks")
+        // The runtime's to run (RuntimeHooks); nothing for the machine.
+        if !runtime { try read.unsupported(top["hooks"], "hooks") }
         // Metadata for whoever made the bundle; nothing for the machine.
         if let annotations = top["annotations"], annotations != .null, annotations.object == nil {
             throw read.refuse("annotations", "expected an object.")

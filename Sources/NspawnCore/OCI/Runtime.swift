@@ -147,7 +147,8 @@ public enum Runtime {
         do {
             let handover = handover(
                 id: id, directory: directory, bundle: bundleFile.directory, annotations: bundleFile.annotations, gate: gate, consoleSocket: consoleSocket,
-                pidFile: pidFile, rootfs: configuration.directory ?? "", consoleSize: configuration.consoleSize, seccompProfile: configuration.seccompProfile)
+                pidFile: pidFile, rootfs: configuration.directory ?? "", consoleSize: configuration.consoleSize, seccompProfile: configuration.seccompProfile,
+                hooks: bundleFile.hooks)
             try Launcher.create(configuration, handover: handover)
         } catch is SetupAborted {
             copy.close()
@@ -160,10 +161,10 @@ public enum Runtime {
     }
 
     /// Records the machine once its PID 1 waits at the gate: the console to the caller, the seccomp
-    /// listener to its agent, the state, the pid file.
+    /// listener to its agent, the hooks of create, the state, the pid file.
     private static func handover(
         id: String, directory: String, bundle: String, annotations: [String: JSONValue], gate: OwnedFD, consoleSocket: String?, pidFile: String?,
-        rootfs: String, consoleSize: ConsoleSize?, seccompProfile: SeccompProfile?
+        rootfs: String, consoleSize: ConsoleSize?, seccompProfile: SeccompProfile?, hooks: RuntimeHooks
     ) -> MachineHandover {
         MachineHandover(startGate: gate) { pid1, master, listener, cgroup in
             guard let stat = ProcessStat.read(pid1.pid) else { throw UserError("The container's PID 1 (\(pid1.pid)) is gone.") }
@@ -179,10 +180,14 @@ public enum Runtime {
             }
             let record = ContainerRecord(
                 id: id, bundle: bundle, rootfs: rootfs, pid: pid1.pid, startTime: stat.startTime, created: Clock.rfc3339Now(), cgroup: cgroup.path,
-                annotations: annotations)
+                annotations: annotations, hooks: hooks)
+            let creating = record.state(status: "creating", pid: pid1.pid)
             if let seccompProfile, seccompProfile.notifies {
                 guard let listener else { throw UserError("The container's PID 1 sent no seccomp listener.") }
-                try sendSeccompListener(listener, profile: seccompProfile, pid: pid1.pid, state: record.state(status: "creating", pid: pid1.pid))
+                try sendSeccompListener(listener, profile: seccompProfile, pid: pid1.pid, state: creating)
+            }
+            for phase: RuntimeHooks.Phase in [.prestart, .createRuntime, .createContainer] {
+                try hooks.run(phase, state: creating, container: (pid1.pidfd, pid1.pid, cgroup.path))
             }
             try record.write(in: directory)
             if let pidFile { try FileSystem.replace(pidFile, contents: "\(pid1.pid)", mode: 0o644) }
@@ -199,8 +204,15 @@ public enum Runtime {
         case .created: break
         }
         let gatePath = ContainerRecord.directory(root: root, id: record.id) + "/" + ContainerRecord.gate
-        let gate = try FileSystem.open(gatePath, O_RDONLY | O_NONBLOCK)
         guard let pidfd = openPID1(record) else { throw UserError("cannot start a container that has stopped") }
+        do {
+            try record.hooks.run(.startContainer, state: record.state(root: root), container: (pidfd, record.pid, record.cgroup))
+        } catch {
+            // runtime-spec: the container is stopped; `delete` removes it.
+            _ = nsp_pidfd_send_signal(pidfd.raw, SIGKILL)
+            throw error
+        }
+        let gate = try FileSystem.open(gatePath, O_RDONLY | O_NONBLOCK)
         var fds = [pollfd(fd: gate.raw, events: Int16(POLLIN), revents: 0), pollfd(fd: pidfd.raw, events: Int16(POLLIN), revents: 0)]
         // PID 1 is in open(); its write follows at once.
         let ready = try sys("poll", path: gatePath) { poll(&fds, 2, 10_000) }
@@ -209,6 +221,7 @@ public enum Runtime {
             throw UserError("container \(record.id) did not start: its process ended at the start gate")
         }
         unlink(gatePath)
+        try record.hooks.run(.poststart, state: record.state(root: root), container: nil)
     }
 
     /// Freezes or thaws every process of the machine (cgroup.freeze), and waits (bounded) until
@@ -239,6 +252,7 @@ public enum Runtime {
         MachineCgroup.remove(record.cgroup, kernel: LinuxKernel())
         guard !FileSystem.exists(record.cgroup) else { throw UserError("failed to remove cgroup \(record.cgroup): its processes did not end") }
         removeDirectory(ContainerRecord.directory(root: root, id: record.id))
+        try record.hooks.run(.poststop, state: record.state(status: "stopped", pid: 0), container: nil)
     }
 
     private static func removeDirectory(_ directory: String) {

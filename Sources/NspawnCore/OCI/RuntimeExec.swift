@@ -153,7 +153,7 @@ extension Runtime {
     }
 
     /// The namespaces of PID 1 that are not ours, by their inodes in /proc.
-    private static func namespacesToJoin(of pid: Int32) throws -> NamespaceSet {
+    static func namespacesToJoin(of pid: Int32) throws -> NamespaceSet {
         let kinds: [(String, NamespaceSet)] = [
             ("user", .user), ("mnt", .mount), ("pid", .pid), ("net", .network), ("ipc", .ipc), ("uts", .uts), ("cgroup", .cgroup),
         ]

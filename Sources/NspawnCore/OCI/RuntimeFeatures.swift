@@ -6,8 +6,7 @@ enum RuntimeFeatures {
         return .object([
             "ociVersionMin": .string("1.0.0"),
             "ociVersionMax": .string(RuntimeInvocation.specVersion),
-            // None: hooks are refused.
-            "hooks": .array([]),
+            "hooks": .array(RuntimeHooks.Phase.allCases.map { .string($0.rawValue) }),
             "mountOptions": .array(mountOptions.map(JSONValue.string)),
             "linux": .object([
                 "namespaces": .array(["cgroup", "ipc", "mount", "network", "pid", "user", "uts"].map(JSONValue.string)),
