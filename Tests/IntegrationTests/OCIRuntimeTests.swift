@@ -370,6 +370,56 @@ extension OCIRuntimeTests {
         #expect(result.stderr.contains(#"chdir("/proc/self/fd/"#), "\(result.stderr)")
     }
 
+    /// linux.namespaces with a path for ipc and uts: a second container is born in the first's (as a
+    /// Kubernetes pod's containers share its sandbox's), with PID and mount namespaces of its own;
+    /// the hostname is the first's, not set again.
+    @Test func ipcAndUTSNamespacesByPath() throws {
+        let show = "hostname; for n in ipc uts pid mnt; do readlink /proc/self/ns/$n; done"
+        let pod = try TestBundle(["/bin/sleep", "30"], id: "pod") { config in config["hostname"] = "pod-host" }
+        let member = try TestBundle(["/bin/sh", "-c", show], id: "m") { config in
+            var linux = config["linux"] as! [String: Any]
+            linux["namespaces"] = (linux["namespaces"] as! [[String: Any]]).map { namespace in
+                guard let type = namespace["type"] as? String, type == "ipc" || type == "uts" else { return namespace }
+                return ["type": type, "path": "/proc/PODPID/ns/\(type)"]
+            }
+            config["linux"] = linux
+        }
+        let result = try pod.script(
+            """
+            $R create --bundle . --pid-file pid pod && $R start pod || exit 1
+            sed -i "s/PODPID/$(cat pid)/g" \(member.path)/config.json
+            $R exec pod /bin/sh -c '\(show)'
+            $R create --bundle \(member.path) m && $R start m || exit 2
+            i=0; while ! $R state m | grep -q '"stopped"'; do i=$((i+1)); [ $i -gt 100 ] && exit 3; sleep 0.05; done
+            $R delete m && $R delete --force pod
+            """)
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = result.output
+        #expect(lines.count == 10, "\(lines)")
+        guard lines.count == 10 else { return }
+        let (inPod, inMember) = (Array(lines[0..<5]), Array(lines[5..<10]))
+        #expect(inPod[0] == "pod-host" && inMember[0] == "pod-host", "\(lines)")
+        #expect(inPod[1...2] == inMember[1...2] && inPod[3] != inMember[3] && inPod[4] != inMember[4], "\(lines)")
+    }
+
+    /// exec without --detach stands for its process: a signal sent to exec reaches the process (its
+    /// trap answers), and exec ends with the process's status.
+    @Test func execPassesOnSignals() throws {
+        let bundle = try TestBundle(["/bin/sleep", "30"])
+        let result = try bundle.script(
+            """
+            $R create --bundle . c && $R start c || exit 1
+            $R exec c /bin/sh -c 'trap "echo got-term; exit 9" TERM; trap "echo got-usr1" USR1; echo ready; sleep 30 & wait; sleep 30 & wait' > out &
+            e=$!
+            i=0; until grep -q ready out; do i=$((i+1)); [ $i -gt 100 ] && exit 2; sleep 0.05; done
+            kill -USR1 $e; sleep 0.3; kill -TERM $e
+            wait $e; echo "exec $?"
+            cat out
+            $R delete --force c
+            """)
+        #expect(result.output == ["exec 9", "ready", "got-usr1", "got-term"], "\(result.stdout) \(result.stderr)")
+    }
+
     /// exec --process: the OCI process object containerd writes, with a terminal on the console socket.
     @Test func execProcessFileAndTerminal() throws {
         let bundle = try TestBundle(["/bin/sleep", "30"])

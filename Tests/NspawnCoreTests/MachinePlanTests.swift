@@ -118,6 +118,25 @@ enum PlanFixture {
         #expect(!(try PlanFixture.plan(["--keep-unit", "--register=no"], host: PlanFixture.systemdHost)).cgroup.needsBus)
     }
 
+    /// swift-nspawn-runc --systemd-cgroup: runc's "slice:prefix:name", a scope that outlives create,
+    /// never registered, its resources strict.
+    @Test func theRuntimesSystemdDriverAsksForAScope() throws {
+        func cgroup(_ path: String?, host: HostFacts = PlanFixture.systemdHost) throws -> CgroupPlan {
+            try CgroupPlan(
+                host: host, machine: "c1", owner: 0, keepUnit: false, register: .no, slice: "machine.slice", properties: [], path: path, systemdDriver: true)
+        }
+        let scope = try cgroup("system.slice:ctr:c1")
+        #expect(scope.backend == .scope(unit: "ctr-c1.scope", slice: "system.slice", description: "Container c1", outlivesUs: true))
+        #expect(scope.registration == .no && scope.strictProperties && scope.needsBus)
+        #expect(try cgroup(":crio:c1").backend == .scope(unit: "crio-c1.scope", slice: "system.slice", description: "Container c1", outlivesUs: true))
+        #expect(try cgroup("-::c1").backend == .scope(unit: "c1.scope", slice: "-.slice", description: "Container c1", outlivesUs: true))
+        #expect(try cgroup(nil).backend == .scope(unit: "runc-c1.scope", slice: "system.slice", description: "Container c1", outlivesUs: true))
+        for bad in ["/default/c1", "a:b", "system.slice:ctr:", "system.slice:ctr:x.slice", "system:ctr:c1"] {
+            #expect(throws: UserError.self, "\(bad)") { try cgroup(bad) }
+        }
+        #expect(throws: UserError.self) { try cgroup("system.slice:ctr:c1", host: PlanFixture.host) }
+    }
+
     @Test func registerYesNeedsSystemd() {
         #expect(throws: UserError.self) { try PlanFixture.plan(["--register=yes"]) }
     }

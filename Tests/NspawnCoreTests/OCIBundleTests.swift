@@ -116,6 +116,12 @@ struct OCIBundleTests {
                 #"{"type": "network"}, {"type": "user"}], "uidMappings": [{"containerID": 0, "hostID": 1048576, "size": 65536}], "gidMappings": [{"containerID": 0, "hostID": 1048576, "size": 65536}]"#
         )
         #expect(try configuration(mapped).userNamespace == .fixed(UIDRange(base: 1_048_576, count: 65536)))
+        // A pod's IPC and UTS namespaces, joined by path.
+        let joined = Self.config.replacingOccurrences(
+            of: #"{"type": "ipc"}, {"type": "uts"}"#, with: #"{"type": "ipc", "path": "/proc/7/ns/ipc"}, {"type": "uts", "path": "/proc/7/ns/uts"}"#)
+        #expect(joined != Self.config)
+        #expect(
+            try configuration(joined).joinedNamespaces.map(\.text) == ["ipc:/proc/7/ns/ipc", "uts:/proc/7/ns/uts"])
     }
 
     /// What swift-nspawn cannot honour is refused, naming the field.

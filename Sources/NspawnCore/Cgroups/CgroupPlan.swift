@@ -7,7 +7,9 @@ struct CgroupPlan: Equatable, Sendable {
         case direct(path: String)
         /// systemd: a transient scope, delegated to us over sd-bus; the machine's PID 1 moves into
         /// its "payload" cgroup, which the guest gets as its cgroup root (as systemd-nspawn does).
-        case scope(unit: String, slice: String, description: String)
+        /// `outlivesUs`: the OCI runtime's, which must stay when `create` ends; any other scope is
+        /// referenced by our bus connection and goes when we do.
+        case scope(unit: String, slice: String, description: String, outlivesUs: Bool = false)
         /// --keep-unit on systemd: the unit we run in; we leave its root for "supervisor" (cgroup2
         /// lets a cgroup with processes pass no controllers down) and the machine gets "payload".
         case ownUnit(path: String)
@@ -36,9 +38,10 @@ struct CgroupPlan: Equatable, Sendable {
     var strictProperties = false
 
     /// Without a scope of ours to carry them (no systemd, or --keep-unit), --property settings are
-    /// written into the cgroup's own files.
+    /// written into the cgroup's own files. The OCI runtime's go there besides its scope's, as
+    /// runc's systemd driver writes them: the container reads its limits in its own cgroup.
     var propertiesOnCgroup: Bool {
-        if case .scope = backend { false } else { true }
+        if case .scope(_, _, _, let outlivesUs) = backend { outlivesUs } else { true }
     }
 
     /// The system bus is needed for a scope, and for machined.
@@ -47,11 +50,14 @@ struct CgroupPlan: Equatable, Sendable {
         return registration != .no
     }
 
-    /// - Parameter path: the OCI runtime's linux.cgroupsPath: the machine's cgroup, made by us,
-    ///   on any host (absolute in the hierarchy, or relative to our own cgroup); never registered.
+    /// - Parameters:
+    ///   - path: the OCI runtime's linux.cgroupsPath: the machine's cgroup, made by us, on any host
+    ///     (absolute in the hierarchy, or relative to our own cgroup); never registered.
+    ///   - systemdDriver: the OCI runtime's --systemd-cgroup: `path` is "slice:prefix:name" instead,
+    ///     a scope systemd makes and delegates, as runc's systemd driver asks for it.
     init(
         host: HostFacts, machine name: String, owner: UInt32, keepUnit: Bool, register: RegisterMode, slice: String, properties: [ResourceProperty],
-        path: String? = nil
+        path: String? = nil, systemdDriver: Bool = false
     ) throws(UserError) {
         guard let hierarchy = host.cgroupHierarchy else {
             throw UserError("No cgroup2 hierarchy found at /sys/fs/cgroup or /sys/fs/cgroup/unified; swift-nspawn needs cgroup v2.")
@@ -63,6 +69,14 @@ struct CgroupPlan: Equatable, Sendable {
         func ownDirectory() throws(UserError) -> String {
             guard let own = host.ownCgroup else { throw UserError("/proc/self/cgroup has no cgroup2 entry.") }
             return own == "/" ? "" : own
+        }
+        if systemdDriver {
+            guard host.systemd else { throw UserError("--systemd-cgroup: this host does not run systemd.") }
+            let (unit, slice) = try Self.systemdUnit(path ?? "", container: name)
+            backend = .scope(unit: unit, slice: slice, description: "Container \(name)", outlivesUs: true)
+            registration = .no
+            strictProperties = true
+            return
         }
         if let path {
             // Relative: below the parent of our own cgroup, as runc places it (ours has processes in
@@ -96,5 +110,18 @@ struct CgroupPlan: Equatable, Sendable {
             backend = .scope(unit: "machine-\(SystemdScope.escape(name)).scope", slice: slice, description: "Container \(name)")
         }
         self.registration = registration
+    }
+
+    /// runc's systemd cgroupsPath, "slice:prefix:name": the scope "prefix-name.scope" in `slice`
+    /// (system.slice when empty, the root slice for "-"); ":runc:ID" when the whole path is empty.
+    static func systemdUnit(_ path: String, container: String) throws(UserError) -> (unit: String, slice: String) {
+        let parts = path.isEmpty ? ["", "runc", container] : path.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count == 3, !parts[2].isEmpty else {
+            throw UserError("linux.cgroupsPath: \(path): expected slice:prefix:name for the systemd cgroup driver.")
+        }
+        guard !parts[2].hasSuffix(".slice") else { throw UserError("linux.cgroupsPath: \(path): a slice of its own is not supported by swift-nspawn.") }
+        let slice = parts[0].isEmpty ? "system.slice" : parts[0] == "-" ? "-.slice" : parts[0]
+        guard slice.hasSuffix(".slice"), !slice.contains("/") else { throw UserError("linux.cgroupsPath: \(path): \(parts[0]) is not a slice.") }
+        return ((parts[1].isEmpty ? "" : parts[1] + "-") + parts[2] + ".scope", slice)
     }
 }

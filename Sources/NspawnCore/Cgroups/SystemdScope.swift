@@ -27,9 +27,12 @@ enum SystemdScope {
     static let manager = (destination: "org.freedesktop.systemd1", path: "/org/freedesktop/systemd1", interface: "org.freedesktop.systemd1.Manager")
 
     /// StartTransientUnit's arguments: name, mode, properties a(sv), auxiliary units a(sa(sv)).
-    /// `leader` is the PIDFDs property (systemd ≥ 253) or the PIDs one.
+    /// `leader` is the PIDFDs property (systemd ≥ 253) or the PIDs one. `outlivesUs`: the OCI
+    /// runtime's scope, which stays when `create` ends; any other is referenced by our bus
+    /// connection, so that when we go (even SIGKILLed), so does it.
     static func startArguments(
-        unit: String, leader: (name: String, value: BusValue), slice: String, description: String, properties: [ResourceProperty] = []
+        unit: String, leader: (name: String, value: BusValue), slice: String, description: String, properties: [ResourceProperty] = [],
+        outlivesUs: Bool = false
     ) -> [BusValue] {
         [
             .string(unit), .string("fail"),
@@ -40,8 +43,7 @@ enum SystemdScope {
                     ("Slice", .string(slice)),
                     ("Delegate", .bool(true)),
                     ("CollectMode", .string("inactive-or-failed")),
-                    // The scope is referenced by our bus connection: when we go (even SIGKILLed), so does it.
-                    ("AddRef", .bool(true)),
+                ] + (outlivesUs ? [] : [("AddRef", .bool(true))]) + [
                     ("DevicePolicy", .string("closed")),
                     ("DeviceAllow", .array(element: "(ss)", [.structure([.string("char-pts"), .string("rw")])])),
                 ] + properties.map(\.busProperty)),
@@ -50,7 +52,9 @@ enum SystemdScope {
     }
 
     /// Starts the scope and returns its cgroup path (below the cgroup2 root) once systemd says done.
-    static func start(bus: Bus, unit: String, machine: ChildProcess, slice: String, description: String, properties: [ResourceProperty]) throws -> String {
+    static func start(
+        bus: Bus, unit: String, machine: ChildProcess, slice: String, description: String, properties: [ResourceProperty], outlivesUs: Bool = false
+    ) throws -> String {
         let jobs = try bus.subscribe(sender: manager.destination, path: manager.path, interface: manager.interface, member: "JobRemoved")
         func startTransientUnit(_ leader: (name: String, value: BusValue)) throws(BusError) -> [BusValue] {
             // A machine that rebooted in-process asks for its scope again while systemd may still be
@@ -60,7 +64,8 @@ enum SystemdScope {
                 do {
                     return try bus.call(
                         destination: manager.destination, path: manager.path, interface: manager.interface, member: "StartTransientUnit",
-                        startArguments(unit: unit, leader: leader, slice: slice, description: description, properties: properties))
+                        startArguments(
+                            unit: unit, leader: leader, slice: slice, description: description, properties: properties, outlivesUs: outlivesUs))
                 } catch {
                     attempt += 1
                     guard error.name == "org.freedesktop.systemd1.UnitExists", attempt < 40 else { throw error }

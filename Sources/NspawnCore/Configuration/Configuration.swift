@@ -83,12 +83,16 @@ public struct Configuration: Equatable, Sendable {
     /// The OCI runtime's linux.cgroupsPath: the machine's cgroup, absolute in the cgroup2 hierarchy
     /// or relative to swift-nspawn-runc's own.
     public var cgroupPath: String?
+    /// swift-nspawn-runc --systemd-cgroup: cgroupPath is runc's "slice:prefix:name".
+    var systemdCgroupDriver = false
     /// An OCI bundle's linux.sysctl: set in the machine's own namespaces before its PID 1 runs.
     public var sysctls: [Sysctl] = []
     /// An OCI bundle's seccomp profile, installed over swift-nspawn's own filter.
     var seccompProfile: SeccompProfile?
     /// An OCI bundle's domainname.
     var domainname: String?
+    /// An OCI bundle's IPC and UTS namespaces to be born in.
+    var joinedNamespaces: [JoinedNamespace] = []
     /// An OCI bundle's rootfsPropagation.
     var rootPropagation: RootPropagation?
     /// An OCI bundle's process.consoleSize: the pty's rows and columns (the OCI runtime's `create`).
@@ -134,6 +138,10 @@ public struct Configuration: Equatable, Sendable {
             consoleSize = ConsoleSize(rows: parts[0], columns: parts[1])
         }
         sysctls = try (o.sysctls ?? "").split(separator: "\n").map { line throws(UserError) in try Sysctl.parse(String(line)) }
+        joinedNamespaces = try (o.joinedNamespaces ?? "").split(separator: "\n").map { line throws(UserError) in
+            guard let joined = JoinedNamespace(parsing: String(line)) else { throw UserError("Invalid namespace to join: \(line)") }
+            return joined
+        }
         if let name = o.domainname {
             // What setdomainname(2) takes: at most 64 bytes.
             guard name.utf8.count <= 64, !name.contains("\0") else { throw UserError("Invalid domain name: \(name)") }

@@ -85,7 +85,7 @@ enum InnerChild {
 
     /// Its hostname, and its loopback interface up when the network namespace is its own.
     static func name(_ plan: MachinePlan, kernel: any Kernel) throws {
-        try kernel.setHostname(plan.hostname)
+        if let hostname = plan.hostname { try kernel.setHostname(hostname) }
         if let domainname = plan.domainname { try kernel.setDomainname(domainname) }
         if plan.network.namespace == .own { try kernel.bringUp("lo") }
     }

@@ -335,7 +335,7 @@ enum OCIBundle {
             }
             guard namespaces[type] == nil else { throw read.refuse("linux.namespaces[\(index)]", "the \(type) namespace is listed twice.") }
             let joined = try read.string(namespace?["path"], "linux.namespaces[\(index)].path") ?? ""
-            guard joined.isEmpty || type == "network" else {
+            guard joined.isEmpty || ["network", "ipc", "uts"].contains(type) else {
                 throw read.refuse("linux.namespaces[\(index)].path", "joining a \(type) namespace is not supported by swift-nspawn.")
             }
             namespaces[type] = joined
@@ -347,6 +347,11 @@ enum OCIBundle {
         case nil: add("Network/Private", "no", nil, "linux.namespaces")
         case .some(let path) where !path.isEmpty: add("OCI/NetworkNamespacePath", path, nil, "linux.namespaces")
         default: add("Network/Private", "yes", nil, "linux.namespaces")
+        }
+        let joined = ["ipc", "uts"].compactMap { kind in namespaces[kind].flatMap { $0.isEmpty ? nil : "\(kind):\($0)" } }
+        if !joined.isEmpty {
+            guard joined.allSatisfy({ JoinedNamespace(parsing: $0) != nil }) else { throw read.refuse("linux.namespaces", "a path to join must be absolute.") }
+            add("OCI/JoinedNamespaces", joined.joined(separator: "\n"), nil, "linux.namespaces")
         }
         let uids = try read.array(linux["uidMappings"], "linux.uidMappings")
         let gids = try read.array(linux["gidMappings"], "linux.gidMappings")

@@ -42,10 +42,9 @@ public enum Runtime {
         case .unsupported(let command):
             throw UserError("\(command) is not supported by \(RuntimeInvocation.name): it has no checkpoint/restore (CRIU) support.")
         case .create(let id, let bundle, let pidFile, let consoleSocket, let preserveFDs):
-            guard !global.systemdCgroup else { throw UserError("--systemd-cgroup is not supported by \(RuntimeInvocation.name) yet; use cgroupfs.") }
             guard preserveFDs == 0 else { throw UserError("--preserve-fds is not supported by \(RuntimeInvocation.name).") }
             guard geteuid() == 0 else { throw UserError("\(RuntimeInvocation.name) needs to be root.") }
-            try create(id: id, bundle: bundle, pidFile: pidFile, consoleSocket: consoleSocket, root: global.root)
+            try create(id: id, bundle: bundle, pidFile: pidFile, consoleSocket: consoleSocket, root: global.root, systemdCgroup: global.systemdCgroup)
         case .start(let id):
             try start(try ContainerRecord.read(root: global.root, id: id), root: global.root)
         case .state(let id):
@@ -110,7 +109,7 @@ public enum Runtime {
         return 0
     }
 
-    private static func create(id: String, bundle: String, pidFile: String?, consoleSocket: String?, root: String) throws {
+    private static func create(id: String, bundle: String, pidFile: String?, consoleSocket: String?, root: String, systemdCgroup: Bool) throws {
         let directory = ContainerRecord.directory(root: root, id: id)
         try RuntimeDirectory.create(root, mode: 0o700)
         guard mkdir(directory, 0o700) == 0 else {
@@ -134,6 +133,7 @@ public enum Runtime {
         options.settings = "no"
         let bundleFile = try OCIBundle.read(bundle, runtime: true)
         var (configuration, _) = try bundleFile.settings.configuration(commandLine: options, override: false, environment: Configuration.processEnvironment)
+        configuration.systemdCgroupDriver = systemdCgroup
         // No process.terminal is false: the caller's standard streams are the process's.
         if configuration.console == nil { configuration.console = .pipe }
 

@@ -73,7 +73,7 @@ public struct RuntimeInvocation: Equatable, Sendable {
           --root DIR            Where states are kept (default /run/swift-nspawn-runc)
           --log FILE            Where errors are logged (default: standard error)
           --log-format FORMAT   text or json
-          --systemd-cgroup      Let systemd make the cgroup (not supported yet)
+          --systemd-cgroup      Let systemd make the cgroup: a scope, cgroupsPath being slice:prefix:name
           --debug, --rootless V, --criu PATH
                                 Accepted; change nothing
           -h, --help            Show this help

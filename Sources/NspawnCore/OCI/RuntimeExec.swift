@@ -68,8 +68,14 @@ extension Runtime {
         // read is success.
         let (pidReader, pidWriter) = (OwnedFD(pidPipe[0]), OwnedFD(pidPipe[1]))
         let (errorReader, errorWriter) = (OwnedFD(errorPipe[0]), OwnedFD(errorPipe[1]))
-        // Waited for here: the process comes to us when the child that forked it ends.
-        if !request.detach { _ = nsp_prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }
+        // Waited for here: the process comes to us when the child that forked it ends. Every signal
+        // we get until then is held, to be passed on (its confinement unblocks them for it).
+        var forwarded = sigset_t()
+        if !request.detach {
+            _ = nsp_prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+            sigfillset(&forwarded)
+            try sys("sigprocmask") { sigprocmask(SIG_BLOCK, &forwarded, nil) }
+        }
 
         let joiner = try ChildProcess.clone(namespaces: [], intoCgroup: cgroup.raw, role: "The process joining the container") {
             do {
@@ -115,9 +121,24 @@ extension Runtime {
         guard gotPID, joined == .exited(0) else { throw UserError("The process joining the container \(request.id) ended without starting one.") }
         if let pidFile = request.pidFile { try FileSystem.replace(pidFile, contents: "\(pid)", mode: 0o644) }
         guard !request.detach else { return 0 }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return shellStatus(status)
+        return try waitPassingOnSignals(to: pid, signals: forwarded)
+    }
+
+    /// Without --detach, exec stands for its process, as runc's does: each signal it gets (but
+    /// SIGCHLD) goes on to the process, so that a caller's SIGTERM or SIGINT reaches it; ends with
+    /// its status.
+    private static func waitPassingOnSignals(to pid: Int32, signals: sigset_t) throws -> Int32 {
+        var set = signals
+        var info = siginfo_t()
+        while true {
+            var status: Int32 = 0
+            let reaped = waitpid(pid, &status, WNOHANG)
+            if reaped == pid { return shellStatus(status) }
+            if reaped < 0 && errno != EINTR { throw SyscallError.last("waitpid") }
+            // Blocked, a signal waits for us here: SIGCHLD too, when the process ends.
+            let signal = sigwaitinfo(&set, &info)
+            if signal > 0 && signal != SIGCHLD { kill(pid, signal) }
+        }
     }
 
     /// The listener the process sends over `channel`, waiting at most `seconds`; nil when it ended

@@ -4,7 +4,8 @@
 /// root; the supervisor, the outer child, PID 1 and the payload only carry it out.
 struct MachinePlan: Equatable, Sendable {
     var name: String
-    var hostname: String
+    /// nil: the UTS namespace is a joined one, whose name stays as it is.
+    var hostname: String?
     /// An OCI bundle's domainname (the NIS domain of the machine's UTS namespace).
     var domainname: String?
     var machineID: MachineID
@@ -58,8 +59,12 @@ struct MachinePlan: Equatable, Sendable {
     }
 
     /// The namespaces PID 1 is born in.
+    /// An OCI bundle's IPC and UTS namespaces to be born in.
+    var joinedNamespaces: [JoinedNamespace] = []
+
     var namespaces: NamespaceSet {
         var set: NamespaceSet = [.mount, .pid, .uts, .ipc]
+        for joined in joinedNamespaces { set.remove(joined.kind.namespace) }
         if idRange != nil { set.insert(.user) }
         if network.namespace == .own { set.insert(.network) }
         return set
@@ -81,7 +86,8 @@ struct MachinePlan: Equatable, Sendable {
         boundUsers: [BoundUser] = []
     ) throws(UserError) {
         name = image.name
-        hostname = c.hostname ?? image.name
+        joinedNamespaces = c.joinedNamespaces
+        hostname = c.hostname ?? (joinedNamespaces.contains { $0.kind == .uts } ? nil : image.name)
         domainname = c.domainname
         // A valid machine-id in the tree wins over --uuid, as with systemd-nspawn; none is ever written.
         machineID = treeMachineID ?? c.uuid ?? randomID
@@ -91,7 +97,7 @@ struct MachinePlan: Equatable, Sendable {
             configuration: c.network, machine: image.name, hostMachineID: host.machineID, ownAddresses: c.switches.ownAddresses ?? !host.networkdRunsHere)
         cgroup = try CgroupPlan(
             host: host, machine: image.name, owner: idRange?.base ?? 0, keepUnit: c.keepUnit, register: c.register, slice: c.slice,
-            properties: c.properties, path: c.cgroupPath)
+            properties: c.properties, path: c.cgroupPath, systemdDriver: c.systemdCgroupDriver)
         cgroup.service = c.switches.containerService
 
         // A boot test shows the boot but takes no input.

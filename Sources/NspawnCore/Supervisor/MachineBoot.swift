@@ -42,11 +42,13 @@ enum MachineBoot {
         let (outerToInner, innerFromOuter) = try SetupChannel.pair()
         let inner = try plan.payload.process.bornWithOOMScoreAdjust(kernel: kernel) {
             try NetworkNamespace.within(joining: plan.network.namespace) {
-                try ChildProcess.clone(namespaces: plan.namespaces, intoCgroup: early?.fd.raw, role: "The machine's PID 1") {
-                    supervisorToInner.fd.close()
-                    outerToInner.fd.close()
-                    try InnerChild.run(
-                        plan, confinement: confinement, supervisor: innerFromSupervisor, outer: innerFromOuter, startGate: handover?.startGate)
+                try JoinedNamespace.within(joining: plan.joinedNamespaces) {
+                    try ChildProcess.clone(namespaces: plan.namespaces, intoCgroup: early?.fd.raw, role: "The machine's PID 1") {
+                        supervisorToInner.fd.close()
+                        outerToInner.fd.close()
+                        try InnerChild.run(
+                            plan, confinement: confinement, supervisor: innerFromSupervisor, outer: innerFromOuter, startGate: handover?.startGate)
+                    }
                 }
             }
         }
@@ -133,9 +135,10 @@ enum MachineBoot {
             preconditionFailure("a direct cgroup is made before PID 1 is cloned")
         case .ownUnit(let path):
             unitPath = path
-        case .scope(let unit, let slice, let description):
+        case .scope(let unit, let slice, let description, let outlivesUs):
             guard let bus else { throw UserError("No system bus to ask systemd for the machine's scope.") }
-            unitPath = try SystemdScope.start(bus: bus, unit: unit, machine: inner, slice: slice, description: description, properties: plan.cgroup.properties)
+            unitPath = try SystemdScope.start(
+                bus: bus, unit: unit, machine: inner, slice: slice, description: description, properties: plan.cgroup.properties, outlivesUs: outlivesUs)
         }
         let unitDirectory = plan.cgroup.hierarchy + (unitPath == "/" ? "" : unitPath)
         if case .ownUnit = plan.cgroup.backend {

@@ -1,0 +1,47 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+import CNspawnShim
+import SystemPackage
+
+/// An IPC or UTS namespace an OCI bundle names by path (a Kubernetes pod's, shared by its
+/// containers): the machine's PID 1 is born in it instead of one of its own. The supervisor steps
+/// into it just for the clone, as for --network-namespace-path: PID 1, in a user namespace of its
+/// own, could not join a namespace the host's root owns.
+struct JoinedNamespace: Equatable, Sendable {
+    enum Kind: String, Sendable {
+        case ipc, uts
+
+        var namespace: NamespaceSet { self == .ipc ? .ipc : .uts }
+        var cloneFlag: Int32 { self == .ipc ? NSP_CLONE_NEWIPC : NSP_CLONE_NEWUTS }
+    }
+
+    var kind: Kind
+    var path: String
+
+    /// "KIND:PATH", as the settings carry it.
+    init?(parsing text: String) {
+        guard let colon = text.firstIndex(of: ":"), let kind = Kind(rawValue: String(text[..<colon])) else { return nil }
+        self.kind = kind
+        path = String(text[text.index(after: colon)...])
+        guard path.hasPrefix("/") else { return nil }
+    }
+
+    var text: String { "\(kind.rawValue):\(path)" }
+
+    /// Runs `body` in the namespaces, and comes back to ours whatever happens.
+    static func within<T>(joining namespaces: [JoinedNamespace], _ body: () throws -> T) throws -> T {
+        guard let first = namespaces.first else { return try body() }
+        let home = try FileSystem.open("/proc/self/ns/\(first.kind.rawValue)", O_RDONLY)
+        let target = try FileSystem.open(first.path, O_RDONLY)
+        guard nsp_setns(target.raw, first.kind.cloneFlag) == 0 else {
+            if errno == EINVAL { throw UserError("Path \(first.path) doesn't refer to an \(first.kind.rawValue) namespace.") }
+            throw SyscallError.last("setns", path: first.path)
+        }
+        defer {
+            // Failing that would leave us in the wrong namespace for good.
+            if nsp_setns(home.raw, first.kind.cloneFlag) != 0 { fatalError("setns(our \(first.kind.rawValue) namespace): \(Errno(rawValue: errno).message)") }
+        }
+        return try within(joining: Array(namespaces.dropFirst()), body)
+    }
+}
