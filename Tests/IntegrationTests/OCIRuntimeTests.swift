@@ -402,6 +402,40 @@ extension OCIRuntimeTests {
         #expect(inPod[1...2] == inMember[1...2] && inPod[3] != inMember[3] && inPod[4] != inMember[4], "\(lines)")
     }
 
+    /// linux.devices: the nodes are made in the container's /dev (a subdirectory too) with their mode
+    /// and owner, and its device filter lets them be opened, as resources.devices allows them;
+    /// another device can be neither made nor opened.
+    @Test func devicesAreMadeAndAllowed() throws {
+        let bundle = try TestBundle(
+            [
+                "/bin/sh", "-c",
+                "stat -c '%n %t:%T %a %u:%g' /dev/net/tun /dev/fuse; exec 3<>/dev/net/tun && echo tun-open; "
+                    + "{ mknod /dev/other b 7 0 && exec 4</dev/other; } 2>/dev/null && echo other-open || echo other-refused",
+            ]
+        ) { config in
+            var linux = config["linux"] as! [String: Any]
+            linux["devices"] = [
+                ["type": "c", "path": "/dev/net/tun", "major": 10, "minor": 200, "fileMode": 0o600, "uid": 0, "gid": 0],
+                ["type": "c", "path": "/dev/fuse", "major": 10, "minor": 229, "fileMode": 0o666, "uid": 0, "gid": 0],
+            ]
+            var resources = linux["resources"] as! [String: Any]
+            resources["devices"] =
+                (resources["devices"] as! [[String: Any]]) + [
+                    ["allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm"],
+                    ["allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"],
+                ]
+            linux["resources"] = resources
+            config["linux"] = linux
+        }
+        let result = try bundle.script(
+            """
+            $R create --bundle . c && $R start c || exit 1
+            i=0; while ! $R state c | grep -q '"stopped"'; do i=$((i+1)); [ $i -gt 100 ] && exit 3; sleep 0.05; done
+            $R delete c
+            """)
+        #expect(result.output == ["/dev/net/tun a:c8 600 0:0", "/dev/fuse a:e5 666 0:0", "tun-open", "other-refused"], "\(result.stdout) \(result.stderr)")
+    }
+
     /// exec without --detach stands for its process: a signal sent to exec reaches the process (its
     /// trap answers), and exec ends with the process's status.
     @Test func execPassesOnSignals() throws {

@@ -116,6 +116,14 @@ struct OCIBundleTests {
                 #"{"type": "network"}, {"type": "user"}], "uidMappings": [{"containerID": 0, "hostID": 1048576, "size": 65536}], "gidMappings": [{"containerID": 0, "hostID": 1048576, "size": 65536}]"#
         )
         #expect(try configuration(mapped).userNamespace == .fixed(UIDRange(base: 1_048_576, count: 65536)))
+        // linux.devices, and a rule allowing one of them.
+        let devices = Self.config.replacingOccurrences(
+            of: #""resources": {"devices": [{"allow": false, "access": "rwm"}]"#,
+            with:
+                #""devices": [{"type": "c", "path": "/dev/net/tun", "major": 10, "minor": 200, "fileMode": 384}, {"type": "c", "path": "/dev/null", "major": 1, "minor": 3}], "resources": {"devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 10, "minor": 200, "access": "r"}]"#
+        )
+        #expect(devices != Self.config)
+        #expect(try configuration(devices).devices == [DeviceNode(name: "net/tun", major: 10, minor: 200, mode: 0o600)])
         // A pod's IPC and UTS namespaces, joined by path.
         let joined = Self.config.replacingOccurrences(
             of: #"{"type": "ipc"}, {"type": "uts"}"#, with: #"{"type": "ipc", "path": "/proc/7/ns/ipc"}, {"type": "uts", "path": "/proc/7/ns/uts"}"#)
@@ -159,6 +167,24 @@ struct OCIBundleTests {
             (#""mode=1777"]}"#, #""mode=1777", "noexec"]}"#, "mounts[8].options: noexec not supported for tmpfs mounts."),
             (#""size=65536k"]}"#, #""size=1g"]}"#, "mounts[1].options: size=1g on /dev: swift-nspawn mounts it its own way."),
             (#""args": ["sh", "-c", "echo hi there"]"#, #""args": []"#, "process.args: missing or empty."),
+            (
+                #""maskedPaths""#, #""devices": [{"type": "p", "path": "/dev/f", "major": 0, "minor": 0}], "maskedPaths""#,
+                "linux.devices[0].type: expected c, u or b"
+            ),
+            (
+                #""maskedPaths""#, #""devices": [{"type": "c", "path": "/tmp/f", "major": 1, "minor": 1}], "maskedPaths""#,
+                "linux.devices[0].path: expected a path below /dev"
+            ),
+            (#""maskedPaths""#, #""devices": [{"type": "c", "path": "/dev/../f", "major": 1, "minor": 1}], "maskedPaths""#, "linux.devices[0].path: expected"),
+            (
+                #""maskedPaths""#, #""devices": [{"type": "c", "path": "/dev/null", "major": 1, "minor": 1}], "maskedPaths""#,
+                "/dev/null is swift-nspawn's own 1:3."
+            ),
+            (
+                #"{"allow": false, "access": "rwm"}]"#,
+                #"{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 10, "minor": 200, "access": "rwm"}]"#,
+                "linux.resources.devices[1]: swift-nspawn allows the devices it makes, and no others."
+            ),
         ]
         for (old, new, expected) in cases {
             #expect(Self.config.contains(old), "\(old)")

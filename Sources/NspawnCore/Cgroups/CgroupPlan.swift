@@ -32,6 +32,19 @@ struct CgroupPlan: Equatable, Sendable {
     /// The device filter (BPF on the cgroup) must be attached; inside a machine, whose own filter
     /// may refuse bpf() and whose device policy covers every cgroup below ours, it may be missing.
     var deviceFilterRequired: Bool
+    /// An OCI bundle's devices, allowed besides swift-nspawn's own (rwm, as runc allows them).
+    var devices: [DeviceNode] = []
+
+    /// What the machine's processes may open and make.
+    var deviceFilter: DeviceFilter {
+        DeviceFilter(
+            rules: DeviceFilter.closed.rules
+                + devices.map {
+                    .init(
+                        kind: $0.block ? .block : .character, major: $0.major, minor: $0.minor,
+                        access: DeviceFilter.mknod | DeviceFilter.read | DeviceFilter.write)
+                })
+    }
 
     /// A setting that cannot be applied ends the start (the OCI runtime's resources) rather than
     /// being warned about.

@@ -44,7 +44,9 @@ final class MachineCgroup {
     /// ready for a machine: depth limit, device filter, owned by the machine's root.
     /// `deviceFilterRequired`: false only inside a machine (swift-nspawn nested), where bpf() is its
     /// filter's to refuse and the device policy of the machine around us covers every cgroup below ours.
-    static func create(at path: String, machine name: String, owner: UInt32, deviceFilterRequired: Bool, kernel: any Kernel) throws -> MachineCgroup {
+    static func create(
+        at path: String, machine name: String, owner: UInt32, deviceFilter: DeviceFilter = .closed, deviceFilterRequired: Bool, kernel: any Kernel
+    ) throws -> MachineCgroup {
         do {
             try makeDirectory(path, kernel: kernel)
         } catch {
@@ -60,7 +62,7 @@ final class MachineCgroup {
             try? kernel.writeFile("\(maximumDepth - 1)", to: "\(path)/cgroup.max.depth")
             // Before anything lives in it: the only device nodes its processes may open or make.
             do {
-                try kernel.attachDeviceFilter(DeviceFilter.closed.bytes, to: cgroup.fd, name: path)
+                try kernel.attachDeviceFilter(deviceFilter.bytes, to: cgroup.fd, name: path)
             } catch {
                 guard error.errno == .notPermitted && !deviceFilterRequired else { throw error }
             }

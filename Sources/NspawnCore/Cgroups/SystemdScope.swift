@@ -30,9 +30,10 @@ enum SystemdScope {
     /// `leader` is the PIDFDs property (systemd ≥ 253) or the PIDs one. `outlivesUs`: the OCI
     /// runtime's scope, which stays when `create` ends; any other is referenced by our bus
     /// connection, so that when we go (even SIGKILLed), so does it.
+    /// `devices`: paths of an OCI bundle's devices, allowed rwm besides the ptys.
     static func startArguments(
         unit: String, leader: (name: String, value: BusValue), slice: String, description: String, properties: [ResourceProperty] = [],
-        outlivesUs: Bool = false
+        devices: [String] = [], outlivesUs: Bool = false
     ) -> [BusValue] {
         [
             .string(unit), .string("fail"),
@@ -45,7 +46,11 @@ enum SystemdScope {
                     ("CollectMode", .string("inactive-or-failed")),
                 ] + (outlivesUs ? [] : [("AddRef", .bool(true))]) + [
                     ("DevicePolicy", .string("closed")),
-                    ("DeviceAllow", .array(element: "(ss)", [.structure([.string("char-pts"), .string("rw")])])),
+                    (
+                        "DeviceAllow",
+                        .array(
+                            element: "(ss)", [.structure([.string("char-pts"), .string("rw")])] + devices.map { .structure([.string($0), .string("rwm")]) })
+                    ),
                 ] + properties.map(\.busProperty)),
             .array(element: "(sa(sv))", []),
         ]
@@ -53,7 +58,8 @@ enum SystemdScope {
 
     /// Starts the scope and returns its cgroup path (below the cgroup2 root) once systemd says done.
     static func start(
-        bus: Bus, unit: String, machine: ChildProcess, slice: String, description: String, properties: [ResourceProperty], outlivesUs: Bool = false
+        bus: Bus, unit: String, machine: ChildProcess, slice: String, description: String, properties: [ResourceProperty], devices: [String] = [],
+        outlivesUs: Bool = false
     ) throws -> String {
         let jobs = try bus.subscribe(sender: manager.destination, path: manager.path, interface: manager.interface, member: "JobRemoved")
         func startTransientUnit(_ leader: (name: String, value: BusValue)) throws(BusError) -> [BusValue] {
@@ -65,7 +71,8 @@ enum SystemdScope {
                     return try bus.call(
                         destination: manager.destination, path: manager.path, interface: manager.interface, member: "StartTransientUnit",
                         startArguments(
-                            unit: unit, leader: leader, slice: slice, description: description, properties: properties, outlivesUs: outlivesUs))
+                            unit: unit, leader: leader, slice: slice, description: description, properties: properties, devices: devices,
+                            outlivesUs: outlivesUs))
                 } catch {
                     attempt += 1
                     guard error.name == "org.freedesktop.systemd1.UnitExists", attempt < 40 else { throw error }

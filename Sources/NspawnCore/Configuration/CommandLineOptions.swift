@@ -85,6 +85,8 @@ public struct CommandLineOptions: Equatable, Sendable {
     var sysctls: String?
     /// An OCI bundle's domainname.
     var domainname: String?
+    /// An OCI bundle's linux.devices: DeviceNode lines.
+    var devices: String?
     /// An OCI bundle's IPC and UTS namespaces by path: KIND:PATH lines.
     var joinedNamespaces: String?
     /// An OCI bundle's rootfsPropagation: slave, private or unbindable.

@@ -91,6 +91,8 @@ public struct Configuration: Equatable, Sendable {
     var seccompProfile: SeccompProfile?
     /// An OCI bundle's domainname.
     var domainname: String?
+    /// An OCI bundle's linux.devices: made in the machine's /dev, and let through its device filter.
+    var devices: [DeviceNode] = []
     /// An OCI bundle's IPC and UTS namespaces to be born in.
     var joinedNamespaces: [JoinedNamespace] = []
     /// An OCI bundle's rootfsPropagation.
@@ -141,6 +143,10 @@ public struct Configuration: Equatable, Sendable {
         joinedNamespaces = try (o.joinedNamespaces ?? "").split(separator: "\n").map { line throws(UserError) in
             guard let joined = JoinedNamespace(parsing: String(line)) else { throw UserError("Invalid namespace to join: \(line)") }
             return joined
+        }
+        devices = try (o.devices ?? "").split(separator: "\n").map { line throws(UserError) in
+            guard let node = DeviceNode(parsing: String(line)) else { throw UserError("Invalid device: \(line)") }
+            return node
         }
         if let name = o.domainname {
             // What setdomainname(2) takes: at most 64 bytes.

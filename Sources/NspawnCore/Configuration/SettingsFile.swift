@@ -262,6 +262,7 @@ struct SettingsFile: Equatable {
         keys["OCI/Sysctls"] = Key(effect: .internalValue(\.sysctls), trustedOnly: true)
         keys["OCI/SeccompProfile"] = Key(effect: .internalValue(\.seccompProfile), trustedOnly: true)
         keys["OCI/Domainname"] = Key(effect: .internalValue(\.domainname), trustedOnly: true)
+        keys["OCI/Devices"] = Key(effect: .internalValue(\.devices), trustedOnly: true)
         keys["OCI/JoinedNamespaces"] = Key(effect: .internalValue(\.joinedNamespaces), trustedOnly: true)
         keys["OCI/RootPropagation"] = Key(effect: .internalValue(\.rootPropagation), trustedOnly: true)
         keys["OCI/ConsoleSize"] = Key(effect: .internalValue(\.consoleSize), trustedOnly: true)

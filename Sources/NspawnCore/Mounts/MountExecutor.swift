@@ -70,9 +70,20 @@ final class MountExecutor {
             for node in nodes {
                 // As the host's root (CAP_MKNOD is one of the capabilities a non-zero fsuid drops), then given away.
                 let path = "\(directory)/\(node.name)"
+                var parent = ""
+                for component in node.name.split(separator: "/").dropLast() {
+                    parent += parent.isEmpty ? String(component) : "/\(component)"
+                    try asMachineRoot { () throws(SyscallError) in
+                        do throws(SyscallError) {
+                            try kernel.makeDirectory(parent, in: dir, mode: 0o755, path: "\(directory)/\(parent)")
+                        } catch {
+                            if error.errno != .fileExists { throw error }
+                        }
+                    }
+                }
                 var refused: SyscallError?
                 do {
-                    try kernel.makeCharacterDevice(node.name, in: dir, mode: 0o666, device: node.deviceNumber, path: path)
+                    try kernel.makeDevice(node.name, in: dir, block: node.block, mode: mode_t(node.mode), device: node.deviceNumber, path: path)
                 } catch {
                     refused = error
                 }
@@ -83,8 +94,8 @@ final class MountExecutor {
                     try bindHostNode(node, into: dir, path: path)
                     continue
                 }
-                try kernel.changeOwner(node.name, in: dir, uid: machineRoot, gid: machineRoot, path: path)
-                try kernel.changeMode(node.name, in: dir, mode: 0o666, path: path)  // past the umask
+                try kernel.changeOwner(node.name, in: dir, uid: machineRoot + node.uid, gid: machineRoot + node.gid, path: path)
+                try kernel.changeMode(node.name, in: dir, mode: mode_t(node.mode), path: path)  // past the umask
             }
 
         case .symlink(let path, let targetText):
@@ -430,7 +441,7 @@ final class MountExecutor {
         let source = "/dev/\(node.name)"
         let hostNode = try kernel.open(source, in: nil, flags: NSP_O_PATH | O_NOFOLLOW, mode: 0)
         let st = try kernel.status(hostNode, name: source)
-        guard st.st_mode & S_IFMT == S_IFCHR, UInt64(st.st_rdev) == node.deviceNumber else {
+        guard st.st_mode & S_IFMT == (node.block ? S_IFBLK : S_IFCHR), UInt64(st.st_rdev) == node.deviceNumber else {
             throw UserError("Cannot create \(path) (mknod: Operation not permitted), and \(source) is not the device to bind instead.")
         }
         try kernel.makeFile(node.name, in: directory, mode: 0o644, path: path)

@@ -21,14 +21,35 @@ struct MountAttributes: OptionSet, Equatable, Sendable {
 
 /// A character device the machine gets in its /dev. Numbers are the kernel's fixed ones (devices.txt).
 struct DeviceNode: Equatable, Sendable {
+    /// Below /dev: "null", "net/tun".
     var name: String
     var major: UInt32
     var minor: UInt32
+    var block = false
+    /// Its permissions, and its owner in the machine (an OCI bundle's linux.devices say).
+    var mode: UInt32 = 0o666
+    var uid: UInt32 = 0
+    var gid: UInt32 = 0
 
     /// makedev(3), which is a macro.
     var deviceNumber: UInt64 {
         let major = UInt64(major), minor = UInt64(minor)
         return ((major & 0xffff_f000) << 32) | ((major & 0xfff) << 8) | ((minor & 0xffff_ff00) << 12) | (minor & 0xff)
+    }
+
+    /// "c 10:229 0666 0:0 net/tun", as the settings carry an OCI bundle's device.
+    var text: String { "\(block ? "b" : "c") \(major):\(minor) \(String(mode, radix: 8)) \(uid):\(gid) \(name)" }
+
+    init(name: String, major: UInt32, minor: UInt32, block: Bool = false, mode: UInt32 = 0o666, uid: UInt32 = 0, gid: UInt32 = 0) {
+        (self.name, self.major, self.minor, self.block, self.mode, self.uid, self.gid) = (name, major, minor, block, mode, uid, gid)
+    }
+
+    init?(parsing text: String) {
+        let fields = text.split(separator: " ", maxSplits: 4).map(String.init)
+        guard fields.count == 5, fields[0] == "c" || fields[0] == "b" else { return nil }
+        let numbers = fields[1].split(separator: ":").compactMap { UInt32($0) }, owner = fields[3].split(separator: ":").compactMap { UInt32($0) }
+        guard numbers.count == 2, owner.count == 2, let mode = UInt32(fields[2], radix: 8), !fields[4].isEmpty else { return nil }
+        self.init(name: fields[4], major: numbers[0], minor: numbers[1], block: fields[0] == "b", mode: mode, uid: owner[0], gid: owner[1])
     }
 
     static let standard = [

@@ -91,7 +91,7 @@ struct MountPlan: Equatable, Sendable {
         copiedIntoUserNamespace = userNamespace
         var ops: [MountOperation] = [
             .tmpfs(path: "/dev", options: "mode=0755,size=4m,nr_inodes=64k", attributes: [.noSUID], resolution: .noSymlinks),
-            .deviceNodes(directory: "/dev", nodes: DeviceNode.standard),
+            .deviceNodes(directory: "/dev", nodes: DeviceNode.standard + c.devices),
             .symlink(path: "/dev/fd", target: "/proc/self/fd"),
             .symlink(path: "/dev/stdin", target: "/proc/self/fd/0"),
             .symlink(path: "/dev/stdout", target: "/proc/self/fd/1"),

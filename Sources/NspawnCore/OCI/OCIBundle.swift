@@ -385,7 +385,9 @@ enum OCIBundle {
             // Where the network namespace is the machine's own, its sysctls are writable unless this says no.
             if entry == "/proc/sys" { add("OCI/ProcSysReadOnly", "", nil, "linux.readonlyPaths") }
         }
-        try resources(linux["resources"], read: read, add: add)
+        let devices = try devices(linux["devices"], read: read)
+        if !devices.isEmpty { add("OCI/Devices", devices.map(\.text).joined(separator: "\n"), nil, "linux.devices") }
+        try resources(linux["resources"], read: read, devices: devices, add: add)
         if let personality = try read.object(linux["personality"], "linux.personality", known: ["domain", "flags"]) {
             let domain = try read.string(personality["domain"], "linux.personality.domain") ?? ""
             guard ["LINUX", "LINUX32"].contains(domain) else { throw read.refuse("linux.personality.domain", "unknown domain \(domain).") }
@@ -423,9 +425,7 @@ enum OCIBundle {
             }
             add("OCI/RootPropagation", name, nil, "linux.rootfsPropagation")
         }
-        for field in [
-            "mountLabel", "intelRdt", "timeOffsets", "devices", "netDevices", "memoryPolicy",
-        ] {
+        for field in ["mountLabel", "intelRdt", "timeOffsets", "netDevices", "memoryPolicy"] {
             try read.unsupported(linux[field], "linux.\(field)")
         }
     }
@@ -443,7 +443,10 @@ enum OCIBundle {
         return properties
     }
 
-    private static func resources(_ value: JSONValue?, read: Reader, add: (String, String, [String]?, String) -> Void) throws(UserError) {
+    /// `devices`: linux.devices, which allow rules may name besides swift-nspawn's own.
+    private static func resources(
+        _ value: JSONValue?, read: Reader, devices: [DeviceNode] = [], add: (String, String, [String]?, String) -> Void
+    ) throws(UserError) {
         let known: Set<String> = ["memory", "pids", "devices", "cpu", "blockIO", "hugepageLimits", "network", "rdma", "unified"]
         guard let resources = try read.object(value, "linux.resources", known: known) else { return }
         if let memory = try read.object(resources["memory"], "linux.resources.memory", known: ["limit"]),
@@ -456,7 +459,7 @@ enum OCIBundle {
         {
             add("OCI/Property", "TasksMax=\(limit)", nil, "linux.resources.pids.limit")
         }
-        try devices(resources["devices"], read: read)
+        try deviceRules(resources["devices"], read: read, devices: devices)
         // The default weight asks for nothing.
         if let cpu = try read.object(
             resources["cpu"], "linux.resources.cpu", known: ["shares", "quota", "period", "realtimeRuntime", "realtimePeriod", "cpus", "mems", "idle", "burst"])
@@ -472,10 +475,49 @@ enum OCIBundle {
 }
 
 extension OCIBundle {
+    /// linux.devices: nodes below /dev, made in the machine's /dev as its own are. One of swift-nspawn's
+    /// own names must be that very device (it is made anyway).
+    private static func devices(_ value: JSONValue?, read: Reader) throws(UserError) -> [DeviceNode] {
+        var nodes: [DeviceNode] = []
+        for (index, value) in try read.array(value, "linux.devices").enumerated() {
+            let field = "linux.devices[\(index)]"
+            let device = try read.object(value, field, known: ["type", "path", "major", "minor", "fileMode", "uid", "gid"]) ?? [:]
+            let type = try read.string(device["type"], "\(field).type") ?? ""
+            guard ["c", "u", "b"].contains(type) else { throw read.refuse("\(field).type", "expected c, u or b (a FIFO is not supported).") }
+            let components = (try read.string(device["path"], "\(field).path") ?? "").split(separator: "/", omittingEmptySubsequences: false)
+            guard components.count >= 3, components[0].isEmpty, components[1] == "dev",
+                !components.dropFirst().contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }),
+                !["pts", "shm", "mqueue"].contains(components[2])
+            else {
+                throw read.refuse("\(field).path", "expected a path below /dev (not in /dev/pts, /dev/shm or /dev/mqueue).")
+            }
+            guard let major = try read.integer(device["major"], "\(field).major", in: 0...0xfff),
+                let minor = try read.integer(device["minor"], "\(field).minor", in: 0...0xfffff)
+            else { throw read.refuse(field, "expected major and minor.") }
+            // Engines send the node's type bits with it (Podman: 020666); the permissions are what count.
+            let mode = (try read.integer(device["fileMode"], "\(field).fileMode", in: 0...0o177777) ?? 0o666) & 0o777
+            let uid = try read.integer(device["uid"], "\(field).uid", in: 0...Int64(UInt32.max)) ?? 0
+            let gid = try read.integer(device["gid"], "\(field).gid", in: 0...Int64(UInt32.max)) ?? 0
+            let node = DeviceNode(
+                name: components.dropFirst(2).joined(separator: "/"), major: UInt32(major), minor: UInt32(minor), block: type == "b", mode: UInt32(mode),
+                uid: UInt32(uid), gid: UInt32(gid))
+            if let own = DeviceNode.standard.first(where: { $0.name == node.name }) {
+                guard own.major == node.major && own.minor == node.minor && !node.block else {
+                    throw read.refuse(field, "/dev/\(node.name) is swift-nspawn's own \(own.major):\(own.minor).")
+                }
+                continue
+            }
+            guard !nodes.contains(where: { $0.name == node.name }) else { throw read.refuse(field, "/dev/\(node.name) is listed twice.") }
+            nodes.append(node)
+        }
+        return nodes
+    }
+
     /// Denying every device, then allowing some, as engines write it: honoured where what it allows
     /// is what swift-nspawn's own policy allows (DeviceFilter.closed, and the console's node, whose
-    /// place a pty takes); anything else is not swift-nspawn's to grant.
-    private static func devices(_ value: JSONValue?, read: Reader) throws(UserError) {
+    /// place a pty takes) or a device of linux.devices (which the machine gets rwm, as with runc);
+    /// anything else is not swift-nspawn's to grant.
+    private static func deviceRules(_ value: JSONValue?, read: Reader, devices: [DeviceNode]) throws(UserError) {
         // Character devices by major and minor (nil: every minor).
         var allowed: [(major: UInt32, minor: UInt32?)] = []
         for (index, value) in try read.array(value, "linux.resources.devices").enumerated() {
@@ -493,13 +535,18 @@ extension OCIBundle {
                 }
                 continue
             }
-            guard type == "c", let major, major >= 0 else {
+            guard type == "c" || type == "b", let major, major >= 0 else {
                 throw read.refuse(field, "swift-nspawn allows the devices it makes, and no others.")
             }
             let node = (major: UInt32(major), minor: minor.flatMap { $0 < 0 ? nil : UInt32($0) })
+            if devices.contains(where: { $0.block == (type == "b") && $0.major == node.major && $0.minor == node.minor }) {
+                // linux.devices' own: allowed rwm whatever the rule says, as runc allows them.
+                guard Set(access).isSubset(of: "rwm") else { throw read.refuse("\(field).access", "expected letters of rwm.") }
+                continue
+            }
             let known = (DeviceFilter.closed.rules.map { ($0.major, $0.minor) } + engineDevices).contains { $0.major == node.major && $0.minor == node.minor }
             // Narrower access than swift-nspawn's own to its devices is not something it does.
-            guard known, access == "rwm" else {
+            guard type == "c", known, access == "rwm" else {
                 throw read.refuse(field, "swift-nspawn allows the devices it makes, and no others.")
             }
             allowed.append(node)

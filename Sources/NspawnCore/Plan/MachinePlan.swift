@@ -99,6 +99,7 @@ struct MachinePlan: Equatable, Sendable {
             host: host, machine: image.name, owner: idRange?.base ?? 0, keepUnit: c.keepUnit, register: c.register, slice: c.slice,
             properties: c.properties, path: c.cgroupPath, systemdDriver: c.systemdCgroupDriver)
         cgroup.service = c.switches.containerService
+        cgroup.devices = c.devices
 
         // A boot test shows the boot but takes no input.
         let defaultConsole: ConsoleMode =

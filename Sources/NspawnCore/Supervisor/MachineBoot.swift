@@ -30,7 +30,8 @@ enum MachineBoot {
         let early: MachineCgroup?
         if case .direct(let path) = plan.cgroup.backend {
             early = try MachineCgroup.create(
-                at: plan.cgroup.hierarchy + path, machine: plan.name, owner: plan.cgroup.owner, deviceFilterRequired: plan.cgroup.deviceFilterRequired,
+                at: plan.cgroup.hierarchy + path, machine: plan.name, owner: plan.cgroup.owner, deviceFilter: plan.cgroup.deviceFilter,
+                deviceFilterRequired: plan.cgroup.deviceFilterRequired,
                 kernel: kernel)
         } else {
             early = nil
@@ -138,7 +139,8 @@ enum MachineBoot {
         case .scope(let unit, let slice, let description, let outlivesUs):
             guard let bus else { throw UserError("No system bus to ask systemd for the machine's scope.") }
             unitPath = try SystemdScope.start(
-                bus: bus, unit: unit, machine: inner, slice: slice, description: description, properties: plan.cgroup.properties, outlivesUs: outlivesUs)
+                bus: bus, unit: unit, machine: inner, slice: slice, description: description, properties: plan.cgroup.properties,
+                devices: plan.cgroup.devices.map { "/dev/\($0.name)" }, outlivesUs: outlivesUs)
         }
         let unitDirectory = plan.cgroup.hierarchy + (unitPath == "/" ? "" : unitPath)
         if case .ownUnit = plan.cgroup.backend {
@@ -147,7 +149,8 @@ enum MachineBoot {
             try MachineCgroup.enter(unitDirectory + "/supervisor", kernel: kernel)
         }
         let cgroup = try MachineCgroup.create(
-            at: unitDirectory + "/payload", machine: plan.name, owner: plan.cgroup.owner, deviceFilterRequired: plan.cgroup.deviceFilterRequired,
+            at: unitDirectory + "/payload", machine: plan.name, owner: plan.cgroup.owner, deviceFilter: plan.cgroup.deviceFilter,
+            deviceFilterRequired: plan.cgroup.deviceFilterRequired,
             kernel: kernel)
         var registered = false
         do {

@@ -53,8 +53,8 @@ protocol Kernel {
     func makeFile(_ name: String, in directory: OwnedFD, mode: mode_t, path: String) throws(SyscallError)
     /// symlinkat.
     func makeSymlink(_ name: String, in directory: OwnedFD, target: String, path: String) throws(SyscallError)
-    /// mknodat(S_IFCHR).
-    func makeCharacterDevice(_ name: String, in directory: OwnedFD, mode: mode_t, device: UInt64, path: String) throws(SyscallError)
+    /// mknodat(S_IFCHR or S_IFBLK).
+    func makeDevice(_ name: String, in directory: OwnedFD, block: Bool, mode: mode_t, device: UInt64, path: String) throws(SyscallError)
     /// fchownat(AT_SYMLINK_NOFOLLOW) (of an absolute path when `directory` is nil).
     func changeOwner(_ name: String, in directory: OwnedFD?, uid: UInt32, gid: UInt32, path: String) throws(SyscallError)
     /// fchmodat.

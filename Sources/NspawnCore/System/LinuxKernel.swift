@@ -117,8 +117,8 @@ struct LinuxKernel: Kernel {
         try sys("symlink", path: path) { symlinkat(target, directory.raw, name) }
     }
 
-    func makeCharacterDevice(_ name: String, in directory: OwnedFD, mode: mode_t, device: UInt64, path: String) throws(SyscallError) {
-        try sys("mknod", path: path) { mknodat(directory.raw, name, S_IFCHR | mode, dev_t(device)) }
+    func makeDevice(_ name: String, in directory: OwnedFD, block: Bool, mode: mode_t, device: UInt64, path: String) throws(SyscallError) {
+        try sys("mknod", path: path) { mknodat(directory.raw, name, (block ? S_IFBLK : S_IFCHR) | mode, dev_t(device)) }
     }
 
     func changeOwner(_ name: String, in directory: OwnedFD?, uid: UInt32, gid: UInt32, path: String) throws(SyscallError) {

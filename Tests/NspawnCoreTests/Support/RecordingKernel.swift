@@ -144,8 +144,8 @@ final class RecordingKernel: Kernel {
         try record("symlink(\(join(directory, name)) → \(target))", name: path)
     }
 
-    func makeCharacterDevice(_ name: String, in directory: OwnedFD, mode: mode_t, device: UInt64, path: String) throws(SyscallError) {
-        try record("mknod(\(join(directory, name)), c \(device >> 8):\(device & 0xff))", name: path)
+    func makeDevice(_ name: String, in directory: OwnedFD, block: Bool, mode: mode_t, device: UInt64, path: String) throws(SyscallError) {
+        try record("mknod(\(join(directory, name)), \(block ? "b" : "c") \(device >> 8):\(device & 0xff))", name: path)
     }
 
     func changeOwner(_ name: String, in directory: OwnedFD?, uid: UInt32, gid: UInt32, path: String) throws(SyscallError) {
