@@ -436,6 +436,29 @@ extension OCIRuntimeTests {
         #expect(result.output == ["/dev/net/tun a:c8 600 0:0", "/dev/fuse a:e5 666 0:0", "tun-open", "other-refused"], "\(result.stdout) \(result.stderr)")
     }
 
+    /// A time namespace with linux.timeOffsets: the container's boot time clock (its uptime) runs
+    /// ahead by the offset, and so does exec's process, which joins the namespace.
+    @Test func timeNamespaceWithOffsets() throws {
+        let bundle = try TestBundle(["/bin/sh", "-c", "cut -d. -f1 /proc/uptime; exec sleep 30"]) { config in
+            var linux = config["linux"] as! [String: Any]
+            linux["namespaces"] = (linux["namespaces"] as! [[String: Any]]) + [["type": "time"]]
+            linux["timeOffsets"] = ["boottime": ["secs": 10_000_000, "nanosecs": 0], "monotonic": ["secs": 5, "nanosecs": 1]]
+            config["linux"] = linux
+        }
+        let result = try bundle.script(
+            """
+            $R create --bundle . --pid-file pid c && $R start c || exit 1
+            i=0; while [ "$(cat /proc/$(cat pid)/comm)" != sleep ] && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.05; done
+            $R exec c /bin/sh -c 'cut -d. -f1 /proc/uptime'
+            cut -d. -f1 /proc/uptime
+            $R delete --force c
+            """)
+        let numbers = result.output.compactMap { Int($0) }
+        #expect(numbers.count == 3, "\(result.stdout) \(result.stderr)")
+        guard numbers.count == 3 else { return }
+        #expect(numbers[0] >= 10_000_000 && numbers[1] >= 10_000_000 && numbers[2] < 10_000_000 && numbers[0] - numbers[2] >= 9_999_990, "\(numbers)")
+    }
+
     /// exec without --detach stands for its process: a signal sent to exec reaches the process (its
     /// trap answers), and exec ends with the process's status.
     @Test func execPassesOnSignals() throws {

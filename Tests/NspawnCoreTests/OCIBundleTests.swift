@@ -116,6 +116,13 @@ struct OCIBundleTests {
                 #"{"type": "network"}, {"type": "user"}], "uidMappings": [{"containerID": 0, "hostID": 1048576, "size": 65536}], "gidMappings": [{"containerID": 0, "hostID": 1048576, "size": 65536}]"#
         )
         #expect(try configuration(mapped).userNamespace == .fixed(UIDRange(base: 1_048_576, count: 65536)))
+        // A time namespace, with offsets.
+        let time = Self.config.replacingOccurrences(
+            of: #"{"type": "network"}]"#, with: #"{"type": "network"}, {"type": "time"}], "timeOffsets": {"boottime": {"secs": -3, "nanosecs": 7}}"#)
+        #expect(try configuration(time).timeNamespace == TimeOffsets(boottime: (-3, 7)))
+        #expect(try configuration(Self.config).timeNamespace == nil)
+        let offsetsAlone = Self.config.replacingOccurrences(of: #"{"type": "network"}]"#, with: #"{"type": "network"}], "timeOffsets": {}"#)
+        #expect(throws: UserError.self) { try configuration(offsetsAlone) }
         // linux.devices, and a rule allowing one of them.
         let devices = Self.config.replacingOccurrences(
             of: #""resources": {"devices": [{"allow": false, "access": "rwm"}]"#,

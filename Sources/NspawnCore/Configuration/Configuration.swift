@@ -95,6 +95,8 @@ public struct Configuration: Equatable, Sendable {
     var devices: [DeviceNode] = []
     /// An OCI bundle's IPC and UTS namespaces to be born in.
     var joinedNamespaces: [JoinedNamespace] = []
+    /// An OCI bundle's time namespace and its offsets.
+    var timeNamespace: TimeOffsets?
     /// An OCI bundle's rootfsPropagation.
     var rootPropagation: RootPropagation?
     /// An OCI bundle's process.consoleSize: the pty's rows and columns (the OCI runtime's `create`).
@@ -147,6 +149,10 @@ public struct Configuration: Equatable, Sendable {
         devices = try (o.devices ?? "").split(separator: "\n").map { line throws(UserError) in
             guard let node = DeviceNode(parsing: String(line)) else { throw UserError("Invalid device: \(line)") }
             return node
+        }
+        if let text = o.timeNamespace {
+            guard let offsets = TimeOffsets(parsing: text) else { throw UserError("Invalid time offsets: \(text)") }
+            timeNamespace = offsets
         }
         if let name = o.domainname {
             // What setdomainname(2) takes: at most 64 bytes.

@@ -264,6 +264,7 @@ struct SettingsFile: Equatable {
         keys["OCI/Domainname"] = Key(effect: .internalValue(\.domainname), trustedOnly: true)
         keys["OCI/Devices"] = Key(effect: .internalValue(\.devices), trustedOnly: true)
         keys["OCI/JoinedNamespaces"] = Key(effect: .internalValue(\.joinedNamespaces), trustedOnly: true)
+        keys["OCI/TimeNamespace"] = Key(effect: .internalValue(\.timeNamespace), trustedOnly: true)
         keys["OCI/RootPropagation"] = Key(effect: .internalValue(\.rootPropagation), trustedOnly: true)
         keys["OCI/ConsoleSize"] = Key(effect: .internalValue(\.consoleSize), trustedOnly: true)
         return keys

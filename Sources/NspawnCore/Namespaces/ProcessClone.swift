@@ -13,6 +13,7 @@ struct NamespaceSet: OptionSet {
     static let user = NamespaceSet(rawValue: UInt64(NSP_CLONE_NEWUSER))
     static let pid = NamespaceSet(rawValue: UInt64(NSP_CLONE_NEWPID))
     static let network = NamespaceSet(rawValue: UInt64(NSP_CLONE_NEWNET))
+    static let time = NamespaceSet(rawValue: 0x80)  // CLONE_NEWTIME
 }
 
 /// A child process this process made, held by pidfd so that its PID can never be reused under us.

@@ -330,7 +330,7 @@ enum OCIBundle {
             guard let type = try read.string(namespace?["type"], "linux.namespaces[\(index)].type") else {
                 throw read.refuse("linux.namespaces[\(index)].type", "missing.")
             }
-            guard ["pid", "mount", "ipc", "uts", "network", "user", "cgroup"].contains(type) else {
+            guard ["pid", "mount", "ipc", "uts", "network", "user", "cgroup", "time"].contains(type) else {
                 throw read.refuse("linux.namespaces[\(index)]", "a \(type) namespace is not supported by swift-nspawn.")
             }
             guard namespaces[type] == nil else { throw read.refuse("linux.namespaces[\(index)]", "the \(type) namespace is listed twice.") }
@@ -347,6 +347,21 @@ enum OCIBundle {
         case nil: add("Network/Private", "no", nil, "linux.namespaces")
         case .some(let path) where !path.isEmpty: add("OCI/NetworkNamespacePath", path, nil, "linux.namespaces")
         default: add("Network/Private", "yes", nil, "linux.namespaces")
+        }
+        if let offsets = try read.object(linux["timeOffsets"], "linux.timeOffsets", known: ["monotonic", "boottime"]) {
+            guard namespaces["time"] != nil else { throw read.refuse("linux.timeOffsets", "given without a time namespace.") }
+            var time = TimeOffsets()
+            for clock in ["monotonic", "boottime"] {
+                guard let offset = try read.object(offsets[clock], "linux.timeOffsets.\(clock)", known: ["secs", "nanosecs"]) else { continue }
+                let value = (
+                    seconds: try read.integer(offset["secs"], "linux.timeOffsets.\(clock).secs", in: Int64.min...Int64.max) ?? 0,
+                    nanoseconds: try read.integer(offset["nanosecs"], "linux.timeOffsets.\(clock).nanosecs", in: 0...999_999_999) ?? 0
+                )
+                if clock == "monotonic" { time.monotonic = value } else { time.boottime = value }
+            }
+            add("OCI/TimeNamespace", time.text, nil, "linux.timeOffsets")
+        } else if namespaces["time"] != nil {
+            add("OCI/TimeNamespace", TimeOffsets().text, nil, "linux.namespaces")
         }
         let joined = ["ipc", "uts"].compactMap { kind in namespaces[kind].flatMap { $0.isEmpty ? nil : "\(kind):\($0)" } }
         if !joined.isEmpty {
@@ -425,7 +440,7 @@ enum OCIBundle {
             }
             add("OCI/RootPropagation", name, nil, "linux.rootfsPropagation")
         }
-        for field in ["mountLabel", "intelRdt", "timeOffsets", "netDevices", "memoryPolicy"] {
+        for field in ["mountLabel", "intelRdt", "netDevices", "memoryPolicy"] {
             try read.unsupported(linux[field], "linux.\(field)")
         }
     }

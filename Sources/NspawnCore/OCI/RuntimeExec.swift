@@ -176,7 +176,7 @@ extension Runtime {
     /// The namespaces of PID 1 that are not ours, by their inodes in /proc.
     static func namespacesToJoin(of pid: Int32) throws -> NamespaceSet {
         let kinds: [(String, NamespaceSet)] = [
-            ("user", .user), ("mnt", .mount), ("pid", .pid), ("net", .network), ("ipc", .ipc), ("uts", .uts), ("cgroup", .cgroup),
+            ("user", .user), ("mnt", .mount), ("pid", .pid), ("net", .network), ("ipc", .ipc), ("uts", .uts), ("cgroup", .cgroup), ("time", .time),
         ]
         var set: NamespaceSet = []
         for (name, namespace) in kinds {

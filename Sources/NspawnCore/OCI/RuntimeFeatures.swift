@@ -9,7 +9,7 @@ enum RuntimeFeatures {
             "hooks": .array(RuntimeHooks.Phase.allCases.map { .string($0.rawValue) }),
             "mountOptions": .array(mountOptions.map(JSONValue.string)),
             "linux": .object([
-                "namespaces": .array(["cgroup", "ipc", "mount", "network", "pid", "user", "uts"].map(JSONValue.string)),
+                "namespaces": .array(["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"].map(JSONValue.string)),
                 "capabilities": .array(CapabilitySet.all.numbers.map { .string(CapabilitySet.name(of: $0).uppercased()) }),
                 "cgroup": .object(["v1": .bool(false), "v2": .bool(true), "systemd": .bool(false), "systemdUser": .bool(false), "rdma": .bool(false)]),
                 // A profile goes on top of swift-nspawn's own filter, which is always installed.

@@ -61,6 +61,8 @@ struct MachinePlan: Equatable, Sendable {
     /// The namespaces PID 1 is born in.
     /// An OCI bundle's IPC and UTS namespaces to be born in.
     var joinedNamespaces: [JoinedNamespace] = []
+    /// An OCI bundle's time namespace, with its offsets; nil: the host's.
+    var timeNamespace: TimeOffsets?
 
     var namespaces: NamespaceSet {
         var set: NamespaceSet = [.mount, .pid, .uts, .ipc]
@@ -87,6 +89,7 @@ struct MachinePlan: Equatable, Sendable {
     ) throws(UserError) {
         name = image.name
         joinedNamespaces = c.joinedNamespaces
+        timeNamespace = c.timeNamespace
         hostname = c.hostname ?? (joinedNamespaces.contains { $0.kind == .uts } ? nil : image.name)
         domainname = c.domainname
         // A valid machine-id in the tree wins over --uuid, as with systemd-nspawn; none is ever written.

@@ -44,11 +44,13 @@ enum MachineBoot {
         let inner = try plan.payload.process.bornWithOOMScoreAdjust(kernel: kernel) {
             try NetworkNamespace.within(joining: plan.network.namespace) {
                 try JoinedNamespace.within(joining: plan.joinedNamespaces) {
-                    try ChildProcess.clone(namespaces: plan.namespaces, intoCgroup: early?.fd.raw, role: "The machine's PID 1") {
-                        supervisorToInner.fd.close()
-                        outerToInner.fd.close()
-                        try InnerChild.run(
-                            plan, confinement: confinement, supervisor: innerFromSupervisor, outer: innerFromOuter, startGate: handover?.startGate)
+                    try TimeOffsets.within(plan.timeNamespace) {
+                        try ChildProcess.clone(namespaces: plan.namespaces, intoCgroup: early?.fd.raw, role: "The machine's PID 1") {
+                            supervisorToInner.fd.close()
+                            outerToInner.fd.close()
+                            try InnerChild.run(
+                                plan, confinement: confinement, supervisor: innerFromSupervisor, outer: innerFromOuter, startGate: handover?.startGate)
+                        }
                     }
                 }
             }
