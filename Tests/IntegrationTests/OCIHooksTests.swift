@@ -7,9 +7,10 @@ import Testing
 /// poststop is only a warning.
 @Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
 struct OCIHooksTests {
-    /// A hook that runs busybox's shell (static: it runs in the container's namespaces too) on `script`.
-    private func hook(_ script: String, path: String = "/bin/busybox", timeout: Int? = nil) -> [String: Any] {
-        var hook: [String: Any] = ["path": path, "args": ["sh", "-c", script], "env": ["PHASE_ENV=set"]]
+    /// A hook that runs a shell on `script`: the host's, but for startContainer, whose path is found
+    /// in the container.
+    private func hook(_ script: String, timeout: Int? = nil) -> [String: Any] {
+        var hook: [String: Any] = ["path": "/bin/sh", "args": ["sh", "-c", script], "env": ["PHASE_ENV=set"]]
         if let timeout { hook["timeout"] = timeout }
         return hook
     }
@@ -18,24 +19,22 @@ struct OCIHooksTests {
         { config in config["hooks"] = hooks }
     }
 
-    /// Every phase in order: the host's ones append to a log outside the container (with the
-    /// state's status, their environment), createContainer and startContainer see the container's
-    /// hostname and write into its root; poststop runs once delete has removed the container.
+    /// Every phase in order: each appends to a log outside the container (with the state's status,
+    /// its environment and its hostname: createContainer's is the container's, among the host's
+    /// files); startContainer runs in the container, held as its process (its bounding set), and
+    /// writes into its root; poststop runs once delete has removed the container.
     @Test func everyPhaseInItsOrderAndPlace() throws {
         let log = FileManager.default.temporaryDirectory.appendingPathComponent("sn-hooks-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: log) }
         // The state's status, from its JSON on standard input.
         let status = #"sed 's/.*"status":"\([a-z]*\)".*/\1/'"#
-        let onHost = { (phase: String) in self.hook("echo \"\(phase) $(\(status)) $PHASE_ENV $(hostname)\" >> \(log)") }
-        let inContainer = { (phase: String, path: String) in self.hook("echo \"\(phase) $(\(status)) $(hostname)\" >> /\(phase).txt", path: path) }
-        let bundle = try TestBundle(["/bin/sh", "-c", "cat /createContainer.txt /startContainer.txt"]) { config in
+        let logged = { (phase: String) in self.hook("echo \"\(phase) $(\(status)) $PHASE_ENV $(hostname)\" >> \(log)") }
+        let inContainer = hook("echo \"startContainer $(\(status)) $(hostname) $(grep CapBnd /proc/self/status | cut -f2)\" > /startContainer.txt")
+        let bundle = try TestBundle(["/bin/sh", "-c", "cat /startContainer.txt"]) { config in
             config["hostname"] = "hooked"
             config["hooks"] = [
-                "prestart": [onHost("prestart")], "createRuntime": [onHost("createRuntime")],
-                "createContainer": [inContainer("createContainer", "/bin/busybox")],
-                // Found in the container: its own /bin/sh.
-                "startContainer": [inContainer("startContainer", "/bin/sh")],
-                "poststart": [onHost("poststart")], "poststop": [onHost("poststop")],
+                "prestart": [logged("prestart")], "createRuntime": [logged("createRuntime")], "createContainer": [logged("createContainer")],
+                "startContainer": [inContainer], "poststart": [logged("poststart")], "poststop": [logged("poststop")],
             ]
         }
         let result = try bundle.script(
@@ -48,35 +47,48 @@ struct OCIHooksTests {
             """)
         #expect(result.status == 0, "\(result.stderr)")
         let host = ((try? String(contentsOfFile: "/proc/sys/kernel/hostname", encoding: .utf8)) ?? "").trimmingCharacters(in: .newlines)
-        #expect(result.output.first == "created: prestart creating set \(host),createRuntime creating set \(host),", "\(result.stdout)")
-        #expect(Array(result.output.dropFirst()) == ["createContainer creating hooked", "startContainer created hooked"], "\(result.stdout) \(result.stderr)")
+        #expect(
+            result.output.first == "created: prestart creating set \(host),createRuntime creating set \(host),createContainer creating set hooked,",
+            "\(result.stdout)")
+        // containerd's default bounding set.
+        #expect(Array(result.output.dropFirst()) == ["startContainer created hooked 00000000a80425fb"], "\(result.stdout) \(result.stderr)")
         let lines = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
         #expect(
             lines == [
-                "prestart creating set \(host)", "createRuntime creating set \(host)", "poststart running set \(host)", "poststop stopped set \(host)",
+                "prestart creating set \(host)", "createRuntime creating set \(host)", "createContainer creating set hooked", "poststart running set \(host)",
+                "poststop stopped set \(host)",
             ], "\(lines)")
     }
 
-    /// A createRuntime hook that fails ends create: its status and output in the error, nothing
-    /// left (state, cgroup, process); one that outlives its timeout is killed. A failing
-    /// startContainer hook stops the container; a failing poststart hook is only a warning.
-    @Test func failures() throws {
-        let failing = try TestBundle(["/bin/true"], edit: withHooks(["createRuntime": [hook("echo bad hook >&2; exit 3")]]))
+    /// A createRuntime hook that fails ends create: its status and output in the error, nothing left
+    /// (state, cgroup, process), poststop run after. One that outlives its timeout is killed, with
+    /// what it started.
+    @Test func aFailingCreateHookEndsCreate() throws {
+        let marker = FileManager.default.temporaryDirectory.appendingPathComponent("sn-hook-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: marker) }
+        let failing = try TestBundle(
+            ["/bin/true"], edit: withHooks(["createRuntime": [hook("echo bad hook >&2; exit 3")], "poststop": [hook("cat > \(marker)")]]))
         let created = try failing.script("$R create --bundle . c; echo \"create $?\"; ls \(failing.stateRoot)")
         #expect(created.output == ["create 1"], "\(created.stdout) \(created.stderr)")
-        #expect(created.stderr.contains("error running createRuntime hook #0 (/bin/busybox): exit status 3, output: bad hook"), "\(created.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: "\(failing.cgroupParentPath)/c"))
-        #expect(created.reaped.values.allSatisfy { $0 == 137 }, "\(created.reaped)")
+        #expect(created.stderr.contains("error running createRuntime hook #0 (/bin/sh): exit status 3, output: bad hook"), "\(created.stderr)")
+        let poststop = (try? String(contentsOfFile: marker, encoding: .utf8)) ?? ""
+        #expect(poststop.contains(#""status":"stopped""#) && poststop.contains(#""id":"c""#), "\(poststop)")
+        // create ended PID 1 itself (nothing was orphaned), and removed its cgroup.
+        #expect(!FileManager.default.fileExists(atPath: "\(failing.cgroupParentPath)/c") && created.reaped.isEmpty, "\(created.reaped)")
 
-        let slow = try TestBundle(["/bin/true"], edit: withHooks(["prestart": [hook("sleep 5", timeout: 1)]]))
+        let slow = try TestBundle(["/bin/true"], edit: withHooks(["prestart": [hook("sleep 30 & echo $! > \(marker); wait", timeout: 1)]]))
         let timedOut = try slow.script("$R create --bundle . c; echo \"create $?\"")
-        #expect(
-            timedOut.output == ["create 1"] && timedOut.stderr.contains("error running prestart hook #0 (/bin/busybox): timed out after 1 s"),
-            "\(timedOut.stderr)")
+        #expect(timedOut.output == ["create 1"], "\(timedOut.stdout) \(timedOut.stderr)")
+        #expect(timedOut.stderr.contains("error running prestart hook #0 (/bin/sh): timed out after 1 s"), "\(timedOut.stderr)")
+        let sleeper = Int32(((try? String(contentsOfFile: marker, encoding: .utf8)) ?? "").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        #expect(sleeper > 0 && eventually(within: 2) { kill(sleeper, 0) != 0 }, "the hook's sleep \(sleeper) outlived it")
+    }
 
+    /// A failing startContainer hook stops the container before its process runs; a failing
+    /// poststart or poststop hook is only a warning.
+    @Test func failuresOfStartAndAfter() throws {
         let refusing = try TestBundle(
-            ["/bin/sh", "-c", "echo must-not-run"],
-            edit: withHooks(["startContainer": [hook("exit 4", path: "/bin/sh")], "poststart": [hook("exit 5")]]))
+            ["/bin/sh", "-c", "echo must-not-run"], edit: withHooks(["startContainer": [hook("exit 4")], "poststart": [hook("exit 5")]]))
         let started = try refusing.script(
             """
             $R create --bundle . c || exit 1
@@ -95,7 +107,7 @@ struct OCIHooksTests {
             $R delete c; echo "delete $?"
             """)
         #expect(warned.output == ["start 0", "delete 0"], "\(warned.stdout) \(warned.stderr)")
-        #expect(warned.stderr.contains("warning: error running poststart hook #0 (/bin/busybox): exit status 5"), "\(warned.stderr)")
-        #expect(warned.stderr.contains("warning: error running poststop hook #0 (/bin/busybox): exit status 6"), "\(warned.stderr)")
+        #expect(warned.stderr.contains("warning: error running poststart hook #0 (/bin/sh): exit status 5"), "\(warned.stderr)")
+        #expect(warned.stderr.contains("warning: error running poststop hook #0 (/bin/sh): exit status 6"), "\(warned.stderr)")
     }
 }

@@ -40,6 +40,19 @@ struct SeccompProfileTests {
     /// libseccomp compiles it: a call it does not know is skipped, a rule that does what the default
     /// does is left out, two conditions on one argument become two rules.
     @Test func compiles() throws {
+        let code = try SeccompFilter.context(try profile(Self.sample)).exportPFC()
+        // The native architecture's part of libseccomp's pseudo filter code: one part per system
+        // call, each starting with a comment naming it.
+        let native = code.components(separatedBy: "# filter for arch ").dropFirst().first ?? ""
+        func rules(for name: String) -> String {
+            native.components(separatedBy: "# filter for syscall \"").filter { $0.hasPrefix(name + "\"") }.joined()
+        }
+        #expect(native.hasPrefix("x86_64") && rules(for: "mkdir").contains("action 0x7fc00000"), "\(code)")  // SECCOMP_RET_USER_NOTIF
+        #expect(rules(for: "uname").isEmpty && !code.contains("no_such_call_anywhere"), "\(code)")
+        // kill: a rule per comparison of argument 1, either one returning EPERM (errnoRet 1).
+        let kill = rules(for: "kill")
+        #expect(kill.contains("$a1.lo32 == 9") && kill.contains("$a1.lo32 == 0") && kill.contains("action ERRNO(1)"), "\(kill)")
+        #expect(rules(for: "personality").contains("$a0.lo32 == 8") && code.contains("action ERRNO(38)"), "\(code)")
         let filter = try SeccompFilter.compile(try profile(Self.sample))
         #expect(filter.programs.count == 1 && filter.programs[0].count % 8 == 0 && !filter.programs[0].isEmpty)
         let loaded = try SeccompFilter.load(try profile(Self.sample))

@@ -26,26 +26,29 @@ enum InnerChild {
         var confinement = confinement
         if let startGate {
             try Payload.requireRunnable(plan.payload)
-            // An OCI profile goes on before the gate, as runc's does: its listener must reach the
-            // agent before `create` ends. The profile holds everything PID 1 does from here on.
+            // The filters go on before the gate, as runc's: the profile's listener must reach the
+            // agent before `create` ends. swift-nspawn's own first, the profile last, so that little
+            // of our own setup meets the profile.
+            if let console {
+                for fd: Int32 in 0...2 { try sys("dup2", path: "/dev/console") { dup2(console.raw, fd) } }
+            }
+            try confinement.seccomp?.install()
+            confinement.seccomp = nil
             let listener = try confinement.seccompProfile?.install()
             confinement.seccompProfile = nil
-            try waitAtStartGate(startGate, console: console, supervisor: supervisor, seccompListener: listener)
+            try waitAtStartGate(startGate, supervisor: supervisor, seccompListener: listener)
         }
         Payload.start(plan.payload, confinement: confinement, console: console)
     }
 
     /// PID 1 outlives `create`, which ends once it hears that PID 1 is here; `start` opening the
     /// gate for reading lets the open for writing return, and a byte written tells `start` so.
-    /// With a console, its pty takes our standard streams first: they are `create`'s, which its
-    /// caller reads to their end (go-runc does) before it calls `start`.
+    /// With a console, its pty has taken our standard streams already: they are `create`'s, which
+    /// its caller reads to their end (go-runc does) before it calls `start`.
     /// Until `create` has recorded the machine we still die with it: a `create` killed before then
     /// leaves nothing running that no `delete` could find.
     /// The seccomp profile's listener goes with the message that PID 1 is at the gate.
-    private static func waitAtStartGate(_ gate: OwnedFD, console: OwnedFD?, supervisor: SetupChannel, seccompListener: OwnedFD?) throws {
-        if let console {
-            for fd: Int32 in 0...2 { try sys("dup2", path: "/dev/console") { dup2(console.raw, fd) } }
-        }
+    private static func waitAtStartGate(_ gate: OwnedFD, supervisor: SetupChannel, seccompListener: OwnedFD?) throws {
         try supervisor.send(.atStartGate, fds: [seccompListener].compactMap { $0 }, to: "The supervisor")
         seccompListener?.close()
         _ = try supervisor.receive(.recorded, from: "The supervisor")

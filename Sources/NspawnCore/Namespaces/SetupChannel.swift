@@ -22,6 +22,8 @@ enum SetupMessage: UInt8 {
     case detached
     /// A process the OCI runtime's `exec` starts → `exec`: its seccomp profile's listener.
     case seccompListener
+    /// `exec` → the process: the agent has the listener; go on to the exec.
+    case listenerHandedOn
 }
 
 /// One end of a SOCK_SEQPACKET socketpair: message boundaries are kept, descriptors travel with
@@ -48,6 +50,17 @@ final class SetupChannel {
         } catch {
             if [.brokenPipe, .connectionReset, .connectionRefused].contains(error.errno) { throw SetupAborted(peer: peer) }
             throw error
+        }
+    }
+
+    /// receive(), waiting at most `seconds` for the message to come.
+    func receive(_ expected: SetupMessage, from peer: String, within seconds: Int32) throws -> [OwnedFD] {
+        var poller = [pollfd(fd: fd.raw, events: Int16(POLLIN), revents: 0)]
+        while true {
+            let ready = poll(&poller, 1, seconds * 1000)
+            if ready > 0 { return try receive(expected, from: peer) }
+            if ready == 0 { throw UserError("\(peer) did not answer within \(seconds) s.") }
+            if errno != EINTR { throw SyscallError.last("poll") }
         }
     }
 

@@ -190,7 +190,12 @@ enum OCIBundle {
         }
 
         try process(top["process"], read: read, add: add)
-        try mounts(top["mounts"], bundle: bundle, read: read, add: add)
+        // A mount ID-mapped as the container's user namespace needs that namespace's mappings.
+        let linuxFields = top["linux"]?.object
+        let userNamespace =
+            linuxFields?["namespaces"]?.array?.contains { $0["type"]?.string == "user" } == true
+            ? (uids: linuxFields?["uidMappings"] ?? .array([]), gids: linuxFields?["gidMappings"] ?? .array([])) : nil
+        try mounts(top["mounts"], bundle: bundle, read: read, userNamespace: userNamespace, add: add)
         try linux(top["linux"], read: read, runtime: runtime, kernelHas: kernelHas, add: add)
         return result
     }
@@ -270,7 +275,11 @@ enum OCIBundle {
         }
     }
 
-    private static func mounts(_ value: JSONValue?, bundle: String, read: Reader, add: (String, String, [String]?, String) -> Void) throws(UserError) {
+    /// `userNamespace`: the container's mappings when it has a user namespace.
+    private static func mounts(
+        _ value: JSONValue?, bundle: String, read: Reader, userNamespace: (uids: JSONValue, gids: JSONValue)?,
+        add: (String, String, [String]?, String) -> Void
+    ) throws(UserError) {
         let propagation = propagationOptions
         for (index, value) in try read.array(value, "mounts").enumerated() {
             let field = "mounts[\(index)]"
@@ -280,8 +289,21 @@ enum OCIBundle {
             }
             let type = try read.string(mount["type"], "\(field).type") ?? ""
             let options = try read.strings(mount["options"], "\(field).options")
-            try read.unsupported(mount["uidMappings"], "\(field).uidMappings")
-            try read.unsupported(mount["gidMappings"], "\(field).gidMappings")
+            // idmap (ridmap: of the submounts too): the mount shows its owners as the container's
+            // user namespace maps them, swift-nspawn's idmap bind. Mappings of its own are refused.
+            let idmapped = options.contains("idmap") || options.contains("ridmap")
+            if idmapped {
+                guard let userNamespace else { throw read.refuse("\(field).options", "idmap needs a user namespace.") }
+                for (name, own) in [("uidMappings", userNamespace.uids), ("gidMappings", userNamespace.gids)] {
+                    let given = mount[name] ?? .null
+                    guard given == .null || given == .array([]) || given == own else {
+                        throw read.refuse("\(field).\(name)", "swift-nspawn maps a mount as the container's user namespace only.")
+                    }
+                }
+            } else {
+                try read.unsupported(mount["uidMappings"], "\(field).uidMappings")
+                try read.unsupported(mount["gidMappings"], "\(field).gidMappings")
+            }
             if apiMounts[destination]?.contains(type) == true {
                 let other = options.filter { !isAPIMountOption($0, destination: destination) }
                 guard other.isEmpty else {
@@ -295,12 +317,17 @@ enum OCIBundle {
                     throw read.refuse("\(field).source", "missing.")
                 }
                 // nodev: every bind is.
-                let other = options.filter { !["bind", "rbind", "ro", "rw", "nosuid", "noexec", "nodev"].contains($0) && !propagation.contains($0) }
+                let other = options.filter {
+                    !["bind", "rbind", "ro", "rw", "nosuid", "noexec", "nodev", "idmap", "ridmap"].contains($0) && !propagation.contains($0)
+                }
                 guard other.isEmpty else { throw read.refuse("\(field).options", "\(other.joined(separator: ",")) not supported for binds.") }
-                let flags = [options.contains("rbind") ? "rbind" : "norbind"] + ["nosuid", "noexec"].filter(options.contains)
+                if options.contains("ridmap") && !options.contains("rbind") { throw read.refuse("\(field).options", "ridmap needs rbind.") }
+                let flags = [options.contains("rbind") ? "rbind" : "norbind"] + ["nosuid", "noexec"].filter(options.contains) + (idmapped ? ["idmap"] : [])
                 add(
                     options.contains("ro") ? "Files/BindReadOnly" : "Files/Bind",
                     "\(source.hasPrefix("/") ? source : "\(bundle)/\(source)"):\(destination):\(flags.joined(separator: ","))", nil, field)
+            } else if idmapped {
+                throw read.refuse("\(field).options", "idmap is supported for binds only.")
             } else if type == "tmpfs" {
                 // swift-nspawn's tmpfs mounts are nosuid and nodev; other mount flags it does not set.
                 let flags: Set<String> = ["nosuid", "nodev", "rw", "relatime"]
@@ -365,6 +392,11 @@ enum OCIBundle {
         }
         let joined = ["ipc", "uts"].compactMap { kind in namespaces[kind].flatMap { $0.isEmpty ? nil : "\(kind):\($0)" } }
         if !joined.isEmpty {
+            // Owned by the host's user namespace, they would refuse the machine's root (mqueue, the
+            // hostname, IPC sysctls).
+            guard namespaces["user"] == nil else {
+                throw read.refuse("linux.namespaces", "an ipc or uts namespace to join may not be combined with a user namespace of the container's own.")
+            }
             guard joined.allSatisfy({ JoinedNamespace(parsing: $0) != nil }) else { throw read.refuse("linux.namespaces", "a path to join must be absolute.") }
             add("OCI/JoinedNamespaces", joined.joined(separator: "\n"), nil, "linux.namespaces")
         }

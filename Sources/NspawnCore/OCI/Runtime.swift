@@ -144,11 +144,18 @@ public enum Runtime {
         let (errors, copy) = (OwnedFD(pipe[0]), OwnedFD(pipe[1]))
         errorCopy = copy.raw
         defer { errorCopy = nil }
+        // Once a hook of create has run, a failure goes on with poststop (runtime-spec, lifecycle),
+        // after the container is undone.
+        var stateForPoststop: JSONValue?
+        defer {
+            if !recorded, let stateForPoststop { try? bundleFile.hooks.run(.poststop, state: stateForPoststop, container: nil) }
+        }
         do {
             let handover = handover(
                 id: id, directory: directory, bundle: bundleFile.directory, annotations: bundleFile.annotations, gate: gate, consoleSocket: consoleSocket,
                 pidFile: pidFile, rootfs: configuration.directory ?? "", consoleSize: configuration.consoleSize, seccompProfile: configuration.seccompProfile,
-                hooks: bundleFile.hooks)
+                hooks: bundleFile.hooks
+            ) { stateForPoststop = $0 }
             try Launcher.create(configuration, handover: handover)
         } catch is SetupAborted {
             copy.close()
@@ -161,10 +168,11 @@ public enum Runtime {
     }
 
     /// Records the machine once its PID 1 waits at the gate: the console to the caller, the seccomp
-    /// listener to its agent, the hooks of create, the state, the pid file.
+    /// listener to its agent, the hooks of create, the state, the pid file. `hooksRun`: told the
+    /// state (stopped) poststop gets should the container be undone after a hook of create ran.
     private static func handover(
         id: String, directory: String, bundle: String, annotations: [String: JSONValue], gate: OwnedFD, consoleSocket: String?, pidFile: String?,
-        rootfs: String, consoleSize: ConsoleSize?, seccompProfile: SeccompProfile?, hooks: RuntimeHooks
+        rootfs: String, consoleSize: ConsoleSize?, seccompProfile: SeccompProfile?, hooks: RuntimeHooks, hooksRun: @escaping (JSONValue) -> Void
     ) -> MachineHandover {
         MachineHandover(startGate: gate) { pid1, master, listener, cgroup in
             guard let stat = ProcessStat.read(pid1.pid) else { throw UserError("The container's PID 1 (\(pid1.pid)) is gone.") }
@@ -186,8 +194,9 @@ public enum Runtime {
                 guard let listener else { throw UserError("The container's PID 1 sent no seccomp listener.") }
                 try sendSeccompListener(listener, profile: seccompProfile, pid: pid1.pid, state: creating)
             }
+            if !hooks.isEmpty { hooksRun(record.state(status: "stopped", pid: 0)) }
             for phase: RuntimeHooks.Phase in [.prestart, .createRuntime, .createContainer] {
-                try hooks.run(phase, state: creating, container: (pid1.pidfd, pid1.pid, cgroup.path))
+                try hooks.run(phase, state: creating, container: .init(pidfd: pid1.pidfd, pid: pid1.pid, cgroup: cgroup.path))
             }
             try record.write(in: directory)
             if let pidFile { try FileSystem.replace(pidFile, contents: "\(pid1.pid)", mode: 0o644) }
@@ -206,7 +215,13 @@ public enum Runtime {
         let gatePath = ContainerRecord.directory(root: root, id: record.id) + "/" + ContainerRecord.gate
         guard let pidfd = openPID1(record) else { throw UserError("cannot start a container that has stopped") }
         do {
-            try record.hooks.run(.startContainer, state: record.state(root: root), container: (pidfd, record.pid, record.cgroup))
+            var container = RuntimeHooks.Container(pidfd: pidfd, pid: record.pid, cgroup: record.cgroup)
+            if record.hooks.hooks[.startContainer]?.isEmpty == false {
+                let (configuration, confinement) = try containerConfinement(record)
+                container.confinement = confinement
+                if let identity = configuration.identity { container.identity = (identity.uid, identity.gid, identity.groups) }
+            }
+            try record.hooks.run(.startContainer, state: record.state(root: root), container: container)
         } catch {
             // runtime-spec: the container is stopped; `delete` removes it.
             _ = nsp_pidfd_send_signal(pidfd.raw, SIGKILL)

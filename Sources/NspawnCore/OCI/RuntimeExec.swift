@@ -37,21 +37,14 @@ extension Runtime {
         case .paused: throw UserError("cannot exec in a paused container")
         case .stopped: throw UserError("cannot exec in a stopped container")
         }
-        // The container's configuration as create read it (not our environment's switches): what
-        // the process may have at most.
-        var options = CommandLineOptions()
-        options.settings = "no"
-        let (container, _) = try OCIBundle.load(record.bundle, runtime: true).configuration(commandLine: options, override: false) { _ in nil }
-        let (machineCapabilities, seccompPolicy, _) = try MachinePlan.confinement(
-            container, userNamespace: container.userNamespace != .no, held: CapabilityPolicy.held())
-        let process = try execProcess(request, container: container, machine: machineCapabilities)
+        let (container, machine) = try containerConfinement(record)
+        let process = try execProcess(request, container: container, machine: machine.capabilities)
         guard process.terminal == (request.consoleSocket != nil) else {
             throw UserError(
                 process.terminal ? "process.terminal is true: --console-socket must be given." : "--console-socket given, but the process has no terminal.")
         }
-        let confinement = PayloadConfinement(
-            capabilities: process.capabilities, seccomp: try seccompPolicy.map(SeccompFilter.load),
-            seccompProfile: try container.seccompProfile.map(SeccompFilter.load))
+        var confinement = machine
+        confinement.capabilities = process.capabilities
         // The process hands its seccomp profile's listener to us, for the profile's agent.
         let listenerChannel = confinement.seccompProfile?.listens == true ? try SetupChannel.pair() : nil
 
@@ -108,7 +101,9 @@ extension Runtime {
             if let listener = try receiveListener(receiver, seconds: 10, what: what) {
                 gotPID = withUnsafeMutableBytes(of: &pid) { Glibc.read(pidReader.raw, $0.baseAddress, 4) } == 4
                 guard gotPID else { throw UserError("\(what) ended before it ran.") }
-                try sendSeccompListener(listener, profile: profile, pid: pid, state: record.state(status: "running", pid: record.pid))
+                try sendSeccompListener(listener, profile: profile, pid: pid, state: record.state(root: root))
+                // Until then the process waits; should we fail, it ends with us (end of file).
+                try receiver.send(.listenerHandedOn, to: what)
             }
         }
         let message = try readToEnd(errorReader, seconds: 10, what: what)
@@ -139,6 +134,21 @@ extension Runtime {
             let signal = sigwaitinfo(&set, &info)
             if signal > 0 && signal != SIGCHLD { kill(pid, signal) }
         }
+    }
+
+    /// The container's configuration as create read it (not our environment's switches), and what
+    /// its processes are held to: its capabilities, swift-nspawn's filter and its seccomp profile.
+    /// (What exec's process, and a startContainer hook, may have at most.)
+    static func containerConfinement(_ record: ContainerRecord) throws -> (Configuration, PayloadConfinement) {
+        var options = CommandLineOptions()
+        options.settings = "no"
+        let (container, _) = try OCIBundle.load(record.bundle, runtime: true).configuration(commandLine: options, override: false) { _ in nil }
+        let (capabilities, seccompPolicy, _) = try MachinePlan.confinement(
+            container, userNamespace: container.userNamespace != .no, held: CapabilityPolicy.held())
+        let confinement = PayloadConfinement(
+            capabilities: capabilities, seccomp: try seccompPolicy.map(SeccompFilter.load), seccompProfile: try container.seccompProfile.map(SeccompFilter.load)
+        )
+        return (container, confinement)
     }
 
     /// The listener the process sends over `channel`, waiting at most `seconds`; nil when it ended
@@ -213,11 +223,16 @@ extension Runtime {
             for limit in process.limits { try kernel.setResourceLimit(of: 0, limit) }
             if let score = process.oomScoreAdjust { try kernel.writeFile("\(score)", to: "/proc/self/oom_score_adj") }
             let program = try Payload.findProgram(process.arguments[0], environment: process.environment)
-            if let listenerChannel {
-                // Installed first, as PID 1's is before the start gate, to hand its listener on.
-                let listener = try confinement.seccompProfile?.install()
-                confinement.seccompProfile = nil
-                try listenerChannel.send(.seccompListener, fds: [listener].compactMap { $0 }, to: "swift-nspawn-runc exec")
+            // As PID 1's before the start gate: swift-nspawn's filter, then the profile, whose
+            // listener goes to exec, and on to the agent; the exec only once the agent has it.
+            try confinement.seccomp?.install()
+            confinement.seccomp = nil
+            let listener = try confinement.seccompProfile?.install()
+            confinement.seccompProfile = nil
+            if let listenerChannel, let listener {
+                try listenerChannel.send(.seccompListener, fds: [listener], to: "swift-nspawn-runc exec")
+                listener.close()
+                _ = try listenerChannel.receive(.listenerHandedOn, from: "swift-nspawn-runc exec")
                 listenerChannel.fd.close()
             }
             try Payload.confine(confinement, keeping: errors.raw)
@@ -320,6 +335,12 @@ extension Runtime {
     /// A connected AF_UNIX stream socket: the caller's console socket.
     static func connectSocket(_ path: String) throws -> OwnedFD {
         let socket = OwnedFD(try sys("socket", path: path) { Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) })
+        // Bounded: connect(2) and sendmsg(2) on a Unix socket wait at most this long for a peer
+        // whose queue is full.
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        try sys("setsockopt(SO_SNDTIMEO)", path: path) {
+            setsockopt(socket.raw, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)

@@ -11,7 +11,7 @@ enum RuntimeFeatures {
             "linux": .object([
                 "namespaces": .array(["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"].map(JSONValue.string)),
                 "capabilities": .array(CapabilitySet.all.numbers.map { .string(CapabilitySet.name(of: $0).uppercased()) }),
-                "cgroup": .object(["v1": .bool(false), "v2": .bool(true), "systemd": .bool(false), "systemdUser": .bool(false), "rdma": .bool(false)]),
+                "cgroup": .object(["v1": .bool(false), "v2": .bool(true), "systemd": .bool(true), "systemdUser": .bool(false), "rdma": .bool(false)]),
                 // A profile goes on top of swift-nspawn's own filter, which is always installed.
                 "seccomp": .object([
                     "enabled": .bool(true),
@@ -24,7 +24,7 @@ enum RuntimeFeatures {
                 "apparmor": .object(["enabled": .bool(false)]),
                 "selinux": .object(["enabled": .bool(false)]),
                 "intelRdt": .object(["enabled": .bool(false)]),
-                "mountExtensions": .object(["idmap": .object(["enabled": .bool(false)])]),
+                "mountExtensions": .object(["idmap": .object(["enabled": .bool(true)])]),
             ]),
             "annotations": .object(["io.github.swift-nspawn.version": .string(Version.number)]),
         ])

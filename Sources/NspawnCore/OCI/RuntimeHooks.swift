@@ -6,19 +6,23 @@ import CNspawnShim
 /// config.json's hooks (runtime-spec config.md, "POSIX-platform Hooks"), run by swift-nspawn-runc in
 /// the specification's order, each with the container's state on its standard input:
 /// - `create`, once PID 1 waits at the start gate: prestart and createRuntime in the runtime's
-///   namespaces, then createContainer in the container's (its path found in ours);
-/// - `start`: startContainer in the container's namespaces (its path found there) before the gate
-///   opens, poststart in ours after;
-/// - `delete`: poststop, once the container is gone.
-/// A swift-nspawn machine's tree is its root before PID 1 reports at the gate, so the first three
-/// run after the machine's pivot_root, not before it as the specification has them: a hook that
-/// mounts into root.path through PID 1's mount namespace finds no such path there.
+///   namespaces, then createContainer in the container's but its mount and user namespaces;
+/// - `start`: startContainer in all of the container's namespaces, its path found there and held
+///   as the container's process is (its user, capabilities and system call filters), before the
+///   gate opens; poststart in ours after;
+/// - `delete`: poststop, once the container is gone (and after a failed create, once it is undone).
+/// A swift-nspawn machine's tree is its root before PID 1 reports at the gate: runc runs the first
+/// three before its pivot_root, with the host's files still in the container's mount namespace.
+/// Here that namespace holds only the image's files, so createContainer stays in ours: a hook run
+/// there would load its interpreter and libraries from the image, with the hook's privileges.
 struct RuntimeHooks: Equatable, Sendable {
     enum Phase: String, CaseIterable, Sendable {
         case prestart, createRuntime, createContainer, startContainer, poststart, poststop
 
         /// Where the hook runs: the container's namespaces (joined from PID 1) or the runtime's.
         var inContainer: Bool { self == .createContainer || self == .startContainer }
+        /// The container's mount and user namespaces too, held as its process.
+        var asContainerProcess: Bool { self == .startContainer }
         /// A failure ends the container; of the other two, it is only said.
         var mustSucceed: Bool { self != .poststart && self != .poststop }
     }
@@ -75,14 +79,23 @@ struct RuntimeHooks: Equatable, Sendable {
         return .object(phases)
     }
 
+    /// The container, for the phases that run in it: PID 1, its cgroup, and (for startContainer)
+    /// what its process is held to and as whom it runs.
+    struct Container {
+        var pidfd: OwnedFD
+        var pid: Int32
+        var cgroup: String
+        var confinement: PayloadConfinement?
+        var identity: (uid: UInt32, gid: UInt32, groups: [UInt32]) = (0, 0, [])
+    }
+
     /// Runs the phase's hooks in order. For a phase that must succeed, the first failure is thrown;
     /// for poststart and poststop each failure is said on standard error (runtime-spec: a warning)
-    /// and the rest run. `container`: PID 1's pidfd and PID, and its cgroup, for the phases that run
-    /// in the container.
-    func run(_ phase: Phase, state: JSONValue, container: (pidfd: OwnedFD, pid: Int32, cgroup: String)?) throws {
+    /// and the rest run.
+    func run(_ phase: Phase, state: JSONValue, container: Container?) throws {
         for (index, hook) in (hooks[phase] ?? []).enumerated() {
             do {
-                try Self.run(hook, state: state, container: phase.inContainer ? container : nil, resolveInContainer: phase == .startContainer)
+                try Self.run(hook, phase: phase, state: state, container: phase.inContainer ? container : nil)
             } catch {
                 let message = "error running \(phase.rawValue) hook #\(index) (\(hook.path)): \(error)"
                 if phase.mustSucceed { throw UserError(message) }
@@ -92,7 +105,7 @@ struct RuntimeHooks: Equatable, Sendable {
     }
 
     /// One hook, to its end or its timeout (then killed). Its output is kept, for the error.
-    private static func run(_ hook: Hook, state: JSONValue, container: (pidfd: OwnedFD, pid: Int32, cgroup: String)?, resolveInContainer: Bool) throws {
+    private static func run(_ hook: Hook, phase: Phase, state: JSONValue, container: Container?) throws {
         let input = OwnedFD(try sys("memfd_create") { nsp_memfd_create("state") })
         try FileSystem.writeAll(fd: input.raw, Array(state.text.utf8), path: "state")
         try sys("lseek") { lseek(input.raw, 0, SEEK_SET) }
@@ -100,13 +113,16 @@ struct RuntimeHooks: Equatable, Sendable {
         try sys("pipe2") { nsp_pipe2(&pipe, O_CLOEXEC) }
         let (output, outputWriter) = (OwnedFD(pipe[0]), OwnedFD(pipe[1]))
         // Found in our namespaces unless it runs where its path is the container's: opened here.
-        let program = resolveInContainer ? nil : try FileSystem.open(hook.path, NSP_O_PATH)
+        let program = phase.asContainerProcess ? nil : try FileSystem.open(hook.path, NSP_O_PATH)
         let argv = hook.args.isEmpty ? [hook.path] : hook.args
 
         let cgroup = try container.map { try FileSystem.open($0.cgroup, O_RDONLY | O_DIRECTORY) }
         let child = try ChildProcess.clone(namespaces: [], intoCgroup: cgroup?.raw, role: "The \(hook.path) hook") {
+            // Its own process group: a hook that outlives its timeout goes with what it started.
+            _ = setpgid(0, 0)
             if let container {
-                let namespaces = try Runtime.namespacesToJoin(of: container.pid)
+                var namespaces = try Runtime.namespacesToJoin(of: container.pid)
+                if !phase.asContainerProcess { namespaces.subtract([.mount, .user]) }
                 try MachineEntry.join(
                     pidfd: container.pidfd.raw, namespaces: namespaces, keeping: [input.raw, outputWriter.raw] + [program?.raw].compactMap { $0 })
                 // A member of the container's PID namespace only as a child.
@@ -126,6 +142,10 @@ struct RuntimeHooks: Equatable, Sendable {
             var none = sigset_t()
             sigemptyset(&none)
             sigprocmask(SIG_SETMASK, &none, nil)
+            if phase.asContainerProcess, let container, let confinement = container.confinement {
+                try Payload.confine(confinement)
+                try confinement.capabilities.apply(switchingTo: container.identity)
+            }
             var cArgs = argv.map { strdup($0) } + [nil]
             var cEnv = hook.env.map { strdup($0) } + [nil]
             if let program {
@@ -155,6 +175,8 @@ struct RuntimeHooks: Equatable, Sendable {
         while true {
             let now = Clock.monotonicNanoseconds()
             guard now < deadline else {
+                // The hook's process group (what it started too), then the hook, reaped.
+                kill(-child.pid, SIGKILL)
                 child.kill()
                 throw UserError("timed out after \(seconds) s")
             }

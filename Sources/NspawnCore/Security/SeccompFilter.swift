@@ -92,6 +92,11 @@ public struct SeccompFilter: Equatable, Sendable {
     /// (libseccomp refuses it); conditions on one argument twice are a rule each, as runc makes them
     /// (libseccomp cannot AND them); a call this libseccomp does not know is skipped, as runc does.
     static func compile(_ profile: SeccompProfile) throws -> SeccompFilter {
+        SeccompFilter(programs: [try context(profile).export()])
+    }
+
+    /// The profile's rules in a libseccomp context (its pseudo filter code shows them: tests).
+    static func context(_ profile: SeccompProfile) throws -> Context {
         let context = try Context(defaultAction: profile.defaultAction.value, architectures: profile.architectures)
         for rule in profile.rules where rule.action != profile.defaultAction {
             let conditions = rule.comparisons.map {
@@ -103,7 +108,7 @@ public struct SeccompFilter: Equatable, Sendable {
                 for conditions in rules { try context.add(rule.action.value, name, conditions) }
             }
         }
-        return SeccompFilter(programs: [try context.export()])
+        return context
     }
 
     static func errno(_ code: Int32) -> UInt32 { 0x0005_0000 | (UInt32(code) & 0xffff) }
@@ -152,10 +157,15 @@ public struct SeccompFilter: Equatable, Sendable {
             throw SyscallError(call, path: path, errno: .init(rawValue: -r))
         }
 
-        func export() throws -> [UInt8] {
+        func export() throws -> [UInt8] { try export(seccomp_export_bpf, "seccomp_export_bpf") }
+
+        /// libseccomp's pseudo filter code: the rules as text.
+        func exportPFC() throws -> String { String(decoding: try export(seccomp_export_pfc, "seccomp_export_pfc"), as: UTF8.self) }
+
+        private func export(_ exporter: (scmp_filter_ctx?, Int32) -> Int32, _ name: String) throws -> [UInt8] {
             let fd = OwnedFD(try sys("memfd_create") { nsp_memfd_create("seccomp") })
-            let r = seccomp_export_bpf(ctx, fd.raw)
-            if r < 0 { throw SyscallError("seccomp_export_bpf", errno: .init(rawValue: -r)) }
+            let r = exporter(ctx, fd.raw)
+            if r < 0 { throw SyscallError(name, errno: .init(rawValue: -r)) }
             try sys("lseek", path: "seccomp") { lseek(fd.raw, 0, SEEK_SET) }
             return try FileSystem.readAll(fd: fd.raw, path: "seccomp")
         }

@@ -72,9 +72,10 @@ struct SeccompProfile: Equatable, Sendable {
         ("SECCOMP_FILTER_FLAG_TSYNC", 0), ("SECCOMP_FILTER_FLAG_LOG", 1 << 1), ("SECCOMP_FILTER_FLAG_SPEC_ALLOW", 1 << 2),
         ("SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV", 1 << 5),
     ]
-    /// What the process that installs the filter calls before its listener is handed on: waiting
-    /// for our own answer there would never end.
-    static let neverNotified: Set<String> = ["sendmsg", "socketcall"]
+    /// What the process that installs the filter calls before its listener is handed on (sending
+    /// it, and the memory management any code may do): waiting there for an agent that has no
+    /// listener yet would never end.
+    static let neverNotified: Set<String> = ["sendmsg", "socketcall", "brk", "mmap", "mmap2", "munmap", "mremap", "madvise", "mprotect"]
 
     /// Reads linux.seccomp.
     init(_ value: JSONValue, read: OCIBundle.Reader) throws(UserError) {

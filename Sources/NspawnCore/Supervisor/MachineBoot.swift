@@ -46,6 +46,9 @@ enum MachineBoot {
                 try JoinedNamespace.within(joining: plan.joinedNamespaces) {
                     try TimeOffsets.within(plan.timeNamespace) {
                         try ChildProcess.clone(namespaces: plan.namespaces, intoCgroup: early?.fd.raw, role: "The machine's PID 1") {
+                            // Nothing of ours goes into the machine (namespace handles, sockets, locks).
+                            closeDescriptors(
+                                except: [innerFromSupervisor.fd.raw, innerFromOuter.fd.raw, handover?.startGate.raw, errorCopy].compactMap { $0 })
                             supervisorToInner.fd.close()
                             outerToInner.fd.close()
                             try InnerChild.run(
@@ -110,7 +113,9 @@ enum MachineBoot {
         let master = received.count > 1 ? received[1] : nil
         try outer.requireCleanExit()
         if let handover {
-            let listener = try supervisorToInner.receive(.atStartGate, from: "The machine's PID 1").first
+            // Bounded: PID 1 only finishes its own setup (its seccomp profile cannot make it wait on
+            // an agent that has no listener yet: SeccompProfile.neverNotified).
+            let listener = try supervisorToInner.receive(.atStartGate, from: "The machine's PID 1", within: 60).first
             try handover.handOver(inner, master, listener, cgroup)
             try supervisorToInner.send(.recorded, to: "The machine's PID 1")
             _ = try supervisorToInner.receive(.detached, from: "The machine's PID 1")
