@@ -459,6 +459,34 @@ extension OCIRuntimeTests {
         #expect(numbers[0] >= 10_000_000 && numbers[1] >= 10_000_000 && numbers[2] < 10_000_000 && numbers[0] - numbers[2] >= 9_999_990, "\(numbers)")
     }
 
+    /// A user namespace with its mappings; a bind with the idmap option shows its owners as that
+    /// namespace maps them (the host's root as the container's), one without shows them unmapped.
+    @Test func idmappedBind() throws {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("sn-idmap-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: data, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let mapping = [["containerID": 0, "hostID": 0x7000_0000, "size": 65536]]
+        let bundle = try TestBundle(["/bin/sh", "-c", "stat -c '%n %u' /mapped /raw; touch /mapped/f && stat -c '%n %u' /mapped/f"]) { config in
+            var linux = config["linux"] as! [String: Any]
+            linux["namespaces"] = (linux["namespaces"] as! [[String: Any]]) + [["type": "user"]]
+            (linux["uidMappings"], linux["gidMappings"]) = (mapping, mapping)
+            config["linux"] = linux
+            config["mounts"] =
+                (config["mounts"] as! [[String: Any]]) + [
+                    ["destination": "/mapped", "type": "bind", "source": data, "options": ["rbind", "idmap"]],
+                    ["destination": "/raw", "type": "bind", "source": data, "options": ["rbind", "ro"]],
+                ]
+        }
+        let result = try bundle.script(
+            """
+            $R create --bundle . c && $R start c || exit 1
+            i=0; while ! $R state c | grep -q '"stopped"'; do i=$((i+1)); [ $i -gt 100 ] && exit 3; sleep 0.05; done
+            $R delete c
+            stat -c '%u' \(data)/f
+            """)
+        #expect(result.output == ["/mapped 0", "/raw 65534", "/mapped/f 0", "0"], "\(result.stdout) \(result.stderr)")
+    }
+
     /// exec without --detach stands for its process: a signal sent to exec reaches the process (its
     /// trap answers), and exec ends with the process's status.
     @Test func execPassesOnSignals() throws {

@@ -172,6 +172,7 @@ struct OCIBundleTests {
                 "linux.uidMappings: given without a user namespace."
             ),
             (#""mode=1777"]}"#, #""mode=1777", "noexec"]}"#, "mounts[8].options: noexec not supported for tmpfs mounts."),
+            (#""rbind", "ro", "rprivate""#, #""rbind", "ro", "idmap""#, "mounts[7].options: idmap needs a user namespace."),
             (#""size=65536k"]}"#, #""size=1g"]}"#, "mounts[1].options: size=1g on /dev: swift-nspawn mounts it its own way."),
             (#""args": ["sh", "-c", "echo hi there"]"#, #""args": []"#, "process.args: missing or empty."),
             (
