@@ -13,13 +13,20 @@ struct FaultTests {
     /// The kill moments, from a seed the test prints (FAULT_SEED replays a run).
     static let seed = UInt64(ProcessInfo.processInfo.environment["FAULT_SEED"] ?? "") ?? UInt64.random(in: 0...UInt64.max)
 
-    /// Runs `command` in the background, SIGKILLs swift-nspawn after a random delay up to
-    /// `maximumDelay` microseconds, and waits for it.
-    private func killedRun(_ arguments: [String], prefix: [String] = [], delay: UInt32) throws {
+    /// Runs `command` in the background, SIGKILLs swift-nspawn after `delay` microseconds, and
+    /// waits for it, and until its children (which die with it) have let go of `image`: the run
+    /// after would find the tree busy, truthfully, for the few moments they take to end.
+    private func killedRun(_ arguments: [String], image: String, prefix: [String] = [], delay: UInt32) throws {
         let run = try BackgroundRun(arguments, prefix: prefix)
         usleep(delay)
         kill(run.pid, SIGKILL)
         _ = run.finish()
+        let released = eventually(within: 3) {
+            let fd = open(image, O_RDONLY | O_CLOEXEC)
+            defer { close(fd) }
+            return fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0
+        }
+        #expect(released, "\(image) still locked 3 s after swift-nspawn was killed")
     }
 
     @Test func killedAtFiftyMoments() throws {
@@ -30,7 +37,7 @@ struct FaultTests {
         // A start takes about 10 ms, the command 20 ms, shutdown a few: moments all through them.
         for round in 0..<50 {
             let delay = UInt32.random(in: 0...45_000, using: &random)
-            try killedRun(["-D", machine.path, "-P", "-q", "/bin/sh", "-c", "sleep 0.02"], delay: delay)
+            try killedRun(["-D", machine.path, "-P", "-q", "/bin/sh", "-c", "sleep 0.02"], image: machine.path, delay: delay)
             let normal = try machine.run([], ["true"])
             #expect(normal.status == 0, "seed \(Self.seed) round \(round), killed after \(delay) µs: \(normal.stderr)")
             let settled = eventually(within: 3) { HostState.capture() == host }
@@ -48,7 +55,9 @@ struct FaultTests {
         var random = SplitMix64(seed: Self.seed ^ 0x6e)
         for round in 0..<20 {
             let delay = UInt32.random(in: 0...60_000, using: &random)
-            try killedRun(["-D", machine.path, "-P", "-q", "--register=no", "-n", "/bin/sh", "-c", "sleep 0.02"], prefix: network.prefix, delay: delay)
+            try killedRun(
+                ["-D", machine.path, "-P", "-q", "--register=no", "-n", "/bin/sh", "-c", "sleep 0.02"], image: machine.path, prefix: network.prefix,
+                delay: delay)
             let normal = try network.nspawn(machine, ["-n"], ["true"])
             #expect(normal.status == 0, "seed \(Self.seed) round \(round), killed after \(delay) µs: \(normal.stderr)")
             try network.expectUnchanged(since: before)
@@ -64,7 +73,7 @@ struct FaultTests {
         var random = SplitMix64(seed: Self.seed ^ 0x1a)
         for round in 0..<20 {
             let delay = UInt32.random(in: 0...60_000, using: &random)
-            try killedRun(["-i", image.path, "-x", "-P", "-q", "/bin/sh", "-c", "sleep 0.02"], delay: delay)
+            try killedRun(["-i", image.path, "-x", "-P", "-q", "/bin/sh", "-c", "sleep 0.02"], image: image.path, delay: delay)
             let normal = try runNspawn(["-i", image.path, "-x", "-P", "-q", "true"])
             #expect(normal.status == 0, "seed \(Self.seed) round \(round), killed after \(delay) µs: \(normal.stderr)")
             #expect(image.loopDevicesGone(), "seed \(Self.seed) round \(round)")

@@ -323,7 +323,8 @@ extension OCIRuntimeTests {
         #expect(features["ociVersionMin"] as? String == "1.0.0" && features["ociVersionMax"] as? String == "1.2.0")
         let linux = features["linux"] as? [String: Any] ?? [:]
         #expect((linux["namespaces"] as? [String])?.contains("user") == true)
-        #expect(((linux["mountExtensions"] as? [String: Any])?["idmap"] as? [String: Any])?["enabled"] as? Bool == false)
+        #expect(((linux["mountExtensions"] as? [String: Any])?["idmap"] as? [String: Any])?["enabled"] as? Bool == true)
+        #expect((linux["cgroup"] as? [String: Any])?["systemd"] as? Bool == true)
         #expect((linux["capabilities"] as? [String])?.contains("CAP_SYS_ADMIN") == true)
         #expect(features["hooks"] as? [String] == ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"])
         let seccomp = linux["seccomp"] as? [String: Any] ?? [:]
