@@ -4,16 +4,24 @@
 import CNspawnShim
 import SystemPackage
 
-/// An IPC or UTS namespace an OCI bundle names by path (a Kubernetes pod's, shared by its
+/// A PID, IPC or UTS namespace an OCI bundle names by path (a Kubernetes pod's, shared by its
 /// containers): the machine's PID 1 is born in it instead of one of its own. The supervisor steps
 /// into it just for the clone, as for --network-namespace-path: PID 1, in a user namespace of its
-/// own, could not join a namespace the host's root owns.
+/// own, could not join a namespace the host's root owns. (Stepping into a PID namespace places
+/// only the children made after it there: the machine's "PID 1" is then one process among the
+/// pod's.)
 struct JoinedNamespace: Equatable, Sendable {
     enum Kind: String, Sendable {
-        case ipc, uts
+        case pid, ipc, uts
 
-        var namespace: NamespaceSet { self == .ipc ? .ipc : .uts }
-        var cloneFlag: Int32 { self == .ipc ? NSP_CLONE_NEWIPC : NSP_CLONE_NEWUTS }
+        var namespace: NamespaceSet {
+            switch self {
+            case .pid: .pid
+            case .ipc: .ipc
+            case .uts: .uts
+            }
+        }
+        var cloneFlag: Int32 { Int32(truncatingIfNeeded: namespace.rawValue) }
     }
 
     var kind: Kind

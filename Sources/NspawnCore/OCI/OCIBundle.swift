@@ -362,7 +362,7 @@ enum OCIBundle {
             }
             guard namespaces[type] == nil else { throw read.refuse("linux.namespaces[\(index)]", "the \(type) namespace is listed twice.") }
             let joined = try read.string(namespace?["path"], "linux.namespaces[\(index)].path") ?? ""
-            guard joined.isEmpty || ["network", "ipc", "uts"].contains(type) else {
+            guard joined.isEmpty || ["network", "pid", "ipc", "uts"].contains(type) else {
                 throw read.refuse("linux.namespaces[\(index)].path", "joining a \(type) namespace is not supported by swift-nspawn.")
             }
             namespaces[type] = joined
@@ -390,12 +390,13 @@ enum OCIBundle {
         } else if namespaces["time"] != nil {
             add("OCI/TimeNamespace", TimeOffsets().text, nil, "linux.namespaces")
         }
-        let joined = ["ipc", "uts"].compactMap { kind in namespaces[kind].flatMap { $0.isEmpty ? nil : "\(kind):\($0)" } }
+        let joined = ["pid", "ipc", "uts"].compactMap { kind in namespaces[kind].flatMap { $0.isEmpty ? nil : "\(kind):\($0)" } }
         if !joined.isEmpty {
             // Owned by the host's user namespace, they would refuse the machine's root (mqueue, the
             // hostname, IPC sysctls).
             guard namespaces["user"] == nil else {
-                throw read.refuse("linux.namespaces", "an ipc or uts namespace to join may not be combined with a user namespace of the container's own.")
+                throw read.refuse(
+                    "linux.namespaces", "a pid, ipc or uts namespace to join may not be combined with a user namespace of the container's own.")
             }
             guard joined.allSatisfy({ JoinedNamespace(parsing: $0) != nil }) else { throw read.refuse("linux.namespaces", "a path to join must be absolute.") }
             add("OCI/JoinedNamespaces", joined.joined(separator: "\n"), nil, "linux.namespaces")
