@@ -105,7 +105,7 @@ struct RuntimeCommandLineTests {
         #expect(refusal("exec c") == "exec: a command is needed, or --process")
         #expect(refusal("exec --process p.json c true") == "exec: --process and a command may not be combined")
         #expect(refusal("exec") == "\"exec\" requires a minimum of 1 argument(s)")
-        #expect(refusal("exec --preserve-fds 2 c true") == "--preserve-fds is not supported by swift-nspawn-runc")
+        #expect(refusal("exec --preserve-fds x c true") == "invalid value \"x\" for flag -preserve-fds")
     }
 
     @Test func processStat() {

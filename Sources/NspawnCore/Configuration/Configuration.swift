@@ -85,6 +85,8 @@ public struct Configuration: Equatable, Sendable {
     public var cgroupPath: String?
     /// swift-nspawn-runc --systemd-cgroup: cgroupPath is runc's "slice:prefix:name".
     var systemdCgroupDriver = false
+    /// swift-nspawn-runc create --preserve-fds: descriptors 3, 4, … passed on to the payload.
+    var preservedDescriptors: Int32 = 0
     /// An OCI bundle's linux.sysctl: set in the machine's own namespaces before its PID 1 runs.
     public var sysctls: [Sysctl] = []
     /// An OCI bundle's seccomp profile, installed over swift-nspawn's own filter.

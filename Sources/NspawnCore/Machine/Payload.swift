@@ -12,6 +12,9 @@ struct PayloadConfinement {
     /// Installed by `confine` unless whoever confines the process installed it first, to hand its
     /// listener on (the machine's PID 1 and the OCI runtime's exec do).
     var seccompProfile: SeccompFilter?
+    /// Descriptors 3, 4, … that the payload gets from whoever started us (the OCI runtime's
+    /// create --preserve-fds): this many are kept open.
+    var preservedDescriptors: Int32 = 0
 
     init(capabilities: CapabilityPolicy, seccomp: SeccompFilter?, seccompProfile: SeccompFilter? = nil) {
         self.capabilities = capabilities
@@ -24,7 +27,11 @@ struct PayloadConfinement {
         self.init(
             capabilities: payload.capabilities, seccomp: try payload.seccomp.map(SeccompFilter.load),
             seccompProfile: try payload.seccompProfile.map(SeccompFilter.load))
+        preservedDescriptors = payload.preservedDescriptors
     }
+
+    /// Descriptors 3, 4, … that the payload keeps.
+    var preserved: [Int32] { Array(3..<(3 + preservedDescriptors)) }
 }
 
 /// The last steps inside the machine: session and console, user, environment, exec.
@@ -120,12 +127,7 @@ enum Payload {
     /// no blocked signals, a session keyring of its own (keys are not namespaced), the seccomp filters.
     /// `keeping`: one more descriptor, close-on-exec, to say what fails before the exec.
     static func confine(_ confinement: PayloadConfinement, keeping kept: Int32? = nil) throws {
-        if let kept, kept >= 3 {
-            if kept > 3 { try sys("close_range") { nsp_close_range(3, UInt32(kept) - 1, 0) } }
-            try sys("close_range") { nsp_close_range(UInt32(kept) + 1, UInt32.max, 0) }
-        } else {
-            try sys("close_range") { nsp_close_range(3, UInt32.max, 0) }
-        }
+        try closeAllDescriptors(except: confinement.preserved + [kept].compactMap { $0 })
         errorCopy = nil
         // Ignored signals survive execve: whoever started us (nohup, a shell's &) must not decide
         // what the machine's processes ignore.

@@ -42,9 +42,10 @@ public enum Runtime {
         case .unsupported(let command):
             throw UserError("\(command) is not supported by \(RuntimeInvocation.name): it has no checkpoint/restore (CRIU) support.")
         case .create(let id, let bundle, let pidFile, let consoleSocket, let preserveFDs):
-            guard preserveFDs == 0 else { throw UserError("--preserve-fds is not supported by \(RuntimeInvocation.name).") }
             guard geteuid() == 0 else { throw UserError("\(RuntimeInvocation.name) needs to be root.") }
-            try create(id: id, bundle: bundle, pidFile: pidFile, consoleSocket: consoleSocket, root: global.root, systemdCgroup: global.systemdCgroup)
+            try create(
+                id: id, bundle: bundle, pidFile: pidFile, consoleSocket: consoleSocket, preserveFDs: preserveFDs, root: global.root,
+                systemdCgroup: global.systemdCgroup)
         case .start(let id):
             try start(try ContainerRecord.read(root: global.root, id: id), root: global.root)
         case .state(let id):
@@ -109,7 +110,10 @@ public enum Runtime {
         return 0
     }
 
-    private static func create(id: String, bundle: String, pidFile: String?, consoleSocket: String?, root: String, systemdCgroup: Bool) throws {
+    /// `preserveFDs`: descriptors 3, 4, … of ours that the container's process gets (socket activation).
+    private static func create(
+        id: String, bundle: String, pidFile: String?, consoleSocket: String?, preserveFDs: Int, root: String, systemdCgroup: Bool
+    ) throws {
         let directory = ContainerRecord.directory(root: root, id: id)
         try RuntimeDirectory.create(root, mode: 0o700)
         guard mkdir(directory, 0o700) == 0 else {
@@ -134,6 +138,7 @@ public enum Runtime {
         let bundleFile = try OCIBundle.read(bundle, runtime: true)
         var (configuration, _) = try bundleFile.settings.configuration(commandLine: options, override: false, environment: Configuration.processEnvironment)
         configuration.systemdCgroupDriver = systemdCgroup
+        configuration.preservedDescriptors = try preserved(preserveFDs)
         // No process.terminal is false: the caller's standard streams are the process's.
         if configuration.console == nil { configuration.console = .pipe }
 

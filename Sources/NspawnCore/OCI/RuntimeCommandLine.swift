@@ -54,7 +54,7 @@ public struct RuntimeInvocation: Equatable, Sendable {
         Runs OCI bundles as swift-nspawn machines, driven as runc is (containerd, Podman).
 
         Commands:
-          create   --bundle DIR [--pid-file FILE] [--console-socket SOCKET] ID
+          create   --bundle DIR [--pid-file FILE] [--console-socket SOCKET] [--preserve-fds N] ID
                    Make the container; its process waits for start.
           start    ID   Let the created container's process run.
           state    ID   Print the container's state as JSON.
@@ -65,7 +65,8 @@ public struct RuntimeInvocation: Equatable, Sendable {
           ps       [--format table|json] ID   List the container's processes.
           exec     [--process FILE | OPTIONS] ID [COMMAND [ARGS...]]
                    Run a process in the container: --detach, --pid-file FILE,
-                   --console-socket SOCKET, -t, -e NAME=VALUE, -u UID[:GID], --cwd DIR, --cap CAP.
+                   --console-socket SOCKET, -t, -e NAME=VALUE, -u UID[:GID], --cwd DIR, --cap CAP,
+                   --preserve-fds N.
           update   --resources FILE|- ID   Change the cgroup's limits (a LinuxResources object).
           features      Print what this runtime supports, as JSON.
 
@@ -201,7 +202,10 @@ public struct RuntimeInvocation: Equatable, Sendable {
             request.workingDirectory = values["cwd"]
             request.capabilities = values.all["cap"] ?? []
             request.noNewPrivileges = try boolean(values["no-new-privs"], "no-new-privs")
-            if let text = values["preserve-fds"], text != "0" { throw UserError("--preserve-fds is not supported by \(RuntimeInvocation.name)") }
+            if let text = values["preserve-fds"] {
+                guard let number = Int(text), number >= 0, number < 1 << 20 else { throw UserError("invalid value \"\(text)\" for flag -preserve-fds") }
+                request.preserveFDs = number
+            }
             return .exec(request)
         case "update":
             guard let resources = values["resources"] else { throw UserError("update: --resources FILE (or - for standard input) is needed") }
@@ -284,6 +288,8 @@ public struct ExecRequest: Equatable, Sendable {
     public var workingDirectory: String?
     public var capabilities: [String] = []
     public var noNewPrivileges: Bool?
+    /// Descriptors 3, 4, … of ours that the process gets.
+    public var preserveFDs = 0
 
     init(id: String) { self.id = id }
 }

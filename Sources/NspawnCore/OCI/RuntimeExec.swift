@@ -45,6 +45,7 @@ extension Runtime {
         }
         var confinement = machine
         confinement.capabilities = process.capabilities
+        confinement.preservedDescriptors = try preserved(request.preserveFDs)
         // The process hands its seccomp profile's listener to us, for the profile's agent.
         let listenerChannel = confinement.seccompProfile?.listens == true ? try SetupChannel.pair() : nil
 
@@ -74,7 +75,7 @@ extension Runtime {
             do {
                 try MachineEntry.join(
                     pidfd: pid1.raw, namespaces: namespaces,
-                    keeping: [pidWriter.raw, errorWriter.raw] + [console?.raw, listenerChannel?.1.fd.raw].compactMap { $0 })
+                    keeping: [pidWriter.raw, errorWriter.raw] + [console?.raw, listenerChannel?.1.fd.raw].compactMap { $0 } + confinement.preserved)
                 let pid = try sys("fork") { fork() }
                 if pid == 0 {
                     start(process, confinement: confinement, console: console, errors: errorWriter, listenerChannel: listenerChannel?.1, pidfd: pid1)
@@ -134,6 +135,14 @@ extension Runtime {
             let signal = sigwaitinfo(&set, &info)
             if signal > 0 && signal != SIGCHLD { kill(pid, signal) }
         }
+    }
+
+    /// --preserve-fds: that many descriptors from 3 up, each of them open.
+    static func preserved(_ count: Int) throws -> Int32 {
+        for fd in 3..<(3 + Int32(count)) where fcntl(fd, F_GETFD) < 0 {
+            throw UserError("--preserve-fds=\(count): descriptor \(fd) is not open.")
+        }
+        return Int32(count)
     }
 
     /// The container's configuration as create read it (not our environment's switches), and what

@@ -163,6 +163,7 @@ struct MachinePlan: Equatable, Sendable {
             container: c.switches.containerService)
         payload.identity = c.identity
         payload.seccompProfile = c.seccompProfile
+        payload.preservedDescriptors = c.preservedDescriptors
         if let identity = c.identity, let idRange {
             // The machine has the IDs below its range's size; setresuid() to another fails.
             for id in [identity.uid, identity.gid] + identity.groups where id >= idRange.count {
@@ -213,4 +214,6 @@ struct PayloadPlan: Equatable, Sendable {
     var container = "swift-nspawn"
     /// SIGKILLed when the supervisor dies; not when an OCI runtime's `create` handed it over.
     var diesWithSupervisor = true
+    /// The OCI runtime's create --preserve-fds: descriptors 3, 4, … passed on to the payload.
+    var preservedDescriptors: Int32 = 0
 }

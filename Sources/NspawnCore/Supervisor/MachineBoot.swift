@@ -48,7 +48,8 @@ enum MachineBoot {
                         try ChildProcess.clone(namespaces: plan.namespaces, intoCgroup: early?.fd.raw, role: "The machine's PID 1") {
                             // Nothing of ours goes into the machine (namespace handles, sockets, locks).
                             closeDescriptors(
-                                except: [innerFromSupervisor.fd.raw, innerFromOuter.fd.raw, handover?.startGate.raw, errorCopy].compactMap { $0 })
+                                except: [innerFromSupervisor.fd.raw, innerFromOuter.fd.raw, handover?.startGate.raw, errorCopy].compactMap { $0 }
+                                    + confinement.preserved)
                             supervisorToInner.fd.close()
                             outerToInner.fd.close()
                             try InnerChild.run(

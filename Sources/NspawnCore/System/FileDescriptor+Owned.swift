@@ -27,9 +27,15 @@ public final class OwnedFD {
 /// For a freshly cloned child: every descriptor above stderr closed but those it keeps, so that
 /// nothing of the supervisor's (host sockets, locks) goes where the child goes.
 func closeDescriptors(except kept: [Int32]) {
+    try? closeAllDescriptors(except: kept)
+}
+
+/// closeDescriptors(), failing if close_range(2) does (a seccomp profile may refuse it): for what
+/// must not keep a descriptor of ours when it execs.
+func closeAllDescriptors(except kept: [Int32]) throws(SyscallError) {
     var first: Int32 = 3
-    for fd in kept.filter({ $0 >= 3 }).sorted() + [Int32.max] {
-        if first < fd { _ = nsp_close_range(UInt32(first), UInt32(fd - 1), 0) }
+    for fd in Set(kept.filter { $0 >= 3 }).sorted() + [Int32.max] {
+        if first < fd { try sys("close_range") { nsp_close_range(UInt32(first), UInt32(fd - 1), 0) } }
         first = fd &+ 1
     }
 }
