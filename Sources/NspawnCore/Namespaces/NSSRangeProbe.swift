@@ -13,6 +13,39 @@ final class NSSRangeProbe {
     private let answers: OwnedFD
     private let child: ChildProcess
 
+    /// Where systemd's NSS module finds users and groups besides its own few (root, nobody, the
+    /// dynamic users below 65536): userdb services and userdb records.
+    static let userdbPlaces = ["/run/systemd/userdb", "/etc/userdb", "/run/userdb", "/run/host/userdb", "/usr/local/lib/userdb", "/usr/lib/userdb"]
+
+    /// Whether NSS can know no user or group that /etc/passwd and /etc/group do not list (which the
+    /// allocator reads itself): passwd and group come from "files", and from "systemd" only while
+    /// there is no userdb service or record for it to report. Then nothing needs asking: no child,
+    /// no NSS modules loaded (most of a start's system calls and a millisecond otherwise).
+    /// `hasEntries`: whether a directory exists and is not empty.
+    static func filesSuffice(nsswitch: String?, hasEntries: (String) -> Bool) -> Bool {
+        guard let nsswitch else { return false }  // glibc's defaults then: not only files.
+        var sources: [String: [Substring]] = [:]
+        for line in nsswitch.split(separator: "\n") {
+            let content = line.prefix { $0 != "#" }
+            guard let colon = content.firstIndex(of: ":") else { continue }
+            let database = content[..<colon].filter { !$0.isWhitespace }
+            sources[String(database)] = content[content.index(after: colon)...].split(whereSeparator: \.isWhitespace)
+        }
+        guard let passwd = sources["passwd"], let group = sources["group"] else { return false }
+        let listed = Set(passwd + group)
+        // An action ([NOTFOUND=return]) or any other source: ask NSS.
+        guard listed.isSubset(of: ["files", "systemd"]) else { return false }
+        return !listed.contains("systemd") || !userdbPlaces.contains(where: hasEntries)
+    }
+
+    /// filesSuffice() for this host.
+    static var filesSufficeHere: Bool {
+        filesSuffice(nsswitch: try? FileSystem.readFile("/etc/nsswitch.conf")) { path in
+            guard let fd = try? FileSystem.open(path, O_RDONLY | O_DIRECTORY) else { return false }
+            return (try? FileSystem.entries(of: fd.raw, path: path).isEmpty) == false
+        }
+    }
+
     static func knownToNSS(_ range: UIDRange) -> Bool {
         [range.base, range.last].contains { getpwuid($0) != nil || getgrgid($0) != nil }
     }

@@ -86,10 +86,10 @@ public enum UIDRangeAllocator {
             )
         }
         let ranges = try clearOfFiles(bases.map { UIDRange(base: $0, count: size) })
-        let nss = try NSSRangeProbe(ranges)
-        defer { nss.finish() }
+        let nss = NSSRangeProbe.filesSufficeHere ? nil : try NSSRangeProbe(ranges)
+        defer { nss?.finish() }
         for range in ranges {
-            guard try !nss.nextIsKnown() else { continue }
+            guard try nss?.nextIsKnown() != true else { continue }
             if let lock = try UIDRangeLock.acquire(range) { return (range, lock) }
         }
         throw UserError("Failed to find a free UID range for machine \(name) after 100 tries.")
@@ -99,9 +99,11 @@ public enum UIDRangeAllocator {
     public static func claim(_ range: UIDRange) throws -> UIDRangeLock {
         let taken = UserError("UID range \(range) overlaps users, groups or subordinate ID ranges of the host. Refusing.")
         guard try !clearOfFiles([range]).isEmpty else { throw taken }
-        let nss = try NSSRangeProbe([range])
-        defer { nss.finish() }
-        guard try !nss.nextIsKnown() else { throw taken }
+        if !NSSRangeProbe.filesSufficeHere {
+            let nss = try NSSRangeProbe([range])
+            defer { nss.finish() }
+            guard try !nss.nextIsKnown() else { throw taken }
+        }
         guard let lock = try UIDRangeLock.acquire(range) else {
             throw UserError("UID range \(range) is in use by another machine. Refusing.")
         }
