@@ -33,10 +33,11 @@ vm-deps:
 
 # The release binary is linked for a small resident set (bench/boot measures it): the Swift runtime
 # and libstdc++ statically (libstdc++.a is found first through STATIC_LIBS, libgcc likewise), by lld
-# with packed relative relocations (RELR), and exporting no symbols. Each of these keeps pages of the
+# with packed relative relocations (RELR), exporting no symbols, and without $ORIGIN in its run path
+# (the dynamic loader would look there first for every library). Each of these keeps pages of the
 # binary or of a shared library from being touched at start.
 STATIC_LIBS = .build/static-libs
-RELEASE_FLAGS = -c release --static-swift-stdlib -Xswiftc -use-ld=lld -Xswiftc -Xclang-linker -Xswiftc -static-libgcc \
+RELEASE_FLAGS = -c release --static-swift-stdlib --disable-local-rpath -Xswiftc -use-ld=lld -Xswiftc -Xclang-linker -Xswiftc -static-libgcc \
 	-Xlinker -L$(CURDIR)/$(STATIC_LIBS) -Xlinker --no-export-dynamic -Xlinker -z -Xlinker pack-relative-relocs
 
 # SwiftPM leaves a TemporaryDirectory.* behind in $TMPDIR on every build and test run: they go to
