@@ -116,6 +116,14 @@ struct OCIBundleTests {
                 #"{"type": "network"}, {"type": "user"}], "uidMappings": [{"containerID": 0, "hostID": 1048576, "size": 65536}], "gidMappings": [{"containerID": 0, "hostID": 1048576, "size": 65536}]"#
         )
         #expect(try configuration(mapped).userNamespace == .fixed(UIDRange(base: 1_048_576, count: 65536)))
+        // An idmap of an rbind would map only its top mount: swift-nspawn maps submounts too.
+        let rbindIdmap = mapped.replacingOccurrences(of: #""rbind", "ro", "rprivate""#, with: #""rbind", "idmap""#)
+        #expect(throws: UserError.self) { try configuration(rbindIdmap) }
+        #expect(try configuration(mapped.replacingOccurrences(of: #""rbind", "ro", "rprivate""#, with: #""rbind", "ridmap""#)).binds.count == 1)
+        // A pod's namespace to join, with a user namespace of the container's own: refused.
+        let podWithUser = mapped.replacingOccurrences(of: #"{"type": "ipc"}"#, with: #"{"type": "ipc", "path": "/proc/7/ns/ipc"}"#)
+        #expect(podWithUser != mapped)
+        #expect(throws: UserError.self) { try configuration(podWithUser) }
         // A time namespace, with offsets.
         let time = Self.config.replacingOccurrences(
             of: #"{"type": "network"}]"#, with: #"{"type": "network"}, {"type": "time"}], "timeOffsets": {"boottime": {"secs": -3, "nanosecs": 7}}"#)
@@ -187,6 +195,11 @@ struct OCIBundleTests {
             (
                 #""maskedPaths""#, #""devices": [{"type": "c", "path": "/dev/null", "major": 1, "minor": 1}], "maskedPaths""#,
                 "/dev/null is swift-nspawn's own 1:3."
+            ),
+            (
+                // (Refused as JSON already: swift-nspawn takes no control character in a string.)
+                #""maskedPaths""#, #""devices": [{"type": "c", "path": "/dev/a\nc 8:0 666 0:0 ../x", "major": 1, "minor": 1}], "maskedPaths""#,
+                "control character in a string"
             ),
             (
                 #"{"allow": false, "access": "rwm"}]"#,

@@ -79,7 +79,7 @@ import Testing
 /// When NSS can know no more than the files the allocator reads itself, it is not asked.
 struct NSSFilesSufficeTests {
     @Test func onlyFilesAndAnEmptySystemdModule() {
-        let debian = "passwd:         files systemd\ngroup:          files systemd # comment\nshadow: files\nhosts: files dns\n"
+        let debian = "# The default.\npasswd:         files systemd\ngroup:          files systemd\nshadow: files\nhosts: files dns\n"
         #expect(NSSRangeProbe.filesSuffice(nsswitch: debian) { _ in false })
         // systemd's module with a userdb service or record to report: ask.
         #expect(!NSSRangeProbe.filesSuffice(nsswitch: debian) { $0 == "/run/systemd/userdb" })
@@ -87,7 +87,7 @@ struct NSSFilesSufficeTests {
         #expect(NSSRangeProbe.filesSuffice(nsswitch: "passwd: files\ngroup: files\n") { _ in true })
         for other in [
             "passwd: files ldap\ngroup: files\n", "passwd: files\ngroup: files sss\n", "passwd: files [NOTFOUND=return] systemd\ngroup: files\n",
-            "group: files\n",
+            "group: files\n", "passwd: files # ldap\ngroup: files\n",
         ] {
             #expect(!NSSRangeProbe.filesSuffice(nsswitch: other) { _ in false }, "\(other)")
         }

@@ -205,9 +205,13 @@ final class MachineCgroup {
     /// rmdir children before parents (a cgroup's control files vanish with their directory), through
     /// directory descriptors: the guest owns the subtree and may nest it beyond PATH_MAX.
     static func removeTree(_ path: String, kernel: any Kernel) {
-        guard let slash = path.lastIndex(of: "/"),
-            let parent = try? kernel.open(String(path[..<slash]), in: nil, flags: O_RDONLY | O_DIRECTORY, mode: 0)
-        else { return }
+        guard let slash = path.lastIndex(of: "/") else { return }
+        guard let parent = try? kernel.open(String(path[..<slash]), in: nil, flags: O_RDONLY | O_DIRECTORY, mode: 0) else {
+            // No descriptor to be had (a start that failed for want of them): a cgroup that has none
+            // below it goes by its path.
+            try? kernel.remove(path, in: nil, directory: true, path: path)
+            return
+        }
         removeTree(named: String(path[path.index(after: slash)...]), in: parent, path: path, depth: 0, kernel: kernel)
     }
 

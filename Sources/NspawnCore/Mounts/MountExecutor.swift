@@ -66,24 +66,29 @@ final class MountExecutor {
             try kernel.moveMount(mount, onto: try target(path), name: path)
 
         case .deviceNodes(let directory, let nodes):
-            let dir = try target(directory)
+            let top = try target(directory)
             for node in nodes {
                 // As the host's root (CAP_MKNOD is one of the capabilities a non-zero fsuid drops), then given away.
                 let path = "\(directory)/\(node.name)"
-                var parent = ""
-                for component in node.name.split(separator: "/").dropLast() {
-                    parent += parent.isEmpty ? String(component) : "/\(component)"
+                // An OCI bundle's node may lie in a subdirectory (net/tun): each made as the machine's
+                // root and entered without following a symlink, so the node lands in this /dev.
+                var dir = top
+                let components = node.name.split(separator: "/").map(String.init)
+                for component in components.dropLast() {
+                    let place = "\(directory)/\(component)"
                     try asMachineRoot { () throws(SyscallError) in
                         do throws(SyscallError) {
-                            try kernel.makeDirectory(parent, in: dir, mode: 0o755, path: "\(directory)/\(parent)")
+                            try kernel.makeDirectory(component, in: dir, mode: 0o755, path: place)
                         } catch {
                             if error.errno != .fileExists { throw error }
                         }
                     }
+                    dir = try kernel.openBeneath(component, in: dir, flags: NSP_O_PATH | O_DIRECTORY, resolve: .noSymlinks)
                 }
+                let leaf = components.last ?? node.name
                 var refused: SyscallError?
                 do {
-                    try kernel.makeDevice(node.name, in: dir, block: node.block, mode: mode_t(node.mode), device: node.deviceNumber, path: path)
+                    try kernel.makeDevice(leaf, in: dir, block: node.block, mode: mode_t(node.mode), device: node.deviceNumber, path: path)
                 } catch {
                     refused = error
                 }
@@ -91,11 +96,11 @@ final class MountExecutor {
                     // Inside a user namespace (swift-nspawn nested in a machine) only the host's own node
                     // can be had, bound: as systemd-nspawn falls back to.
                     guard refused.errno == .notPermitted else { throw refused }
-                    try bindHostNode(node, into: dir, path: path)
+                    try bindHostNode(node, into: dir, leaf: leaf, path: path)
                     continue
                 }
-                try kernel.changeOwner(node.name, in: dir, uid: machineRoot + node.uid, gid: machineRoot + node.gid, path: path)
-                try kernel.changeMode(node.name, in: dir, mode: mode_t(node.mode), path: path)  // past the umask
+                try kernel.changeOwner(leaf, in: dir, uid: machineRoot + node.uid, gid: machineRoot + node.gid, path: path)
+                try kernel.changeMode(leaf, in: dir, mode: mode_t(node.mode), path: path)  // past the umask
             }
 
         case .symlink(let path, let targetText):
@@ -437,14 +442,14 @@ final class MountExecutor {
 
     /// Binds /dev/NAME of the namespace we were started in over an empty file, after checking that
     /// it is the character device it should be (the node itself, opened once without following).
-    private func bindHostNode(_ node: DeviceNode, into directory: OwnedFD, path: String) throws {
+    private func bindHostNode(_ node: DeviceNode, into directory: OwnedFD, leaf: String, path: String) throws {
         let source = "/dev/\(node.name)"
         let hostNode = try kernel.open(source, in: nil, flags: NSP_O_PATH | O_NOFOLLOW, mode: 0)
         let st = try kernel.status(hostNode, name: source)
         guard st.st_mode & S_IFMT == (node.block ? S_IFBLK : S_IFCHR), UInt64(st.st_rdev) == node.deviceNumber else {
             throw UserError("Cannot create \(path) (mknod: Operation not permitted), and \(source) is not the device to bind instead.")
         }
-        try kernel.makeFile(node.name, in: directory, mode: 0o644, path: path)
+        try kernel.makeFile(leaf, in: directory, mode: 0o644, path: path)
         let mount = try kernel.cloneMount("", in: hostNode, recursive: false, name: source)
         try kernel.moveMount(mount, onto: try target(path), name: path)
     }

@@ -48,8 +48,14 @@ struct DeviceNode: Equatable, Sendable {
         let fields = text.split(separator: " ", maxSplits: 4).map(String.init)
         guard fields.count == 5, fields[0] == "c" || fields[0] == "b" else { return nil }
         let numbers = fields[1].split(separator: ":").compactMap { UInt32($0) }, owner = fields[3].split(separator: ":").compactMap { UInt32($0) }
-        guard numbers.count == 2, owner.count == 2, let mode = UInt32(fields[2], radix: 8), !fields[4].isEmpty else { return nil }
+        guard numbers.count == 2, owner.count == 2, let mode = UInt32(fields[2], radix: 8), Self.isName(fields[4]) else { return nil }
         self.init(name: fields[4], major: numbers[0], minor: numbers[1], block: fields[0] == "b", mode: mode, uid: owner[0], gid: owner[1])
+    }
+
+    /// A name below /dev: components that are neither empty, "." nor "..", and no control character.
+    static func isName(_ name: String) -> Bool {
+        !name.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7f }
+            && !name.split(separator: "/", omittingEmptySubsequences: false).contains { $0.isEmpty || $0 == "." || $0 == ".." }
     }
 
     static let standard = [

@@ -43,7 +43,7 @@ struct JoinedNamespace: Equatable, Sendable {
         let home = try FileSystem.open("/proc/self/ns/\(first.kind.rawValue)", O_RDONLY)
         let target = try FileSystem.open(first.path, O_RDONLY)
         guard nsp_setns(target.raw, first.kind.cloneFlag) == 0 else {
-            if errno == EINVAL { throw UserError("Path \(first.path) doesn't refer to an \(first.kind.rawValue) namespace.") }
+            if errno == EINVAL { throw UserError("Path \(first.path) doesn't refer to a \(first.kind.rawValue) namespace that may be joined from here.") }
             throw SyscallError.last("setns", path: first.path)
         }
         defer {

@@ -25,8 +25,9 @@ final class NSSRangeProbe {
     static func filesSuffice(nsswitch: String?, hasEntries: (String) -> Bool) -> Bool {
         guard let nsswitch else { return false }  // glibc's defaults then: not only files.
         var sources: [String: [Substring]] = [:]
-        for line in nsswitch.split(separator: "\n") {
-            let content = line.prefix { $0 != "#" }
+        for line in nsswitch.split(separator: "\n") where !line.drop(while: \.isWhitespace).hasPrefix("#") {
+            // (A # after the colon is no comment to glibc: a source of that name; not files, then.)
+            let content = line
             guard let colon = content.firstIndex(of: ":") else { continue }
             let database = content[..<colon].filter { !$0.isWhitespace }
             sources[String(database)] = content[content.index(after: colon)...].split(whereSeparator: \.isWhitespace)
@@ -38,11 +39,13 @@ final class NSSRangeProbe {
         return !listed.contains("systemd") || !userdbPlaces.contains(where: hasEntries)
     }
 
-    /// filesSuffice() for this host.
+    /// filesSuffice() for this host. A userdb place that cannot be read counts as having entries:
+    /// only one that is not there is known to be empty.
     static var filesSufficeHere: Bool {
         filesSuffice(nsswitch: try? FileSystem.readFile("/etc/nsswitch.conf")) { path in
-            guard let fd = try? FileSystem.open(path, O_RDONLY | O_DIRECTORY) else { return false }
-            return (try? FileSystem.entries(of: fd.raw, path: path).isEmpty) == false
+            let fd: OwnedFD
+            do throws(SyscallError) { fd = try FileSystem.open(path, O_RDONLY | O_DIRECTORY) } catch { return error.errno != .noSuchFileOrDirectory }
+            return (try? FileSystem.entries(of: fd.raw, path: path).isEmpty) != true
         }
     }
 

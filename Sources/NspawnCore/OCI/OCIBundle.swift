@@ -321,7 +321,10 @@ enum OCIBundle {
                     !["bind", "rbind", "ro", "rw", "nosuid", "noexec", "nodev", "idmap", "ridmap"].contains($0) && !propagation.contains($0)
                 }
                 guard other.isEmpty else { throw read.refuse("\(field).options", "\(other.joined(separator: ",")) not supported for binds.") }
-                if options.contains("ridmap") && !options.contains("rbind") { throw read.refuse("\(field).options", "ridmap needs rbind.") }
+                // swift-nspawn maps a bind with its submounts: ridmap, or idmap of a bind that has none.
+                if options.contains("idmap") && options.contains("rbind") {
+                    throw read.refuse("\(field).options", "idmap of an rbind maps only its top mount; swift-nspawn maps the submounts too (ridmap).")
+                }
                 let flags = [options.contains("rbind") ? "rbind" : "norbind"] + ["nosuid", "noexec"].filter(options.contains) + (idmapped ? ["idmap"] : [])
                 add(
                     options.contains("ro") ? "Files/BindReadOnly" : "Files/Bind",
@@ -532,10 +535,9 @@ extension OCIBundle {
             let device = try read.object(value, field, known: ["type", "path", "major", "minor", "fileMode", "uid", "gid"]) ?? [:]
             let type = try read.string(device["type"], "\(field).type") ?? ""
             guard ["c", "u", "b"].contains(type) else { throw read.refuse("\(field).type", "expected c, u or b (a FIFO is not supported).") }
-            let components = (try read.string(device["path"], "\(field).path") ?? "").split(separator: "/", omittingEmptySubsequences: false)
-            guard components.count >= 3, components[0].isEmpty, components[1] == "dev",
-                !components.dropFirst().contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }),
-                !["pts", "shm", "mqueue"].contains(components[2])
+            let path = try read.string(device["path"], "\(field).path") ?? ""
+            let components = path.split(separator: "/", omittingEmptySubsequences: false)
+            guard path.hasPrefix("/dev/"), DeviceNode.isName(String(path.dropFirst("/dev/".count))), !["pts", "shm", "mqueue"].contains(components[2])
             else {
                 throw read.refuse("\(field).path", "expected a path below /dev (not in /dev/pts, /dev/shm or /dev/mqueue).")
             }

@@ -114,6 +114,12 @@ public enum Runtime {
     private static func create(
         id: String, bundle: String, pidFile: String?, consoleSocket: String?, preserveFDs: Int, root: String, systemdCgroup: Bool
     ) throws {
+        // Socket activation, as runc passes it on: the sockets systemd gave us (LISTEN_PID is ours)
+        // come first, from 3, told to the process as LISTEN_FDS with LISTEN_PID=1; --preserve-fds's after.
+        let environment = Configuration.processEnvironment
+        let listening = environment("LISTEN_PID") == "\(getpid())" ? environment("LISTEN_FDS").flatMap { Int($0) }.map { max(0, $0) } ?? 0 : 0
+        // Before we open anything ourselves: a descriptor of ours must not pass for one of the caller's.
+        let preserved = try preserved(listening + preserveFDs)
         let directory = ContainerRecord.directory(root: root, id: id)
         try RuntimeDirectory.create(root, mode: 0o700)
         guard mkdir(directory, 0o700) == 0 else {
@@ -138,7 +144,8 @@ public enum Runtime {
         let bundleFile = try OCIBundle.read(bundle, runtime: true)
         var (configuration, _) = try bundleFile.settings.configuration(commandLine: options, override: false, environment: Configuration.processEnvironment)
         configuration.systemdCgroupDriver = systemdCgroup
-        configuration.preservedDescriptors = try preserved(preserveFDs)
+        configuration.preservedDescriptors = preserved
+        if listening > 0 { configuration.environment += ["LISTEN_FDS=\(listening)", "LISTEN_PID=1"] }
         // No process.terminal is false: the caller's standard streams are the process's.
         if configuration.console == nil { configuration.console = .pipe }
 

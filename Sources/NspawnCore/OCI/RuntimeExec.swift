@@ -31,6 +31,8 @@ extension Runtime {
 
     static func exec(_ request: ExecRequest, root: String) throws -> Int32 {
         _ = nsp_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        // Before we open anything ourselves: a descriptor of ours must not pass for one of the caller's.
+        let preserved = try preserved(request.preserveFDs)
         let record = try ContainerRecord.read(root: root, id: request.id)
         switch record.status(root: root) {
         case .running, .created: break
@@ -45,7 +47,7 @@ extension Runtime {
         }
         var confinement = machine
         confinement.capabilities = process.capabilities
-        confinement.preservedDescriptors = try preserved(request.preserveFDs)
+        confinement.preservedDescriptors = preserved
         // The process hands its seccomp profile's listener to us, for the profile's agent.
         let listenerChannel = confinement.seccompProfile?.listens == true ? try SetupChannel.pair() : nil
 

@@ -2,7 +2,7 @@
 /// fixed when it is built. Only what is really honoured is listed; what it refuses is not.
 enum RuntimeFeatures {
     static var json: JSONValue {
-        let mountOptions = (OCIBundle.apiMountOptions.union(OCIBundle.propagationOptions).union(["bind", "rbind"])).sorted()
+        let mountOptions = (OCIBundle.apiMountOptions.union(OCIBundle.propagationOptions).union(["bind", "rbind", "idmap", "ridmap"])).sorted()
         return .object([
             "ociVersionMin": .string("1.0.0"),
             "ociVersionMax": .string(RuntimeInvocation.specVersion),

@@ -59,7 +59,7 @@ struct MachinePlan: Equatable, Sendable {
     }
 
     /// The namespaces PID 1 is born in.
-    /// An OCI bundle's IPC and UTS namespaces to be born in.
+    /// An OCI bundle's PID, IPC and UTS namespaces to be born in.
     var joinedNamespaces: [JoinedNamespace] = []
     /// An OCI bundle's time namespace, with its offsets; nil: the host's.
     var timeNamespace: TimeOffsets?
@@ -169,6 +169,10 @@ struct MachinePlan: Equatable, Sendable {
             for id in [identity.uid, identity.gid] + identity.groups where id >= idRange.count {
                 throw UserError("The OCI bundle's user or group \(id) lies outside the machine's \(idRange.count) IDs.")
             }
+        }
+        // A device's owner is one of the machine's IDs: the host's root gives it away as one.
+        if let idRange, let device = c.devices.first(where: { max($0.uid, $0.gid) >= idRange.count }) {
+            throw UserError("The OCI bundle's device /dev/\(device.name) is owned by \(device.uid):\(device.gid), outside the machine's \(idRange.count) IDs.")
         }
         // A network setting only where the network namespace is the machine's own: never the host's.
         if let shared = c.sysctls.first(where: { $0.isNetwork }), network.namespace != .own {
