@@ -105,6 +105,8 @@ public struct CommandLineOptions: Equatable, Sendable {
 
 /// One option: its names, what it stores, and its line in --help.
 /// @unchecked: key paths are immutable values; the table is built once and never changed.
+/// What it stores is made when it is asked for: a key path is made at run time, and a start asks
+/// for the few options it was given, not for all of them (bench/startup).
 struct OptionSpec: @unchecked Sendable {
     enum Store {
         case flag(WritableKeyPath<CommandLineOptions, Bool>, value: Bool)
@@ -117,15 +119,16 @@ struct OptionSpec: @unchecked Sendable {
 
     var long: String?
     var short: Character?
-    var store: Store
+    private let makeStore: () -> Store
+    var store: Store { makeStore() }
     /// The placeholder in --help for options that take a value.
     var valueName: String?
     var help: String
 
-    init(long: String?, short: Character? = nil, store: Store, valueName: String? = nil, help: String) {
+    init(long: String?, short: Character? = nil, store: @autoclosure @escaping () -> Store, valueName: String? = nil, help: String) {
         self.long = long
         self.short = short
-        self.store = store
+        self.makeStore = store
         self.valueName = valueName
         self.help = help
     }
