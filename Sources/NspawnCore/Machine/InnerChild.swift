@@ -32,10 +32,7 @@ enum InnerChild {
             if let console {
                 for fd: Int32 in 0...2 { try sys("dup2", path: "/dev/console") { dup2(console.raw, fd) } }
             }
-            try confinement.seccomp?.install()
-            confinement.seccomp = nil
-            let listener = try confinement.seccompProfile?.install()
-            confinement.seccompProfile = nil
+            let listener = try confinement.installFilters()
             try waitAtStartGate(startGate, supervisor: supervisor, seccompListener: listener)
         }
         Payload.start(plan.payload, confinement: confinement, console: console)

@@ -32,6 +32,16 @@ struct PayloadConfinement {
 
     /// Descriptors 3, 4, … that the payload keeps.
     var preserved: [Int32] { Array(3..<(3 + preservedDescriptors)) }
+
+    /// Installs swift-nspawn's filter, then the profile (the kernel applies the stricter answer of
+    /// all), and leaves neither for a later call to install again. Returns the profile's listener,
+    /// when it has one.
+    mutating func installFilters() throws -> OwnedFD? {
+        try seccomp?.install()
+        seccomp = nil
+        defer { seccompProfile = nil }
+        return try seccompProfile?.install()
+    }
 }
 
 /// The last steps inside the machine: session and console, user, environment, exec.
@@ -127,6 +137,7 @@ enum Payload {
     /// no blocked signals, a session keyring of its own (keys are not namespaced), the seccomp filters.
     /// `keeping`: one more descriptor, close-on-exec, to say what fails before the exec.
     static func confine(_ confinement: PayloadConfinement, keeping kept: Int32? = nil) throws {
+        var confinement = confinement
         try closeAllDescriptors(except: confinement.preserved + [kept].compactMap { $0 })
         errorCopy = nil
         // Ignored signals survive execve: whoever started us (nohup, a shell's &) must not decide
@@ -143,9 +154,8 @@ enum Payload {
         if nsp_join_session_keyring() < 0 && errno != EPERM && errno != ENOSYS {
             throw SyscallError.last("keyctl(KEYCTL_JOIN_SESSION_KEYRING)")
         }
-        try confinement.seccomp?.install()
         // A listener nobody takes: the calls it would be asked about fail with ENOSYS.
-        try confinement.seccompProfile?.install()
+        _ = try confinement.installFilters()
     }
 
     /// The environment systemd-nspawn gives its payload, then the -E assignments.

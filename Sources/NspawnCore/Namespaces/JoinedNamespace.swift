@@ -2,7 +2,6 @@
     import Glibc
 #endif
 import CNspawnShim
-import SystemPackage
 
 /// A PID, IPC or UTS namespace an OCI bundle names by path (a Kubernetes pod's, shared by its
 /// containers): the machine's PID 1 is born in it instead of one of its own. The supervisor steps
@@ -40,16 +39,13 @@ struct JoinedNamespace: Equatable, Sendable {
     /// Runs `body` in the namespaces, and comes back to ours whatever happens.
     static func within<T>(joining namespaces: [JoinedNamespace], _ body: () throws -> T) throws -> T {
         guard let first = namespaces.first else { return try body() }
-        let home = try FileSystem.open("/proc/self/ns/\(first.kind.rawValue)", O_RDONLY)
-        let target = try FileSystem.open(first.path, O_RDONLY)
-        guard nsp_setns(target.raw, first.kind.cloneFlag) == 0 else {
-            if errno == EINVAL { throw UserError("Path \(first.path) doesn't refer to a \(first.kind.rawValue) namespace that may be joined from here.") }
-            throw SyscallError.last("setns", path: first.path)
+        return try NamespaceStep.returning(first.kind.namespace, name: first.kind.rawValue) {
+            let target = try FileSystem.open(first.path, O_RDONLY)
+            guard nsp_setns(target.raw, first.kind.cloneFlag) == 0 else {
+                if errno == EINVAL { throw UserError("Path \(first.path) doesn't refer to a \(first.kind.rawValue) namespace that may be joined from here.") }
+                throw SyscallError.last("setns", path: first.path)
+            }
+            return try within(joining: Array(namespaces.dropFirst()), body)
         }
-        defer {
-            // Failing that would leave us in the wrong namespace for good.
-            if nsp_setns(home.raw, first.kind.cloneFlag) != 0 { fatalError("setns(our \(first.kind.rawValue) namespace): \(Errno(rawValue: errno).message)") }
-        }
-        return try within(joining: Array(namespaces.dropFirst()), body)
     }
 }

@@ -2,7 +2,6 @@
     import Glibc
 #endif
 import CNspawnShim
-import SystemPackage
 
 /// An OCI bundle's time namespace (time_namespaces(7)): PID 1 is born in a new one whose
 /// CLOCK_MONOTONIC and CLOCK_BOOTTIME are ahead (or behind) by linux.timeOffsets. The supervisor
@@ -37,13 +36,10 @@ struct TimeOffsets: Equatable, Sendable {
 
     static func within<T>(_ offsets: TimeOffsets?, _ body: () throws -> T) throws -> T {
         guard let offsets else { return try body() }
-        let home = try FileSystem.open("/proc/self/ns/time", O_RDONLY)
-        try sys("unshare", path: "time") { nsp_unshare(0x80) }
-        defer {
-            // Failing that would leave our later children in the machine's time namespace.
-            if nsp_setns(home.raw, 0x80) != 0 { fatalError("setns(our time namespace): \(Errno(rawValue: errno).message)") }
+        return try NamespaceStep.returning(.time, name: "time") {
+            try sys("unshare", path: "time") { nsp_unshare(Int32(NamespaceSet.time.rawValue)) }
+            try FileSystem.write(offsets.text, to: "/proc/self/timens_offsets")
+            return try body()
         }
-        try FileSystem.write(offsets.text, to: "/proc/self/timens_offsets")
-        return try body()
     }
 }

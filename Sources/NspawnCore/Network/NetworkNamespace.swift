@@ -2,7 +2,6 @@
     import Glibc
 #endif
 import CNspawnShim
-import SystemPackage
 
 /// Stepping into a network namespace and back: for --network-namespace-path, whose namespace the
 /// machine's PID 1 is born in (the supervisor steps into it just for the clone: PID 1, in a user
@@ -26,13 +25,9 @@ enum NetworkNamespace {
     /// Runs `body` in the network namespace `target` refers to, and comes back whatever happens
     /// (a socket made there stays there).
     static func within<T>(_ target: OwnedFD, _ body: () throws -> T) throws -> T {
-        let home = try current()
-        defer { home.close() }
-        try sys("setns", path: "net") { nsp_setns(target.raw, NSP_CLONE_NEWNET) }
-        defer {
-            // Failing that would leave us in the wrong namespace for good.
-            if nsp_setns(home.raw, NSP_CLONE_NEWNET) != 0 { fatalError("setns(home network namespace): \(Errno(rawValue: errno).message)") }
+        try NamespaceStep.returning(.network, name: "net") {
+            try sys("setns", path: "net") { nsp_setns(target.raw, NSP_CLONE_NEWNET) }
+            return try body()
         }
-        return try body()
     }
 }

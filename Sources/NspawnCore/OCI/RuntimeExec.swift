@@ -96,27 +96,35 @@ extension Runtime {
         console?.close()
         listenerChannel?.1.fd.close()
         let what = "The process started in container \(request.id)"
-        var pid: Int32 = 0
-        var gotPID = false
+        // The process's host PID, once the child that forked it has written it (nil: it wrote none).
+        var hostPID: Int32?
+        func readPID() -> Int32? {
+            if hostPID == nil {
+                var pid: Int32 = 0
+                if withUnsafeMutableBytes(of: &pid, { Glibc.read(pidReader.raw, $0.baseAddress, 4) }) == 4 { hostPID = pid }
+            }
+            return hostPID
+        }
         if let (receiver, _) = listenerChannel, let profile = container.seccompProfile {
             // First: the process may already wait in a call only the agent answers. None comes
             // when the process failed before; it says why on the error pipe.
-            if let listener = try receiveListener(receiver, seconds: 10, what: what) {
-                gotPID = withUnsafeMutableBytes(of: &pid) { Glibc.read(pidReader.raw, $0.baseAddress, 4) } == 4
-                guard gotPID else { throw UserError("\(what) ended before it ran.") }
+            var listener: OwnedFD?
+            do { listener = try receiver.receive(.seccompListener, from: what, within: 10).first } catch is SetupAborted {}
+            if let listener {
+                guard let pid = readPID() else { throw UserError("\(what) ended before it ran.") }
                 try sendSeccompListener(listener, profile: profile, pid: pid, state: record.state(root: root))
                 // Until then the process waits; should we fail, it ends with us (end of file).
                 try receiver.send(.listenerHandedOn, to: what)
             }
         }
         let message = try readToEnd(errorReader, seconds: 10, what: what)
-        if !gotPID { gotPID = withUnsafeMutableBytes(of: &pid) { Glibc.read(pidReader.raw, $0.baseAddress, 4) } == 4 }
+        let pid = readPID()
         let joined = try joiner.wait()
         guard message.isEmpty else {
-            if gotPID && !request.detach { _ = waitpid(pid, nil, 0) }
+            if let pid, !request.detach { _ = waitpid(pid, nil, 0) }
             throw UserError(message)
         }
-        guard gotPID, joined == .exited(0) else { throw UserError("The process joining the container \(request.id) ended without starting one.") }
+        guard let pid, joined == .exited(0) else { throw UserError("The process joining the container \(request.id) ended without starting one.") }
         if let pidFile = request.pidFile { try FileSystem.replace(pidFile, contents: "\(pid)", mode: 0o644) }
         guard !request.detach else { return 0 }
         return try waitPassingOnSignals(to: pid, signals: forwarded)
@@ -160,18 +168,6 @@ extension Runtime {
             capabilities: capabilities, seccomp: try seccompPolicy.map(SeccompFilter.load), seccompProfile: try container.seccompProfile.map(SeccompFilter.load)
         )
         return (container, confinement)
-    }
-
-    /// The listener the process sends over `channel`, waiting at most `seconds`; nil when it ended
-    /// without sending one.
-    private static func receiveListener(_ channel: SetupChannel, seconds: Int32, what: String) throws -> OwnedFD? {
-        var poller = [pollfd(fd: channel.fd.raw, events: Int16(POLLIN), revents: 0)]
-        guard try sys("poll") { poll(&poller, 1, seconds * 1000) } > 0 else { throw UserError("\(what) did not start within \(seconds) s.") }
-        do {
-            return try channel.receive(.seccompListener, from: what).first
-        } catch is SetupAborted {
-            return nil
-        }
     }
 
     /// What a pipe carries until every writer has closed it, waiting at most `seconds` (a process
@@ -236,10 +232,7 @@ extension Runtime {
             let program = try Payload.findProgram(process.arguments[0], environment: process.environment)
             // As PID 1's before the start gate: swift-nspawn's filter, then the profile, whose
             // listener goes to exec, and on to the agent; the exec only once the agent has it.
-            try confinement.seccomp?.install()
-            confinement.seccomp = nil
-            let listener = try confinement.seccompProfile?.install()
-            confinement.seccompProfile = nil
+            let listener = try confinement.installFilters()
             if let listenerChannel, let listener {
                 try listenerChannel.send(.seccompListener, fds: [listener], to: "swift-nspawn-runc exec")
                 listener.close()
