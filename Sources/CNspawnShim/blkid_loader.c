@@ -1,13 +1,10 @@
-/* libblkid, loaded when a disk image is read (-i) and not at every start: the functions
- * DiskImageProbe calls, defined here under their own names, call into the library that
- * nsp_blkid_load() opened. Only these are declared to Swift (through CBlkid's header); a call
- * before a successful nsp_blkid_load() is a bug, and aborts. */
+/* libblkid, loaded when a disk image is read (-i) and not at every start (library_loader.h): the
+ * functions DiskImageProbe calls, declared to Swift through CBlkid's header, call into the library
+ * that nsp_blkid_load() opened. */
+#include "library_loader.h"
 #include "nspawn_shim.h"
 
 #include <blkid/blkid.h>
-#include <dlfcn.h>
-#include <stdio.h>
-#include <stdlib.h>
 
 #define BLKID_CALLS(X) \
     X(blkid_new_probe) X(blkid_free_probe) X(blkid_probe_set_device) X(blkid_probe_enable_partitions) \
@@ -17,38 +14,16 @@
     X(blkid_partition_get_partno) X(blkid_partition_get_type) X(blkid_partition_get_type_string) \
     X(blkid_partition_get_name) X(blkid_partition_get_flags)
 
-#define BLKID_POINTER(name) __typeof__(name) *name;
-static struct { BLKID_CALLS(BLKID_POINTER) } blkid;
-
+enum { BLKID_CALLS(NSP_LIBRARY_INDEX) BLKID_COUNT };
+static const char *const names[] = { BLKID_CALLS(NSP_LIBRARY_NAME) };
+static void *functions[BLKID_COUNT];
 static char load_error[256];
 
-int nsp_blkid_load(void) {
-    if (blkid.blkid_new_probe) return 0;
-    void *library = dlopen("libblkid.so.1", RTLD_NOW | RTLD_LOCAL);
-    if (!library) {
-        snprintf(load_error, sizeof load_error, "%s", dlerror());
-        return -1;
-    }
-#define BLKID_RESOLVE(name) \
-    if (!(blkid.name = (__typeof__(name) *)dlsym(library, #name))) { \
-        snprintf(load_error, sizeof load_error, "libblkid.so.1 has no %s", #name); \
-        dlclose(library); \
-        return -1; \
-    }
-    BLKID_CALLS(BLKID_RESOLVE)
-    return 0;
-}
+int nsp_blkid_load(void) { return nsp_library_open("libblkid.so.1", names, functions, BLKID_COUNT, load_error, sizeof load_error); }
 
 const char *nsp_blkid_load_error(void) { return load_error; }
 
-static void *loaded(void *function) {
-    if (!function) {
-        fputs("libblkid called before nsp_blkid_load()\n", stderr);
-        abort();
-    }
-    return function;
-}
-#define CALL(name) ((__typeof__(name) *)loaded((void *)blkid.name))
+#define CALL(name) NSP_LIBRARY_CALL(functions, "libblkid.so.1", name)
 
 blkid_probe blkid_new_probe(void) { return CALL(blkid_new_probe)(); }
 void blkid_free_probe(blkid_probe pr) { CALL(blkid_free_probe)(pr); }

@@ -122,4 +122,8 @@ int nsp_release_stack_below(size_t keep);
 int nsp_blkid_load(void);
 const char *nsp_blkid_load_error(void);
 
+/* Opens libsystemd (systemd_loader.c): 0, or -1 with the reason in nsp_systemd_load_error(). */
+int nsp_systemd_load(void);
+const char *nsp_systemd_load_error(void);
+
 #endif

@@ -15,6 +15,7 @@ public final class Bus {
 
     /// The system bus (systemd and machined live there).
     public static func system() throws(BusError) -> Bus {
+        try openLibrary()
         var bus: OpaquePointer?
         let r = sd_bus_open_system(&bus)
         guard r >= 0, let bus else { throw BusError(name: nil, message: "Failed to open system bus: \(String(cString: strerror(-r)))", call: nil) }
@@ -23,6 +24,7 @@ public final class Bus {
 
     /// A bus at an address, such as "unix:path=/run/dbus/system_bus_socket" (tests use a private daemon).
     public static func connect(address: String) throws(BusError) -> Bus {
+        try openLibrary()
         var bus: OpaquePointer?
         var r = sd_bus_new(&bus)
         guard r >= 0, let bus else { throw BusError(errno: -r, doing: "sd_bus_new") }
@@ -32,6 +34,10 @@ public final class Bus {
         if r >= 0 { r = sd_bus_start(bus) }
         if r < 0 { throw BusError(name: nil, message: "Failed to connect to bus \(address): \(String(cString: strerror(-r)))", call: nil) }
         return connection
+    }
+
+    private static func openLibrary() throws(BusError) {
+        do { try SystemdLibrary.open() } catch { throw BusError(name: nil, message: error.description, call: nil) }
     }
 
     /// Our unique name on the bus (":1.42").

@@ -90,7 +90,7 @@ enum SystemdScope {
         if let failure {
             // systemd before 253 knows only PIDs (it says so by name, or in the message).
             let unknown = ["org.freedesktop.DBus.Error.PropertyReadOnly", "org.freedesktop.DBus.Error.UnknownProperty"].contains(failure.name ?? "")
-            guard unknown || failure.message.contains("PIDFDs") else { throw failure }
+            guard unknown || failure.message.contains(text: "PIDFDs") else { throw failure }
             reply = try startTransientUnit(("PIDs", .array(element: "u", [.uint32(UInt32(machine.pid))])))
         }
         guard case .objectPath(let job)? = reply.first else { throw UserError("StartTransientUnit for \(unit) replied \(reply).") }

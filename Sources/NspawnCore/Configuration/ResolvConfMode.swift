@@ -98,7 +98,7 @@ enum ResolvConfSetup {
             // Never written: a tree without the file keeps none, one whose own resolver
             // (systemd-resolved) owns it keeps it.
             guard facts.tree != .missing else { return (nil, nil) }
-            if case .symlink(let target) = facts.tree, target.contains("/run/systemd/resolve/") { return (nil, nil) }
+            if case .symlink(let target) = facts.tree, target.contains(text: "/run/systemd/resolve/") { return (nil, nil) }
             if !network.privateNetwork { return (source(.host).map { (.mount(.hostFile($0), makeMountPoint: false), nil) }) ?? (nil, nil) }
             guard network.addressed && ownAddresses else { return (nil, nil) }
             // The host's own file where the machine reaches all its servers; else the host's

@@ -156,16 +156,6 @@ public struct MachineImage: Equatable, Sendable {
     }
 }
 
-extension String {
-    func trimmingCharacters(in set: String) -> String {
-        let chars = Set(set)
-        var s = Substring(self)
-        while let c = s.first, chars.contains(c) { s = s.dropFirst() }
-        while let c = s.last, chars.contains(c) { s = s.dropLast() }
-        return String(s)
-    }
-}
-
 extension MachineImage {
     /// The directories the machine's API file systems are mounted on. swift-nspawn never creates
     /// them inside the tree, and a symlink there could aim a host-privileged mount elsewhere.

@@ -105,11 +105,6 @@ enum ThreadCheck {
     }
 }
 
-extension String {
-    /// "The outer child" → "the outer child", for the middle of a sentence.
-    var lowercasedFirst: String { prefix(1).lowercased() + dropFirst() }
-}
-
 enum ProcessLifetime {
     /// Die with the parent, so a SIGKILLed supervisor takes its machine along. The kernel forgets
     /// this whenever the credentials change, so it is set again after every setresuid().

@@ -1,12 +1,11 @@
 #if canImport(Glibc)
     import Glibc
 #endif
-import CSystemd
 
 /// What the host is, asked once, in one place, before anything is planned: the plan itself makes
 /// no system call, so everything it depends on about the host is here.
 struct HostFacts: Equatable, Sendable {
-    /// systemd is PID 1 (sd_booted): the machine's cgroup is a scope systemd delegates, and machined exists.
+    /// systemd is PID 1: the machine's cgroup is a scope systemd delegates, and machined exists.
     var systemd = false
     /// Where cgroup2 is mounted: /sys/fs/cgroup on a unified host, /sys/fs/cgroup/unified on a hybrid one.
     var cgroupHierarchy: String?
@@ -37,7 +36,8 @@ struct HostFacts: Equatable, Sendable {
     ///   - askMachineID: whether the host's machine ID is needed (for the MAC addresses of links).
     static func probe(askNetworkd: Bool = false, askMachineID: Bool = false) -> HostFacts {
         var facts = HostFacts()
-        facts.systemd = sd_booted() > 0
+        // sd_booted(3)'s test, made here: libsystemd is opened only once it is needed.
+        facts.systemd = FileSystem.exists("/run/systemd/system/")
         facts.cgroupHierarchy = MachineCgroup.findHierarchy()
         facts.ownCgroup = try? MachineCgroup.ownPath()
         facts.osRelease = ["/etc/os-release", "/usr/lib/os-release"].first(where: FileSystem.exists)

@@ -8,7 +8,8 @@ import CSystemd
 final class EventLoop {
     let event: OpaquePointer
 
-    init() throws(SyscallError) {
+    init() throws {
+        try SystemdLibrary.open()
         var event: OpaquePointer?
         let r = sd_event_new(&event)
         guard r >= 0, let event else { throw SyscallError("sd_event_new", errno: .init(rawValue: -r)) }

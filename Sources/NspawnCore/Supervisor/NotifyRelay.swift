@@ -44,6 +44,7 @@ final class NotifyRelay {
 
     /// Tells our own service manager (when we run under one): sd_notify ignores a missing $NOTIFY_SOCKET.
     static func tellServiceManager(_ state: String) {
+        guard (try? SystemdLibrary.open()) != nil else { return }
         _ = sd_notify(0, state)
     }
 }
