@@ -72,6 +72,16 @@ enum PlanFixture {
         for (args, expected) in cases { #expect(try PlanFixture.plan(args).namespaces == expected, "\(args)") }
     }
 
+    @Test func aNetworkNamespaceWithoutLinksIsMadeByPID1NotAtTheClone() throws {
+        let plain = try PlanFixture.plan([])
+        #expect(plain.networkNamespaceMadeByPID1 && plain.namespacesAtClone == [.mount, .pid, .uts, .ipc, .user])
+        // Links are moved into it by the supervisor before PID 1 goes on: it must exist at the clone.
+        let linked = try PlanFixture.plan(["-n"])
+        #expect(!linked.networkNamespaceMadeByPID1 && linked.namespacesAtClone == linked.namespaces)
+        let shared = try PlanFixture.plan(["--no-private-network"])
+        #expect(!shared.networkNamespaceMadeByPID1 && shared.namespacesAtClone == shared.namespaces)
+    }
+
     @Test func aNestingMachineGetsSixteenSlotsOfIDs() throws {
         let c = try PlanFixture.configuration(["--nesting=yes"])
         #expect(MachinePlan.pickedRangeSize(c) == 16 * 65536)

@@ -91,7 +91,7 @@ import Testing
         let (kernel, mounts) = try prepared([])
         #expect(
             kernel.calls == [
-                "setresgid(0) setgroups(0) setresuid(0)", "unshare(\(NamespaceSet.cgroup.rawValue))", "fsmount(proc: ; nosuid|nodev|noexec)",
+                "setresgid(0) setgroups(0) setresuid(0)", "unshare(\(NamespaceSet([.cgroup, .network]).rawValue))", "fsmount(proc: ; nosuid|nodev|noexec)",
                 "fsmount(sysfs: ; ro|nosuid|nodev|noexec)", "fsmount(cgroup2: ; nosuid|nodev|noexec)", "fsmount(mqueue: ; nosuid|nodev|noexec)",
                 "sethostname(web)", "ioctl(SIOCSIFFLAGS, lo, IFF_UP)",
             ])
@@ -106,7 +106,7 @@ import Testing
 
     @Test func withoutAUserNamespacePID1StaysTheHostsRoot() throws {
         let (kernel, _) = try prepared(["--private-users=no"])
-        #expect(kernel.calls.first == "unshare(\(NamespaceSet.cgroup.rawValue))")
+        #expect(kernel.calls.first == "unshare(\(NamespaceSet([.cgroup, .network]).rawValue))")
     }
 }
 

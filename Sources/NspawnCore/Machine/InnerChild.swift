@@ -4,9 +4,10 @@
 import CNspawnShim
 
 /// The machine's PID 1 before it execs the payload: born in its own user, PID, UTS, IPC and network
-/// namespaces and in its cgroup. It makes the file systems only it can make (they belong to its
-/// namespaces), hands them to the outer child, and joins the finished mount namespace, whose root
-/// is the tree.
+/// namespaces and in its cgroup (a network namespace without links it makes itself: see
+/// MachinePlan.networkNamespaceMadeByPID1). It makes the file systems only it can make (they belong
+/// to its namespaces), hands them to the outer child, and joins the finished mount namespace, whose
+/// root is the tree.
 enum InnerChild {
     /// `startGate`: the OCI runtime's exec.fifo (see MachineHandover); nil for a machine that starts at once.
     static func run(_ plan: MachinePlan, confinement: PayloadConfinement, supervisor: SetupChannel, outer: SetupChannel, startGate: OwnedFD?) throws -> Never {
@@ -71,13 +72,14 @@ enum InnerChild {
                 try kernel.writeFile("0", to: "/proc/sys/user/max_user_namespaces")
             }
         }
+        // Our cgroup namespace, entered only now that we sit in the machine's cgroup, so the guest
+        // sees that cgroup as "/"; and the network namespace we make ourselves, before its sysctls.
+        try kernel.unshare(plan.networkNamespaceMadeByPID1 ? [.cgroup, .network] : .cgroup)
         // Through the host's procfs, which shows the settings of our namespaces; a network one only
         // where the network namespace is ours (the plan refuses the others).
         for sysctl in plan.sysctls where !sysctl.isNetwork || plan.network.namespace == .own {
             try kernel.writeFile(sysctl.value, to: sysctl.path)
         }
-        // Entered only now that we sit in the machine's cgroup, so the guest sees that cgroup as "/".
-        try kernel.unshare(.cgroup)
         return try plan.mounts.apiFilesystems.map { (filesystem, attributes) throws(SyscallError) in
             try kernel.newMount(filesystem.rawValue, options: [], attributes: attributes)
         }

@@ -58,17 +58,30 @@ struct MachinePlan: Equatable, Sendable {
         return (capabilities, seccomp, lost)
     }
 
-    /// The namespaces PID 1 is born in.
     /// An OCI bundle's PID, IPC and UTS namespaces to be born in.
     var joinedNamespaces: [JoinedNamespace] = []
     /// An OCI bundle's time namespace, with its offsets; nil: the host's.
     var timeNamespace: TimeOffsets?
 
+    /// The namespaces of the machine's PID 1 (the cgroup namespace aside, which it enters itself).
     var namespaces: NamespaceSet {
         var set: NamespaceSet = [.mount, .pid, .uts, .ipc]
         for joined in joinedNamespaces { set.remove(joined.kind.namespace) }
         if idRange != nil { set.insert(.user) }
         if network.namespace == .own { set.insert(.network) }
+        return set
+    }
+
+    /// A network namespace of its own with no links to move in (the default, with only `lo`): PID 1
+    /// makes it itself when it proceeds, while the outer child builds the tree, rather than being
+    /// born in it. Making one is the dearest part of the clone (about 0.4 ms here), and nothing
+    /// before needs it. As with the clone, it is owned by the machine's user namespace.
+    var networkNamespaceMadeByPID1: Bool { network.namespace == .own && !network.hasLinks }
+
+    /// The namespaces PID 1 is born in.
+    var namespacesAtClone: NamespaceSet {
+        var set = namespaces
+        if networkNamespaceMadeByPID1 { set.remove(.network) }
         return set
     }
 

@@ -45,7 +45,7 @@ enum MachineBoot {
             try NetworkNamespace.within(joining: plan.network.namespace) {
                 try JoinedNamespace.within(joining: plan.joinedNamespaces) {
                     try TimeOffsets.within(plan.timeNamespace) {
-                        try ChildProcess.clone(namespaces: plan.namespaces, intoCgroup: early?.fd.raw, role: "The machine's PID 1") {
+                        try ChildProcess.clone(namespaces: plan.namespacesAtClone, intoCgroup: early?.fd.raw, role: "The machine's PID 1") {
                             // Nothing of ours goes into the machine (namespace handles, sockets, locks).
                             closeDescriptors(
                                 except: [innerFromSupervisor.fd.raw, innerFromOuter.fd.raw, handover?.startGate.raw, errorCopy].compactMap { $0 }
