@@ -130,3 +130,10 @@ import Testing
         #expect(none.calls.isEmpty)
     }
 }
+
+@Suite struct ThreadCheckTests {
+    @Test func aProcessWithThreadsIsRefusedBeforeItClones() {
+        // The test runner has threads of its own (its executor's); swift-nspawn never does.
+        #expect(throws: UserError.self) { try ThreadCheck.requireSingleThreaded(before: "The outer child") }
+    }
+}

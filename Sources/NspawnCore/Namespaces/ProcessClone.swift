@@ -92,16 +92,20 @@ final class ChildProcess {
 
 enum ThreadCheck {
     /// A user namespace cannot be created, nor Swift safely run after clone, in a multithreaded process.
+    /// Asked of /proc/self/task, whose link count is two and one for each thread: one stat(), where
+    /// /proc/self/status is a page the kernel formats field by field.
     static func requireSingleThreaded(before role: String) throws(UserError) {
-        let status: String
+        let task: Glibc.stat
         do {
-            status = try FileSystem.readFile("/proc/self/status")
+            task = try FileSystem.stat("/proc/self/task")
         } catch {
-            // Unreadable (out of descriptors, say): say why, not that we have threads.
+            // Unreadable (no procfs, say): say why, not that we have threads.
             throw UserError("Refusing to start \(role.lowercasedFirst) unchecked: \(error)")
         }
-        guard !status.split(separator: "\n").contains("Threads:\t1") else { return }
-        throw UserError("Refusing to start \(role.lowercasedFirst): swift-nspawn must be single-threaded before clone3(), but /proc/self/status disagrees.")
+        guard task.st_nlink != 3 else { return }
+        throw UserError(
+            "Refusing to start \(role.lowercasedFirst): swift-nspawn must be single-threaded before clone3(), but /proc/self/task lists \(Int(task.st_nlink) - 2) threads."
+        )
     }
 }
 
