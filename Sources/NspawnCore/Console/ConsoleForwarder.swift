@@ -123,7 +123,9 @@ final class ConsoleForwarder {
                 case .wait, .hangup: inputReadable = false
                 }
             }
-            if masterReadable, !toHost.isFull {
+            // All the machine has said, up to a full queue, before one write: a pty hands out at most
+            // 4095 bytes a read, and a write for each would double the system calls of a busy console.
+            while masterReadable, !toHost.isFull {
                 switch read(master.raw, into: &toHost) {
                 case .data:
                     masterHungUp = false
