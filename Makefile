@@ -42,7 +42,7 @@ vm-deps:
 # private to each. That leaves 24 of the 28 bits of address randomisation of the binary (as on
 # every 64 KiB-page system); its libraries, heap and stack keep all of theirs.
 STATIC_LIBS = .build/static-libs
-STATIC_ARCHIVES = "$$(gcc -print-file-name=libstdc++.a)" /usr/lib/x86_64-linux-gnu/libseccomp.a /usr/lib/x86_64-linux-gnu/libcap.a
+STATIC_ARCHIVES = $(foreach archive,libstdc++.a libseccomp.a libcap.a,"$$(gcc -print-file-name=$(archive))")
 RELEASE_FLAGS = -c release --static-swift-stdlib --disable-local-rpath -Xswiftc -use-ld=lld -Xswiftc -Xclang-linker -Xswiftc -static-libgcc \
 	-Xlinker -L$(CURDIR)/$(STATIC_LIBS) -Xlinker --no-export-dynamic -Xlinker -z -Xlinker pack-relative-relocs \
 	-Xlinker -z -Xlinker max-page-size=0x10000
