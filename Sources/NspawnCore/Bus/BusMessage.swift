@@ -109,7 +109,7 @@ public final class BusMessage {
     }
 
     private func readBasic(_ type: CChar) throws(BusError) -> BusValue {
-        func basic<T>(_ initial: T) throws(BusError) -> T {
+        func basic<T: BitwiseCopyable>(_ initial: T) throws(BusError) -> T {
             var value = initial
             let r = sd_bus_message_read_basic(message, type, &value)
             if r < 0 { throw BusError(errno: -r, doing: "read") }

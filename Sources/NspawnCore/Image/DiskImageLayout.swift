@@ -153,7 +153,6 @@ struct DiskImageLayout: Equatable, Sendable {
     private static func checked(_ mount: Mount, policy: ImagePolicy, protection: ImagePolicy.Flags, image: String) throws(UserError) -> Mount? {
         let flags = policy.flags(for: mount.designator)
         let name = "\(mount.designator.rawValue) partition\(mount.partition.map { " (partition \($0))" } ?? "") of \(image)"
-        var mount = mount
         let refusal = UserError("The \(name) is \(Self.describe(protection)), which the image policy does not allow.")
         switch protection {
         case .encrypted:

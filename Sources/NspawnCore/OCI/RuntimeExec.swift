@@ -177,7 +177,7 @@ extension Runtime {
         var buffer = [UInt8](repeating: 0, count: 4096)
         var poller = [pollfd(fd: fd.raw, events: Int16(POLLIN), revents: 0)]
         while true {
-            guard try sys("poll") { poll(&poller, 1, seconds * 1000) } > 0 else { throw UserError("\(what) did not start within \(seconds) s.") }
+            guard try sys("poll", { poll(&poller, 1, seconds * 1000) }) > 0 else { throw UserError("\(what) did not start within \(seconds) s.") }
             let n = read(fd.raw, &buffer, buffer.count)
             if n < 0 && errno == EINTR { continue }
             guard n > 0 else { break }
