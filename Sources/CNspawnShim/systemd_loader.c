@@ -15,11 +15,13 @@
     X(sd_bus_call) X(sd_bus_error_free) X(sd_bus_flush_close_unref) X(sd_bus_get_unique_name) X(sd_bus_match_signal) \
     X(sd_bus_message_append_basic) X(sd_bus_message_close_container) X(sd_bus_message_enter_container) \
     X(sd_bus_message_exit_container) X(sd_bus_message_new_method_call) X(sd_bus_message_open_container) \
-    X(sd_bus_message_peek_type) X(sd_bus_message_read_basic) X(sd_bus_message_ref) X(sd_bus_message_rewind) X(sd_bus_message_seal) X(sd_bus_message_unref) X(sd_bus_new) \
+    X(sd_bus_message_peek_type) X(sd_bus_message_read_basic) X(sd_bus_message_ref) X(sd_bus_message_rewind) \
+    X(sd_bus_message_seal) X(sd_bus_message_unref) X(sd_bus_new) \
     X(sd_bus_open_system) X(sd_bus_process) X(sd_bus_set_address) X(sd_bus_set_bus_client) X(sd_bus_slot_unref) \
     X(sd_bus_start) X(sd_bus_wait) \
     X(sd_event_add_io) X(sd_event_add_signal) X(sd_event_add_time_relative) X(sd_event_exit) X(sd_event_loop) X(sd_event_new) \
-    X(sd_event_source_disable_unref) X(sd_event_source_set_enabled) X(sd_event_source_set_io_events) X(sd_event_source_set_time_relative) X(sd_event_unref)
+    X(sd_event_source_disable_unref) X(sd_event_source_set_enabled) X(sd_event_source_set_io_events) \
+    X(sd_event_source_set_time_relative) X(sd_event_unref)
 
 enum { SYSTEMD_CALLS(NSP_LIBRARY_INDEX) SYSTEMD_COUNT };
 static const char *const names[] = { SYSTEMD_CALLS(NSP_LIBRARY_NAME) };
