@@ -89,7 +89,7 @@ public struct CommandLineOptions: Equatable, Sendable {
     var devices: String?
     /// An OCI bundle's time namespace: its offsets, as /proc/PID/timens_offsets takes them.
     var timeNamespace: String?
-    /// An OCI bundle's IPC and UTS namespaces by path: KIND:PATH lines.
+    /// An OCI bundle's PID, IPC and UTS namespaces by path: KIND:PATH lines.
     var joinedNamespaces: String?
     /// An OCI bundle's rootfsPropagation: slave, private or unbindable.
     var rootPropagation: String?

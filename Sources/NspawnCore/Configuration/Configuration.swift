@@ -95,7 +95,7 @@ public struct Configuration: Equatable, Sendable {
     var domainname: String?
     /// An OCI bundle's linux.devices: made in the machine's /dev, and let through its device filter.
     var devices: [DeviceNode] = []
-    /// An OCI bundle's IPC and UTS namespaces to be born in.
+    /// An OCI bundle's PID, IPC and UTS namespaces to be born in.
     var joinedNamespaces: [JoinedNamespace] = []
     /// An OCI bundle's time namespace and its offsets.
     var timeNamespace: TimeOffsets?
@@ -144,14 +144,8 @@ public struct Configuration: Equatable, Sendable {
             consoleSize = ConsoleSize(rows: parts[0], columns: parts[1])
         }
         sysctls = try (o.sysctls ?? "").split(separator: "\n").map { line throws(UserError) in try Sysctl.parse(String(line)) }
-        joinedNamespaces = try (o.joinedNamespaces ?? "").split(separator: "\n").map { line throws(UserError) in
-            guard let joined = JoinedNamespace(parsing: String(line)) else { throw UserError("Invalid namespace to join: \(line)") }
-            return joined
-        }
-        devices = try (o.devices ?? "").split(separator: "\n").map { line throws(UserError) in
-            guard let node = DeviceNode(parsing: String(line)) else { throw UserError("Invalid device: \(line)") }
-            return node
-        }
+        joinedNamespaces = try Self.lines(o.joinedNamespaces, "Invalid namespace to join", JoinedNamespace.init(parsing:))
+        devices = try Self.lines(o.devices, "Invalid device", DeviceNode.init(parsing:))
         if let text = o.timeNamespace {
             guard let offsets = TimeOffsets(parsing: text) else { throw UserError("Invalid time offsets: \(text)") }
             timeNamespace = offsets
@@ -368,6 +362,15 @@ public struct Configuration: Equatable, Sendable {
         case "1", "yes", "y", "true", "t", "on": return true
         case "0", "no", "n", "false", "f", "off": return false
         default: throw UserError("Failed to parse \(option)= value: \(text)")
+        }
+    }
+
+    /// One value a line, as the settings carry an OCI bundle's lists; a line `parse` refuses is
+    /// "`invalid`: LINE".
+    private static func lines<T>(_ text: String?, _ invalid: String, _ parse: (String) -> T?) throws(UserError) -> [T] {
+        try (text ?? "").split(separator: "\n").map { line throws(UserError) in
+            guard let value = parse(String(line)) else { throw UserError("\(invalid): \(line)") }
+            return value
         }
     }
 

@@ -70,22 +70,9 @@ final class MountExecutor {
             for node in nodes {
                 // As the host's root (CAP_MKNOD is one of the capabilities a non-zero fsuid drops), then given away.
                 let path = "\(directory)/\(node.name)"
-                // An OCI bundle's node may lie in a subdirectory (net/tun): each made as the machine's
-                // root and entered without following a symlink, so the node lands in this /dev.
-                var dir = top
-                let components = node.name.split(separator: "/").map(String.init)
-                for component in components.dropLast() {
-                    let place = "\(directory)/\(component)"
-                    try asMachineRoot { () throws(SyscallError) in
-                        do throws(SyscallError) {
-                            try kernel.makeDirectory(component, in: dir, mode: 0o755, path: place)
-                        } catch {
-                            if error.errno != .fileExists { throw error }
-                        }
-                    }
-                    dir = try kernel.openBeneath(component, in: dir, flags: NSP_O_PATH | O_DIRECTORY, resolve: .noSymlinks)
-                }
-                let leaf = components.last ?? node.name
+                // An OCI bundle's node may lie in a subdirectory (net/tun): made as the machine's root
+                // and found without following a symlink, as every mount point, so it lands in this /dev.
+                let (dir, leaf) = node.name.contains("/") ? try parentAndName(path, createParents: true) : (top, node.name)
                 var refused: SyscallError?
                 do {
                     try kernel.makeDevice(leaf, in: dir, block: node.block, mode: mode_t(node.mode), device: node.deviceNumber, path: path)

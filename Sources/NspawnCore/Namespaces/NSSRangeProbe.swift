@@ -27,10 +27,9 @@ final class NSSRangeProbe {
         var sources: [String: [Substring]] = [:]
         for line in nsswitch.split(separator: "\n") where !line.drop(while: \.isWhitespace).hasPrefix("#") {
             // (A # after the colon is no comment to glibc: a source of that name; not files, then.)
-            let content = line
-            guard let colon = content.firstIndex(of: ":") else { continue }
-            let database = content[..<colon].filter { !$0.isWhitespace }
-            sources[String(database)] = content[content.index(after: colon)...].split(whereSeparator: \.isWhitespace)
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let database = line[..<colon].filter { !$0.isWhitespace }
+            sources[String(database)] = line[line.index(after: colon)...].split(whereSeparator: \.isWhitespace)
         }
         guard let passwd = sources["passwd"], let group = sources["group"] else { return false }
         let listed = Set(passwd + group)
