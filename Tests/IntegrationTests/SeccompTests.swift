@@ -98,3 +98,39 @@ struct DevicePolicyTests {
         #expect(!result.stdout.contains("OPENED") && result.stdout.contains("Operation not permitted"), "\(result.stdout)")
     }
 }
+
+/// The allow-list the kernel gets is SeccompRangeProgram's compaction of libseccomp's: the kernel
+/// must answer as libseccomp's program would, for each ABI.
+@Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
+struct SeccompRangeProgramKernelTests {
+    @Test func theKernelRefusesWhatLibseccompsProgramRefusesWithTheSameErrno() throws {
+        let machine = try TestMachine()
+        try machine.installFixture("syscall-answers")
+        // The policy of a machine started with no options (a user namespace of its own).
+        guard case .run(let configuration) = CommandLineParser.parse(["-D", machine.path, "true"]) else { throw UserError("unparsed") }
+        let policy = try #require(try MachinePlan.confinement(configuration, userNamespace: true, held: CapabilitySet()).1)
+        let libseccomps = try #require(SeccompRangeProgram.decode(try SeccompFilter.allowList(policy).export()))
+        // The machine compiles the filter anew (it is a cache of what this build makes).
+        unlink(SeccompFilter.cachePath(key: SeccompFilter.cacheKey(policy)))
+        // Only numbers the filter refuses (SECCOMP_RET_ERRNO): an allowed call would run.
+        var expected: [String: UInt32] = [:]
+        for (abi, architecture, base): (String, UInt32, UInt32) in [("64", 0xc000_003e, 0), ("x32", 0xc000_003e, 0x4000_0000), ("32", 0x4000_0003, 0)] {
+            // uretprobe and uprobe (335, 336) never meet a filter: the kernel lets them through
+            // (kernel/seccomp.c), and called from outside a probe they raise SIGILL or fail ENXIO.
+            for number in UInt32(0)..<600 where abi != "64" || !(335...336).contains(number) {
+                let answer = try #require(SeccompRangeProgram.evaluate(libseccomps, architecture: architecture, number: base + number))
+                if answer & 0xffff_0000 == 0x0005_0000 { expected["\(abi):\(number)"] = answer & 0xffff }
+            }
+        }
+        #expect(Set(expected.values) == [UInt32(EPERM), UInt32(ENOSYS)])
+        let result = try machine.run([], ["/usr/bin/syscall-answers"] + expected.keys.sorted())
+        #expect(result.status == 0, "\(result.stderr)")
+        var answers: [String: UInt32] = [:]
+        for line in result.lines {
+            let fields = line.split(separator: " ")
+            if fields.count == 2 { answers[String(fields[0])] = UInt32(fields[1]) }
+        }
+        let wrong = expected.keys.sorted().filter { answers[$0] != expected[$0] }
+        #expect(answers.count == expected.count && wrong.count == 0, "\(wrong.prefix(10).map { "\($0)=\(answers[$0].map(String.init) ?? "-")" })")
+    }
+}

@@ -6,7 +6,8 @@ import CSeccomp
 
 /// The payload's seccomp filters as BPF programs, compiled by libseccomp once per policy and then
 /// read from a cache only root can write: systemd-nspawn spends most of its start-up compiling the
-/// same filters on every run. swift-nspawn's own policy is two programs, and the kernel applies the
+/// same filters on every run. The allow-list is cached as SeccompRangeProgram re-emits it (less
+/// than half the instructions). swift-nspawn's own policy is two programs, and the kernel applies the
 /// stricter answer: the allow-list, and argument rules that the allow-list cannot carry. An OCI
 /// seccomp profile is one more program, loaded with the flags it asks for.
 public struct SeccompFilter: Equatable, Sendable {
@@ -15,7 +16,7 @@ public struct SeccompFilter: Equatable, Sendable {
     static let architectures = ["x86", "x32"]
     private static let magic = "swift-nspawn seccomp 1\n"
     /// Bumped whenever `compile` changes what it produces for the same policy.
-    static let compilerRevision = 4
+    static let compilerRevision = 5
 
     /// seccomp(2)'s SECCOMP_FILTER_FLAG_* bits.
     static let specAllow: UInt32 = 1 << 2
@@ -32,7 +33,7 @@ public struct SeccompFilter: Equatable, Sendable {
 
     /// From the cache, or compiled (and cached) when it has none for this policy.
     public static func load(_ policy: SeccompPolicy) throws -> SeccompFilter {
-        try cached(key: cacheKey(policy.cacheKey, architectures: ["native"] + architectures), programs: 2) { try compile(policy) }
+        try cached(key: cacheKey(policy), programs: 2) { try compile(policy) }
     }
 
     /// An OCI profile's filter, from the cache or compiled, with the profile's flags.
@@ -47,12 +48,16 @@ public struct SeccompFilter: Equatable, Sendable {
     }
 
     private static func cached(key: String, programs count: Int, compile: () throws -> SeccompFilter) throws -> SeccompFilter {
-        let path = "\(cacheDirectory)/\(String(StableHash.fnv1a(key.utf8), radix: 16)).bpf"
+        let path = cachePath(key: key)
         if let programs = readCache(path, key: key), programs.count == count { return SeccompFilter(programs: programs) }
         let filter = try compile()
         writeCache(filter, to: path, key: key)
         return filter
     }
+
+    static func cachePath(key: String) -> String { "\(cacheDirectory)/\(String(StableHash.fnv1a(key.utf8), radix: 16)).bpf" }
+
+    static func cacheKey(_ policy: SeccompPolicy) -> String { cacheKey(policy.cacheKey, architectures: ["native"] + architectures) }
 
     static func cacheKey(_ inputs: String, architectures: [String]) -> String {
         let version = seccomp_version().map { "\($0.pointee.major).\($0.pointee.minor).\($0.pointee.micro)" } ?? "?"
@@ -62,13 +67,6 @@ public struct SeccompFilter: Equatable, Sendable {
     // MARK: Compiling
 
     static func compile(_ policy: SeccompPolicy) throws -> SeccompFilter {
-        let allowed = policy.allowed()
-        let allowList = try Context(defaultAction: errno(ENOSYS), architectures: architectures)
-        for name in SeccompPolicy.known.sorted() {
-            // A keyring call the policy makes absent gets the default answer, ENOSYS: no rule.
-            if !allowed.contains(name) && policy.keyringsAbsent && SeccompPolicy.keyringCalls.contains(name) { continue }
-            try allowList.add(allowed.contains(name) ? SCMP_ACT_ALLOW : errno(EPERM), name)
-        }
         let argumentRules = try Context(defaultAction: SCMP_ACT_ALLOW, architectures: architectures)
         for request in [UInt64(TIOCSTI), UInt64(TIOCLINUX)] {
             // Compared on the low 32 bits only: the kernel ignores the upper half of the request,
@@ -85,15 +83,33 @@ public struct SeccompFilter: Equatable, Sendable {
                 scmp_arg_cmp(arg: 0, op: SCMP_CMP_EQ, datum_a: UInt64(AF_NETLINK), datum_b: 0),
                 scmp_arg_cmp(arg: 2, op: SCMP_CMP_EQ, datum_a: 9, datum_b: 0),  // NETLINK_AUDIT (linux/netlink.h)
             ])
-        return SeccompFilter(programs: [try allowList.export(), try argumentRules.export()])
+        return SeccompFilter(programs: [compact(try allowList(policy).export()), try argumentRules.export()])
+    }
+
+    /// Every call libseccomp knows, allowed or refused with EPERM as the policy says; any other
+    /// number gets ENOSYS, as systemd-nspawn answers calls newer than its list.
+    static func allowList(_ policy: SeccompPolicy) throws -> Context {
+        let allowed = policy.allowed()
+        let allowList = try Context(defaultAction: errno(ENOSYS), architectures: architectures)
+        for name in SeccompPolicy.known.sorted() {
+            // A keyring call the policy makes absent gets the default answer, ENOSYS: no rule.
+            if !allowed.contains(name) && policy.keyringsAbsent && SeccompPolicy.keyringCalls.contains(name) { continue }
+            try allowList.add(allowed.contains(name) ? SCMP_ACT_ALLOW : errno(EPERM), name)
+        }
+        return allowList
     }
 
     /// A profile's rules, in its order. A rule that does what the default does is no rule
     /// (libseccomp refuses it); conditions on one argument twice are a rule each, as runc makes them
     /// (libseccomp cannot AND them); a call this libseccomp does not know is skipped, as runc does.
     static func compile(_ profile: SeccompProfile) throws -> SeccompFilter {
-        SeccompFilter(programs: [try context(profile).export()])
+        SeccompFilter(programs: [compact(try context(profile).export())])
     }
+
+    /// The program with the same decisions in fewer instructions where it decides on the
+    /// architecture and number alone (SeccompRangeProgram): the kernel verifies and JITs every
+    /// instruction on every start.
+    static func compact(_ program: [UInt8]) -> [UInt8] { SeccompRangeProgram.compacted(program) ?? program }
 
     /// The profile's rules in a libseccomp context (its pseudo filter code shows them: tests).
     static func context(_ profile: SeccompProfile) throws -> Context {

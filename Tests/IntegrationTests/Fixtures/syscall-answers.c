@@ -1,0 +1,35 @@
+/* syscall-answers: makes each system call named on the command line with every argument 0 and
+ * prints "ABI:NUMBER ERRNO" (0 when it succeeded). ABI is 64 (x86-64), x32 (the number with bit
+ * 30, from x86-64 code) or 32 (int 0x80, which the kernel reports as AUDIT_ARCH_I386). The tests
+ * pass only numbers the machine's filter must refuse, so none of them ever runs.
+ * Usage: syscall-answers ABI:NUMBER... */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static long call_i386(unsigned long number) {
+    long result;
+    __asm__ volatile("int $0x80" : "=a"(result) : "a"(number), "b"(0), "c"(0), "d"(0), "S"(0), "D"(0) : "memory");
+    return result;
+}
+
+int main(int argc, char **argv) {
+    for (int i = 1; i < argc; i++) {
+        char *colon = strchr(argv[i], ':');
+        if (!colon) return 2;
+        unsigned long number = strtoul(colon + 1, NULL, 0);
+        long error;
+        if (strncmp(argv[i], "32:", 3) == 0) {
+            long result = call_i386(number);
+            error = result < 0 && result > -4096 ? -result : 0;
+        } else {
+            if (strncmp(argv[i], "x32:", 4) == 0) number |= 0x40000000UL;
+            error = syscall((long)number, 0, 0, 0, 0, 0, 0) < 0 ? errno : 0;
+        }
+        printf("%s %ld\n", argv[i], error);
+    }
+    return 0;
+}
