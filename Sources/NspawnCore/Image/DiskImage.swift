@@ -187,11 +187,10 @@ public final class DiskImage {
     public func release() {
         _ = umount2(root, Int32(MNT_DETACH))
         _ = rmdir(root)
-        RuntimeDirectory.removeIfEmpty(Self.stagingDirectory)
     }
 
-    /// Our directory, after removing those of killed runs. Another run may remove the parent as we
-    /// make ours in it (its release): then again. One with our own PID can only be a killed run's.
+    /// Our directory, after removing those of killed runs. The parent may be removed (by hand) as we
+    /// make ours in it: then again. One with our own PID can only be a killed run's.
     private static func makeStagingDirectory(_ path: String) throws(SyscallError) {
         removeStale()
         var attempts = 0

@@ -26,7 +26,7 @@ public final class UIDRangeLock {
 
     private static func lockSlot(_ path: String) throws -> (path: String, fd: OwnedFD)? {
         while true {
-            // Another run may remove the (empty) directory between our mkdir and open: then again.
+            // The directory may be removed (by hand) between our mkdir and open: then again.
             try RuntimeDirectory.create(UIDRangeAllocator.lockDirectory)
             let fd: OwnedFD
             do {
@@ -52,7 +52,6 @@ public final class UIDRangeLock {
             fd.close()
         }
         held = []
-        RuntimeDirectory.removeIfEmpty(UIDRangeAllocator.lockDirectory)
     }
 
     deinit { release() }

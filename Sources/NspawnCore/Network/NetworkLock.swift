@@ -53,7 +53,6 @@ enum NetworkLock {
             if flock(fd, LOCK_EX | LOCK_NB) == 0 { unlink(path) }
             close(fd)
         }
-        RuntimeDirectory.removeIfEmpty(Self.directory)
     }
 
     final class Lease {

@@ -209,9 +209,12 @@ struct HostState: Equatable {
         let mountinfo = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
         let mounts = mountinfo.split(separator: "\n").map { String($0.split(separator: " ")[4]) }.sorted()
         let cgroups = ((try? FileManager.default.subpathsOfDirectory(atPath: cgroupRoot)) ?? []).filter { $0.contains("machine-") }.sorted()
-        let runtime = ((try? FileManager.default.subpathsOfDirectory(atPath: "/run/swift-nspawn")) ?? []).sorted()
+        let runtime = ((try? FileManager.default.subpathsOfDirectory(atPath: "/run/swift-nspawn")) ?? []).filter { !keptDirectories.contains($0) }.sorted()
         return HostState(mounts: mounts, cgroups: cgroups, runtime: runtime)
     }
+
+    /// Made once and kept (RuntimeDirectory): everything in them must go.
+    static let keptDirectories: Set<String> = ["machine", "uid-range", "image", "network"]
 }
 
 /// A recursive listing of a tree with owners, modes, sizes and times: equal before and after a
