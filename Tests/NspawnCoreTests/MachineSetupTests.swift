@@ -6,32 +6,28 @@ import Testing
 @Suite struct MachineCgroupTests {
     private let path = "/cg/machine-web"
 
-    @Test func aNewCgroupIsLimitedFilteredAndGivenToTheMachinesRootBeforeAnythingLivesInIt() throws {
+    @Test func aNewCgroupIsLimitedAndGivenToTheMachinesRootBeforeAnythingLivesInIt() throws {
         let kernel = RecordingKernel(existing: ["/cg"])
-        let cgroup = try MachineCgroup.create(at: path, machine: "web", owner: 0x1234_0000, deviceFilterRequired: true, kernel: kernel)
+        let cgroup = try MachineCgroup.create(at: path, machine: "web", owner: 0x1234_0000, kernel: kernel)
         let owner = "\(0x1234_0000):\(0x1234_0000)"
         #expect(
             kernel.calls == [
                 "mkdir(/cg/machine-web, 755)", "open(/cg/machine-web)", "open(/cg/machine-web/cgroup.max.depth)",
                 "write(/cg/machine-web/cgroup.max.depth, \"63\")",
-                "bpf(BPF_PROG_ATTACH, /cg/machine-web, \(DeviceFilter.closed.program.count) instructions)",
                 "chown(/cg/machine-web/., \(owner))", "chown(/cg/machine-web/cgroup.procs, \(owner))",
                 "chown(/cg/machine-web/cgroup.subtree_control, \(owner))", "chown(/cg/machine-web/cgroup.threads, \(owner))",
             ])
-        _ = cgroup
+        try cgroup.attachDeviceFilter(.closed, required: true)
+        #expect(kernel.calls.last == "bpf(BPF_PROG_ATTACH, /cg/machine-web, \(DeviceFilter.closed.program.count) instructions)")
     }
 
-    @Test func aRefusedDeviceFilterFailsTheStartAndLeavesNoCgroup() {
+    @Test func aRefusedDeviceFilterFailsTheStartUnlessInsideAMachine() throws {
         let kernel = RecordingKernel(existing: ["/cg"])
         kernel.failure = { $0.hasPrefix("bpf(") ? .notPermitted : nil }
-        #expect(throws: SyscallError.self) {
-            try MachineCgroup.create(at: path, machine: "web", owner: 0, deviceFilterRequired: true, kernel: kernel)
-        }
-        #expect(kernel.calls.last == "rmdir(/cg/machine-web)", "\(kernel.calls)")
+        let cgroup = try MachineCgroup.create(at: path, machine: "web", owner: 0, kernel: kernel)
+        #expect(throws: SyscallError.self) { try cgroup.attachDeviceFilter(.closed, required: true) }
         // Inside a machine the filter around us covers us: go on without one.
-        let nested = RecordingKernel(existing: ["/cg"])
-        nested.failure = kernel.failure
-        #expect((try? MachineCgroup.create(at: path, machine: "web", owner: 0, deviceFilterRequired: false, kernel: nested)) != nil)
+        try cgroup.attachDeviceFilter(.closed, required: false)
     }
 
     @Test func aLeftoverOfAKilledRunIsReusedOnlyWhenEmpty() throws {
@@ -39,10 +35,10 @@ import Testing
         kernel.failure = { [path] line in line == "mkdir(\(path), 755)" && kernel.existing.contains(path) ? .fileExists : nil }
         kernel.contents["\(path)/cgroup.events"] = Array("populated 1\n".utf8)
         #expect(throws: UserError("Machine 'web' already exists: its cgroup \(path) is in use.")) {
-            try MachineCgroup.create(at: path, machine: "web", owner: 0, deviceFilterRequired: true, kernel: kernel)
+            try MachineCgroup.create(at: path, machine: "web", owner: 0, kernel: kernel)
         }
         kernel.contents["\(path)/cgroup.events"] = Array("populated 0\n".utf8)
-        _ = try MachineCgroup.create(at: path, machine: "web", owner: 0, deviceFilterRequired: true, kernel: kernel)
+        _ = try MachineCgroup.create(at: path, machine: "web", owner: 0, kernel: kernel)
         // Its children first, then itself, then made anew.
         let guest = try #require(kernel.index("rmdir(\(path)/guest)"))
         #expect(kernel.calls[guest + 1] == "rmdir(\(path))" && kernel.calls[guest + 2] == "mkdir(\(path), 755)", "\(kernel.calls)")
@@ -50,7 +46,7 @@ import Testing
 
     @Test func removingKillsWhatIsLeftWaitsAndRemovesTheSubtree() throws {
         let kernel = RecordingKernel(existing: ["/cg"])
-        let cgroup = try MachineCgroup.create(at: path, machine: "web", owner: 0, deviceFilterRequired: true, kernel: kernel)
+        let cgroup = try MachineCgroup.create(at: path, machine: "web", owner: 0, kernel: kernel)
         kernel.existing.formUnion(["\(path)/init.scope", "\(path)/system.slice", "\(path)/system.slice/x.service"])
         kernel.contents["\(path)/cgroup.events"] = Array("populated 1\n".utf8)
         kernel.afterWrite = { [path, unowned kernel] file in
@@ -71,7 +67,7 @@ import Testing
 
     @Test func settingsOfAControllerWeDoNotHaveAreSkippedNotFailed() throws {
         let kernel = RecordingKernel(existing: ["/cg", "\(path)/memory.max"])
-        let cgroup = try MachineCgroup.create(at: path, machine: "web", owner: 0, deviceFilterRequired: true, kernel: kernel)
+        let cgroup = try MachineCgroup.create(at: path, machine: "web", owner: 0, kernel: kernel)
         try cgroup.apply([.memoryMax(1 << 20), .tasksMax(10)], strict: false)
         #expect(kernel.calls.contains("write(\(path)/memory.max, \"1048576\")"))
         #expect(!kernel.calls.contains { $0.contains("pids.max") })

@@ -41,12 +41,9 @@ final class MachineCgroup {
     }
 
     /// A cgroup at an absolute path (the "payload" cgroup in a scope systemd delegated to us), made
-    /// ready for a machine: depth limit, device filter, owned by the machine's root.
-    /// `deviceFilterRequired`: false only inside a machine (swift-nspawn nested), where bpf() is its
-    /// filter's to refuse and the device policy of the machine around us covers every cgroup below ours.
-    static func create(
-        at path: String, machine name: String, owner: UInt32, deviceFilter: DeviceFilter = .closed, deviceFilterRequired: Bool, kernel: any Kernel
-    ) throws -> MachineCgroup {
+    /// ready for a machine: depth limit, owned by the machine's root. Its device filter comes later
+    /// (attachDeviceFilter), before the machine's PID 1 runs anything of the machine's.
+    static func create(at path: String, machine name: String, owner: UInt32, kernel: any Kernel) throws -> MachineCgroup {
         do {
             try makeDirectory(path, kernel: kernel)
         } catch {
@@ -60,12 +57,6 @@ final class MachineCgroup {
         do {
             // Host-root-owned limits the guest cannot raise: how deep its subtree may go.
             try? kernel.writeFile("\(maximumDepth - 1)", to: "\(path)/cgroup.max.depth")
-            // Before anything lives in it: the only device nodes its processes may open or make.
-            do {
-                try kernel.attachDeviceFilter(deviceFilter.bytes, to: cgroup.fd, name: path)
-            } catch {
-                guard error.errno == .notPermitted && !deviceFilterRequired else { throw error }
-            }
             if owner != 0 {
                 // What a delegated subtree needs (cgroups(7), "Delegation"): the directory and the
                 // files that move processes and enable controllers, owned by the delegatee.
@@ -78,6 +69,20 @@ final class MachineCgroup {
             throw error
         }
         return cgroup
+    }
+
+    /// The only device nodes the cgroup's processes may open or make. The kernel verifies the
+    /// program as it loads it (~0.2 ms), so the supervisor attaches it while the outer child builds
+    /// the tree, and PID 1 waits for it (SetupMessage.devicesFiltered) before it goes on to the
+    /// machine's program: until then only our own setup runs in the cgroup, which opens no device.
+    /// `required`: false only inside a machine (swift-nspawn nested), where bpf() is its filter's
+    /// to refuse and the device policy of the machine around us covers every cgroup below ours.
+    func attachDeviceFilter(_ filter: DeviceFilter, required: Bool) throws {
+        do {
+            try kernel.attachDeviceFilter(filter.bytes, to: fd, name: path)
+        } catch {
+            guard error.errno == .notPermitted && !required else { throw error }
+        }
     }
 
     /// Hands the cgroup over (the OCI runtime's `create`): this process no longer removes it.

@@ -23,6 +23,7 @@ enum InnerChild {
         // Joining it makes the tree our root and working directory: the outer child pivoted already.
         try kernel.enter(namespace, .mount, name: "mnt")
         namespace.close()
+        _ = try supervisor.receive(.devicesFiltered, from: "The supervisor")
         let console = received.count > 1 ? received[1] : nil
         var confinement = confinement
         if let startGate {

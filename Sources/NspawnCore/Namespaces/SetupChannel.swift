@@ -13,6 +13,8 @@ enum SetupMessage: UInt8 {
     case mountNamespace
     /// Outer child → supervisor: the tree is built (with the console's pty master).
     case treeReady
+    /// Supervisor → PID 1: the device filter is on the machine's cgroup; go on to the machine's program.
+    case devicesFiltered
     /// PID 1 → supervisor (the OCI runtime's `create`): its machine is finished, its program found
     /// (and its seccomp profile's listener, when the profile has one).
     case atStartGate

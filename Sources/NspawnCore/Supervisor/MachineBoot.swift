@@ -29,10 +29,7 @@ enum MachineBoot {
         let bus = plan.cgroup.needsBus ? try Bus.system() : nil
         let early: MachineCgroup?
         if case .direct(let path) = plan.cgroup.backend {
-            early = try MachineCgroup.create(
-                at: plan.cgroup.hierarchy + path, machine: plan.name, owner: plan.cgroup.owner, deviceFilter: plan.cgroup.deviceFilter,
-                deviceFilterRequired: plan.cgroup.deviceFilterRequired,
-                kernel: kernel)
+            early = try MachineCgroup.create(at: plan.cgroup.hierarchy + path, machine: plan.name, owner: plan.cgroup.owner, kernel: kernel)
         } else {
             early = nil
         }
@@ -102,6 +99,8 @@ enum MachineBoot {
         outerToInner.fd.close()
         outerFromSupervisor.fd.close()
         userNamespace?.close()
+        try cgroup.attachDeviceFilter(plan.cgroup.deviceFilter, required: plan.cgroup.deviceFilterRequired)
+        try supervisorToInner.send(.devicesFiltered, to: "The machine's PID 1")
 
         let received: [OwnedFD]
         do {
@@ -156,10 +155,7 @@ enum MachineBoot {
             // root for "supervisor", as systemd-nspawn does, so the payload can have them.
             try MachineCgroup.enter(unitDirectory + "/supervisor", kernel: kernel)
         }
-        let cgroup = try MachineCgroup.create(
-            at: unitDirectory + "/payload", machine: plan.name, owner: plan.cgroup.owner, deviceFilter: plan.cgroup.deviceFilter,
-            deviceFilterRequired: plan.cgroup.deviceFilterRequired,
-            kernel: kernel)
+        let cgroup = try MachineCgroup.create(at: unitDirectory + "/payload", machine: plan.name, owner: plan.cgroup.owner, kernel: kernel)
         var registered = false
         do {
             try cgroup.adopt(inner.pid)
