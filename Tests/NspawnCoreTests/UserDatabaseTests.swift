@@ -24,6 +24,13 @@ import Testing
         #expect(entries[2] == PasswdEntry(name: "alice", uid: 1000, gid: 1000, home: "/home/alice", shell: "/bin/sh"))
     }
 
+    @Test func theHostsIDsAreThoseOfTheEntriesTheParsersKeep() {
+        let fromEntries = UserDatabase.parsePasswd(passwd).flatMap { [$0.uid, $0.gid] } + UserDatabase.parseGroup(group).map(\.gid)
+        let ids = UserDatabase.ids(passwd, fields: 7, numeric: [2, 3]) + UserDatabase.ids(group, fields: 4, numeric: [2])
+        #expect(ids == fromEntries)
+        #expect(ids == [0, 0, 1, 1, 1000, 1000, 0, 10, 29, 1000])
+    }
+
     @Test func usersAreFoundByNameOrNumber() {
         let entries = UserDatabase.parsePasswd(passwd)
         #expect(UserDatabase.user("alice", in: entries)?.uid == 1000)

@@ -87,8 +87,9 @@ public struct MachineID: Equatable, Sendable, CustomStringConvertible {
 
     /// A random version-4 UUID.
     public static func random() -> MachineID {
+        // Two draws, each one getrandom(2): not sixteen.
         var g = SystemRandomNumberGenerator()
-        var bytes = (0..<16).map { _ in UInt8.random(in: 0...255, using: &g) }
+        var bytes = [g.next(), g.next()].flatMap { (word: UInt64) in (0..<8).map { UInt8(truncatingIfNeeded: word >> ($0 * 8)) } }
         bytes[6] = (bytes[6] & 0x0f) | 0x40
         bytes[8] = (bytes[8] & 0x3f) | 0x80
         return MachineID(bytes: bytes)

@@ -45,16 +45,30 @@ public enum UserDatabase {
         return result
     }
 
+    /// The IDs in the numeric fields `numeric` of each record that parsePasswd or parseGroup would
+    /// keep (all of them numbers): the host's, read on every start, without making a String of
+    /// every field.
+    static func ids(_ text: String, fields: Int, numeric: [Int]) -> [UInt32] {
+        fieldBytes(text, fields: fields).flatMap { f -> [UInt32] in
+            let ids = numeric.compactMap { UInt32(String(decoding: f[$0], as: UTF8.self)) }
+            return ids.count == numeric.count ? ids : []
+        }
+    }
+
+    private static func records(_ text: String, fields: Int) -> [[String]] {
+        fieldBytes(text, fields: fields).map { $0.map { String(decoding: $0, as: UTF8.self) } }
+    }
+
     /// Lines of colon-separated fields; comments, NIS "+"/"-" lines and short lines are skipped.
     /// Split on bytes, not Characters: these files are read on every start.
-    private static func records(_ text: String, fields: Int) -> [[String]] {
+    private static func fieldBytes(_ text: String, fields: Int) -> [[ArraySlice<UInt8>]] {
         let bytes = Array(text.utf8)
         return bytes.split(separator: UInt8(ascii: "\n")).compactMap { line in
             guard let first = line.first, first != UInt8(ascii: "#"), first != UInt8(ascii: "+"), first != UInt8(ascii: "-") else {
                 return nil
             }
             let parts = line.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)
-            return parts.count >= fields ? parts.map { String(decoding: $0, as: UTF8.self) } : nil
+            return parts.count >= fields ? parts : nil
         }
     }
 }

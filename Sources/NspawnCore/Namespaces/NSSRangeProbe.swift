@@ -24,12 +24,15 @@ final class NSSRangeProbe {
     /// `hasEntries`: whether a directory exists and is not empty.
     static func filesSuffice(nsswitch: String?, hasEntries: (String) -> Bool) -> Bool {
         guard let nsswitch else { return false }  // glibc's defaults then: not only files.
-        var sources: [String: [Substring]] = [:]
-        for line in nsswitch.split(separator: "\n") where !line.drop(while: \.isWhitespace).hasPrefix("#") {
+        // Read as bytes, with isspace(3)'s white space as glibc's parser has it (Characters would
+        // cost a Unicode property lookup each, on every start).
+        func isSpace(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || (0x09...0x0d).contains(byte) }
+        func text(_ bytes: some Sequence<UInt8>) -> String { String(decoding: Array(bytes), as: UTF8.self) }
+        var sources: [String: [String]] = [:]
+        for line in Array(nsswitch.utf8).split(separator: UInt8(ascii: "\n")) where line.first(where: { !isSpace($0) }) != UInt8(ascii: "#") {
             // (A # after the colon is no comment to glibc: a source of that name; not files, then.)
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            let database = line[..<colon].filter { !$0.isWhitespace }
-            sources[String(database)] = line[line.index(after: colon)...].split(whereSeparator: \.isWhitespace)
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { continue }
+            sources[text(line[..<colon].filter { !isSpace($0) })] = line[(colon + 1)...].split(whereSeparator: isSpace).map(text)
         }
         guard let passwd = sources["passwd"], let group = sources["group"] else { return false }
         let listed = Set(passwd + group)

@@ -49,9 +49,9 @@ public enum UIDRangeAllocator {
     /// IDs named in the host's /etc/passwd and /etc/group. A file that cannot be read is an error:
     /// an empty set would make every range look free.
     public static func hostIDs() throws -> Set<UInt32> {
-        let passwd = UserDatabase.parsePasswd(try FileSystem.readFile("/etc/passwd"))
-        let group = UserDatabase.parseGroup(try FileSystem.readFile("/etc/group"))
-        return Set(passwd.flatMap { [$0.uid, $0.gid] } + group.map(\.gid))
+        let passwd = UserDatabase.ids(try FileSystem.readFile("/etc/passwd"), fields: 7, numeric: [2, 3])
+        let group = UserDatabase.ids(try FileSystem.readFile("/etc/group"), fields: 4, numeric: [2])
+        return Set(passwd + group)
     }
 
     /// Ranges handed out in /etc/subuid and /etc/subgid (NAME:START:COUNT): taken, for our purpose.
