@@ -34,11 +34,14 @@ import Testing
             ID=debian
             BUILD_ID='2026-11-01'
             IMAGE_VERSION="1.\\"2\\" \\n"
+            VARIANT="Ünïcode \\é"\r
             """
         let fields = Dictionary(uniqueKeysWithValues: OSRelease.parse(text).map { ($0.key, $0.value) })
         #expect(fields["PRETTY_NAME"] == "Debian GNU/Linux 12 (bookworm)" && fields["ID"] == "debian" && fields["BUILD_ID"] == "2026-11-01")
         // As in a shell: \" is a quote, \n stays a backslash and an n.
         #expect(fields["IMAGE_VERSION"] == "1.\"2\" \\n")
+        // Read as bytes: a backslash before a character of several bytes stays too; a DOS line end goes.
+        #expect(fields["VARIANT"] == "Ünïcode \\é")
         #expect(
             OSRelease.hostEnvironment(text) == ["container_host_id=debian", "container_host_version_id=12", "container_host_build_id=2026-11-01"])
     }

@@ -72,15 +72,21 @@ public struct MachineID: Equatable, Sendable, CustomStringConvertible {
     public var isNull: Bool { bytes.allSatisfy { $0 == 0 } }
 
     /// 32 lowercase hex digits, the form of /etc/machine-id.
-    public var hexString: String { bytes.map { hexByte($0) }.joined() }
+    public var hexString: String { hex(dashesBefore: []) }
 
     /// The dashed UUID form of $container_uuid.
-    public var uuidString: String {
-        let h = hexString
-        func part(_ from: Int, _ to: Int) -> Substring {
-            h[h.index(h.startIndex, offsetBy: from)..<h.index(h.startIndex, offsetBy: to)]
+    public var uuidString: String { hex(dashesBefore: [4, 6, 8, 10]) }
+
+    /// The bytes in lowercase hex, a dash before each byte index given; made as UTF-8 bytes (both
+    /// forms are written on every start).
+    private func hex(dashesBefore dashes: Set<Int>) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        for (index, byte) in bytes.enumerated() {
+            if dashes.contains(index) { text.append(UInt8(ascii: "-")) }
+            text += [digits[Int(byte >> 4)], digits[Int(byte & 0xf)]]
         }
-        return "\(part(0, 8))-\(part(8, 12))-\(part(12, 16))-\(part(16, 20))-\(part(20, 32))"
+        return String(decoding: text, as: UTF8.self)
     }
 
     public var description: String { uuidString }
@@ -95,8 +101,4 @@ public struct MachineID: Equatable, Sendable, CustomStringConvertible {
         return MachineID(bytes: bytes)
     }
 
-    private func hexByte(_ b: UInt8) -> String {
-        let digits = Array("0123456789abcdef")
-        return String([digits[Int(b >> 4)], digits[Int(b & 0xf)]])
-    }
 }

@@ -1,41 +1,44 @@
-/// os-release(5): shell-compatible KEY=VALUE lines, values optionally quoted.
+/// os-release(5): shell-compatible KEY=VALUE lines, values optionally quoted. Read as UTF-8 bytes
+/// (every character that matters is ASCII): the host's is read on every start.
 enum OSRelease {
     static func parse(_ text: String) -> [(key: String, value: String)] {
         var fields: [(key: String, value: String)] = []
-        for line in text.split(separator: "\n") {
-            let trimmed = line.drop { $0 == " " || $0 == "\t" }
-            guard !trimmed.hasPrefix("#"), let equals = trimmed.firstIndex(of: "=") else { continue }
-            let key = String(trimmed[..<equals])
+        for line in Array(text.utf8).split(separator: UInt8(ascii: "\n")) {
+            let trimmed = line.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+            guard trimmed.first != UInt8(ascii: "#"), let equals = trimmed.firstIndex(of: UInt8(ascii: "=")) else { continue }
+            let key = String(decoding: trimmed[..<equals], as: UTF8.self)
             guard EnvironmentAssignment.isValidName(Substring(key)) else { continue }
             fields.removeAll { $0.key == key }
-            fields.append((key, unquote(trimmed[trimmed.index(after: equals)...])))
+            fields.append((key, unquote(trimmed[(equals + 1)...])))
         }
         return fields
     }
 
     /// "…" with \" \\ \$ \` escapes, '…' as it is, or a bare word.
-    private static func unquote(_ value: Substring) -> String {
+    private static func unquote(_ value: ArraySlice<UInt8>) -> String {
         var value = value
-        while let last = value.last, last == " " || last == "\t" || last == "\r" { value = value.dropLast() }
-        guard let quote = value.first, quote == "\"" || quote == "'", value.count >= 2, value.last == quote else { return String(value) }
+        while let last = value.last, Array(" \t\r".utf8).contains(last) { value = value.dropLast() }
+        let quotes = Array("\"'".utf8)
+        guard let quote = value.first, quotes.contains(quote), value.count >= 2, value.last == quote else { return String(decoding: value, as: UTF8.self) }
         let inner = value.dropFirst().dropLast()
-        guard quote == "\"" else { return String(inner) }
+        guard quote == quotes[0] else { return String(decoding: inner, as: UTF8.self) }
         // As in a shell: a backslash escapes only " \ $ and `; before anything else it stays.
-        var result = ""
+        let backslash = UInt8(ascii: "\\"), escaped = Array("\"\\$`".utf8)
+        var result: [UInt8] = []
         var pending = false
-        for character in inner {
+        for byte in inner {
             if pending {
-                if !"\"\\$`".contains(character) { result.append("\\") }
-                result.append(character)
+                if !escaped.contains(byte) { result.append(backslash) }
+                result.append(byte)
                 pending = false
-            } else if character == "\\" {
+            } else if byte == backslash {
                 pending = true
             } else {
-                result.append(character)
+                result.append(byte)
             }
         }
-        if pending { result.append("\\") }
-        return result
+        if pending { result.append(backslash) }
+        return String(decoding: result, as: UTF8.self)
     }
 
     /// The os-release fields systemd-nspawn 252 passes to the payload, in its order (measured: an
