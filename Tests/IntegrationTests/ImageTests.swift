@@ -19,7 +19,7 @@ struct ImageTests {
         try runNspawn(["-i", image.path, "-P", "-q"] + options + ["/bin/sh", "-c", script])
     }
 
-    /// The host as a run leaves it: no mount, cgroup or /run/swift-nspawn entry, no loop device.
+    /// The host as a run leaves it: no mount, cgroup or entry in /run/swift-nspawn's directories, no loop device.
     private func expectClean(_ image: TestDiskImage, since host: HostState) {
         #expect(image.loopDevicesGone())
         #expect(HostState.capture() == host)

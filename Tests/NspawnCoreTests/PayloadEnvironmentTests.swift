@@ -29,18 +29,19 @@ import Testing
     @Test func hostIdentityComesFromOSReleaseAsSystemdNspawnPassesIt() {
         let text = """
             # a comment
+            VARIANT="Ünïcode \\é"\r
             PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
             VERSION_ID="12"
             ID=debian
             BUILD_ID='2026-11-01'
             IMAGE_VERSION="1.\\"2\\" \\n"
-            VARIANT="Ünïcode \\é"\r
             """
         let fields = Dictionary(uniqueKeysWithValues: OSRelease.parse(text).map { ($0.key, $0.value) })
         #expect(fields["PRETTY_NAME"] == "Debian GNU/Linux 12 (bookworm)" && fields["ID"] == "debian" && fields["BUILD_ID"] == "2026-11-01")
         // As in a shell: \" is a quote, \n stays a backslash and an n.
         #expect(fields["IMAGE_VERSION"] == "1.\"2\" \\n")
-        // Read as bytes: a backslash before a character of several bytes stays too; a DOS line end goes.
+        // Read as bytes: a backslash before a character of several bytes stays too; a DOS line end
+        // ends its line (PRETTY_NAME is the next one) and its \r goes.
         #expect(fields["VARIANT"] == "Ünïcode \\é")
         #expect(
             OSRelease.hostEnvironment(text) == ["container_host_id=debian", "container_host_version_id=12", "container_host_build_id=2026-11-01"])

@@ -12,23 +12,25 @@ import Testing
     /// Numbers chosen without the compactor's own analysis: every low number of each ABI, the x32
     /// block, the edges of the 32-bit range, and a spread of others.
     static let numbers: [UInt32] = {
-        var generator = SystemRandomNumberGenerator()
+        var generator = SplitMix64(seed: 2026)  // the same numbers on every run, should one fail
         return Array(0..<1100) + (0..<1100).map { 0x4000_0000 + $0 } + [0x3fff_ffff, 0x7fff_ffff, 0x8000_0000, 0xffff_fffe, 0xffff_ffff]
             + (0..<2000).map { _ in UInt32.random(in: 0...UInt32.max, using: &generator) }
     }()
     static let architectures: [UInt32] = [x86_64, i386, 0, 1, 0x4000_003e, 0xc000_0003, 0xc000_003d, 0xc000_003f, 0xc000_00b7, 0xffff_ffff]
 
-    static let policies: [SeccompPolicy] = {
+    /// The default, one with filters and absent keyrings, one without CAP_SYS_ADMIN and CAP_SYS_BOOT.
+    static func policy(_ index: Int) throws -> SeccompPolicy {
         let caps = CapabilitySet.nspawnDefault
-        return [
-            try? SeccompPolicy(capabilities: caps),
-            try? SeccompPolicy(capabilities: caps, filters: ["~@mount", "~uname"], keyringsAbsent: true),
-            try? SeccompPolicy(capabilities: caps.subtracting(CapabilitySet([21, 22])), filters: ["@system-service"]),  // CAP_SYS_ADMIN, CAP_SYS_BOOT
-        ].compactMap { $0 }
-    }()
+        switch index {
+        case 0: return try SeccompPolicy(capabilities: caps)
+        case 1: return try SeccompPolicy(capabilities: caps, filters: ["~@mount", "~uname"], keyringsAbsent: true)
+        default: return try SeccompPolicy(capabilities: caps.subtracting(CapabilitySet([21, 22])), filters: ["@system-service"])
+        }
+    }
 
-    @Test(arguments: policies)
-    func theCompactAllowListAnswersEveryCallAsLibseccompsDoes(policy: SeccompPolicy) throws {
+    @Test(arguments: 0..<3)
+    func theCompactAllowListAnswersEveryCallAsLibseccompsDoes(policyIndex: Int) throws {
+        let policy = try Self.policy(policyIndex)
         let original = try #require(SeccompRangeProgram.decode(try SeccompFilter.allowList(policy).export()))
         let compact = try #require(SeccompRangeProgram.compacted(try SeccompFilter.allowList(policy).export()).flatMap(SeccompRangeProgram.decode))
         #expect(compact.count * 2 < original.count, "\(compact.count) of \(original.count) instructions")

@@ -6,8 +6,8 @@ import CNspawnShim
 /// The machine's PID 1 before it execs the payload: born in its own user, PID, UTS, IPC and network
 /// namespaces and in its cgroup (a network namespace without links it makes itself: see
 /// MachinePlan.networkNamespaceMadeByPID1). It makes the file systems only it can make (they belong
-/// to its namespaces), hands them to the outer child, and joins the finished mount namespace, whose
-/// root is the tree.
+/// to its namespaces), hands them to the outer child, joins the finished mount namespace, whose
+/// root is the tree, and waits for the device filter on its cgroup before anything of the machine's.
 enum InnerChild {
     /// `startGate`: the OCI runtime's exec.fifo (see MachineHandover); nil for a machine that starts at once.
     static func run(_ plan: MachinePlan, confinement: PayloadConfinement, supervisor: SetupChannel, outer: SetupChannel, startGate: OwnedFD?) throws -> Never {

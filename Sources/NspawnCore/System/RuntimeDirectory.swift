@@ -3,16 +3,20 @@
 #endif
 
 /// Directories under /run/swift-nspawn, made on demand and kept, as systemd keeps /run/systemd/nspawn:
-/// /run may be a disk file system (it is on the build machine), where making and removing the two
-/// that every start locks in cost ~0.35 ms of each start. What is in them is removed with its user.
+/// /run may be a disk file system (it is on the build machine), where making and removing them
+/// (/run/swift-nspawn and the two every start locks in) cost ~0.3 ms of each start. What is in them
+/// is removed with its user.
 enum RuntimeDirectory {
     static let top = "/run/swift-nspawn"
 
+    /// `mode` is the last directory's; those above it that are missing are made 0755 (they stay,
+    /// whichever user made them first).
     static func create(_ path: String, mode: mode_t = 0o755) throws(SyscallError) {
+        let parts = path.split(separator: "/")
         var prefix = ""
-        for part in path.split(separator: "/") {
+        for (index, part) in parts.enumerated() {
             prefix += "/" + part
-            if mkdir(prefix, mode) != 0 && Glibc.errno != EEXIST { throw SyscallError.last("mkdir", path: prefix) }
+            if mkdir(prefix, index == parts.count - 1 ? mode : 0o755) != 0 && Glibc.errno != EEXIST { throw SyscallError.last("mkdir", path: prefix) }
         }
     }
 }
