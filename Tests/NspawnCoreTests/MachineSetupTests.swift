@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
 import SystemPackage
 import Testing
 @testable import NspawnCore
@@ -131,5 +134,16 @@ import Testing
     @Test func aProcessWithThreadsIsRefusedBeforeItClones() {
         // The test runner has threads of its own (its executor's); swift-nspawn never does.
         #expect(throws: UserError.self) { try ThreadCheck.requireSingleThreaded(before: "The outer child") }
+    }
+}
+
+@Suite struct BackgroundPriorityTests {
+    private func nice() -> Int32 { getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0) }
+
+    /// Only root may lower a nice value again, as the supervisor does after.
+    @Test(.enabled(if: geteuid() == 0)) func theBodyRunsAtNice19AndTheOwnNiceComesBack() {
+        let own = nice()
+        #expect(BackgroundPriority.run { nice() } == 19)
+        #expect(nice() == own)
     }
 }

@@ -99,7 +99,11 @@ enum MachineBoot {
         outerToInner.fd.close()
         outerFromSupervisor.fd.close()
         userNamespace?.close()
-        try cgroup.attachDeviceFilter(plan.cgroup.deviceFilter, required: plan.cgroup.deviceFilterRequired)
+        // The outer child builds the tree and PID 1 makes its file systems meanwhile; on two CPUs
+        // the verifier's ~0.3 ms would otherwise be taken from them (start 11.50 -> 11.11 ms).
+        try BackgroundPriority.run {
+            try cgroup.attachDeviceFilter(plan.cgroup.deviceFilter, required: plan.cgroup.deviceFilterRequired)
+        }
         try supervisorToInner.send(.devicesFiltered, to: "The machine's PID 1")
 
         let received: [OwnedFD]
