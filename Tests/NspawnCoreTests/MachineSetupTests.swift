@@ -60,12 +60,21 @@ import Testing
         let calls = Array(kernel.calls[before...])
         #expect(calls.contains("write(\(path)/cgroup.kill, \"1\")"))
         let removals = calls.filter { $0.hasPrefix("rmdir(") }
+        // The one rmdir that does for an empty cgroup is refused first.
         #expect(
             removals == [
-                "rmdir(\(path)/init.scope)", "rmdir(\(path)/system.slice/x.service)", "rmdir(\(path)/system.slice)", "rmdir(\(path))",
+                "rmdir(\(path))", "rmdir(\(path)/init.scope)", "rmdir(\(path)/system.slice/x.service)", "rmdir(\(path)/system.slice)", "rmdir(\(path))",
             ], "\(calls)")
         cgroup.remove()
         #expect(kernel.calls.count == before + calls.count, "removed twice")
+    }
+
+    @Test func anEmptyCgroupGoesWithOneRmdir() throws {
+        let kernel = RecordingKernel(existing: ["/cg"])
+        let cgroup = try MachineCgroup.create(at: path, machine: "web", owner: 0, kernel: kernel)
+        let before = kernel.calls.count
+        cgroup.remove()
+        #expect(Array(kernel.calls[before...]) == ["rmdir(\(path))"])
     }
 
     @Test func settingsOfAControllerWeDoNotHaveAreSkippedNotFailed() throws {

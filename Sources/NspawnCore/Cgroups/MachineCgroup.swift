@@ -97,6 +97,9 @@ final class MachineCgroup {
 
     /// remove(), for a cgroup by path: the OCI runtime's `delete` of one its `create` made.
     static func remove(_ path: String, kernel: any Kernel) {
+        // Most machines leave nothing behind: then one rmdir does it. cgroup2 refuses it (EBUSY)
+        // while a process or a cgroup below is left, and the longer way below takes over.
+        if (try? kernel.remove(path, in: nil, directory: true, path: path)) != nil { return }
         if isPopulated(path, kernel: kernel) {
             try? kernel.writeFile("1", to: "\(path)/cgroup.kill")
             waitUntilEmpty(path, timeoutMilliseconds: 2000, kernel: kernel)

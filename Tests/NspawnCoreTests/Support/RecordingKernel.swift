@@ -159,6 +159,12 @@ final class RecordingKernel: Kernel {
     func remove(_ name: String, in directory: OwnedFD?, directory isDirectory: Bool, path: String) throws(SyscallError) {
         let full = join(directory, name)
         try record("\(isDirectory ? "rmdir" : "unlink")(\(full))", name: path)
+        // As cgroup2's rmdir: refused while a cgroup below or a process (cgroup.events) is left.
+        if isDirectory
+            && (existing.contains { $0.hasPrefix(full + "/") && !files.contains($0) } || contents[full + "/cgroup.events"] == Array("populated 1\n".utf8))
+        {
+            throw SyscallError("rmdir", path: path, errno: .resourceBusy)
+        }
         existing.remove(full)
     }
 
