@@ -65,7 +65,7 @@ public enum Launcher {
         let treeLock = c.switches.lockImage && diskImage == nil ? try ImageLock(image, readOnly: treeUnwritten) : nil
         // One machine of a name at a time (two read-only runs may share a tree): its cgroup, scope
         // and registration are named after it.
-        guard let nameLock = try LockFile.take(image.name, in: RuntimeDirectory.top + "/machine") else {
+        guard let nameLock = try LockFile.take(image.name, in: RuntimeDirectory.machineLocks) else {
             throw UserError("Machine '\(image.name)' already exists.")
         }
         defer { nameLock.release() }

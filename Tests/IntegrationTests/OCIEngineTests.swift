@@ -131,7 +131,7 @@ struct OCIEngineTests {
             done
             echo rounds done
             ls -A /run/containerd/runc/default
-            find /run/swift-nspawn -mindepth 1 2>/dev/null | grep -vxE '/run/swift-nspawn/(machine|uid-range|image|network)'
+            find /run/swift-nspawn -mindepth 1 2>/dev/null | grep -vxE '/run/swift-nspawn/(\(HostState.keptDirectories.sorted().joined(separator: "|")))'
             find /sys/fs/cgroup/unified/default /sys/fs/cgroup/default -mindepth 1 -type d 2>/dev/null
             ps -eo comm | grep -c '^swift-nspawn-ru$' 
             """, timeout: 300)

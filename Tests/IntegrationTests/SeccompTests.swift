@@ -104,9 +104,7 @@ struct DevicePolicyTests {
 @Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
 struct SeccompRangeProgramKernelTests {
     @Test func theKernelRefusesWhatLibseccompsProgramRefusesWithTheSameErrno() throws {
-        let machine = try TestMachine()
-        try machine.installFixture("syscall-answers")
-        let i386 = try Self.runsI386(machine)
+        let (machine, i386) = try Self.machineWithFixture()
         // The policy of a machine started with no options (a user namespace of its own).
         guard case .run(let configuration) = CommandLineParser.parse(["-D", machine.path, "true"]) else { throw UserError("unparsed") }
         let policy = try #require(try MachinePlan.confinement(configuration, userNamespace: true, held: CapabilitySet()).1)
@@ -126,15 +124,7 @@ struct SeccompRangeProgramKernelTests {
             }
         }
         #expect(Set(expected.values) == [UInt32(EPERM), UInt32(ENOSYS)])
-        let result = try machine.run([], ["/usr/bin/syscall-answers"] + expected.keys.sorted())
-        #expect(result.status == 0, "\(result.stderr)")
-        var answers: [String: UInt32] = [:]
-        for line in result.lines {
-            let fields = line.split(separator: " ")
-            if fields.count == 2 { answers[String(fields[0])] = UInt32(fields[1]) }
-        }
-        let wrong = expected.keys.sorted().filter { answers[$0] != expected[$0] }
-        #expect(answers.count == expected.count && wrong.count == 0, "\(wrong.prefix(10).map { "\($0)=\(answers[$0].map(String.init) ?? "-")" })")
+        try Self.expectAnswers(expected, in: machine)
     }
 
     /// The emitted program with each of the first 300 numbers a range of its own (so that lower
@@ -143,9 +133,7 @@ struct SeccompRangeProgramKernelTests {
     /// kernel must answer the numbers at both ends of every range as SeccompRangeProgram.evaluate
     /// does, for each ABI.
     @Test func theKernelWalksEveryRangeOfTheEmittedProgram() throws {
-        let machine = try TestMachine()
-        try machine.installFixture("syscall-answers")
-        let i386 = try Self.runsI386(machine)
+        let (machine, i386) = try Self.machineWithFixture()
         let policy = try SeccompPolicy(capabilities: CapabilitySet.nspawnDefault)
         let libseccomps = try #require(SeccompRangeProgram.decode(try SeccompFilter.allowList(policy).export()))
         var table = try #require(SeccompRangeProgram.decisionTable(libseccomps))
@@ -178,24 +166,33 @@ struct SeccompRangeProgramKernelTests {
             }
         }
         #expect(expected.count > 150)
-        let result = try machine.run([], ["/usr/bin/syscall-answers", "--filter", "/ranges.bpf"] + expected.keys.sorted())
+        try Self.expectAnswers(expected, in: machine, options: ["--filter", "/ranges.bpf"])
+    }
+
+    /// A busybox machine with the fixture, and whether this kernel runs i386 system calls (int 0x80)
+    /// at all: without IA-32 emulation (CONFIG_IA32_EMULATION, ia32_emulation=) the instruction
+    /// faults, and that ABI is not tested.
+    private static func machineWithFixture() throws -> (TestMachine, i386: Bool) {
+        let machine = try TestMachine()
+        try machine.installFixture("syscall-answers")
+        let getpid = try machine.run([], ["/usr/bin/syscall-answers", "32:20"])
+        if getpid.status != 0 { print("int 0x80 faults on this kernel (\(getpid.stderr)): the i386 ABI is not tested") }
+        return (machine, getpid.status == 0)
+    }
+
+    /// Runs the fixture in the machine on every number of `expected` ("ABI:NUMBER"), each of which
+    /// must get its errno.
+    private static func expectAnswers(_ expected: [String: UInt32], in machine: TestMachine, options: [String] = []) throws {
+        let result = try machine.run([], ["/usr/bin/syscall-answers"] + options + expected.keys.sorted())
         #expect(result.status == 0, "\(result.stderr)")
-        let answers = Dictionary(
-            result.lines.compactMap { line -> (String, UInt32)? in
-                let fields = line.split(separator: " ")
-                return fields.count == 2 ? (String(fields[0]), UInt32(fields[1]) ?? 0) : nil
-            }, uniquingKeysWith: { $1 })
+        var answers: [String: UInt32] = [:]
+        for line in result.lines {
+            let fields = line.split(separator: " ")
+            if fields.count == 2 { answers[String(fields[0])] = UInt32(fields[1]) }
+        }
         let wrong = expected.keys.sorted().filter { answers[$0] != expected[$0] }
         #expect(
             answers.count == expected.count && wrong.count == 0,
             "\(wrong.prefix(10).map { "\($0)=\(answers[$0].map(String.init) ?? "-") not \(expected[$0] ?? 0)" })")
-    }
-
-    /// Whether this kernel runs i386 system calls (int 0x80) at all: without IA-32 emulation
-    /// (CONFIG_IA32_EMULATION, ia32_emulation=) the instruction faults, and that ABI is not tested.
-    static func runsI386(_ machine: TestMachine) throws -> Bool {
-        let getpid = try machine.run([], ["/usr/bin/syscall-answers", "32:20"])
-        if getpid.status != 0 { print("int 0x80 faults on this kernel (\(getpid.stderr)): the i386 ABI is not tested") }
-        return getpid.status == 0
     }
 }

@@ -9,7 +9,7 @@ import CNspawnShim
 public enum UIDRangeAllocator {
     public static let lowestBase: UInt32 = 0x0008_0000
     public static let highestBase: UInt32 = 0x6FFE_0000
-    public static let lockDirectory = "/run/swift-nspawn/uid-range"
+    public static let lockDirectory = RuntimeDirectory.top + "/uid-range"
 
     /// The bases to try, in order: one derived from the machine's name (so a machine keeps its range
     /// from run to run), then random ones. Every range of `size` IDs from them lies inside one of the

@@ -8,10 +8,16 @@
 /// is removed with its user.
 enum RuntimeDirectory {
     static let top = "/run/swift-nspawn"
+    /// One lock file for each running machine, by name (Launcher).
+    static let machineLocks = top + "/machine"
 
     /// `mode` is the last directory's; those above it that are missing are made 0755 (they stay,
     /// whichever user made them first).
     static func create(_ path: String, mode: mode_t = 0o755) throws(SyscallError) {
+        // Kept once made: one mkdir usually finds it there, and only a missing parent sends us down
+        // the path.
+        if mkdir(path, mode) == 0 || Glibc.errno == EEXIST { return }
+        guard Glibc.errno == ENOENT else { throw SyscallError.last("mkdir", path: path) }
         let parts = path.split(separator: "/")
         var prefix = ""
         for (index, part) in parts.enumerated() {
