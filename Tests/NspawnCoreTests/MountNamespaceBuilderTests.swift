@@ -29,7 +29,7 @@ import Testing
         let userNamespace = plan.idRange == nil ? nil : kernel.descriptor("machine userns")
         let builder = MountNamespaceBuilder(kernel: kernel, plan: plan.mounts, machineRoot: plan.idRange?.base ?? 0, quiet: true)
         _ = try builder.build(userNamespace: userNamespace) {
-            Dictionary(uniqueKeysWithValues: plan.mounts.apiFilesystems.map { ($0.0, kernel.descriptor($0.0.rawValue)) })
+            APIMounts(plan.mounts.apiFilesystems.map { kernel.descriptor($0.rawValue) }, plan: plan.mounts)
         }
         return Built(kernel: kernel)
     }

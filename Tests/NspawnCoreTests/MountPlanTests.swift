@@ -61,12 +61,12 @@ import Testing
         let p = try plan(["--no-private-network"])
         #expect(!p.hostMounts.contains { $0.path == "/proc/sys/net" })
         #expect(p.hostMounts.contains(.hostBind(source: "/sys", path: "/sys", attributes: .lockedDown)))
-        #expect(p.apiFilesystems.map(\.0) == [.proc, .cgroup2, .mqueue])
+        #expect(p.apiFilesystems == [.proc, .cgroup2, .mqueue])
     }
 
     @Test func privateNetworkGetsItsOwnSysfsWithCgroup2Inside() throws {
         let p = try plan()
-        #expect(p.apiFilesystems.map(\.0) == [.proc, .sysfs, .cgroup2, .mqueue])
+        #expect(p.apiFilesystems == [.proc, .sysfs, .cgroup2, .mqueue])
         let sysfs = try index(p.hostMounts) { if case .api(.sysfs, "/sys", .lockedDown) = $0 { true } else { false } }
         let cgroup = try index(p.hostMounts) { if case .api(.cgroup2, "/sys/fs/cgroup", _) = $0 { true } else { false } }
         #expect(sysfs < cgroup)
@@ -155,5 +155,12 @@ import Testing
     @Test func deviceNumbersFollowTheKernelsEncoding() {
         #expect(DeviceNode(name: "null", major: 1, minor: 3).deviceNumber == 0x103)
         #expect(DeviceNode(name: "big", major: 259, minor: 300).deviceNumber == (UInt64(259) << 8) | 0x2c | (UInt64(0x100) << 12))
+    }
+}
+
+extension MountPlan {
+    /// The API file systems the plan needs from the machine's PID 1, in the plan's order.
+    var apiFilesystems: [APIFilesystem] {
+        hostMounts.compactMap { if case .api(let filesystem, _, _) = $0 { filesystem } else { nil } }
     }
 }

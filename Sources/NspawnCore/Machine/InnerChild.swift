@@ -81,9 +81,11 @@ enum InnerChild {
         for sysctl in plan.sysctls where !sysctl.isNetwork || plan.network.namespace == .own {
             try kernel.writeFile(sysctl.value, to: sysctl.path)
         }
-        return try plan.mounts.apiFilesystems.map { (filesystem, attributes) throws(SyscallError) in
-            try kernel.newMount(filesystem.rawValue, options: [], attributes: attributes)
+        var mounts: [OwnedFD] = []
+        for case .api(let filesystem, _, let attributes) in plan.mounts.hostMounts {
+            mounts.append(try kernel.newMount(filesystem.rawValue, options: [], attributes: attributes))
         }
+        return mounts
     }
 
     /// Its hostname, and its loopback interface up when the network namespace is its own.

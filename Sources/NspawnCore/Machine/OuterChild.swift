@@ -13,8 +13,7 @@ enum OuterChild {
         let hostProc = try kernel.open("/proc", in: nil, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
         let built = try MountNamespaceBuilder(kernel: kernel, plan: plan.mounts, machineRoot: plan.idRange?.base ?? 0, quiet: plan.quiet)
             .build(userNamespace: userNamespace) {
-                let fds = try inner.receive(.apiMounts, from: "The machine's PID 1")
-                return Dictionary(uniqueKeysWithValues: zip(plan.mounts.apiFilesystems.map(\.0), fds))
+                APIMounts(try inner.receive(.apiMounts, from: "The machine's PID 1"), plan: plan.mounts)
             }
         let namespace = try kernel.open("thread-self/ns/mnt", in: hostProc, flags: O_RDONLY, mode: 0)
         try inner.send(.mountNamespace, fds: [namespace] + [built.consolePeer].compactMap { $0 }, to: "The machine's PID 1")

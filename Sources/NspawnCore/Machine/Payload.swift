@@ -138,7 +138,9 @@ enum Payload {
     /// `keeping`: one more descriptor, close-on-exec, to say what fails before the exec.
     static func confine(_ confinement: PayloadConfinement, keeping kept: Int32? = nil) throws {
         var confinement = confinement
-        try closeAllDescriptors(except: confinement.preserved + [kept].compactMap { $0 })
+        var keep = confinement.preserved
+        if let kept { keep.append(kept) }
+        try closeAllDescriptors(except: keep)
         errorCopy = nil
         // Ignored signals survive execve: whoever started us (nohup, a shell's &) must not decide
         // what the machine's processes ignore.
@@ -236,11 +238,11 @@ enum Payload {
 
     /// Returns only on failure, with errno.
     static func execute(_ path: String, argv: [String], environment: [String]) -> Int32 {
-        var cArgs = argv.map { strdup($0) } + [nil]
-        var cEnv = environment.map { strdup($0) } + [nil]
-        _ = execve(path, &cArgs, &cEnv)
-        let error = errno
-        (cArgs + cEnv).forEach { free($0) }
-        return error
+        withCStringVector(argv) { cArgs in
+            withCStringVector(environment) { cEnv in
+                _ = execve(path, cArgs, cEnv)
+                return errno
+            }
+        }
     }
 }

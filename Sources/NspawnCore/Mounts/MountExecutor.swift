@@ -21,10 +21,12 @@ final class MountExecutor {
     /// The binds' sources, opened before anything was mounted.
     let bindSources: BindSources?
     /// Asked once, when the plan first needs a file system only the machine's PID 1 can make.
-    let receiveAPIMounts: () throws -> [APIFilesystem: OwnedFD]
+    let receiveAPIMounts: () throws -> APIMounts
 
-    private var apiMounts: [APIFilesystem: OwnedFD]?
-    private var inaccessibleNodes: [Creation: OwnedFD] = [:]
+    private var apiMounts: APIMounts?
+    /// The masks' sources, once made (see inaccessibleNode): stored properties rather than a
+    /// dictionary, whose storage type the outer child would instantiate at run time.
+    private var inaccessibleFile, inaccessibleDirectory: OwnedFD?
     private(set) var consoleMaster: OwnedFD?
     private(set) var consolePeer: OwnedFD?
     /// The bound notify socket, for the supervisor.
@@ -32,7 +34,7 @@ final class MountExecutor {
 
     init(
         kernel: any Kernel, root: OwnedFD, rootPath: String, machineRoot: UInt32, idmapUserNamespace: OwnedFD?, treeMapped: Bool = true, quiet: Bool,
-        bindSources: BindSources? = nil, receiveAPIMounts: @escaping () throws -> [APIFilesystem: OwnedFD] = { [:] }
+        bindSources: BindSources? = nil, receiveAPIMounts: @escaping () throws -> APIMounts = { APIMounts() }
     ) {
         self.kernel = kernel
         self.treeMapped = treeMapped
@@ -48,10 +50,13 @@ final class MountExecutor {
     /// After the last operation: the masks hold the inaccessible file through their mounts; its name can go.
     func finish() {
         guard let run = try? target("/run") else { return }
-        for kind in inaccessibleNodes.keys {
-            let name = Self.inaccessibleNames[kind] ?? Self.inaccessibleName
+        func remove(_ kind: Creation, made node: OwnedFD?) {
+            guard node != nil else { return }
+            let name = Self.inaccessibleName(kind)
             try? kernel.remove(name, in: run, directory: kind == .directory, path: "/run/\(name)")
         }
+        remove(.file, made: inaccessibleFile)
+        remove(.directory, made: inaccessibleDirectory)
     }
 
     func run(_ operation: MountOperation) throws {
@@ -534,19 +539,20 @@ final class MountExecutor {
         return try body()
     }
 
-    static let inaccessibleName = ".swift-nspawn-inaccessible"
-    static let inaccessibleNames: [Creation: String] = [.file: inaccessibleName, .directory: ".swift-nspawn-inaccessible-dir"]
+    static func inaccessibleName(_ kind: Creation) -> String {
+        kind == .file ? ".swift-nspawn-inaccessible" : ".swift-nspawn-inaccessible-dir"
+    }
 
     /// The source of every mask: an empty file (or directory), mode 0000, owned by the host's root
     /// (whom the machine cannot act as), made in the machine's /run tmpfs and removed when the plan is
     /// done. It must sit on an attached mount: open_tree() clones from never-attached ones only since
     /// Linux 6.15.
     private func inaccessibleNode(_ kind: Creation) throws -> OwnedFD {
-        if let node = inaccessibleNodes[kind] { return node }
-        let name = Self.inaccessibleNames[kind] ?? Self.inaccessibleName
+        if let node = kind == .file ? inaccessibleFile : inaccessibleDirectory { return node }
+        let name = Self.inaccessibleName(kind)
         try kernel.make(kind, name, in: try target("/run"), modes: (directory: 0, file: 0), path: "/run/\(name)")
         let node = try kernel.openBeneath("run/\(name)", in: root, flags: NSP_O_PATH, resolve: .noSymlinks)
-        inaccessibleNodes[kind] = node
+        if kind == .file { inaccessibleFile = node } else { inaccessibleDirectory = node }
         return node
     }
 

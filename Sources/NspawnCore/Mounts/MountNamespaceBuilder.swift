@@ -23,7 +23,7 @@ struct MountNamespaceBuilder {
 
     /// Builds the namespace and makes the tree its root. Returns the executor of the host's mounts,
     /// which holds the notify socket and the console's pty.
-    func build(userNamespace: OwnedFD?, receiveAPIMounts: @escaping () throws -> [APIFilesystem: OwnedFD]) throws -> MountExecutor {
+    func build(userNamespace: OwnedFD?, receiveAPIMounts: @escaping () throws -> APIMounts) throws -> MountExecutor {
         let treePath = plan.root.path
         // Nothing we mount may show up on the host; host mounts may still come and go below us.
         try kernel.makeMountsSlave()
@@ -200,7 +200,8 @@ struct MountNamespaceBuilder {
         tree.close()
         let stage = try kernel.open("stage", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0)
         var clones: [OwnedFD] = []
-        for (index, operation) in plan.guestMounts.enumerated() {
+        for index in plan.guestMounts.indices {
+            let operation = plan.guestMounts[index]
             var recursive = maskedStages.contains(index)
             if case .bind(let bind) = operation { recursive = recursive || bind.recursive }
             clones.append(try kernel.cloneMount("\(index)", in: stage, recursive: recursive, name: operation.path ?? "\(index)"))
@@ -208,8 +209,10 @@ struct MountNamespaceBuilder {
         let executor = MountExecutor(
             kernel: kernel, root: try kernel.open("root", in: workspace, flags: NSP_O_PATH | O_DIRECTORY, mode: 0), rootPath: plan.root.path,
             machineRoot: 0, idmapUserNamespace: nil, quiet: quiet)
-        for ((operation, creation), clone) in zip(zip(plan.guestMounts, staged), clones) {
-            try executor.attach(clone, for: operation, creating: creation)
+        // By index, not zip(zip(…), …): the outer child would instantiate the nested iterators'
+        // metadata at run time, ~70 µs of its start, which is on the machine's critical path.
+        for (index, clone) in clones.enumerated() {
+            try executor.attach(clone, for: plan.guestMounts[index], creating: staged[index])
             clone.close()
         }
         return executor.root

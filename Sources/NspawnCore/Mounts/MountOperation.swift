@@ -5,6 +5,40 @@ enum APIFilesystem: String, CaseIterable, Sendable {
     case proc, sysfs, cgroup2, mqueue
 }
 
+/// The mounts of the API file systems that the machine's PID 1 made and handed to the outer child,
+/// one for each file system. Stored properties rather than a dictionary, whose storage type the
+/// outer child would otherwise instantiate at run time, on the machine's critical path.
+struct APIMounts {
+    private var proc, sysfs, cgroup2, mqueue: OwnedFD?
+
+    init() {}
+
+    /// Pairs the mounts PID 1 sent, in the order it made them, with the plan's API file systems.
+    init(_ mounts: [OwnedFD], plan: MountPlan) {
+        var received = mounts.makeIterator()
+        for case .api(let filesystem, _, _) in plan.hostMounts { self[filesystem] = received.next() }
+    }
+
+    subscript(filesystem: APIFilesystem) -> OwnedFD? {
+        get {
+            switch filesystem {
+            case .proc: proc
+            case .sysfs: sysfs
+            case .cgroup2: cgroup2
+            case .mqueue: mqueue
+            }
+        }
+        set {
+            switch filesystem {
+            case .proc: proc = newValue
+            case .sysfs: sysfs = newValue
+            case .cgroup2: cgroup2 = newValue
+            case .mqueue: mqueue = newValue
+            }
+        }
+    }
+}
+
 /// Mount attributes, as MOUNT_ATTR_* bits of mount_setattr(2)/fsmount(2).
 struct MountAttributes: OptionSet, Equatable, Sendable {
     let rawValue: UInt64

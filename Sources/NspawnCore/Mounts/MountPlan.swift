@@ -189,9 +189,4 @@ struct MountPlan: Equatable, Sendable {
         }
         return (nil, String(path.drop { $0 == "/" }))
     }
-
-    /// The API file systems the plan needs from the machine's PID 1, in the plan's order.
-    var apiFilesystems: [(APIFilesystem, MountAttributes)] {
-        hostMounts.compactMap { if case .api(let fs, _, let attributes) = $0 { (fs, attributes) } else { nil } }
-    }
 }

@@ -2,6 +2,7 @@
     import Glibc
 #endif
 import CNspawnShim
+import SystemPackage
 
 /// config.json's hooks (runtime-spec config.md, "POSIX-platform Hooks"), run by swift-nspawn-runc in
 /// the specification's order, each with the container's state on its standard input:
@@ -146,16 +147,19 @@ struct RuntimeHooks: Equatable, Sendable {
                 try Payload.confine(confinement)
                 try confinement.capabilities.apply(switchingTo: container.identity)
             }
-            var cArgs = argv.map { strdup($0) } + [nil]
-            var cEnv = hook.env.map { strdup($0) } + [nil]
-            if let program {
-                // Open across the exec: a script's interpreter reads it through /dev/fd.
-                _ = fcntl(program.raw, F_SETFD, 0)
-                fexecve(program.raw, &cArgs, &cEnv)
-            } else {
-                execve(hook.path, &cArgs, &cEnv)
+            let error = withCStringVector(argv) { cArgs in
+                withCStringVector(hook.env) { cEnv in
+                    if let program {
+                        // Open across the exec: a script's interpreter reads it through /dev/fd.
+                        _ = fcntl(program.raw, F_SETFD, 0)
+                        fexecve(program.raw, cArgs, cEnv)
+                    } else {
+                        execve(hook.path, cArgs, cEnv)
+                    }
+                    return errno
+                }
             }
-            throw SyscallError.last("execve", path: hook.path)
+            throw SyscallError("execve", path: hook.path, errno: Errno(rawValue: error))
         }
         outputWriter.close()
         let (termination, text) = try wait(for: child, output: output, seconds: hook.timeout ?? defaultTimeout)

@@ -33,11 +33,14 @@ func closeDescriptors(except kept: [Int32]) {
 /// closeDescriptors(), failing if close_range(2) does (a seccomp profile may refuse it): for what
 /// must not keep a descriptor of ours when it execs.
 func closeAllDescriptors(except kept: [Int32]) throws(SyscallError) {
+    // Sorted, duplicates and all (the second of two is skipped): no Set, whose storage type PID 1
+    // would instantiate at run time just before its exec.
     var first: Int32 = 3
-    for fd in Set(kept.filter { $0 >= 3 }).sorted() + [Int32.max] {
+    for fd in kept.sorted() where fd >= first {
         if first < fd { try sys("close_range") { nsp_close_range(UInt32(first), UInt32(fd - 1), 0) } }
         first = fd &+ 1
     }
+    try sys("close_range") { nsp_close_range(UInt32(first), UInt32.max, 0) }
 }
 
 enum FileSystem {
