@@ -34,6 +34,13 @@ final class ConsoleForwarder {
     private var outputGone = false
     private var escapes: [UInt64] = []
     private var sources: [EventSource] = []
+    /// The master's and our stdout's sources and the events asked of them, which follow the queues
+    /// (see watchOnlyWhatCanMove).
+    private var masterSource: EventSource?
+    private var outputSource: EventSource?
+    private var masterEvents = readable | writable | edge
+    private var outputEvents = writable | edge
+    private static let (readable, writable, edge) = (UInt32(EPOLLIN.rawValue), UInt32(EPOLLOUT.rawValue), UInt32(EPOLLET.rawValue))
 
     /// - Parameter mode: interactive (both ways), read-only (output only) or passive (nothing forwarded).
     init(loop: EventLoop, master: OwnedFD, mode: ConsoleMode, onRequest: @escaping (Request) -> Void) throws {
@@ -59,31 +66,49 @@ final class ConsoleForwarder {
         terminal?.makeRaw()
         resize()
 
-        let edge = UInt32(EPOLLET.rawValue)
-        sources.append(
-            try loop.addIO(master.raw, events: UInt32(EPOLLIN.rawValue | EPOLLOUT.rawValue) | edge) { [unowned self] events in
-                if events & UInt32(EPOLLIN.rawValue | EPOLLHUP.rawValue) != 0 { masterReadable = true }
-                if events & UInt32(EPOLLOUT.rawValue) != 0 { masterWritable = true }
-                shovel()
-            })
-        if let output { watch(output, events: UInt32(EPOLLOUT.rawValue) | edge, loop: loop) { $0.outputWritable = true } }
-        if let input { watch(input, events: UInt32(EPOLLIN.rawValue) | edge, loop: loop) { $0.inputReadable = true } }
+        masterSource = try loop.addIO(master.raw, events: masterEvents) { [unowned self] events in
+            if events & UInt32(EPOLLIN.rawValue | EPOLLHUP.rawValue) != 0 { masterReadable = true }
+            if events & UInt32(EPOLLOUT.rawValue) != 0 { masterWritable = true }
+            shovel()
+        }
+        if let output { outputSource = watch(output, events: outputEvents, loop: loop) { $0.outputWritable = true } }
+        if let input { _ = watch(input, events: Self.readable | Self.edge, loop: loop) { $0.inputReadable = true } }
     }
 
     /// Marks the stream ready whenever epoll says so, then shovels. epoll refuses regular files:
-    /// those are always ready, so they are marked ready once and need no source.
-    private func watch(_ fd: OwnedFD, events: UInt32, loop: EventLoop, ready: @escaping (ConsoleForwarder) -> Void) {
-        if let source = try? loop.addIO(
-            fd.raw, events: events,
-            { [unowned self] _ in
-                ready(self)
-                shovel()
-            })
-        {
-            sources.append(source)
-        } else {
+    /// those are always ready, so they are marked ready once and need no source (nil).
+    private func watch(_ fd: OwnedFD, events: UInt32, loop: EventLoop, ready: @escaping (ConsoleForwarder) -> Void) -> EventSource? {
+        guard
+            let source = try? loop.addIO(
+                fd.raw, events: events,
+                { [unowned self] _ in
+                    ready(self)
+                    shovel()
+                })
+        else {
             ready(self)
+            return nil
         }
+        sources.append(source)
+        return source
+    }
+
+    /// Asks epoll only for what could move a byte now. While the queue to the host is full, the
+    /// master's new output cannot be read: each of its wake-ups would be for nothing (half of them,
+    /// in a busy console whose reader is slower than the machine). Writability is news only with
+    /// something to write that the last write could not place. epoll_ctl re-checks changed events at
+    /// once, so nothing that became ready meanwhile is missed; it is called only when they change
+    /// (sd-event would repeat an edge-triggered one, and with it the event, every time).
+    private func watchOnlyWhatCanMove() {
+        func update(_ source: EventSource?, _ current: inout UInt32, to events: UInt32) {
+            guard let source, events != current else { return }
+            source.setEvents(events)
+            current = events
+        }
+        let masterWrite = !toMachine.isEmpty && !masterWritable
+        update(masterSource, &masterEvents, to: Self.edge | (toHost.isFull ? 0 : Self.readable) | (masterWrite ? Self.writable : 0))
+        let outputWrite = !toHost.isEmpty && !outputWritable
+        update(outputSource, &outputEvents, to: Self.edge | (outputWrite ? Self.writable : 0))
     }
 
     /// Copies the host terminal's size to the machine's (at start and on SIGWINCH).
@@ -106,6 +131,8 @@ final class ConsoleForwarder {
             spins += 1
         }
         sources.removeAll()
+        masterSource = nil
+        outputSource = nil
         if let flags = restoreOutputFlags, let output { _ = fcntl(output.raw, F_SETFL, flags) }
         terminal?.restore()
     }
@@ -164,6 +191,7 @@ final class ConsoleForwarder {
                 }
             }
         }
+        watchOnlyWhatCanMove()
     }
 
     // MARK: Escape sequences
