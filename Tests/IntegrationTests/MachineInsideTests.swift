@@ -10,6 +10,17 @@ struct MachineInsideTests {
         #expect(try machine.shell("echo $$", options: ["-a"]).stdout == "2\n")
     }
 
+    /// Descriptors swift-nspawn was started with (7 and 9 of a shell here, not close-on-exec) stay
+    /// out of the machine: its payload has the standard streams only. (`; true`: the shell lists
+    /// its own descriptors, not an exec'd ls with the directory it reads.)
+    @Test func onlyTheStandardStreamsReachThePayload() throws {
+        let machine = try TestMachine()
+        let result = try runNspawn(
+            ["-D", machine.path, "-P", "-q", "/bin/sh", "-c", "ls /proc/$$/fd; true"],
+            prefix: ["/bin/sh", "-c", "exec 7</dev/null 9</dev/null; exec \"$@\"", "sh"])
+        #expect(result.lines == ["0", "1", "2"], "\(result.stdout) \(result.stderr)")
+    }
+
     @Test func hostnameIsTheMachineNameUnlessGiven() throws {
         let machine = try TestMachine()
         #expect(try machine.run([], ["hostname"]).stdout == "\(machine.name)\n")

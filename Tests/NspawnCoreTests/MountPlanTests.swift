@@ -157,10 +157,3 @@ import Testing
         #expect(DeviceNode(name: "big", major: 259, minor: 300).deviceNumber == (UInt64(259) << 8) | 0x2c | (UInt64(0x100) << 12))
     }
 }
-
-extension MountPlan {
-    /// The API file systems the plan needs from the machine's PID 1, in the plan's order.
-    var apiFilesystems: [APIFilesystem] {
-        hostMounts.compactMap { if case .api(let filesystem, _, _) = $0 { filesystem } else { nil } }
-    }
-}

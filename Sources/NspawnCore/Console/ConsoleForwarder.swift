@@ -70,6 +70,7 @@ final class ConsoleForwarder {
             if events & UInt32(EPOLLIN.rawValue | EPOLLHUP.rawValue) != 0 { masterReadable = true }
             if events & UInt32(EPOLLOUT.rawValue) != 0 { masterWritable = true }
             shovel()
+            watchOnlyWhatCanMove()
         }
         if let output { outputSource = watch(output, events: outputEvents, loop: loop) { $0.outputWritable = true } }
         if let input { _ = watch(input, events: Self.readable | Self.edge, loop: loop) { $0.inputReadable = true } }
@@ -84,6 +85,7 @@ final class ConsoleForwarder {
                 { [unowned self] _ in
                     ready(self)
                     shovel()
+                    watchOnlyWhatCanMove()
                 })
         else {
             ready(self)
@@ -101,8 +103,7 @@ final class ConsoleForwarder {
     /// (sd-event would repeat an edge-triggered one, and with it the event, every time).
     private func watchOnlyWhatCanMove() {
         func update(_ source: EventSource?, _ current: inout UInt32, to events: UInt32) {
-            guard let source, events != current else { return }
-            source.setEvents(events)
+            guard let source, events != current, source.setEvents(events) else { return }
             current = events
         }
         let masterWrite = !toMachine.isEmpty && !masterWritable
@@ -191,7 +192,6 @@ final class ConsoleForwarder {
                 }
             }
         }
-        watchOnlyWhatCanMove()
     }
 
     // MARK: Escape sequences

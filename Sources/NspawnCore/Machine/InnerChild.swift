@@ -82,7 +82,7 @@ enum InnerChild {
             try kernel.writeFile(sysctl.value, to: sysctl.path)
         }
         var mounts: [OwnedFD] = []
-        for case .api(let filesystem, _, let attributes) in plan.mounts.hostMounts {
+        try plan.mounts.forEachAPIFilesystem { filesystem, attributes in
             mounts.append(try kernel.newMount(filesystem.rawValue, options: [], attributes: attributes))
         }
         return mounts

@@ -211,9 +211,9 @@ struct MountNamespaceBuilder {
             machineRoot: 0, idmapUserNamespace: nil, quiet: quiet)
         // By index, not zip(zip(…), …): the outer child would instantiate the nested iterators'
         // metadata at run time, ~70 µs of its start, which is on the machine's critical path.
-        for (index, clone) in clones.enumerated() {
-            try executor.attach(clone, for: plan.guestMounts[index], creating: staged[index])
-            clone.close()
+        for index in clones.indices {
+            try executor.attach(clones[index], for: plan.guestMounts[index], creating: staged[index])
+            clones[index].close()
         }
         return executor.root
     }

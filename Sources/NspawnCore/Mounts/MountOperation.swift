@@ -16,7 +16,9 @@ struct APIMounts {
     /// Pairs the mounts PID 1 sent, in the order it made them, with the plan's API file systems.
     init(_ mounts: [OwnedFD], plan: MountPlan) {
         var received = mounts.makeIterator()
-        for case .api(let filesystem, _, _) in plan.hostMounts { self[filesystem] = received.next() }
+        var paired = APIMounts()
+        plan.forEachAPIFilesystem { filesystem, _ in paired[filesystem] = received.next() }
+        self = paired
     }
 
     subscript(filesystem: APIFilesystem) -> OwnedFD? {

@@ -189,4 +189,11 @@ struct MountPlan: Equatable, Sendable {
         }
         return (nil, String(path.drop { $0 == "/" }))
     }
+
+    /// The API file systems the plan needs from the machine's PID 1, in the plan's order: the order
+    /// PID 1 makes and sends them in and the outer child pairs them by. A loop over the host mounts
+    /// rather than an array of pairs, whose type each child would instantiate at run time.
+    func forEachAPIFilesystem(_ body: (APIFilesystem, MountAttributes) throws -> Void) rethrows {
+        for case .api(let filesystem, _, let attributes) in hostMounts { try body(filesystem, attributes) }
+    }
 }

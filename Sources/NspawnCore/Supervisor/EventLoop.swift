@@ -92,7 +92,8 @@ final class EventSource {
         self.box = box
     }
 
-    func setEvents(_ events: UInt32) { sd_event_source_set_io_events(source, events) }
+    /// An I/O source's events from now on; false if epoll_ctl refused them (the old ones stay).
+    func setEvents(_ events: UInt32) -> Bool { sd_event_source_set_io_events(source, events) >= 0 }
 
     /// A timer source fires once more, `seconds` from now: one source serves a repeating timer.
     func rearm(after seconds: Double) {
