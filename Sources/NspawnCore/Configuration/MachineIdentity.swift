@@ -79,12 +79,13 @@ public struct MachineID: Equatable, Sendable, CustomStringConvertible {
 
     /// The bytes in lowercase hex, a dash before each byte index given; made as UTF-8 bytes (both
     /// forms are written on every start).
-    private func hex(dashesBefore dashes: Set<Int>) -> String {
+    private func hex(dashesBefore dashes: [Int]) -> String {
         let digits = Array("0123456789abcdef".utf8)
         var text: [UInt8] = []
-        for (index, byte) in bytes.enumerated() {
+        for index in bytes.indices {
             if dashes.contains(index) { text.append(UInt8(ascii: "-")) }
-            text += [digits[Int(byte >> 4)], digits[Int(byte & 0xf)]]
+            text.append(digits[Int(bytes[index] >> 4)])
+            text.append(digits[Int(bytes[index] & 0xf)])
         }
         return String(decoding: text, as: UTF8.self)
     }

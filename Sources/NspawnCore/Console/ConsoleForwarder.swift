@@ -34,12 +34,9 @@ final class ConsoleForwarder {
     private var outputGone = false
     private var escapes: [UInt64] = []
     private var sources: [EventSource] = []
-    /// The master's and our stdout's sources and the events asked of them, which follow the queues
-    /// (see watchOnlyWhatCanMove).
+    /// The master's and our stdout's sources, whose events follow the queues (see watchOnlyWhatCanMove).
     private var masterSource: EventSource?
     private var outputSource: EventSource?
-    private var masterEvents = readable | writable | edge
-    private var outputEvents = writable | edge
     private static let (readable, writable, edge) = (UInt32(EPOLLIN.rawValue), UInt32(EPOLLOUT.rawValue), UInt32(EPOLLET.rawValue))
 
     /// - Parameter mode: interactive (both ways), read-only (output only) or passive (nothing forwarded).
@@ -66,13 +63,13 @@ final class ConsoleForwarder {
         terminal?.makeRaw()
         resize()
 
-        masterSource = try loop.addIO(master.raw, events: masterEvents) { [unowned self] events in
+        masterSource = try loop.addIO(master.raw, events: Self.readable | Self.writable | Self.edge) { [unowned self] events in
             if events & UInt32(EPOLLIN.rawValue | EPOLLHUP.rawValue) != 0 { masterReadable = true }
             if events & UInt32(EPOLLOUT.rawValue) != 0 { masterWritable = true }
             shovel()
             watchOnlyWhatCanMove()
         }
-        if let output { outputSource = watch(output, events: outputEvents, loop: loop) { $0.outputWritable = true } }
+        if let output { outputSource = watch(output, events: Self.writable | Self.edge, loop: loop) { $0.outputWritable = true } }
         if let input { _ = watch(input, events: Self.readable | Self.edge, loop: loop) { $0.inputReadable = true } }
     }
 
@@ -99,17 +96,13 @@ final class ConsoleForwarder {
     /// master's new output cannot be read: each of its wake-ups would be for nothing (half of them,
     /// in a busy console whose reader is slower than the machine). Writability is news only with
     /// something to write that the last write could not place. epoll_ctl re-checks changed events at
-    /// once, so nothing that became ready meanwhile is missed; it is called only when they change
-    /// (sd-event would repeat an edge-triggered one, and with it the event, every time).
+    /// once, so nothing that became ready meanwhile is missed (EventSource.setEvents calls it only
+    /// for a change).
     private func watchOnlyWhatCanMove() {
-        func update(_ source: EventSource?, _ current: inout UInt32, to events: UInt32) {
-            guard let source, events != current, source.setEvents(events) else { return }
-            current = events
-        }
         let masterWrite = !toMachine.isEmpty && !masterWritable
-        update(masterSource, &masterEvents, to: Self.edge | (toHost.isFull ? 0 : Self.readable) | (masterWrite ? Self.writable : 0))
+        masterSource?.setEvents(Self.edge | (toHost.isFull ? 0 : Self.readable) | (masterWrite ? Self.writable : 0))
         let outputWrite = !toHost.isEmpty && !outputWritable
-        update(outputSource, &outputEvents, to: Self.edge | (outputWrite ? Self.writable : 0))
+        outputSource?.setEvents(Self.edge | (outputWrite ? Self.writable : 0))
     }
 
     /// Copies the host terminal's size to the machine's (at start and on SIGWINCH).

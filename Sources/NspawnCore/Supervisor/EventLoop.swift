@@ -37,7 +37,7 @@ final class EventLoop {
                 return 0
             }, Unmanaged.passUnretained(box).toOpaque())
         guard r >= 0, let source else { throw SyscallError("sd_event_add_io", errno: .init(rawValue: -r)) }
-        return EventSource(source, box: box)
+        return EventSource(source, box: box, events: events)
     }
 
     /// Calls the handler once, after the given number of seconds (CLOCK_MONOTONIC).
@@ -86,14 +86,22 @@ final class EventSource {
 
     let source: OpaquePointer
     private let box: Box
+    /// An I/O source's events, as epoll has them.
+    private var events: UInt32
 
-    init(_ source: OpaquePointer, box: Box) {
+    init(_ source: OpaquePointer, box: Box, events: UInt32 = 0) {
         self.source = source
         self.box = box
+        self.events = events
     }
 
-    /// An I/O source's events from now on; false if epoll_ctl refused them (the old ones stay).
-    func setEvents(_ events: UInt32) -> Bool { sd_event_source_set_io_events(source, events) >= 0 }
+    /// An I/O source's events from now on. Only a change reaches epoll_ctl: sd-event would repeat an
+    /// edge-triggered one, and with it the event, on every call. One it refuses leaves the old
+    /// events, and is tried again on the next call.
+    func setEvents(_ events: UInt32) {
+        guard events != self.events, sd_event_source_set_io_events(source, events) >= 0 else { return }
+        self.events = events
+    }
 
     /// A timer source fires once more, `seconds` from now: one source serves a repeating timer.
     func rearm(after seconds: Double) {
