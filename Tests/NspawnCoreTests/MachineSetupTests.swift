@@ -90,16 +90,18 @@ import Testing
     private func prepared(_ args: [String]) throws -> (RecordingKernel, [OwnedFD]) {
         let plan = try PlanFixture.plan(args)
         let kernel = RecordingKernel(existing: [])
+        #expect(InnerChild.makeNetworkNamespace(plan, kernel: kernel) == nil)
         let mounts = try InnerChild.prepare(plan, kernel: kernel)
         try InnerChild.name(plan, kernel: kernel)
         return (kernel, mounts)
     }
 
-    @Test func pid1BecomesTheMachinesRootThenMakesItsAPIFileSystems() throws {
+    @Test func pid1MakesItsNetworkBecomesTheMachinesRootThenMakesItsAPIFileSystems() throws {
         let (kernel, mounts) = try prepared([])
         #expect(
             kernel.calls == [
-                "setresgid(0) setgroups(0) setresuid(0)", "unshare(\(NamespaceSet([.cgroup, .network]).rawValue))", "fsmount(proc: ; nosuid|nodev|noexec)",
+                "unshare(\(NamespaceSet.network.rawValue))", "setresgid(0) setgroups(0) setresuid(0)", "unshare(\(NamespaceSet.cgroup.rawValue))",
+                "fsmount(proc: ; nosuid|nodev|noexec)",
                 "fsmount(sysfs: ; ro|nosuid|nodev|noexec)", "fsmount(cgroup2: ; nosuid|nodev|noexec)", "fsmount(mqueue: ; nosuid|nodev|noexec)",
                 "sethostname(web)", "ioctl(SIOCSIFFLAGS, lo, IFF_UP)",
             ])
@@ -112,9 +114,17 @@ import Testing
         #expect(!kernel.calls.contains { $0.hasPrefix("ioctl(SIOCSIFFLAGS") } && !kernel.calls.contains { $0.hasPrefix("fsmount(sysfs") })
     }
 
+    @Test func aNetworkNamespaceThatCannotBeMadeIsReturnedNotThrown() throws {
+        let kernel = RecordingKernel(existing: [])
+        kernel.failure = { $0.hasPrefix("unshare") ? .noSpace : nil }
+        let failure = InnerChild.makeNetworkNamespace(try PlanFixture.plan([]), kernel: kernel)
+        #expect(failure?.errno == .noSpace && kernel.calls == ["unshare(\(NamespaceSet.network.rawValue))"])
+        #expect(InnerChild.makeNetworkNamespace(try PlanFixture.plan(["--no-private-network"]), kernel: kernel) == nil && kernel.calls.count == 1)
+    }
+
     @Test func withoutAUserNamespacePID1StaysTheHostsRoot() throws {
         let (kernel, _) = try prepared(["--private-users=no"])
-        #expect(kernel.calls.first == "unshare(\(NamespaceSet([.cgroup, .network]).rawValue))")
+        #expect(kernel.calls.prefix(2) == ["unshare(\(NamespaceSet.network.rawValue))", "unshare(\(NamespaceSet.cgroup.rawValue))"])
     }
 }
 

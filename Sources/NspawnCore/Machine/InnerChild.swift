@@ -12,7 +12,10 @@ enum InnerChild {
     /// `startGate`: the OCI runtime's exec.fifo (see MachineHandover); nil for a machine that starts at once.
     static func run(_ plan: MachinePlan, confinement: PayloadConfinement, supervisor: SetupChannel, outer: SetupChannel, startGate: OwnedFD?) throws -> Never {
         let kernel = LinuxKernel()
+        let networkFailure = makeNetworkNamespace(plan, kernel: kernel)
         _ = try supervisor.receive(.proceed, from: "The supervisor")
+        // Told only now, where the channels' protocol expects a failure of ours.
+        if let networkFailure { throw networkFailure }
         let mounts = try prepare(plan, kernel: kernel)
         try outer.send(.apiMounts, fds: mounts, to: "The outer child")
         mounts.forEach { $0.close() }
@@ -62,6 +65,15 @@ enum InnerChild {
         _ = try sys("write", path: path) { Glibc.write(fifo.raw, &byte, 1) }
     }
 
+    /// At once, while the supervisor writes our ID maps and starts the outer child: our network
+    /// namespace, where we make it ourselves (from birth we have every capability in our user
+    /// namespace, maps or not). Returns what failed, rather than throwing it.
+    static func makeNetworkNamespace(_ plan: MachinePlan, kernel: any Kernel) -> SyscallError? {
+        guard plan.networkNamespaceMadeByPID1 else { return nil }
+        do { try kernel.unshare(.network) } catch { return error }
+        return nil
+    }
+
     /// Once the supervisor has written the ID maps: the machine's root, in its own cgroup namespace,
     /// makes the API file systems of its namespaces as detached mounts, in the plan's order.
     static func prepare(_ plan: MachinePlan, kernel: any Kernel) throws -> [OwnedFD] {
@@ -74,8 +86,8 @@ enum InnerChild {
             }
         }
         // Our cgroup namespace, entered only now that we sit in the machine's cgroup, so the guest
-        // sees that cgroup as "/"; and the network namespace we make ourselves, before its sysctls.
-        try kernel.unshare(plan.networkNamespaceMadeByPID1 ? [.cgroup, .network] : .cgroup)
+        // sees that cgroup as "/".
+        try kernel.unshare(.cgroup)
         // Through the host's procfs, which shows the settings of our namespaces; a network one only
         // where the network namespace is ours (the plan refuses the others).
         for sysctl in plan.sysctls where !sysctl.isNetwork || plan.network.namespace == .own {

@@ -73,9 +73,10 @@ struct MachinePlan: Equatable, Sendable {
     }
 
     /// A network namespace of its own with no links to move in (the default, with only `lo`): PID 1
-    /// makes it itself when it proceeds, while the outer child builds the tree, rather than being
-    /// born in it. Making one is the dearest part of the clone (about 0.4 ms here), and nothing
-    /// before needs it. As with the clone, it is owned by the machine's user namespace.
+    /// makes it itself as soon as it is born, while the supervisor writes its ID maps and starts the
+    /// outer child, rather than being born in it. Making one is the dearest part of the clone (about
+    /// 0.4 ms here), and nothing before needs it. As with the clone, it is owned by the machine's
+    /// user namespace.
     var networkNamespaceMadeByPID1: Bool { network.namespace == .own && !network.hasLinks }
 
     /// The namespaces PID 1 is born in.
