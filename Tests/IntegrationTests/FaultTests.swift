@@ -6,8 +6,8 @@ import Testing
 /// Faults: the supervisor SIGKILLed at random moments of start-up, run and shutdown, each followed
 /// by a normal run that must work and leave the host as it was (mounts, cgroups, /run/swift-nspawn,
 /// the tree's files; with -n also links, addresses, routes and nftables tables; with -i the loop
-/// devices and the image's bytes); a full /run and
-/// too few descriptors end in one line and a clean host.
+/// devices and the image's bytes); a full /run, a refused network namespace and too few
+/// descriptors end in one line and a clean host.
 @Suite(.serialized, .enabled(if: TestEnvironment.isRoot, TestEnvironment.rootReason))
 struct FaultTests {
     /// The kill moments, from a seed the test prints (FAULT_SEED replays a run).
@@ -91,6 +91,20 @@ struct FaultTests {
             ["-D", machine.path, "-P", "-q", "true"], prefix: ["/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c", script, "sh"])
         #expect(result.status == 1 && result.stderrLines.count == 1, "\(result.stderr)")
         #expect(result.stderr.contains("No space left on device"), "\(result.stderr)")
+    }
+
+    /// A network namespace the kernel refuses (ENOSPC: its max_net_namespaces reached), which PID 1
+    /// makes at birth, while the supervisor is still writing its ID maps and setting its limits:
+    /// one line naming the call, status 1, and nothing left behind.
+    @Test func refusedNetworkNamespace() throws {
+        let machine = try TestMachine()
+        let host = HostState.capture()
+        let refuse = [try machine.hostFixture("refuse-unshare"), "\(NamespaceSet.network.rawValue)", "\(ENOSPC)"]
+        let result = try runNspawn(["-D", machine.path, "-P", "-q", "--cpu-affinity=0", "--oom-score-adjust=100", "true"], prefix: refuse)
+        #expect(result.status == 1 && result.stderrLines == ["unshare(\"net\"): No space left on device"], "\(result.stderr)")
+        #expect(eventually(within: 3) { HostState.capture() == host }, "\(HostState.capture()) vs \(host)")
+        // The same filter leaves a machine on the host's network alone.
+        #expect(try runNspawn(["-D", machine.path, "-P", "-q", "--no-private-network", "true"], prefix: refuse).status == 0)
     }
 
     /// Too few descriptors, at every limit up to where a start fits: each ends in one line naming

@@ -72,6 +72,11 @@ enum PlanFixture {
         for (args, expected) in cases { #expect(try PlanFixture.plan(args).namespaces == expected, "\(args)") }
     }
 
+    @Test func namespacesAreNamedAsProcNamesThem() {
+        #expect(NamespaceSet.network.names == "net" && NamespaceSet.mount.names == "mnt")
+        #expect(NamespaceSet([.cgroup, .network]).names == "cgroup+net" && NamespaceSet().names == "")
+    }
+
     @Test func aNetworkNamespaceWithoutLinksIsMadeByPID1NotAtTheClone() throws {
         let plain = try PlanFixture.plan([])
         #expect(plain.networkNamespaceMadeByPID1 && plain.namespacesAtClone == [.mount, .pid, .uts, .ipc, .user])

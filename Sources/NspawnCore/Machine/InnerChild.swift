@@ -12,10 +12,8 @@ enum InnerChild {
     /// `startGate`: the OCI runtime's exec.fifo (see MachineHandover); nil for a machine that starts at once.
     static func run(_ plan: MachinePlan, confinement: PayloadConfinement, supervisor: SetupChannel, outer: SetupChannel, startGate: OwnedFD?) throws -> Never {
         let kernel = LinuxKernel()
-        let networkFailure = makeNetworkNamespace(plan, kernel: kernel)
+        try makeNetworkNamespace(plan, kernel: kernel)
         _ = try supervisor.receive(.proceed, from: "The supervisor")
-        // Told only now, where the channels' protocol expects a failure of ours.
-        if let networkFailure { throw networkFailure }
         let mounts = try prepare(plan, kernel: kernel)
         try outer.send(.apiMounts, fds: mounts, to: "The outer child")
         mounts.forEach { $0.close() }
@@ -67,11 +65,9 @@ enum InnerChild {
 
     /// At once, while the supervisor writes our ID maps and starts the outer child: our network
     /// namespace, where we make it ourselves (from birth we have every capability in our user
-    /// namespace, maps or not). Returns what failed, rather than throwing it.
-    static func makeNetworkNamespace(_ plan: MachinePlan, kernel: any Kernel) -> SyscallError? {
-        guard plan.networkNamespaceMadeByPID1 else { return nil }
-        do { try kernel.unshare(.network) } catch { return error }
-        return nil
+    /// namespace, maps or not).
+    static func makeNetworkNamespace(_ plan: MachinePlan, kernel: any Kernel) throws(SyscallError) {
+        if plan.networkNamespaceMadeByPID1 { try kernel.unshare(.network) }
     }
 
     /// Once the supervisor has written the ID maps: the machine's root, in its own cgroup namespace,

@@ -188,7 +188,12 @@ struct LinuxKernel: Kernel {
     }
 
     func unshare(_ namespaces: NamespaceSet) throws(SyscallError) {
-        try sys("unshare") { nsp_unshare(Int32(truncatingIfNeeded: namespaces.rawValue)) }
+        do {
+            try sys("unshare") { nsp_unshare(Int32(truncatingIfNeeded: namespaces.rawValue)) }
+        } catch {
+            // Named only on failure: the children call this, and a name costs them string work.
+            throw SyscallError("unshare", path: namespaces.names, errno: error.errno)
+        }
     }
 
     func becomeRoot() throws(SyscallError) {

@@ -76,22 +76,31 @@ final class TestMachine {
 
     /// Compiles Fixtures/NAME.c statically into the machine's /usr/bin/NAME.
     func installFixture(_ name: String) throws {
-        let cc = Process()
-        cc.executableURL = URL(fileURLWithPath: "/usr/bin/cc")
-        cc.arguments = [
-            "-static", "-O1", "-o", root.appendingPathComponent("usr/bin/\(name)").path,
-            TestEnvironment.packageRoot.appendingPathComponent("Tests/IntegrationTests/Fixtures/\(name).c").path,
-        ]
-        try cc.run()
-        cc.waitUntilExit()
-        guard cc.terminationStatus == 0 else {
-            throw CocoaError(.executableLoad, userInfo: ["reason": "cc -static \(name).c failed (is libc6-dev installed?)"])
-        }
+        try compileFixture(name, to: root.appendingPathComponent("usr/bin/\(name)"))
+    }
+
+    /// Compiles Fixtures/NAME.c statically beside the tree, for the host to run; returns its path.
+    func hostFixture(_ name: String) throws -> String {
+        let output = directory.appendingPathComponent(name)
+        try compileFixture(name, to: output)
+        return output.path
     }
 
     /// `sh -c SCRIPT` inside the machine.
     func shell(_ script: String, options: [String] = []) throws -> RunResult {
         try run(options, ["/bin/sh", "-c", script])
+    }
+}
+
+/// Compiles Fixtures/NAME.c statically to `output`.
+func compileFixture(_ name: String, to output: URL) throws {
+    let cc = Process()
+    cc.executableURL = URL(fileURLWithPath: "/usr/bin/cc")
+    cc.arguments = ["-static", "-O1", "-o", output.path, TestEnvironment.packageRoot.appendingPathComponent("Tests/IntegrationTests/Fixtures/\(name).c").path]
+    try cc.run()
+    cc.waitUntilExit()
+    guard cc.terminationStatus == 0 else {
+        throw CocoaError(.executableLoad, userInfo: ["reason": "cc -static \(name).c failed (is libc6-dev installed?)"])
     }
 }
 
