@@ -12,12 +12,11 @@ enum InnerChild {
     /// `startGate`: the OCI runtime's exec.fifo (see MachineHandover); nil for a machine that starts at once.
     static func run(_ plan: MachinePlan, confinement: PayloadConfinement, supervisor: SetupChannel, outer: SetupChannel, startGate: OwnedFD?) throws -> Never {
         let kernel = LinuxKernel()
-        try makeNetworkNamespace(plan, kernel: kernel)
+        try atBirth(plan, kernel: kernel)
         _ = try supervisor.receive(.proceed, from: "The supervisor")
         let mounts = try prepare(plan, kernel: kernel)
         try outer.send(.apiMounts, fds: mounts, to: "The outer child")
         mounts.forEach { $0.close() }
-        try name(plan, kernel: kernel)
 
         let received = try outer.receive(.mountNamespace, from: "The outer child")
         guard let namespace = received.first else { throw UserError("The outer child sent no mount namespace.") }
@@ -63,11 +62,15 @@ enum InnerChild {
         _ = try sys("write", path: path) { Glibc.write(fifo.raw, &byte, 1) }
     }
 
-    /// At once, while the supervisor writes our ID maps and starts the outer child: our network
-    /// namespace, where we make it ourselves (from birth we have every capability in our user
-    /// namespace, maps or not).
-    static func makeNetworkNamespace(_ plan: MachinePlan, kernel: any Kernel) throws(SyscallError) {
+    /// At once, while the supervisor writes our ID maps and starts the outer child (we would only
+    /// wait), all that needs no more than the capabilities we have in our user namespace from birth,
+    /// maps or not: our network namespace where we make it ourselves, our hostname, and our loopback
+    /// interface up where the network namespace is ours.
+    static func atBirth(_ plan: MachinePlan, kernel: any Kernel) throws {
         if plan.networkNamespaceMadeByPID1 { try kernel.unshare(.network) }
+        if let hostname = plan.hostname { try kernel.setHostname(hostname) }
+        if let domainname = plan.domainname { try kernel.setDomainname(domainname) }
+        if plan.network.namespace == .own { try kernel.bringUp("lo") }
     }
 
     /// Once the supervisor has written the ID maps: the machine's root, in its own cgroup namespace,
@@ -94,12 +97,5 @@ enum InnerChild {
             mounts.append(try kernel.newMount(filesystem.rawValue, options: [], attributes: attributes))
         }
         return mounts
-    }
-
-    /// Its hostname, and its loopback interface up when the network namespace is its own.
-    static func name(_ plan: MachinePlan, kernel: any Kernel) throws {
-        if let hostname = plan.hostname { try kernel.setHostname(hostname) }
-        if let domainname = plan.domainname { try kernel.setDomainname(domainname) }
-        if plan.network.namespace == .own { try kernel.bringUp("lo") }
     }
 }
