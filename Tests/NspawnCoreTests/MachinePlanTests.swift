@@ -77,14 +77,20 @@ enum PlanFixture {
         #expect(NamespaceSet([.cgroup, .network]).names == "cgroup+net" && NamespaceSet().names == "")
     }
 
-    @Test func aNetworkNamespaceWithoutLinksIsMadeByPID1NotAtTheClone() throws {
+    @Test func pid1IsBornInItsUserAndPIDNamespacesAndMakesTheOthersItself() throws {
         let plain = try PlanFixture.plan([])
-        #expect(plain.networkNamespaceMadeByPID1 && plain.namespacesAtClone == [.mount, .pid, .uts, .ipc, .user])
+        #expect(plain.namespacesAtClone == [.pid, .user] && plain.namespacesMadeByPID1 == [.mount, .uts, .ipc, .network])
         // Links are moved into it by the supervisor before PID 1 goes on: it must exist at the clone.
         let linked = try PlanFixture.plan(["-n"])
-        #expect(!linked.networkNamespaceMadeByPID1 && linked.namespacesAtClone == linked.namespaces)
+        #expect(linked.namespacesAtClone == [.pid, .user, .network] && linked.namespacesMadeByPID1 == [.mount, .uts, .ipc])
         let shared = try PlanFixture.plan(["--no-private-network"])
-        #expect(!shared.networkNamespaceMadeByPID1 && shared.namespacesAtClone == shared.namespaces)
+        #expect(shared.namespacesAtClone == [.pid, .user] && shared.namespacesMadeByPID1 == [.mount, .uts, .ipc])
+        let hostUsers = try PlanFixture.plan(["--private-users=no"])
+        #expect(hostUsers.namespacesAtClone == [.pid] && hostUsers.namespacesMadeByPID1 == [.mount, .uts, .ipc, .network])
+        for plan in [plain, linked, shared, hostUsers] {
+            #expect(plan.namespacesAtClone.union(plan.namespacesMadeByPID1) == plan.namespaces)
+            #expect(plan.namespacesAtClone.intersection(plan.namespacesMadeByPID1).isEmpty)
+        }
     }
 
     @Test func aNestingMachineGetsSixteenSlotsOfIDs() throws {

@@ -99,7 +99,8 @@ import Testing
         let (kernel, mounts) = try prepared([])
         #expect(
             kernel.calls == [
-                "unshare(\(NamespaceSet.network.rawValue))", "sethostname(web)", "ioctl(SIOCSIFFLAGS, lo, IFF_UP)",
+                "unshare(\(NamespaceSet([.mount, .uts, .ipc]).rawValue))", "unshare(\(NamespaceSet.network.rawValue))", "sethostname(web)",
+                "ioctl(SIOCSIFFLAGS, lo, IFF_UP)",
                 "setresgid(0) setgroups(0) setresuid(0)", "unshare(\(NamespaceSet.cgroup.rawValue))", "fsmount(proc: ; nosuid|nodev|noexec)",
                 "fsmount(sysfs: ; ro|nosuid|nodev|noexec)", "fsmount(cgroup2: ; nosuid|nodev|noexec)", "fsmount(mqueue: ; nosuid|nodev|noexec)",
             ])
@@ -108,7 +109,7 @@ import Testing
 
     @Test func noNestedUserNamespacesIsWrittenIntoTheMachinesOwnLimit() throws {
         let (kernel, _) = try prepared(["--nested-user-namespaces=no", "--no-private-network"])
-        #expect(kernel.calls[2] == "open(/proc/sys/user/max_user_namespaces)" && kernel.calls[3] == "write(/proc/sys/user/max_user_namespaces, \"0\")")
+        #expect(kernel.calls[3] == "open(/proc/sys/user/max_user_namespaces)" && kernel.calls[4] == "write(/proc/sys/user/max_user_namespaces, \"0\")")
         #expect(!kernel.calls.contains { $0.hasPrefix("ioctl(SIOCSIFFLAGS") } && !kernel.calls.contains { $0.hasPrefix("fsmount(sysfs") })
     }
 

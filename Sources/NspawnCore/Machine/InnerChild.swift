@@ -3,11 +3,11 @@
 #endif
 import CNspawnShim
 
-/// The machine's PID 1 before it execs the payload: born in its own user, PID, UTS, IPC and network
-/// namespaces and in its cgroup (a network namespace without links it makes itself: see
-/// MachinePlan.networkNamespaceMadeByPID1). It makes the file systems only it can make (they belong
-/// to its namespaces), hands them to the outer child, joins the finished mount namespace, whose
-/// root is the tree, and waits for the device filter on its cgroup before anything of the machine's.
+/// The machine's PID 1 before it execs the payload: born in its own user and PID namespaces and in
+/// its cgroup, it makes its own mount, UTS, IPC and network namespaces at once (see
+/// MachinePlan.namespacesMadeByPID1). It makes the file systems only it can make (they belong to its
+/// namespaces), hands them to the outer child, joins the finished mount namespace, whose root is the
+/// tree, and waits for the device filter on its cgroup before anything of the machine's.
 enum InnerChild {
     /// `startGate`: the OCI runtime's exec.fifo (see MachineHandover); nil for a machine that starts at once.
     static func run(_ plan: MachinePlan, confinement: PayloadConfinement, supervisor: SetupChannel, outer: SetupChannel, startGate: OwnedFD?) throws -> Never {
@@ -64,10 +64,13 @@ enum InnerChild {
 
     /// At once, while the supervisor writes our ID maps and starts the outer child (we would only
     /// wait), all that needs no more than the capabilities we have in our user namespace from birth,
-    /// maps or not: our network namespace where we make it ourselves, our hostname, and our loopback
-    /// interface up where the network namespace is ours.
+    /// maps or not: the namespaces we make ourselves (MachinePlan.namespacesMadeByPID1; the network
+    /// one apart, so that a limit reached is named), our hostname, and our loopback interface up
+    /// where the network namespace is ours.
     static func atBirth(_ plan: MachinePlan, kernel: any Kernel) throws {
-        if plan.networkNamespaceMadeByPID1 { try kernel.unshare(.network) }
+        let made = plan.namespacesMadeByPID1
+        if !made.subtracting(.network).isEmpty { try kernel.unshare(made.subtracting(.network)) }
+        if made.contains(.network) { try kernel.unshare(.network) }
         if let hostname = plan.hostname { try kernel.setHostname(hostname) }
         if let domainname = plan.domainname { try kernel.setDomainname(domainname) }
         if plan.network.namespace == .own { try kernel.bringUp("lo") }

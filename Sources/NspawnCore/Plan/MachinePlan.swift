@@ -73,18 +73,27 @@ struct MachinePlan: Equatable, Sendable {
     }
 
     /// A network namespace of its own with no links to move in (the default, with only `lo`): PID 1
-    /// makes it itself as soon as it is born, while the supervisor writes its ID maps and starts the
-    /// outer child, rather than being born in it. Making one is the dearest part of the clone (about
-    /// 0.4 ms here), and nothing before needs it. As with the clone, it is owned by the machine's
-    /// user namespace.
+    /// makes it itself (see namespacesMadeByPID1). Making one is the dearest part of a clone here
+    /// (about 0.4 ms). One with links must exist at the clone: the supervisor moves them into it
+    /// before PID 1 goes on.
     var networkNamespaceMadeByPID1: Bool { network.namespace == .own && !network.hasLinks }
 
-    /// The namespaces PID 1 is born in.
-    var namespacesAtClone: NamespaceSet {
-        var set = namespaces
-        if networkNamespaceMadeByPID1 { set.remove(.network) }
+    /// The namespaces PID 1 makes itself as soon as it is born (unshare), while the supervisor
+    /// writes its ID maps and starts the outer child, rather than being born in them: its mount,
+    /// UTS and IPC namespaces, and a network namespace without links. They are then not made on
+    /// the supervisor's way to starting the outer child (copying the host's mount table and making
+    /// an IPC namespace are half of the clone's namespace work), and nothing before needs them. The
+    /// clone makes only what must exist at birth: the user namespace, whose maps the supervisor
+    /// writes, and the PID namespace, whose first process PID 1 is. Made by PID 1, they are owned by
+    /// the machine's user namespace, as at the clone.
+    var namespacesMadeByPID1: NamespaceSet {
+        var set = namespaces.intersection([.mount, .uts, .ipc])
+        if networkNamespaceMadeByPID1 { set.insert(.network) }
         return set
     }
+
+    /// The namespaces PID 1 is born in.
+    var namespacesAtClone: NamespaceSet { namespaces.subtracting(namespacesMadeByPID1) }
 
     /// - Parameters:
     ///   - image: where the tree is and the machine's name.
