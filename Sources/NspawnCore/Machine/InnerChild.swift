@@ -69,7 +69,8 @@ enum InnerChild {
     /// where the network namespace is ours.
     static func atBirth(_ plan: MachinePlan, kernel: any Kernel) throws {
         let made = plan.namespacesMadeByPID1
-        if !made.subtracting(.network).isEmpty { try kernel.unshare(made.subtracting(.network)) }
+        let allButNetwork = made.subtracting(.network)
+        if !allButNetwork.isEmpty { try kernel.unshare(allButNetwork) }
         if made.contains(.network) { try kernel.unshare(.network) }
         if let hostname = plan.hostname { try kernel.setHostname(hostname) }
         if let domainname = plan.domainname { try kernel.setDomainname(domainname) }

@@ -15,13 +15,13 @@ struct NamespaceSet: OptionSet {
     static let network = NamespaceSet(rawValue: UInt64(NSP_CLONE_NEWNET))
     static let time = NamespaceSet(rawValue: 0x80)  // CLONE_NEWTIME
 
+    /// Each namespace with its name in /proc/PID/ns.
+    static let procNames: [(NamespaceSet, String)] = [
+        (.mount, "mnt"), (.cgroup, "cgroup"), (.uts, "uts"), (.ipc, "ipc"), (.user, "user"), (.pid, "pid"), (.network, "net"), (.time, "time"),
+    ]
+
     /// Their names as /proc/PID/ns has them, for messages: "net", "cgroup+net".
-    var names: String {
-        let all: [(NamespaceSet, String)] = [
-            (.mount, "mnt"), (.cgroup, "cgroup"), (.uts, "uts"), (.ipc, "ipc"), (.user, "user"), (.pid, "pid"), (.network, "net"), (.time, "time"),
-        ]
-        return all.filter { contains($0.0) }.map(\.1).joined(separator: "+")
-    }
+    var names: String { Self.procNames.filter { contains($0.0) }.map(\.1).joined(separator: "+") }
 }
 
 /// A child process this process made, held by pidfd so that its PID can never be reused under us.

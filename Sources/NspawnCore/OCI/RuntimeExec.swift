@@ -192,11 +192,8 @@ extension Runtime {
 
     /// The namespaces of PID 1 that are not ours, by their inodes in /proc.
     static func namespacesToJoin(of pid: Int32) throws -> NamespaceSet {
-        let kinds: [(String, NamespaceSet)] = [
-            ("user", .user), ("mnt", .mount), ("pid", .pid), ("net", .network), ("ipc", .ipc), ("uts", .uts), ("cgroup", .cgroup), ("time", .time),
-        ]
         var set: NamespaceSet = []
-        for (name, namespace) in kinds {
+        for (namespace, name) in NamespaceSet.procNames {
             let theirs = try FileSystem.stat("/proc/\(pid)/ns/\(name)")
             let ours = try FileSystem.stat("/proc/self/ns/\(name)")
             if theirs.st_ino != ours.st_ino || theirs.st_dev != ours.st_dev { set.insert(namespace) }
